@@ -1,0 +1,1 @@
+"""Subcommands of the ``galam`` command line, one module each."""

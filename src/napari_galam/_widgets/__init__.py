@@ -1,0 +1,1 @@
+"""napari dock widgets. The only package that imports napari, qtpy or magicgui."""

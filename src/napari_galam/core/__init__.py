@@ -1,0 +1,1 @@
+"""Pure image and spectrum processing (no napari, no Qt, no TensorFlow)."""

@@ -1,0 +1,1 @@
+"""Keras models, training, the shipped-weights registry and inference (TensorFlow lazily)."""

@@ -1,0 +1,1 @@
+"""The synthetic galaxy universe: galaxy models rendered as cutouts, spectra and cubes."""

@@ -1,0 +1,1 @@
+"""Stellar population synthesis: the shipped SSP library, filters and synthetic photometry."""
