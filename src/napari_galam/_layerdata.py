@@ -1,0 +1,75 @@
+"""Turn what the readers return into napari layer-data tuples (no napari import).
+
+Used by the napari reader and the sample-data contributions, so that a file opened by
+drag-and-drop and a sample look and behave the same.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from napari_galam.io.images import CutoutImage
+from napari_galam.io.spectra import SdssSpectrum
+
+__all__ = ["SPECTRUM_KEY", "cutout_layer_data", "spectrum_layer_data", "robust_limits"]
+
+#: Layer-metadata key under which a spectrum object is stored. napari has no spectrum
+#: layer, so a spectrum opens as an empty points layer carrying it in its metadata;
+#: the Spectrum dock plots every such layer.
+SPECTRUM_KEY = "galam_spectrum"
+
+LayerData = tuple[Any, dict[str, Any], str]
+
+
+def robust_limits(data: Any, lo: float = 0.5, hi: float = 99.5) -> tuple[float, float]:
+    """Contrast limits from percentiles of the finite pixels (sky to bright cores)."""
+    values = np.asarray(data, dtype=np.float32)
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return (0.0, 1.0)
+    if finite.size > 1_000_000:
+        finite = finite[:: finite.size // 1_000_000 + 1]
+    low, high = np.percentile(finite, [lo, hi])
+    if not high > low:
+        high = low + 1.0
+    return (float(low), float(high))
+
+
+def cutout_layer_data(cutout: CutoutImage) -> list[LayerData]:
+    """Layer data for a cutout: one RGB/grey image, or one layer per band."""
+    metadata: dict[str, Any] = {"path": str(cutout.path), "kind": cutout.kind}
+    if cutout.header is not None:
+        metadata["fits_header"] = cutout.header
+    if cutout.wcs is not None:
+        metadata["wcs"] = cutout.wcs
+    if cutout.kind == "rgb":
+        return [(cutout.data, {"name": cutout.name, "rgb": True, "metadata": metadata}, "image")]
+    if cutout.kind == "grey":
+        kwargs: dict[str, Any] = {"name": cutout.name, "metadata": metadata, "colormap": "gray"}
+        if cutout.data.dtype != np.uint8:
+            kwargs["contrast_limits"] = robust_limits(cutout.data)
+        return [(cutout.data, kwargs, "image")]
+    # multi-band: one additive layer per band, coloured blue -> red with wavelength order
+    colormaps = ["blue", "green", "red", "magenta", "cyan", "yellow"]
+    n = cutout.data.shape[0]
+    kwargs = {
+        "channel_axis": 0,
+        "name": [f"{cutout.name} [{band}]" for band in cutout.band_names],
+        "metadata": [dict(metadata, band=band) for band in cutout.band_names],
+        "colormap": [colormaps[i % len(colormaps)] for i in range(n)],
+        "blending": "additive",
+        "contrast_limits": [robust_limits(plane) for plane in cutout.data],
+    }
+    return [(cutout.data, kwargs, "image")]
+
+
+def spectrum_layer_data(spectrum: SdssSpectrum) -> LayerData:
+    """Layer data for a spectrum: an empty points layer carrying the spectrum."""
+    metadata = {SPECTRUM_KEY: spectrum, "path": str(spectrum.path)}
+    return (
+        np.empty((0, 2)),
+        {"name": f"spectrum {spectrum.name}", "metadata": metadata, "ndim": 2},
+        "points",
+    )

@@ -1,0 +1,78 @@
+"""The napari reader contribution: cutouts (JPEG/PNG/FITS) and SDSS spectra.
+
+``napari_get_reader`` claims files by name (JPEG, PNG, FITS) and returns ``None`` for
+anything else. A claimed file that turns out to be damaged is answered by a napari
+notification naming the file and the problem, never by a traceback: the reader then
+returns napari's "nothing to add" sentinel so the viewer carries on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from napari_galam._layerdata import cutout_layer_data, spectrum_layer_data
+from napari_galam.errors import GalamInputError
+from napari_galam.io.images import RASTER_SUFFIXES, is_fits_path, read_cutout
+from napari_galam.io.spectra import looks_like_sdss_spectrum, read_sdss_spectrum
+
+__all__ = ["napari_get_reader", "read_galam_files", "read_path"]
+
+PathOrPaths = str | os.PathLike | Sequence[str | os.PathLike]
+
+
+def _handles(path: str | os.PathLike) -> bool:
+    name = str(path).lower()
+    return not os.path.isdir(path) and (name.endswith(RASTER_SUFFIXES) or is_fits_path(name))
+
+
+def napari_get_reader(path: PathOrPaths) -> Callable[..., list[Any]] | None:
+    """Return :func:`read_galam_files` when every path is a file this plugin reads."""
+    paths = [path] if isinstance(path, str | os.PathLike) else list(path)
+    if not paths or not all(_handles(p) for p in paths):
+        return None
+    return read_galam_files
+
+
+def read_path(path: str | os.PathLike) -> list[Any]:
+    """Read one file into layer-data tuples; raise GalamInputError when it is bad."""
+    path = Path(path)
+    if is_fits_path(path) and looks_like_sdss_spectrum(path):
+        return [spectrum_layer_data(read_sdss_spectrum(path))]
+    return cutout_layer_data(read_cutout(path))
+
+
+def _notify_error(message: str) -> None:
+    try:
+        from napari.utils.notifications import show_error
+    except ImportError:  # pragma: no cover - napari is a dependency
+        raise GalamInputError(message) from None
+    show_error(message)
+
+
+def _open_spectrum_dock() -> None:
+    """Show the Spectrum dock in the current viewer, if there is a Qt window."""
+    try:
+        import napari
+
+        viewer = napari.current_viewer()
+        if viewer is not None and getattr(viewer, "window", None) is not None:
+            viewer.window.add_plugin_dock_widget("napari-galam", "Spectrum")
+    except Exception:  # noqa: BLE001 - the plot is a convenience, never a failure
+        return
+
+
+def read_galam_files(path: PathOrPaths, **_: Any) -> list[Any]:
+    """Read the given files; report bad ones as notifications and keep the good ones."""
+    paths = [path] if isinstance(path, str | os.PathLike) else list(path)
+    layers: list[Any] = []
+    for one in paths:
+        try:
+            layers.extend(read_path(one))
+        except GalamInputError as exc:
+            _notify_error(f"napari-galam could not open {exc}")
+    if any(layer[2] == "points" and "galam_spectrum" in layer[1]["metadata"] for layer in layers):
+        _open_spectrum_dock()
+    return layers or [(None,)]

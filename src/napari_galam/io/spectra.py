@@ -1,0 +1,223 @@
+"""Read SDSS fibre spectra (``spec-PLATE-MJD-FIBER.fits``).
+
+Two layouts are accepted (FORMATS.md):
+
+* the DR8+ layout (also DR18): HDU ``COADD`` with ``loglam``/``flux``/``ivar`` columns
+  and HDU ``SPECOBJ`` with the redshift ``Z``;
+* the reduced layout of older pPXF example files: one table with ``wavelength``,
+  ``flux`` and ``inverse_variance`` columns and ``Z`` in that table's header.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from napari_galam.errors import GalamInputError
+
+__all__ = ["SdssSpectrum", "read_sdss_spectrum", "looks_like_sdss_spectrum", "median_snr"]
+
+
+@dataclass(frozen=True)
+class SdssSpectrum:
+    """One fibre spectrum in the observed frame.
+
+    Attributes
+    ----------
+    wave
+        Observed vacuum wavelength in Angstrom (float64).
+    flux
+        Flux density in 1e-17 erg/s/cm^2/Angstrom (float32).
+    ivar
+        Inverse variance of ``flux`` (0 where a pixel is bad).
+    redshift
+        The pipeline redshift ``Z`` (NaN when the file has none).
+    path
+        The file it came from.
+    layout
+        ``"sdss-dr8+"`` or ``"ppxf-reduced"``.
+    meta
+        A few header values worth showing (object name, plate, MJD, fibre, class...).
+    """
+
+    wave: NDArray[np.float64]
+    flux: NDArray[np.float32]
+    ivar: NDArray[np.float32]
+    redshift: float
+    path: Path
+    layout: str
+    meta: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """A short label: the object name when the file has one, else the file stem."""
+        obj = self.meta.get("NAME") or self.meta.get("OBJECT")
+        return str(obj) if obj else self.path.name.removesuffix(".gz").removesuffix(".fits")
+
+    @property
+    def snr_median(self) -> float:
+        """Median signal-to-noise per pixel over the good pixels."""
+        return median_snr(self.flux, self.ivar)
+
+    @property
+    def rest_wave(self) -> NDArray[np.float64]:
+        """Rest-frame wavelength (Angstrom), using :attr:`redshift` (observed when NaN)."""
+        z = self.redshift if np.isfinite(self.redshift) else 0.0
+        return self.wave / (1.0 + z)
+
+
+def median_snr(flux: NDArray[Any], ivar: NDArray[Any]) -> float:
+    """Median of ``flux * sqrt(ivar)`` over pixels with ``ivar > 0`` (NaN if none)."""
+    flux = np.asarray(flux, dtype=np.float64)
+    ivar = np.asarray(ivar, dtype=np.float64)
+    good = np.isfinite(flux) & np.isfinite(ivar) & (ivar > 0)
+    if not good.any():
+        return float("nan")
+    return float(np.median(flux[good] * np.sqrt(ivar[good])))
+
+
+def looks_like_sdss_spectrum(path: str | os.PathLike) -> bool:
+    """Cheaply tell whether a FITS file is an SDSS spectrum (reads headers only).
+
+    Never raises: a file that cannot be opened is "not a spectrum" here, and the
+    image reader then reports what is wrong with it.
+    """
+    from astropy.io import fits
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
+                names = set()
+                for hdu in hdul:
+                    names.add(hdu.name.upper())
+                    if len(names) > 4:
+                        break
+                if "COADD" in names:
+                    return True
+                if len(hdul) > 1 and isinstance(hdul[1], fits.BinTableHDU):
+                    cols = {c.lower() for c in hdul[1].columns.names}
+                    return {"flux", "loglam"} <= cols or {"flux", "wavelength"} <= cols
+    except Exception:  # noqa: BLE001 - sniffing must never raise
+        return False
+    return False
+
+
+def _column(table: Any, names: tuple[str, ...], path: Path, what: str) -> NDArray[Any]:
+    available = {c.lower(): c for c in table.columns.names}
+    for name in names:
+        if name in available:
+            return np.asarray(table[available[name]])
+    raise GalamInputError(
+        f"{path}: the spectrum table has no {what} column (looked for "
+        f"{', '.join(names)}; found {', '.join(table.columns.names)})."
+    )
+
+
+def read_sdss_spectrum(path: str | os.PathLike) -> SdssSpectrum:
+    """Read an SDSS ``spec-*.fits`` spectrum.
+
+    Parameters
+    ----------
+    path
+        The FITS file.
+
+    Returns
+    -------
+    SdssSpectrum
+
+    Raises
+    ------
+    GalamInputError
+        When the file is missing, not FITS, truncated, or lacks a wavelength, flux or
+        inverse-variance column. The message names the file and what was missing.
+    """
+    from astropy.io import fits
+
+    path = Path(path)
+    if not path.exists():
+        raise GalamInputError(f"{path}: file not found.")
+    if path.stat().st_size == 0:
+        raise GalamInputError(f"{path}: the file is empty (0 bytes).")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with fits.open(path, memmap=False) as hdul:
+                return _read_open_spectrum(hdul, path)
+    except GalamInputError:
+        raise
+    except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
+        raise GalamInputError(
+            f"{path}: not a readable SDSS spectrum (truncated or not FITS: {exc})."
+        ) from exc
+
+
+def _read_open_spectrum(hdul: Any, path: Path) -> SdssSpectrum:
+    from astropy.io import fits
+
+    names = [h.name.upper() for h in hdul]
+    meta: dict[str, Any] = {}
+    primary = hdul[0].header
+    for key in ("OBJECT", "PLATEID", "MJD", "FIBERID", "RA", "DEC", "TELESCOP"):
+        if key in primary:
+            meta[key] = primary[key]
+    if "COADD" in names:
+        table = hdul["COADD"].data
+        if table is None or len(table) == 0:
+            raise GalamInputError(f"{path}: the COADD table is empty.")
+        loglam = _column(table, ("loglam",), path, "wavelength (loglam)")
+        wave = np.power(10.0, loglam.astype(np.float64))
+        flux = _column(table, ("flux",), path, "flux")
+        ivar = _column(table, ("ivar",), path, "inverse variance (ivar)")
+        redshift = float("nan")
+        if "SPECOBJ" in names and hdul["SPECOBJ"].data is not None:
+            specobj = hdul["SPECOBJ"].data
+            cols = {c.upper(): c for c in specobj.columns.names}
+            if "Z" in cols:
+                redshift = float(specobj[cols["Z"]][0])
+            for key in ("CLASS", "ZWARNING", "SN_MEDIAN_ALL", "PLUG_RA", "PLUG_DEC"):
+                if key in cols:
+                    value = specobj[cols[key]][0]
+                    meta[key] = value.strip() if isinstance(value, str) else value
+        layout = "sdss-dr8+"
+    elif len(hdul) > 1 and isinstance(hdul[1], fits.BinTableHDU):
+        table = hdul[1].data
+        if table is None or len(table) == 0:
+            raise GalamInputError(f"{path}: the spectrum table is empty.")
+        cols = {c.lower() for c in table.columns.names}
+        if "loglam" in cols:
+            wave = np.power(10.0, _column(table, ("loglam",), path, "loglam").astype(np.float64))
+        else:
+            wave = _column(
+                table, ("wavelength", "wave", "lambda"), path, "wavelength"
+            ).astype(np.float64)
+        flux = _column(table, ("flux",), path, "flux")
+        ivar = _column(table, ("ivar", "inverse_variance"), path, "inverse variance")
+        header = hdul[1].header
+        redshift = float(header.get("Z", primary.get("Z", np.nan)))
+        layout = "ppxf-reduced"
+    else:
+        raise GalamInputError(
+            f"{path}: not an SDSS spectrum; expected a COADD table (loglam, flux, ivar) "
+            f"and a SPECOBJ table with Z, found HDUs {', '.join(names)}."
+        )
+    wave = np.asarray(wave, dtype=np.float64).ravel()
+    flux = np.asarray(flux, dtype=np.float32).ravel()
+    ivar = np.asarray(ivar, dtype=np.float32).ravel()
+    if not (wave.size == flux.size == ivar.size) or wave.size < 2:
+        raise GalamInputError(
+            f"{path}: wavelength, flux and ivar columns differ in length "
+            f"({wave.size}, {flux.size}, {ivar.size}) or are too short."
+        )
+    if not np.all(np.isfinite(wave)) or np.any(np.diff(wave) <= 0):
+        raise GalamInputError(f"{path}: the wavelength column is not finite and increasing.")
+    ivar = np.where(np.isfinite(ivar) & (ivar > 0) & np.isfinite(flux), ivar, 0).astype(np.float32)
+    return SdssSpectrum(
+        wave=wave, flux=flux, ivar=ivar, redshift=redshift, path=path, layout=layout, meta=meta
+    )
