@@ -17,7 +17,9 @@ import pytest
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     uses_tf = [item for item in items if item.get_closest_marker("tensorflow")]
-    uses_viewer = [item for item in items if "make_napari_viewer" in getattr(item, "fixturenames", ())]
+    uses_viewer = [
+        item for item in items if "make_napari_viewer" in getattr(item, "fixturenames", ())
+    ]
     if uses_tf and uses_viewer:
         raise pytest.UsageError(
             "this run would put TensorFlow and a napari viewer in one process "

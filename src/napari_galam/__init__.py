@@ -1,2 +1,3 @@
 """napari-galam: stellar age and metallicity of galaxies in napari."""
+
 __version__ = "0.1.0"

@@ -58,7 +58,9 @@ def test_reads_old_ppxf_reduced_layout(tmp_path: Path) -> None:
 
 def test_missing_wavelength_column_is_named(sdss_spectrum_file) -> None:
     path = sdss_spectrum_file("spec-nowave.fits", drop_columns=("loglam",))
-    with pytest.raises(GalamInputError, match=r"spec-nowave\.fits.*no wavelength \(loglam\) column"):
+    with pytest.raises(
+        GalamInputError, match=r"spec-nowave\.fits.*no wavelength \(loglam\) column"
+    ):
         read_sdss_spectrum(path)
 
 

@@ -103,8 +103,7 @@ def read_cutout(path: str | os.PathLike) -> CutoutImage:
     if path.suffix.lower() in RASTER_SUFFIXES:
         return read_raster(path)
     raise GalamInputError(
-        f"{path}: not a cutout file; expected one of "
-        f"{', '.join(RASTER_SUFFIXES + FITS_SUFFIXES)}."
+        f"{path}: not a cutout file; expected one of {', '.join(RASTER_SUFFIXES + FITS_SUFFIXES)}."
     )
 
 

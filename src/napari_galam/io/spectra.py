@@ -194,9 +194,9 @@ def _read_open_spectrum(hdul: Any, path: Path) -> SdssSpectrum:
         if "loglam" in cols:
             wave = np.power(10.0, _column(table, ("loglam",), path, "loglam").astype(np.float64))
         else:
-            wave = _column(
-                table, ("wavelength", "wave", "lambda"), path, "wavelength"
-            ).astype(np.float64)
+            wave = _column(table, ("wavelength", "wave", "lambda"), path, "wavelength").astype(
+                np.float64
+            )
         flux = _column(table, ("flux",), path, "flux")
         ivar = _column(table, ("ivar", "inverse_variance"), path, "inverse variance")
         header = hdul[1].header

@@ -1,0 +1,65 @@
+"""The Spectrum dock and the sample data in a real napari viewer (Xvfb)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from napari_galam._widgets.spectrum_dock import SpectrumDock
+
+
+def _not_blank(path: Path) -> None:
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(path).convert("RGB"), dtype=float)
+    assert pixels.shape[0] > 100 and pixels.shape[1] > 100
+    assert pixels.std() > 10, f"{path} looks blank"
+
+
+def test_samples_open_and_spectrum_dock_plots(make_napari_viewer, tmp_path: Path) -> None:
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-galam", "hubble_deep_field")
+    viewer.open_sample("napari-galam", "sdss_spectrum_ngc3522")
+    assert viewer.layers["Hubble Deep Field"].rgb
+    assert viewer.layers["Hubble Deep Field"].data.shape == (872, 1000, 3)
+    _, dock = viewer.window.add_plugin_dock_widget("napari-galam", "Spectrum")
+    assert isinstance(dock, SpectrumDock)
+    assert dock.current_spectrum is not None
+    title = dock.figure.axes[0].get_title()
+    assert "z = 0.0040" in title and "median S/N" in title
+    line = dock.figure.axes[0].lines[0]
+    assert len(line.get_xdata()) > 3000
+
+    shot = tmp_path / "viewer.png"
+    viewer.screenshot(str(shot), canvas_only=False, flash=False)
+    _not_blank(shot)
+    dock_shot = tmp_path / "spectrum_dock.png"
+    dock.grab().save(str(dock_shot))
+    _not_blank(dock_shot)
+
+
+def test_dock_follows_new_spectra_and_theme(make_napari_viewer, sdss_spectrum_file) -> None:
+    viewer = make_napari_viewer()
+    dock = SpectrumDock(viewer)
+    assert dock.current_spectrum is None  # shows a hint, no error
+    viewer.open(str(sdss_spectrum_file(redshift=0.12)), plugin="napari-galam")
+    assert dock.chooser.count() == 1
+    assert "z = 0.1200" in dock.figure.axes[0].get_title()
+    viewer.theme = "light"
+    assert dock.figure.get_facecolor()[0] > 0.9  # redrawn on the light theme
+    viewer.layers.clear()
+    assert dock.chooser.count() == 0
+
+
+def test_bad_file_in_viewer_notifies_and_keeps_viewer(make_napari_viewer, tmp_path: Path) -> None:
+    from napari.utils.notifications import notification_manager
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-galam", "hubble_deep_field")
+    bad = tmp_path / "bad.fits"
+    bad.write_text("not fits at all")
+    before = len(notification_manager.records)
+    viewer.open(str(bad), plugin="napari-galam")
+    assert [layer.name for layer in viewer.layers] == ["Hubble Deep Field"]
+    assert any("bad.fits" in str(n.message) for n in notification_manager.records[before:])

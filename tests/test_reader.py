@@ -1,0 +1,66 @@
+"""The npe2 reader contribution: what it claims, what it refuses, how it reports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from napari_galam._reader import napari_get_reader
+
+
+def test_returns_none_for_files_it_does_not_handle(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "table.csv").write_text("a,b\n1,2\n")
+    assert napari_get_reader(str(tmp_path / "notes.txt")) is None
+    assert napari_get_reader(str(tmp_path / "table.csv")) is None
+    assert napari_get_reader(str(tmp_path)) is None  # a folder
+    assert napari_get_reader([]) is None
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "a.png")
+    assert napari_get_reader([str(tmp_path / "a.png"), str(tmp_path / "notes.txt")]) is None
+
+
+def test_reads_cutouts_and_spectra_into_layer_data(
+    tmp_path: Path, fits_image_file, sdss_spectrum_file
+) -> None:
+    Image.fromarray(np.full((16, 16, 3), 120, np.uint8)).save(tmp_path / "galaxy.jpg")
+    paths = [
+        str(tmp_path / "galaxy.jpg"),
+        str(fits_image_file()),
+        str(fits_image_file("gri.fits", bands=3)),
+        str(sdss_spectrum_file()),
+    ]
+    reader = napari_get_reader(paths)
+    assert callable(reader)
+    layers = reader(paths)
+    kinds = [layer[2] for layer in layers]
+    assert kinds == ["image", "image", "image", "points"]
+    assert layers[0][1]["rgb"] is True
+    assert "wcs" in layers[1][1]["metadata"] and "fits_header" in layers[1][1]["metadata"]
+    assert layers[2][1]["channel_axis"] == 0 and len(layers[2][1]["name"]) == 3
+    lo, hi = layers[1][1]["contrast_limits"]
+    assert lo < hi
+    spectrum = layers[3][1]["metadata"]["galam_spectrum"]
+    assert spectrum.redshift > 0
+
+
+def test_bad_files_become_notifications_not_tracebacks(tmp_path: Path) -> None:
+    from napari.utils.notifications import notification_manager
+
+    bad = tmp_path / "broken.fits"
+    bad.write_text("SIMPLE = nonsense")
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    good = tmp_path / "ok.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(good)
+    before = len(notification_manager.records)
+    reader = napari_get_reader([str(bad), str(empty), str(good)])
+    layers = reader([str(bad), str(empty), str(good)])
+    assert [layer[1]["name"] for layer in layers] == ["ok"]  # the good file still opens
+    messages = [str(n.message) for n in notification_manager.records[before:]]
+    assert any("broken.fits" in m for m in messages)
+    assert any("empty.jpg" in m and "empty" in m for m in messages)
+
+    only_bad = reader([str(bad)])
+    assert only_bad == [(None,)]  # napari's "nothing to add" sentinel: no second error
