@@ -42,7 +42,7 @@ DEFAULT_OUTPUT = (
 )
 
 # Rest-frame range kept (Angstrom); see EMILES_README.md for the reasoning.
-DEFAULT_LAM_MIN = 2800.0
+DEFAULT_LAM_MIN = 2750.0
 DEFAULT_LAM_MAX = 11300.0
 
 # E-MILES line-spread function (Vazdekis et al. 2016, Sect. 2): FWHM = 5 A in the NGSL

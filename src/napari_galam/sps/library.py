@@ -2,7 +2,7 @@
 
 The file ``napari_galam/data/emiles_ssp.npz`` holds 150 E-MILES SSP spectra
 (Vazdekis et al. 2016; 25 ages x 6 [M/H], unimodal IMF 1.3, baseFe), trimmed to
-2800-11300 Angstrom in the rest frame, in pPXF's ``sps_lib`` layout, so that
+2750-11300 Angstrom in the rest frame, in pPXF's ``sps_lib`` layout, so that
 ``ppxf.sps_util.sps_lib(ssp_library_path(), velscale, fwhm_gal)`` reads it as it is.
 ``scripts/build_ssp_library.py`` made it; ``data/EMILES_README.md`` says where it comes
 from and how to cite it.
