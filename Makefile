@@ -15,7 +15,7 @@ demo: setup
 
 # TensorFlow and a napari viewer never share a process (Mesa's LLVM vs TensorFlow's:
 # segfault), so the suite runs as two pytest processes.
-test: setup lint test-gui test-tf
+test: setup lint test-tf test-gui
 
 test-gui:
 	$(XVFB) $(PY) -m pytest -m "not tensorflow" $(PYTEST_ARGS)

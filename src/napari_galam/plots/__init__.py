@@ -4,6 +4,7 @@ The same functions draw in the napari docks (through a Qt canvas) and headless, 
 reports and contact sheets (Agg). Nothing here imports Qt or napari.
 """
 
+from napari_galam.plots.gradients import plot_gradient
 from napari_galam.plots.spectrum import ABSORPTION_LINES, plot_spectrum
 
-__all__ = ["ABSORPTION_LINES", "plot_spectrum"]
+__all__ = ["ABSORPTION_LINES", "plot_gradient", "plot_spectrum"]

@@ -1,0 +1,393 @@
+"""The "Gradients" dock: radial age and [M/H] gradients with bootstrap fits.
+
+Pick an age map and a metallicity map (image layers on one grid), give the galaxy's
+ellipse (typed in, taken from a Shapes layer, or read from the maps' metadata) and its
+effective radius (typed in, or measured on a light image with a growth curve), and the
+dock fits both gradients with :func:`napari_galam.core.gradients.bootstrap_gradient` and
+plots them with :func:`napari_galam.plots.plot_gradient`. The figure exports to PNG/PDF
+and the numbers to ECSV/CSV.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+)
+
+from napari_galam._widgets._mpl import MplDock
+from napari_galam.core.gradients import (
+    GalaxyEllipse,
+    GradientFit,
+    bootstrap_gradient,
+    deprojected_radius,
+    half_light_radius,
+)
+from napari_galam.errors import GalamInputError
+from napari_galam.plots import plot_gradient
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["GradientsDock", "GradientResult", "ellipse_from_shape", "ELLIPSE_KEY", "RE_KEY"]
+
+#: Layer-metadata keys a maps layer may carry: the galaxy's ellipse and R_e in pixels.
+ELLIPSE_KEY = "galam_ellipse"
+RE_KEY = "galam_r_e_pix"
+_NO_LAYER = "(none)"
+
+
+def ellipse_from_shape(vertices: Any) -> GalaxyEllipse:
+    """The ellipse of a napari Shapes ellipse, given its four bounding-box vertices.
+
+    napari stores an ellipse as the corners of its (possibly rotated) bounding box in
+    (row, column) order; the two edges give the axes and the rotation.
+    """
+    corners = np.asarray(vertices, dtype=float)[:, -2:]
+    if corners.shape != (4, 2):
+        raise GalamInputError(f"an ellipse shape has 4 corners, got {corners.shape[0]}.")
+    row, col = corners.mean(axis=0)
+    edge_a = corners[1] - corners[0]
+    edge_b = corners[2] - corners[1]
+    len_a, len_b = np.hypot(*edge_a), np.hypot(*edge_b)
+    major, minor = (edge_a, len_a), (edge_b, len_b)
+    if len_b > len_a:
+        major, minor = minor, major
+    if major[1] == 0:
+        raise GalamInputError("the ellipse shape has zero size.")
+    angle = float(np.degrees(np.arctan2(major[0][0], major[0][1])))  # from +x towards +y
+    return GalaxyEllipse(
+        x=float(col), y=float(row), angle_deg=angle, axis_ratio=minor[1] / major[1]
+    )
+
+
+@dataclass(frozen=True)
+class GradientResult:
+    """Both fits, with the geometry they were made with."""
+
+    age: GradientFit
+    mh: GradientFit
+    ellipse: GalaxyEllipse
+    r_e_pix: float
+    age_layer: str
+    mh_layer: str
+
+    def to_table(self) -> Any:
+        """An astropy Table: one row per quantity, geometry in the metadata."""
+        from astropy.table import Table
+
+        rows = []
+        for quantity, fit, unit in (("log_age", self.age, "dex"), ("mh", self.mh, "dex")):
+            rows.append(
+                {
+                    "quantity": quantity,
+                    "slope": fit.slope,
+                    "slope_sd": fit.slope_sd,
+                    "intercept": fit.intercept,
+                    "intercept_sd": fit.intercept_sd,
+                    "n_within_re": fit.n_within,
+                    "n_outside_re": fit.n_outside,
+                    "n_boot": fit.slopes.size,
+                    "status": fit.status,
+                    "reason": fit.reason,
+                    "unit": f"{unit}/R_e",
+                }
+            )
+        table = Table(rows=rows)
+        table.meta.update(
+            {
+                "age_layer": self.age_layer,
+                "mh_layer": self.mh_layer,
+                "centre_x_pix": self.ellipse.x,
+                "centre_y_pix": self.ellipse.y,
+                "angle_deg": self.ellipse.angle_deg,
+                "axis_ratio": self.ellipse.axis_ratio,
+                "r_e_pix": self.r_e_pix,
+                "method": "bootstrap least squares within R_e (Liew-Cain et al. 2021, Sect. 3.3)",
+            }
+        )
+        return table
+
+
+def _spin(
+    lo: float, hi: float, value: float, decimals: int = 2, step: float = 1.0
+) -> QDoubleSpinBox:
+    box = QDoubleSpinBox()
+    box.setRange(lo, hi)
+    box.setDecimals(decimals)
+    box.setSingleStep(step)
+    box.setValue(value)
+    return box
+
+
+class GradientsDock(MplDock):
+    """Fit and plot radial gradients of the age and [M/H] maps."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__(viewer)
+        self.figure.set_size_inches(5, 5)
+        self.canvas.setMinimumHeight(380)
+        self.result: GradientResult | None = None
+
+        self.age_layer = QComboBox()
+        self.mh_layer = QComboBox()
+        self.light_layer = QComboBox()
+        self.shapes_layer = QComboBox()
+        self.centre_x = _spin(-1e5, 1e5, 0.0)
+        self.centre_y = _spin(-1e5, 1e5, 0.0)
+        self.angle = _spin(-180.0, 180.0, 0.0, 1, 5.0)
+        self.axis_ratio = _spin(0.05, 1.0, 1.0, 3, 0.05)
+        self.r_e = _spin(0.1, 1e5, 10.0, 2, 0.5)
+        self.n_boot = QSpinBox()
+        self.n_boot.setRange(10, 10_000)
+        self.n_boot.setValue(100)
+        self.fit_button = QPushButton("Fit gradients")
+        self.save_figure_button = QPushButton("Save figure…")
+        self.save_table_button = QPushButton("Save table…")
+        self.status = QLabel("Choose the age and [M/H] maps, then fit.")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("age map", self.age_layer)
+        form.addRow("[M/H] map", self.mh_layer)
+        form.addRow("ellipse from shapes", self.shapes_layer)
+        form.addRow("centre x [px]", self.centre_x)
+        form.addRow("centre y [px]", self.centre_y)
+        form.addRow("angle [deg]", self.angle)
+        form.addRow("axis ratio b/a", self.axis_ratio)
+        form.addRow("R_e from light", self.light_layer)
+        form.addRow("R_e [px]", self.r_e)
+        form.addRow("bootstrap fits", self.n_boot)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.fit_button)
+        buttons.addWidget(self.save_figure_button)
+        buttons.addWidget(self.save_table_button)
+        self._layout.insertLayout(0, form)
+        self._layout.insertLayout(1, buttons)
+        self._layout.insertWidget(2, self.status)
+
+        self.fit_button.clicked.connect(self._on_fit_clicked)
+        self.save_figure_button.clicked.connect(self._on_save_figure)
+        self.save_table_button.clicked.connect(self._on_save_table)
+        self.age_layer.currentTextChanged.connect(self._on_map_chosen)
+        self.shapes_layer.currentTextChanged.connect(self._on_shapes_chosen)
+        self.light_layer.currentTextChanged.connect(self._on_light_chosen)
+        viewer.layers.events.inserted.connect(self._refresh_choices)
+        viewer.layers.events.removed.connect(self._refresh_choices)
+        self._refresh_choices()
+
+    # -- layer choices -----------------------------------------------------------------
+    def _refresh_choices(self, event: Any = None) -> None:
+        images = [layer.name for layer in self.viewer.layers if layer._type_string == "image"]
+        shapes = [layer.name for layer in self.viewer.layers if layer._type_string == "shapes"]
+        for box, names, optional in (
+            (self.age_layer, images, False),
+            (self.mh_layer, images, False),
+            (self.light_layer, images, True),
+            (self.shapes_layer, shapes, True),
+        ):
+            current = box.currentText()
+            box.blockSignals(True)
+            box.clear()
+            box.addItems(([_NO_LAYER] if optional else []) + names)
+            if current in names:
+                box.setCurrentText(current)
+            box.blockSignals(False)
+        if (
+            self.age_layer.currentText()
+            and self.mh_layer.currentText() == self.age_layer.currentText()
+        ):
+            guess = next((n for n in images if "mh" in n.lower() or "m/h" in n.lower()), None)
+            if guess:
+                self.mh_layer.setCurrentText(guess)
+        guess_age = next((n for n in images if "age" in n.lower()), None)
+        if guess_age and event is not None and getattr(event, "value", None) is not None:
+            if event.value.name == guess_age:
+                self.age_layer.setCurrentText(guess_age)
+                self._on_map_chosen(guess_age)
+
+    def _layer(self, name: str) -> Any:
+        if not name or name == _NO_LAYER or name not in self.viewer.layers:
+            return None
+        return self.viewer.layers[name]
+
+    def set_ellipse(self, ellipse: GalaxyEllipse) -> None:
+        """Fill the ellipse fields."""
+        self.centre_x.setValue(ellipse.x)
+        self.centre_y.setValue(ellipse.y)
+        self.angle.setValue(((ellipse.angle_deg + 180.0) % 360.0) - 180.0)
+        self.axis_ratio.setValue(ellipse.axis_ratio)
+
+    def current_ellipse(self) -> GalaxyEllipse:
+        """The ellipse in the fields."""
+        return GalaxyEllipse(
+            x=self.centre_x.value(),
+            y=self.centre_y.value(),
+            angle_deg=self.angle.value(),
+            axis_ratio=self.axis_ratio.value(),
+        )
+
+    def _on_map_chosen(self, name: str) -> None:
+        layer = self._layer(name)
+        if layer is None:
+            return
+        meta = layer.metadata
+        if ELLIPSE_KEY in meta:
+            self.set_ellipse(GalaxyEllipse(**meta[ELLIPSE_KEY]))
+        else:  # a sensible start: the map's centre, face-on
+            ny, nx = layer.data.shape[-2:]
+            self.set_ellipse(GalaxyEllipse((nx - 1) / 2, (ny - 1) / 2, 0.0, 1.0))
+        if RE_KEY in meta:
+            self.r_e.setValue(float(meta[RE_KEY]))
+
+    def _on_shapes_chosen(self, name: str) -> None:
+        layer = self._layer(name)
+        if layer is None:
+            return
+        ellipses = [
+            d for d, kind in zip(layer.data, layer.shape_type, strict=True) if kind == "ellipse"
+        ]
+        if not ellipses:
+            self._report(f"Shapes layer '{name}' has no ellipse; draw one around the galaxy.")
+            return
+        try:
+            self.set_ellipse(ellipse_from_shape(ellipses[-1]))
+        except GalamInputError as exc:
+            self._report(f"Shapes layer '{name}': {exc}")
+
+    def _on_light_chosen(self, name: str) -> None:
+        layer = self._layer(name)
+        if layer is None:
+            return
+        data = np.asarray(layer.data, dtype=float)
+        if layer.rgb:
+            data = data.mean(axis=-1)
+        if data.ndim != 2:
+            self._report(f"Light layer '{name}' is not a 2-D image; choose a collapsed image.")
+            return
+        try:
+            self.r_e.setValue(half_light_radius(data, self.current_ellipse()))
+        except GalamInputError as exc:
+            self._report(f"Light layer '{name}': {exc}")
+
+    # -- fitting ---------------------------------------------------------------------
+    def _report(self, message: str, *, error: bool = True) -> None:
+        self.status.setText(message)
+        if error:
+            from napari.utils.notifications import show_warning
+
+            show_warning(message)
+
+    def fit(self) -> GradientResult:
+        """Fit both gradients from the current choices (raises GalamInputError)."""
+        age_layer = self._layer(self.age_layer.currentText())
+        mh_layer = self._layer(self.mh_layer.currentText())
+        if age_layer is None or mh_layer is None:
+            raise GalamInputError("choose an age map and an [M/H] map (image layers).")
+        age = np.asarray(age_layer.data, dtype=float)
+        mh = np.asarray(mh_layer.data, dtype=float)
+        if age.ndim != 2 or mh.shape != age.shape:
+            raise GalamInputError(
+                f"maps must be 2-D and of one shape: '{age_layer.name}' is {age.shape}, "
+                f"'{mh_layer.name}' is {mh.shape}."
+            )
+        ellipse = self.current_ellipse()
+        r_e = self.r_e.value()
+        radius_re = deprojected_radius(age.shape, ellipse) / r_e
+        n_boot = self.n_boot.value()
+        result = GradientResult(
+            age=bootstrap_gradient(radius_re, age, n_boot=n_boot, seed=0),
+            mh=bootstrap_gradient(radius_re, mh, n_boot=n_boot, seed=1),
+            ellipse=ellipse,
+            r_e_pix=r_e,
+            age_layer=age_layer.name,
+            mh_layer=mh_layer.name,
+        )
+        self.result = result
+        self.redraw()
+        return result
+
+    def _on_fit_clicked(self) -> None:
+        try:
+            result = self.fit()
+        except GalamInputError as exc:
+            self._report(f"Gradients: {exc}")
+            return
+        problems = [f.reason for f in (result.age, result.mh) if not f.ok]
+        if problems:
+            self._report(f"Gradients: {problems[0]}.")
+        else:
+            self.status.setText(
+                f"age {result.age.slope:+.3f} ± {result.age.slope_sd:.3f}, "
+                f"[M/H] {result.mh.slope:+.3f} ± {result.mh.slope_sd:.3f} dex/R_e "
+                f"({result.age.n_within} spaxels within R_e = {result.r_e_pix:.1f} px)"
+            )
+
+    def draw(self) -> None:
+        """Two panels: log age and [M/H] against R/R_e."""
+        if self.result is None:
+            ax = self.figure.add_subplot(111)
+            ax.text(0.5, 0.5, "Fit gradients to plot them here", ha="center", va="center",
+                    transform=ax.transAxes, color=self.theme_colors()["text"])  # fmt: skip
+            ax.set_xticks([])
+            ax.set_yticks([])
+            return
+        top, bottom = self.figure.subplots(2, 1, sharex=True)
+        plot_gradient(top, self.result.age, ylabel="log age [yr]", title="age")
+        plot_gradient(bottom, self.result.mh, ylabel="[M/H] [dex]", title="[M/H]")
+        top.set_xlabel("")
+
+    # -- export ---------------------------------------------------------------------
+    def export_figure(self, path: str | os.PathLike) -> Path:
+        """Save the figure (PNG, PDF or SVG by suffix), atomically."""
+        if self.result is None:
+            raise GalamInputError("nothing to save yet: fit the gradients first.")
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.part")
+        self.figure.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=150)
+        os.replace(tmp, path)
+        return path
+
+    def export_table(self, path: str | os.PathLike) -> Path:
+        """Save the fitted numbers as ECSV (or CSV by suffix), atomically."""
+        if self.result is None:
+            raise GalamInputError("nothing to save yet: fit the gradients first.")
+        path = Path(path)
+        fmt = "ascii.ecsv" if path.suffix.lower() != ".csv" else "ascii.csv"
+        tmp = path.with_name(f".{path.name}.part")
+        self.result.to_table().write(tmp, format=fmt, overwrite=True)
+        os.replace(tmp, path)
+        return path
+
+    def _save_with_dialog(self, caption: str, filters: str, save: Any) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, caption, "", filters)
+        if not path:
+            return
+        try:
+            saved = save(path)
+        except (GalamInputError, OSError) as exc:
+            self._report(f"Gradients: could not save {path}: {exc}")
+            return
+        self.status.setText(f"Saved {saved}")
+
+    def _on_save_figure(self) -> None:
+        self._save_with_dialog(
+            "Save gradient figure", "PNG (*.png);;PDF (*.pdf)", self.export_figure
+        )
+
+    def _on_save_table(self) -> None:
+        self._save_with_dialog(
+            "Save gradient numbers", "ECSV (*.ecsv);;CSV (*.csv)", self.export_table
+        )

@@ -1,0 +1,296 @@
+"""Radial gradients of age and metallicity, as in Liew-Cain et al. (2021, Sect. 3.3).
+
+Each spaxel gets a deprojected galactocentric radius from the galaxy's ellipse (centre,
+position angle, axis ratio -> inclination) in units of the effective radius R_e, which
+is measured on the light with a growth curve in elliptical apertures. The gradient is
+the slope of a least-squares line of log age (or [M/H]) against R/R_e within R_e, fitted
+on 100 bootstrap samples of 75% of the points; the result is the mean slope and its
+standard deviation in dex/R_e. The paper uses galaxies with at least 25 spaxels inside
+R_e and at least one outside.
+
+Angles follow OpenCV's ``fitEllipse`` and the masking code: the major axis is rotated by
+``angle_deg`` from the +x (column) axis towards the +y (row) axis of the array.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from napari_galam.errors import GalamInputError
+
+__all__ = [
+    "GalaxyEllipse",
+    "GradientFit",
+    "inclination_from_axis_ratio",
+    "deprojected_radius",
+    "half_light_radius",
+    "bootstrap_gradient",
+    "MIN_POINTS_WITHIN_RE",
+]
+
+#: Liew-Cain et al. (2021) Sect. 3.3: galaxies need >= 25 spaxels within R_e.
+MIN_POINTS_WITHIN_RE = 25
+
+
+@dataclass(frozen=True)
+class GalaxyEllipse:
+    """The projected shape of a galaxy on the pixel grid.
+
+    Attributes
+    ----------
+    x, y
+        Centre in pixels (column, row).
+    angle_deg
+        Rotation of the major axis from +x towards +y, in degrees.
+    axis_ratio
+        Minor over major axis, in (0, 1].
+    """
+
+    x: float
+    y: float
+    angle_deg: float
+    axis_ratio: float
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.x) and np.isfinite(self.y) and np.isfinite(self.angle_deg)):
+            raise GalamInputError(
+                f"galaxy ellipse: centre ({self.x}, {self.y}) and angle {self.angle_deg} "
+                "must be finite numbers."
+            )
+        if not 0 < self.axis_ratio <= 1:
+            raise GalamInputError(
+                f"galaxy ellipse: axis ratio {self.axis_ratio} must be in (0, 1] (minor/major)."
+            )
+
+
+def inclination_from_axis_ratio(axis_ratio: float, *, intrinsic_thickness: float = 0.0) -> float:
+    """Inclination in degrees (0 = face-on) from the observed axis ratio.
+
+    Uses Hubble's oblate-spheroid relation
+    ``cos^2 i = (q^2 - q0^2) / (1 - q0^2)`` with intrinsic thickness ``q0``; ``q0 = 0``
+    is the thin-disc case ``cos i = q``. Axis ratios below ``q0`` mean edge-on (90).
+    """
+    if not 0 < axis_ratio <= 1:
+        raise GalamInputError(f"axis ratio {axis_ratio} must be in (0, 1].")
+    if not 0 <= intrinsic_thickness < 1:
+        raise GalamInputError(f"intrinsic thickness {intrinsic_thickness} must be in [0, 1).")
+    q0 = intrinsic_thickness
+    cos2 = (axis_ratio**2 - q0**2) / (1 - q0**2)
+    return float(np.degrees(np.arccos(np.sqrt(np.clip(cos2, 0.0, 1.0)))))
+
+
+def deprojected_radius(
+    shape: tuple[int, int],
+    ellipse: GalaxyEllipse,
+    *,
+    intrinsic_thickness: float = 0.0,
+) -> NDArray[np.float64]:
+    """Deprojected galactocentric radius of every pixel, in pixels along the major axis.
+
+    The offset from the centre is rotated onto the major and minor axes; the minor-axis
+    component is stretched by ``1 / cos i`` (``i`` from
+    :func:`inclination_from_axis_ratio`), so circles in the disc plane become the
+    observed ellipses.
+    """
+    if len(shape) != 2 or min(shape) < 1:
+        raise GalamInputError(f"map shape {shape} must be 2-D and non-empty.")
+    incl = np.radians(
+        inclination_from_axis_ratio(ellipse.axis_ratio, intrinsic_thickness=intrinsic_thickness)
+    )
+    cos_i = max(np.cos(incl), 1e-3)
+    rows, cols = np.indices(shape, dtype=np.float64)
+    dx = cols - ellipse.x
+    dy = rows - ellipse.y
+    theta = np.radians(ellipse.angle_deg)
+    along = dx * np.cos(theta) + dy * np.sin(theta)
+    across = -dx * np.sin(theta) + dy * np.cos(theta)
+    return np.hypot(along, across / cos_i)
+
+
+def half_light_radius(
+    image: ArrayLike,
+    ellipse: GalaxyEllipse,
+    *,
+    mask: ArrayLike | None = None,
+    max_radius: float | None = None,
+) -> float:
+    """Effective (half-light) radius in pixels from a growth curve in elliptical apertures.
+
+    The total light is the sum of the finite, unmasked pixels within ``max_radius``
+    (default: the largest ellipse that fits inside the image); negative sky pixels
+    count as they are, so noise averages out. The radius where the cumulative light
+    reaches half of the total is interpolated linearly.
+
+    Raises
+    ------
+    GalamInputError
+        When the image is not 2-D or holds no positive light around the centre.
+    """
+    data = np.asarray(image, dtype=np.float64)
+    if data.ndim != 2:
+        raise GalamInputError(f"light image must be 2-D, got shape {data.shape}.")
+    radius = deprojected_radius(data.shape, ellipse)
+    good = np.isfinite(data)
+    if mask is not None:
+        good &= ~np.asarray(mask, dtype=bool)
+    if max_radius is None:
+        ny, nx = data.shape
+        edge = min(ellipse.x, ellipse.y, nx - 1 - ellipse.x, ny - 1 - ellipse.y)
+        max_radius = max(edge, 1.0)  # the deprojected radius is >= the distance to the edge
+    good &= radius <= max_radius
+    r = radius[good]
+    flux = data[good]
+    if r.size == 0 or flux.sum() <= 0:
+        raise GalamInputError(
+            "light image has no positive flux inside the galaxy's ellipse; cannot measure R_e."
+        )
+    order = np.argsort(r, kind="stable")
+    r, cumulative = r[order], np.cumsum(flux[order])
+    half = 0.5 * cumulative[-1]
+    k = int(np.searchsorted(cumulative, half))
+    if k == 0:
+        return float(r[0])
+    r0, r1, c0, c1 = r[k - 1], r[k], cumulative[k - 1], cumulative[k]
+    return float(r0 + (r1 - r0) * (half - c0) / (c1 - c0) if c1 > c0 else r1)
+
+
+@dataclass(frozen=True)
+class GradientFit:
+    """Bootstrap least-squares fit of a quantity against R/R_e within R_e.
+
+    Attributes
+    ----------
+    slope, slope_sd
+        Mean and standard deviation of the bootstrap slopes (dex per R_e).
+    intercept, intercept_sd
+        Mean and standard deviation of the intercepts (dex at R = 0).
+    slopes, intercepts
+        The individual bootstrap fits (for the thin red lines).
+    n_within
+        Number of finite points within ``max_radius``.
+    n_outside
+        Number of finite points beyond it.
+    radius, values
+        All finite points (R/R_e and the quantity), for the grey crosses.
+    status
+        ``"ok"`` or ``"too_few_points"``; ``reason`` says why.
+    """
+
+    slope: float
+    slope_sd: float
+    intercept: float
+    intercept_sd: float
+    slopes: NDArray[np.float64]
+    intercepts: NDArray[np.float64]
+    n_within: int
+    n_outside: int
+    radius: NDArray[np.float64]
+    values: NDArray[np.float64]
+    max_radius: float = 1.0
+    status: str = "ok"
+    reason: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when the fit was made."""
+        return self.status == "ok"
+
+
+def bootstrap_gradient(
+    radius_re: ArrayLike,
+    values: ArrayLike,
+    *,
+    n_boot: int = 100,
+    fraction: float = 0.75,
+    max_radius: float = 1.0,
+    min_points: int = MIN_POINTS_WITHIN_RE,
+    require_outside: bool = True,
+    seed: int | np.random.Generator | None = 0,
+) -> GradientFit:
+    """Fit ``values`` against ``radius_re`` on bootstrap samples (Liew-Cain et al. 2021).
+
+    Every bootstrap sample draws ``fraction`` of the points within ``max_radius``
+    without replacement; all ``n_boot`` straight lines are solved at once from their
+    weighted sums (one matrix product), so 100 fits of 5000 points take milliseconds.
+
+    Parameters
+    ----------
+    radius_re, values
+        Same-shaped arrays (maps or 1-D); NaNs are ignored.
+    n_boot, fraction
+        Number of bootstrap samples and the share of points in each (paper: 100, 75%).
+    max_radius
+        Fit only points with ``radius_re <= max_radius`` (paper: 1, i.e. within R_e).
+    min_points, require_outside
+        The paper's selection: at least 25 points within R_e and one outside.
+    seed
+        Seed or Generator for the bootstrap draws.
+
+    Returns
+    -------
+    GradientFit
+        With ``status="too_few_points"`` and NaN slopes when the selection fails.
+    """
+    r = np.asarray(radius_re, dtype=np.float64).ravel()
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if r.shape != v.shape:
+        raise GalamInputError(
+            f"radius and values differ in size ({r.size} vs {v.size}); give maps of one shape."
+        )
+    if n_boot < 2 or not 0 < fraction <= 1:
+        raise GalamInputError(f"n_boot={n_boot} must be >= 2 and fraction={fraction} in (0, 1].")
+    finite = np.isfinite(r) & np.isfinite(v)
+    r, v = r[finite], v[finite]
+    inside = r <= max_radius
+    n_in, n_out = int(inside.sum()), int((~inside).sum())
+    empty = np.full(0, np.nan)
+    problem = ""
+    if n_in < max(min_points, 3):
+        problem = (
+            f"only {n_in} valid spaxels within {max_radius:g} R_e; "
+            f"a gradient needs at least {max(min_points, 3)}"
+        )
+    elif require_outside and n_out == 0:
+        problem = f"no valid spaxel beyond {max_radius:g} R_e; the map does not reach R_e"
+    elif np.ptp(r[inside]) == 0:
+        problem = "all spaxels within R_e lie at one radius"
+    if problem:
+        return GradientFit(
+            np.nan, np.nan, np.nan, np.nan, empty, empty, n_in, n_out, r, v,
+            max_radius=max_radius, status="too_few_points", reason=problem,
+        )  # fmt: skip
+
+    x, y = r[inside], v[inside]
+    n_take = max(2, int(round(fraction * x.size)))
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    keys = rng.random((n_boot, x.size), dtype=np.float32)
+    if n_take < x.size:
+        cut = np.partition(keys, n_take - 1, axis=1)[:, n_take - 1 : n_take]
+        weights = (keys <= cut).astype(np.float64)
+    else:
+        weights = np.ones_like(keys, dtype=np.float64)
+    # the five sums of each least-squares line at once
+    sums = weights @ np.column_stack([np.ones_like(x), x, y, x * x, x * y])
+    sw, sx, sy, sxx, sxy = sums.T
+    denom = sw * sxx - sx * sx
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slopes = (sw * sxy - sx * sy) / denom
+        intercepts = (sy - slopes * sx) / sw
+    return GradientFit(
+        slope=float(np.nanmean(slopes)),
+        slope_sd=float(np.nanstd(slopes, ddof=1)),
+        intercept=float(np.nanmean(intercepts)),
+        intercept_sd=float(np.nanstd(intercepts, ddof=1)),
+        slopes=slopes,
+        intercepts=intercepts,
+        n_within=n_in,
+        n_outside=n_out,
+        radius=r,
+        values=v,
+        max_radius=max_radius,
+    )
