@@ -22,7 +22,7 @@ from napari_galam.errors import GalamError
 __all__ = ["main", "build_parser"]
 
 #: Modules that each contribute one subcommand through ``add_parser(subparsers)``.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("napari_galam._cli.demo",)
+SUBCOMMAND_MODULES: tuple[str, ...] = ("napari_galam._cli.demo", "napari_galam._cli.qa")
 
 
 def build_parser() -> argparse.ArgumentParser:
