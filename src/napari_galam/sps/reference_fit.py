@@ -1,0 +1,321 @@
+"""Reference stellar-population fits with pPXF and the shipped E-MILES library.
+
+:func:`fit_population` fits one optical spectrum with a current pPXF (Cappellari 2023)
+and the 150 SSP templates of ``napari_galam/data/emiles_ssp.npz``, the way the
+MMLforGalAM labels were made (Wang et al. 2025, Sect. 2: pPXF with MILES SSPs): the
+galaxy is moved to the rest frame and log-rebinned, the templates are broadened to the
+galaxy's resolution and normalised to a mean of one in 5070-5950 Angstrom, so that the
+weights pPXF returns are light fractions and the mean log age and [M/H] are
+luminosity-weighted with the same convention as
+:meth:`napari_galam.sps.library.SSPLibrary.luminosity_weighted_labels`. Gas emission
+lines are masked, a multiplicative polynomial absorbs flux-calibration and dust, and
+regularisation is optional.
+
+These fits are the yardstick for the simulator (pPXF must recover the labels of a
+simulated spectrum) and for the benchmarks; they are not fast (about a second each).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from napari_galam.errors import GalamInputError
+from napari_galam.sps.library import LIGHT_WEIGHT_BAND, load_ssp_library, ssp_library_path
+
+__all__ = ["PopulationFit", "SPEED_OF_LIGHT_KMS", "fit_population"]
+
+#: Speed of light in km/s.
+SPEED_OF_LIGHT_KMS = 299792.458
+
+
+@dataclass(frozen=True, eq=False)
+class PopulationFit:
+    """Result of one pPXF stellar-population fit.
+
+    Attributes
+    ----------
+    log_age, mh : float
+        Luminosity-weighted mean log10(age / yr) and [M/H] (light normalised in
+        5070-5950 Angstrom, pPXF's convention).
+    log_age_mass, mh_mass : float
+        The same means weighted by initial stellar mass.
+    light_weights, mass_weights : ndarray, shape (n_ages, n_metals)
+        Fractions of light (5070-5950 Angstrom) and of initial mass in each SSP; each sums
+        to 1.
+    log_ages, metals : ndarray
+        The grid: log10(age / yr) of each row and [M/H] of each column of the weights.
+    velocity : float
+        Line-of-sight velocity in km/s relative to the given redshift.
+    sigma : float
+        Stellar velocity dispersion in km/s (corrected for the instrumental resolution,
+        which the templates were broadened to).
+    chi2 : float
+        Reduced chi^2 over the fitted pixels (about 1 for a good fit with correct noise;
+        about 1 by construction when the noise was estimated from the residuals).
+    noise_estimated : bool
+        Whether ``noise`` was not given and was taken as the rms of the residuals.
+    n_fitted : int
+        Number of pixels in the fit (after masking bad pixels and emission lines).
+    redshift : float
+        The redshift the spectrum was moved to the rest frame with.
+    velscale : float
+        km/s per log-rebinned pixel.
+    wave_rest : ndarray, shape (npix,)
+        Rest-frame (air) wavelength of the fitted, log-rebinned spectrum, Angstrom.
+    galaxy, best_fit : ndarray, shape (npix,)
+        The spectrum and pPXF's best fit, both divided by ``flux_scale``.
+    fitted : ndarray of bool, shape (npix,)
+        Pixels used in the fit.
+    flux_scale : float
+        The median flux the spectrum was divided by.
+    """
+
+    log_age: float
+    mh: float
+    log_age_mass: float
+    mh_mass: float
+    light_weights: NDArray[np.float64]
+    mass_weights: NDArray[np.float64]
+    log_ages: NDArray[np.float64]
+    metals: NDArray[np.float64]
+    velocity: float
+    sigma: float
+    chi2: float
+    noise_estimated: bool
+    n_fitted: int
+    redshift: float
+    velscale: float
+    wave_rest: NDArray[np.float64]
+    galaxy: NDArray[np.float64]
+    best_fit: NDArray[np.float64]
+    fitted: NDArray[np.bool_]
+    flux_scale: float
+
+
+def _check_inputs(
+    wave: ArrayLike, flux: ArrayLike, noise: ArrayLike | None, redshift: float
+) -> tuple[NDArray, NDArray, NDArray | None]:
+    wave = np.asarray(wave, dtype=np.float64)
+    flux = np.asarray(flux, dtype=np.float64)
+    if wave.ndim != 1 or wave.shape != flux.shape or wave.size < 100:
+        raise GalamInputError(
+            f"spectrum: wave and flux must be 1-D arrays of the same length (>= 100 pixels), "
+            f"got shapes {wave.shape} and {flux.shape}"
+        )
+    if not np.all(np.isfinite(wave)) or np.any(np.diff(wave) <= 0):
+        raise GalamInputError("wave: wavelengths must be finite and strictly increasing")
+    if not (np.isfinite(redshift) and -0.01 < redshift < 5):
+        raise GalamInputError(f"redshift: expected a number between -0.01 and 5, got {redshift}")
+    if noise is not None:
+        noise = np.broadcast_to(np.asarray(noise, dtype=np.float64), wave.shape).copy()
+    return wave, flux, noise
+
+
+def _is_log_sampled(wave: NDArray) -> bool:
+    steps = np.diff(np.log(wave))
+    return bool(np.allclose(steps, steps.mean(), rtol=1e-2, atol=0))
+
+
+def fit_population(
+    wave: ArrayLike,
+    flux: ArrayLike,
+    *,
+    noise: ArrayLike | float | None = None,
+    redshift: float = 0.0,
+    fwhm_gal: ArrayLike | float | None = 2.76,
+    vacuum: bool = False,
+    sigma_guess: float = 150.0,
+    mask_emission_lines: bool = True,
+    regul: float = 0.0,
+    mdegree: int = 10,
+    degree: int = -1,
+) -> PopulationFit:
+    """Fit the stellar population of one spectrum with pPXF and the shipped E-MILES SSPs.
+
+    Parameters
+    ----------
+    wave : array_like, shape (npix,)
+        Observed wavelengths in Angstrom, increasing; log-sampled spectra (SDSS
+        ``10**loglam``) are used as they are, others are log-rebinned first.
+    flux : array_like, shape (npix,)
+        f_lambda in any units. Non-finite pixels are left out of the fit.
+    noise : array_like or float, optional
+        1-sigma error of ``flux`` (same units), per pixel or constant; pixels with
+        non-finite or non-positive noise are left out. If None, the fit is made with
+        uniform errors and the noise is then set to the rms of the residuals (the
+        weights do not depend on it unless ``regul > 0``, in which case the fit is
+        repeated with that noise).
+    redshift : float, optional
+        Redshift of the galaxy; the spectrum is moved to its rest frame.
+    fwhm_gal : array_like, float or None, optional
+        Instrumental FWHM of the spectrum in observed Angstrom, constant or per pixel
+        (for SDSS: ``2.355 * wdisp * dlambda``); default 2.76, a typical SDSS value.
+        None means the spectrum already has the templates' resolution (2.51 Angstrom
+        rest-frame FWHM in the optical), as simulated spectra made from the library do.
+    vacuum : bool, optional
+        True if ``wave`` is in vacuum (SDSS); E-MILES is in air, so the spectrum is
+        moved to air wavelengths.
+    sigma_guess : float, optional
+        Starting guess of the velocity dispersion, km/s.
+    mask_emission_lines : bool, optional
+        Leave out 800 km/s around the usual gas emission lines (pPXF's list).
+    regul : float, optional
+        pPXF regularisation strength (0: none; pPXF's examples use 100).
+    mdegree, degree : int, optional
+        Degrees of pPXF's multiplicative and additive Legendre polynomials (defaults 10
+        and -1, as in pPXF's population examples).
+
+    Returns
+    -------
+    PopulationFit
+        Luminosity- and mass-weighted log age and [M/H], weights, kinematics, chi^2 and
+        the fitted spectrum.
+
+    Raises
+    ------
+    GalamInputError
+        If the arrays are malformed, the redshift is out of range, too few good pixels
+        overlap the library, or ``fwhm_gal`` does not match ``wave``.
+    """
+    from ppxf import ppxf_util, sps_util
+    from ppxf.ppxf import ppxf
+
+    wave, flux, noise = _check_inputs(wave, flux, noise, redshift)
+    library = load_ssp_library()
+
+    if fwhm_gal is not None:
+        fwhm_gal = np.asarray(fwhm_gal, dtype=np.float64)
+        if fwhm_gal.ndim == 1 and fwhm_gal.shape != wave.shape:
+            raise GalamInputError(
+                f"fwhm_gal: expected a number or {wave.size} values (one per pixel), "
+                f"got shape {fwhm_gal.shape}"
+            )
+        fwhm_gal = np.broadcast_to(fwhm_gal, wave.shape)
+        if not np.all(np.isfinite(fwhm_gal) & (fwhm_gal > 0)):
+            raise GalamInputError("fwhm_gal: the instrumental FWHM must be finite and positive")
+
+    if vacuum:
+        wave = wave * np.median(ppxf_util.vac_to_air(wave) / wave)
+    wave_rest = wave / (1.0 + redshift)
+
+    # Keep the part of the spectrum the templates cover with a velocity margin.
+    margin = np.exp(3000.0 / SPEED_OF_LIGHT_KMS)
+    inside = (wave_rest > library.wave[0] * margin) & (wave_rest < library.wave[-1] / margin)
+    valid = np.isfinite(flux)
+    if noise is not None:
+        valid &= np.isfinite(noise) & (noise > 0)
+    if np.count_nonzero(inside & valid) < 100:
+        raise GalamInputError(
+            f"spectrum: fewer than 100 good pixels fall in the library's rest-frame range "
+            f"{library.wave[0]:.0f}-{library.wave[-1]:.0f} Angstrom at z={redshift}"
+        )
+    keep = np.flatnonzero(inside)
+    keep = slice(keep[0], keep[-1] + 1)
+    wave_rest, flux, valid = wave_rest[keep], np.where(valid, flux, 0.0)[keep], valid[keep]
+    noise = None if noise is None else np.where(valid, noise, 1.0)[keep]
+    if fwhm_gal is not None:
+        fwhm_gal = fwhm_gal[keep] / (1.0 + redshift)
+
+    if _is_log_sampled(wave_rest):
+        ln_lam = np.log(wave_rest)
+        velscale = SPEED_OF_LIGHT_KMS * (ln_lam[-1] - ln_lam[0]) / (ln_lam.size - 1)
+        galaxy = flux
+    else:
+        galaxy, ln_lam, velscale = ppxf_util.log_rebin(wave_rest, flux)
+        bad_fraction = ppxf_util.log_rebin(wave_rest, (~valid).astype(float))[0]
+        new_wave = np.exp(ln_lam)
+        valid = bad_fraction < 1e-6
+        if noise is not None:
+            noise = np.interp(new_wave, wave_rest, noise)
+        if fwhm_gal is not None:
+            fwhm_gal = np.interp(new_wave, wave_rest, fwhm_gal)
+        velscale = float(np.atleast_1d(velscale)[0])
+    lam_gal = np.exp(ln_lam)
+
+    flux_scale = float(np.median(galaxy[valid]))
+    if not flux_scale > 0:
+        raise GalamInputError("flux: the median flux of the good pixels is not positive")
+    galaxy = galaxy / flux_scale
+
+    fwhm_arg = None if fwhm_gal is None else {"lam": lam_gal, "fwhm": fwhm_gal}
+    lam_range = [lam_gal[0] / margin**2, lam_gal[-1] * margin**2]
+    sps = sps_util.sps_lib(
+        str(ssp_library_path()),
+        velscale,
+        fwhm_arg,
+        norm_range=list(LIGHT_WEIGHT_BAND),
+        lam_range=lam_range,
+    )
+    reg_dim = sps.templates.shape[1:]
+    templates = sps.templates.reshape(sps.templates.shape[0], -1)
+
+    fitted = valid.copy()
+    if mask_emission_lines:
+        good = ppxf_util.determine_goodpixels(ln_lam, [sps.lam_temp[0], sps.lam_temp[-1]])
+        lines_ok = np.zeros_like(fitted)
+        lines_ok[good] = True
+        fitted &= lines_ok
+    goodpixels = np.flatnonzero(fitted)
+
+    def run_ppxf(noise_vector: NDArray) -> ppxf:
+        return ppxf(
+            templates,
+            galaxy,
+            noise_vector,
+            velscale,
+            [0.0, sigma_guess],
+            goodpixels=goodpixels,
+            lam=lam_gal,
+            lam_temp=sps.lam_temp,
+            moments=2,
+            degree=degree,
+            mdegree=mdegree,
+            regul=regul,
+            reg_dim=reg_dim if regul > 0 else None,
+            quiet=True,
+        )
+
+    noise_estimated = noise is None
+    if noise_estimated:
+        fit = run_ppxf(np.ones_like(galaxy))
+        residual = (galaxy - fit.bestfit)[goodpixels]
+        rms = 1.4826 * np.median(np.abs(residual - np.median(residual)))
+        noise_vector = np.full_like(galaxy, max(rms, 1e-6))
+        if regul > 0:
+            fit = run_ppxf(noise_vector)
+    else:
+        noise_vector = noise / flux_scale
+        fit = run_ppxf(noise_vector)
+
+    chi2 = float(np.mean(((galaxy - fit.bestfit) / noise_vector)[goodpixels] ** 2))
+    light = fit.weights.reshape(reg_dim)
+    light = light / light.sum()
+    mass = light / sps.flux
+    mass = mass / mass.sum()
+    log_ages = np.log10(sps.age_grid[:, 0]) + 9.0
+    metals = sps.metal_grid[0].copy()
+    return PopulationFit(
+        log_age=float(np.sum(light.sum(axis=1) * log_ages)),
+        mh=float(np.sum(light.sum(axis=0) * metals)),
+        log_age_mass=float(np.sum(mass.sum(axis=1) * log_ages)),
+        mh_mass=float(np.sum(mass.sum(axis=0) * metals)),
+        light_weights=light,
+        mass_weights=mass,
+        log_ages=log_ages,
+        metals=metals,
+        velocity=float(fit.sol[0]),
+        sigma=float(fit.sol[1]),
+        chi2=chi2,
+        noise_estimated=noise_estimated,
+        n_fitted=int(goodpixels.size),
+        redshift=float(redshift),
+        velscale=float(velscale),
+        wave_rest=lam_gal,
+        galaxy=galaxy,
+        best_fit=np.asarray(fit.bestfit, dtype=np.float64),
+        fitted=fitted,
+        flux_scale=flux_scale,
+    )
