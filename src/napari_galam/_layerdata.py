@@ -13,12 +13,23 @@ import numpy as np
 from napari_galam.io.images import CutoutImage
 from napari_galam.io.spectra import SdssSpectrum
 
-__all__ = ["SPECTRUM_KEY", "cutout_layer_data", "spectrum_layer_data", "robust_limits"]
+__all__ = [
+    "CUBE_KEY",
+    "SPECTRUM_KEY",
+    "cube_layer_data",
+    "cutout_layer_data",
+    "spectrum_layer_data",
+    "robust_limits",
+]
 
 #: Layer-metadata key under which a spectrum object is stored. napari has no spectrum
 #: layer, so a spectrum opens as an empty points layer carrying it in its metadata;
 #: the Spectrum dock plots every such layer.
 SPECTRUM_KEY = "galam_spectrum"
+
+#: Layer-metadata key under which an opened cube (:class:`io.cubes.SpectralCube`) is
+#: stored, so that docks can reach its wavelengths, variance and mask.
+CUBE_KEY = "galam_cube"
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -73,3 +84,37 @@ def spectrum_layer_data(spectrum: SdssSpectrum) -> LayerData:
         {"name": f"spectrum {spectrum.name}", "metadata": metadata, "ndim": 2},
         "points",
     )
+
+
+def cube_layer_data(cube: Any) -> LayerData:
+    """Layer data for a spectral cube: a lazy image with a labelled wavelength axis.
+
+    On a linear wavelength grid the first axis is scaled to Angstrom, so the dims
+    slider reads wavelengths; otherwise it counts channels and ``metadata["wave"]``
+    maps them to Angstrom. Contrast limits come from the middle channel alone, so
+    nothing else is read from disk.
+    """
+    wave = np.asarray(cube.wave, dtype=np.float64)
+    steps = np.diff(wave)
+    linear = wave.size > 1 and np.allclose(steps, steps[0], rtol=1e-6)
+    middle = np.asarray(cube.data[wave.size // 2], dtype=np.float32)
+    metadata = {
+        CUBE_KEY: cube,
+        "path": str(cube.path),
+        "wave": wave,
+        "unit": str(cube.unit) if cube.unit is not None else "",
+        "layout": cube.layout,
+    }
+    if cube.celestial_wcs is not None:
+        metadata["wcs"] = cube.celestial_wcs
+    kwargs: dict[str, Any] = {
+        "name": cube.name,
+        "metadata": metadata,
+        "colormap": "inferno",
+        "contrast_limits": robust_limits(middle),
+        "axis_labels": ("wavelength [Å]" if linear else "channel", "y", "x"),
+    }
+    if linear:
+        kwargs["scale"] = (float(steps[0]), 1.0, 1.0)
+        kwargs["translate"] = (float(wave[0]), 0.0, 0.0)
+    return (cube.data, kwargs, "image")

@@ -1,4 +1,4 @@
-"""The napari reader contribution: cutouts (JPEG/PNG/FITS) and SDSS spectra.
+"""The napari reader contribution: cutouts (JPEG/PNG/FITS), SDSS spectra and IFU cubes.
 
 ``napari_get_reader`` claims files by name (JPEG, PNG, FITS) and returns ``None`` for
 anything else. A claimed file that turns out to be damaged is answered by a napari
@@ -13,8 +13,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from napari_galam._layerdata import cutout_layer_data, spectrum_layer_data
+from napari_galam._layerdata import (
+    CUBE_KEY,
+    SPECTRUM_KEY,
+    cube_layer_data,
+    cutout_layer_data,
+    spectrum_layer_data,
+)
 from napari_galam.errors import GalamInputError
+from napari_galam.io.cubes import read_cube, sniff_cube_layout
 from napari_galam.io.images import RASTER_SUFFIXES, is_fits_path, read_cutout
 from napari_galam.io.spectra import looks_like_sdss_spectrum, read_sdss_spectrum
 
@@ -39,8 +46,11 @@ def napari_get_reader(path: PathOrPaths) -> Callable[..., list[Any]] | None:
 def read_path(path: str | os.PathLike) -> list[Any]:
     """Read one file into layer-data tuples; raise GalamInputError when it is bad."""
     path = Path(path)
-    if is_fits_path(path) and looks_like_sdss_spectrum(path):
-        return [spectrum_layer_data(read_sdss_spectrum(path))]
+    if is_fits_path(path):
+        if looks_like_sdss_spectrum(path):
+            return [spectrum_layer_data(read_sdss_spectrum(path))]
+        if sniff_cube_layout(path) is not None:
+            return [cube_layer_data(read_cube(path))]
     return cutout_layer_data(read_cutout(path))
 
 
@@ -73,6 +83,10 @@ def read_galam_files(path: PathOrPaths, **_: Any) -> list[Any]:
             layers.extend(read_path(one))
         except GalamInputError as exc:
             _notify_error(f"napari-galam could not open {exc}")
-    if any(layer[2] == "points" and "galam_spectrum" in layer[1]["metadata"] for layer in layers):
+    if any(
+        SPECTRUM_KEY in layer[1].get("metadata", {}) or CUBE_KEY in layer[1].get("metadata", {})
+        for layer in layers
+        if len(layer) > 1
+    ):
         _open_spectrum_dock()
     return layers or [(None,)]

@@ -63,3 +63,31 @@ def test_bad_file_in_viewer_notifies_and_keeps_viewer(make_napari_viewer, tmp_pa
     viewer.open(str(bad), plugin="napari-galam")
     assert [layer.name for layer in viewer.layers] == ["Hubble Deep Field"]
     assert any("bad.fits" in str(n.message) for n in notification_manager.records[before:])
+
+
+def test_cube_opens_lazily_and_a_click_plots_the_spaxel(make_napari_viewer, tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "io"))
+    from survey_files import write_califa_cube
+
+    written = write_califa_cube(tmp_path / "NGC0001.V500.rscube.fits", ny=14, nx=12, nwave=300)
+    viewer = make_napari_viewer()
+    viewer.open(str(written.path), plugin="napari-galam")
+    layer = viewer.layers["NGC0001.V500.rscube"]
+    assert layer.data.shape == (300, 14, 12)
+    assert layer.axis_labels[0] == "wavelength [Å]"
+    assert layer.scale[0] == 2.0 and layer.translate[0] == 3749.0  # the slider reads Å
+    assert "galam_cube" in layer.metadata
+
+    _, dock = viewer.window.add_plugin_dock_widget("napari-galam", "Spectrum")
+    spectrum = dock.show_spaxel(layer, 7, 5)
+    assert spectrum is not None
+    np.testing.assert_allclose(spectrum.flux, written.flux[:, 7, 5], rtol=1e-6, equal_nan=True)
+    assert "spaxel (y=7, x=5)" in dock.figure.axes[0].get_title()
+    assert "erg" in dock.figure.axes[0].get_ylabel()
+    shot = tmp_path / "cube_spectrum.png"
+    viewer.screenshot(str(shot), canvas_only=False, flash=False)
+    _not_blank(shot)
+    # a click outside the cube warns instead of failing
+    assert dock.show_spaxel(layer, 99, 0) is None

@@ -1,27 +1,53 @@
-"""The "Spectrum" dock: plots the SDSS spectra that are open in the viewer.
+"""The "Spectrum" dock: plots the SDSS spectra open in the viewer and clicked spaxels.
 
 A spectrum opens as an empty points layer whose metadata carries the spectrum under
 :data:`SPECTRUM_KEY` (napari has no spectrum layer). The dock lists those layers,
 follows the layer selection and plots the chosen one with
-:func:`napari_galam.plots.plot_spectrum`.
+:func:`napari_galam.plots.plot_spectrum`. Clicking a spaxel of a cube layer (one whose
+metadata carries :data:`CUBE_KEY`) reads that spaxel's spectrum from disk and plots it.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel
 
+from napari_galam._layerdata import CUBE_KEY, SPECTRUM_KEY
 from napari_galam._widgets._mpl import MplDock
+from napari_galam.errors import GalamInputError
+from napari_galam.io.spectra import Spectrum1D
 from napari_galam.plots import plot_spectrum
 
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["SPECTRUM_KEY", "SpectrumDock", "spectrum_layers"]
+__all__ = ["SPECTRUM_KEY", "SpectrumDock", "spectrum_layers", "spaxel_spectrum_of"]
 
-#: Layer-metadata key under which a spectrum object is stored.
-SPECTRUM_KEY = "galam_spectrum"
+
+def spaxel_spectrum_of(layer: Any, y: int, x: int) -> Spectrum1D:
+    """The spectrum of spaxel (y, x) of a cube layer, read from disk."""
+    from napari_galam.io.cubes import spaxel_spectrum
+
+    cube = layer.metadata[CUBE_KEY]
+    _, ny, nx = cube.shape
+    if not (0 <= y < ny and 0 <= x < nx):
+        raise GalamInputError(f"spaxel (y={y}, x={x}) is outside cube '{layer.name}' ({ny}x{nx}).")
+    wave, flux, variance = spaxel_spectrum(cube, y, x)
+    if variance is None:
+        ivar = np.where(np.isfinite(flux), 1.0, 0.0)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ivar = np.where(np.isfinite(variance) & (variance > 0), 1.0 / variance, 0.0)
+    return Spectrum1D(
+        wave=np.asarray(wave, float),
+        flux=np.asarray(flux, np.float32),
+        ivar=np.asarray(ivar, np.float32),
+        name=f"{layer.name} spaxel (y={y}, x={x})",
+        redshift=float(cube.meta.get("redshift", np.nan)) if cube.meta else float("nan"),
+        flux_unit=str(cube.unit) if cube.unit is not None else "",
+    )
 
 
 def spectrum_layers(viewer: napari.viewer.Viewer) -> list[Any]:
@@ -40,6 +66,7 @@ class SpectrumDock(MplDock):
         row.addWidget(QLabel("spectrum:"))
         row.addWidget(self.chooser, 1)
         self._layout.insertLayout(0, row)
+        self.spaxel: Spectrum1D | None = None
         self.chooser.currentIndexChanged.connect(lambda _index: self.redraw())
         viewer.layers.events.inserted.connect(self._on_layers_changed)
         viewer.layers.events.removed.connect(self._on_layers_changed)
@@ -48,11 +75,36 @@ class SpectrumDock(MplDock):
 
     @property
     def current_spectrum(self) -> Any | None:
-        """The spectrum object of the chosen layer (None when there is none)."""
+        """The spectrum object of the chosen entry (None when there is none)."""
         name = self.chooser.currentText()
+        if self.spaxel is not None and name == self.spaxel.name:
+            return self.spaxel
         if name and name in self.viewer.layers:
             return self.viewer.layers[name].metadata.get(SPECTRUM_KEY)
         return None
+
+    def show_spaxel(self, layer: Any, y: int, x: int) -> Spectrum1D | None:
+        """Read and plot spaxel (y, x) of cube ``layer``; a bad click is a notification."""
+        try:
+            self.spaxel = spaxel_spectrum_of(layer, y, x)
+        except GalamInputError as exc:
+            from napari.utils.notifications import show_warning
+
+            show_warning(str(exc))
+            return None
+        self._on_layers_changed()
+        self.chooser.setCurrentText(self.spaxel.name)
+        return self.spaxel
+
+    def _watch_cube(self, layer: Any) -> None:
+        if CUBE_KEY in layer.metadata and self._on_cube_click not in layer.mouse_drag_callbacks:
+            layer.mouse_drag_callbacks.append(self._on_cube_click)
+
+    def _on_cube_click(self, layer: Any, event: Any) -> None:
+        if event.type != "mouse_press":
+            return
+        coords = np.round(layer.world_to_data(event.position)).astype(int)
+        self.show_spaxel(layer, int(coords[-2]), int(coords[-1]))
 
     def show_layer(self, layer: Any) -> None:
         """Choose ``layer`` (a spectrum layer) and plot it."""
@@ -62,7 +114,11 @@ class SpectrumDock(MplDock):
 
     def _on_layers_changed(self, event: Any = None) -> None:
         current = self.chooser.currentText()
+        for layer in self.viewer.layers:
+            self._watch_cube(layer)
         names = [layer.name for layer in spectrum_layers(self.viewer)]
+        if self.spaxel is not None:
+            names.append(self.spaxel.name)
         self.chooser.blockSignals(True)
         self.chooser.clear()
         self.chooser.addItems(names)
@@ -88,7 +144,7 @@ class SpectrumDock(MplDock):
             ax.text(
                 0.5,
                 0.5,
-                "Open an SDSS spec-*.fits file to plot it here",
+                "Open an SDSS spec-*.fits file, or click a spaxel of a cube",
                 ha="center",
                 va="center",
                 transform=ax.transAxes,

@@ -21,7 +21,13 @@ from numpy.typing import NDArray
 
 from napari_galam.errors import GalamInputError
 
-__all__ = ["SdssSpectrum", "read_sdss_spectrum", "looks_like_sdss_spectrum", "median_snr"]
+__all__ = [
+    "SdssSpectrum",
+    "Spectrum1D",
+    "read_sdss_spectrum",
+    "looks_like_sdss_spectrum",
+    "median_snr",
+]
 
 
 @dataclass(frozen=True)
@@ -66,10 +72,44 @@ class SdssSpectrum:
         return median_snr(self.flux, self.ivar)
 
     @property
+    def flux_unit(self) -> str:
+        """Unit of :attr:`flux`, for axis labels."""
+        return "1e-17 erg s⁻¹ cm⁻² Å⁻¹"
+
+    @property
     def rest_wave(self) -> NDArray[np.float64]:
         """Rest-frame wavelength (Angstrom), using :attr:`redshift` (observed when NaN)."""
         z = self.redshift if np.isfinite(self.redshift) else 0.0
         return self.wave / (1.0 + z)
+
+
+@dataclass(frozen=True)
+class Spectrum1D:
+    """Any other 1-D spectrum to plot, e.g. one spaxel of a cube.
+
+    Attributes
+    ----------
+    wave, flux, ivar
+        Wavelength (Angstrom), flux density and inverse variance (0 = bad).
+    name
+        A label, e.g. ``"NGC1234 spaxel (y=30, x=41)"``.
+    redshift
+        NaN when unknown.
+    flux_unit
+        Unit of ``flux`` for axis labels.
+    """
+
+    wave: NDArray[np.float64]
+    flux: NDArray[np.float32]
+    ivar: NDArray[np.float32]
+    name: str
+    redshift: float = float("nan")
+    flux_unit: str = ""
+
+    @property
+    def snr_median(self) -> float:
+        """Median signal-to-noise per pixel over the good pixels."""
+        return median_snr(self.flux, self.ivar)
 
 
 def median_snr(flux: NDArray[Any], ivar: NDArray[Any]) -> float:

@@ -58,9 +58,10 @@ def plot_spectrum(
     snr = float(spectrum.snr_median)
     z_text = f"z = {z:.4f}" if np.isfinite(z) else "z unknown"
     snr_text = f"median S/N = {snr:.1f}" if np.isfinite(snr) else "median S/N unknown"
-    ax.set_title(f"{spectrum.name}   {z_text}   {snr_text}", fontsize=9)
+    ax.set_title(f"{spectrum.name}\n{z_text}   {snr_text}", fontsize=9)
     ax.set_xlabel("observed wavelength [Å]")
-    ax.set_ylabel("flux [1e-17 erg s⁻¹ cm⁻² Å⁻¹]")
+    unit = getattr(spectrum, "flux_unit", "")
+    ax.set_ylabel(f"flux [{unit}]" if unit else "flux")
     if np.any(np.isfinite(shown)):
         lo, hi = np.nanpercentile(shown, [0.5, 99.5])
         pad = 0.08 * (hi - lo if hi > lo else 1.0)
