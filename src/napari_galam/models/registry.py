@@ -1,0 +1,296 @@
+"""The registry of shipped model weights: Keras files with model cards, checked on load.
+
+Every shipped model is two files in :func:`weights_dir` (``src/napari_galam/models/weights``
+unless the environment variable ``NAPARI_GALAM_WEIGHTS_DIR`` points elsewhere):
+
+- ``<name>.keras``: the Keras 3 archive (no pickle inside; loaded with
+  ``safe_mode=True``, so no Lambda layers; the project's own layers are registered
+  serializable classes from :func:`napari_galam.models.architectures.custom_objects`);
+- ``<name>.json``: the model card, a JSON object with at least these keys:
+
+  ``name``; ``file`` (the ``.keras`` file name); ``sha256`` (of that file);
+  ``architecture`` (what the network is, e.g. ``"mmlforgalam"``); ``configuration``
+  (:meth:`ArchitectureConfig.to_dict`); ``input`` (kind ``"image"``, ``"spectrum"``
+  or ``"sed"``, shape, dtype and the preprocessing applied before the model, e.g.
+  ``{"kind": "image", "shape": [64, 64, 3], "preprocessing": "preprocess_images(size=64)"}``);
+  ``outputs`` (``["log_age", "mh"]``, units); ``training_data`` (the data card and sizes
+  of the splits); ``metrics``; ``frameworks`` (versions of TensorFlow, Keras, numpy,
+  Python, napari-galam); ``created`` (UTC, ISO 8601).
+
+Names in use: ``"mmlforgalam"``, ``"image-only"``, ``"spectra-only"`` (per galaxy) and
+``"sed-cnn"`` (per spaxel). Loading checks the file's SHA-256 against the card, so a
+changed, truncated or replaced file fails with :class:`~napari_galam.errors.GalamError`
+before any of it is deserialised. Loaded models are cached per (file, hash).
+TensorFlow is imported only inside :func:`load_model` and :func:`save_model_with_card`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any
+
+from napari_galam.errors import GalamError, GalamInputError
+
+__all__ = [
+    "WEIGHTS_DIR_ENV",
+    "MODEL_NAMES",
+    "weights_dir",
+    "available_models",
+    "read_model_card",
+    "file_sha256",
+    "load_model",
+    "save_model_with_card",
+    "clear_model_cache",
+]
+
+#: Environment variable that overrides where weights are looked for (tests, user models).
+WEIGHTS_DIR_ENV = "NAPARI_GALAM_WEIGHTS_DIR"
+#: The model names the rest of the project asks for.
+MODEL_NAMES: tuple[str, ...] = ("mmlforgalam", "image-only", "spectra-only", "sed-cnn")
+
+_CACHE: dict[tuple[str, str], Any] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def weights_dir() -> Path:
+    """Folder holding ``<name>.keras`` + ``<name>.json`` pairs."""
+    override = os.environ.get(WEIGHTS_DIR_ENV)
+    if override:
+        return Path(override)
+    return Path(__file__).resolve().parent / "weights"
+
+
+def _check_name(name: str) -> None:
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
+        raise GalamInputError(
+            f"model name {name!r} is not a valid name (letters, digits, '-', '_')"
+        )
+
+
+def available_models(directory: str | os.PathLike | None = None) -> list[str]:
+    """Names of the models that have both a card and a weights file, sorted."""
+    folder = Path(directory) if directory is not None else weights_dir()
+    if not folder.is_dir():
+        return []
+    return sorted(p.stem for p in folder.glob("*.json") if (folder / f"{p.stem}.keras").is_file())
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _unknown_model(name: str, folder: Path) -> GalamError:
+    names = available_models(folder)
+    listing = ", ".join(names) if names else "none (no weights shipped in this folder)"
+    return GalamError(f"no model named {name!r} in {folder}; available models: {listing}")
+
+
+def read_model_card(name: str, *, directory: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Read and check the model card ``<name>.json`` (no TensorFlow needed).
+
+    Raises
+    ------
+    GalamError
+        If there is no such model, or the card is not a JSON object with the keys
+        ``name``, ``file`` and ``sha256``.
+    """
+    _check_name(name)
+    folder = Path(directory) if directory is not None else weights_dir()
+    card_path = folder / f"{name}.json"
+    if not card_path.is_file() or not (folder / f"{name}.keras").is_file():
+        raise _unknown_model(name, folder)
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GalamError(f"model card {card_path} is not readable JSON: {exc}") from None
+    if not isinstance(card, dict):
+        raise GalamError(f"model card {card_path} is not a JSON object")
+    missing = [key for key in ("name", "file", "sha256") if key not in card]
+    if missing:
+        raise GalamError(f"model card {card_path} lacks the keys {missing}")
+    if card["file"] != f"{name}.keras":
+        raise GalamError(
+            f"model card {card_path} describes {card['file']!r}, not {name}.keras; the card and "
+            "the weights do not belong together"
+        )
+    return card
+
+
+def load_model(name: str, *, directory: str | os.PathLike | None = None) -> Any:
+    """Load a shipped model by name, after checking its file against its model card.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`available_models`.
+    directory : path, optional
+        Weights folder; :func:`weights_dir` by default.
+
+    Returns
+    -------
+    keras.Model
+        Loaded with ``safe_mode=True`` and without its optimizer; cached, so a second
+        call returns the same object.
+
+    Raises
+    ------
+    GalamError
+        Unknown name (the message lists the available ones), a file whose SHA-256 differs
+        from the card (changed or replaced), or a file that is not a Keras model.
+    """
+    card = read_model_card(name, directory=directory)
+    folder = Path(directory) if directory is not None else weights_dir()
+    path = folder / card["file"]
+    actual = file_sha256(path)
+    if actual != card["sha256"]:
+        raise GalamError(
+            f"weights file {path} does not match its model card: sha256 {actual[:16]}... "
+            f"instead of {str(card['sha256'])[:16]}...; the file was changed or replaced. "
+            "Reinstall napari-galam or re-save the model with save_model_with_card."
+        )
+    key = (str(path.resolve()), actual)
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+    import keras
+
+    from napari_galam.models.architectures import custom_objects
+
+    try:
+        model = keras.saving.load_model(
+            path, custom_objects=custom_objects(), compile=False, safe_mode=True
+        )
+    except Exception as exc:  # noqa: BLE001 - any failure means "not a model we can load"
+        raise GalamError(
+            f"weights file {path} could not be loaded as a Keras model "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no details'}); "
+            "it is not a napari-galam model file"
+        ) from None
+    with _CACHE_LOCK:
+        _CACHE[key] = model
+    return model
+
+
+def clear_model_cache() -> None:
+    """Forget every loaded model (tests; freeing memory)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def _framework_versions() -> dict[str, str]:
+    import keras
+    import numpy
+    import tensorflow as tf
+
+    from napari_galam import __version__
+
+    return {
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": numpy.__version__,
+        "python": platform.python_version(),
+        "napari_galam": __version__,
+    }
+
+
+def save_model_with_card(
+    model: Any,
+    name: str,
+    *,
+    architecture: str,
+    configuration: dict[str, Any],
+    input_spec: dict[str, Any],
+    training_data: dict[str, Any] | None = None,
+    metrics: dict[str, Any] | None = None,
+    outputs: list[str] | None = None,
+    notes: str = "",
+    directory: str | os.PathLike | None = None,
+) -> Path:
+    """Write ``<name>.keras`` and its model card ``<name>.json``, each atomically.
+
+    Both files are first written under temporary names in the target folder and then
+    moved into place with :func:`os.replace` (weights first, then the card), so a reader
+    never sees a half-written file; a crash between the two moves leaves a card whose
+    hash does not match, which :func:`load_model` reports instead of loading.
+
+    Parameters
+    ----------
+    model : keras.Model
+        The model to save (without Lambda layers).
+    name : str
+        Registry name, e.g. ``"mmlforgalam"``.
+    architecture : str
+        What the network is (``"mmlforgalam"``, ``"m3"``, ``"m1"``, ``"sed-cnn"``...).
+    configuration : dict
+        :meth:`ArchitectureConfig.to_dict` plus anything else needed to rebuild it.
+    input_spec : dict
+        ``kind``, ``shape``, ``dtype``, ``preprocessing`` (see the module docstring).
+    training_data, metrics : dict, optional
+        Data card with split sizes; evaluation metrics.
+    outputs : list of str, optional
+        Output columns, ``["log_age", "mh"]`` by default.
+    notes : str
+        Free text.
+    directory : path, optional
+        Target folder; :func:`weights_dir` by default.
+
+    Returns
+    -------
+    Path
+        The card's path.
+    """
+    _check_name(name)
+    folder = Path(directory) if directory is not None else weights_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    weights_path = folder / f"{name}.keras"
+    card_path = folder / f"{name}.json"
+    handle, tmp_weights = tempfile.mkstemp(prefix=f".{name}-", suffix=".keras", dir=folder)
+    os.close(handle)
+    tmp_card = None
+    try:
+        model.save(tmp_weights, overwrite=True)
+        digest = file_sha256(tmp_weights)
+        card = {
+            "name": name,
+            "file": weights_path.name,
+            "sha256": digest,
+            "size_bytes": os.path.getsize(tmp_weights),
+            "architecture": architecture,
+            "configuration": configuration,
+            "input": input_spec,
+            "outputs": outputs or ["log_age", "mh"],
+            "output_units": {"log_age": "log10(age / yr)", "mh": "dex ([M/H])"},
+            "training_data": training_data or {},
+            "metrics": metrics or {},
+            "n_parameters": int(model.count_params()),
+            "frameworks": _framework_versions(),
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "notes": notes,
+        }
+        handle, tmp_card = tempfile.mkstemp(prefix=f".{name}-", suffix=".json", dir=folder)
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump(card, out, indent=2, sort_keys=True)
+            out.write("\n")
+        for tmp in (tmp_weights, tmp_card):
+            os.chmod(tmp, 0o644)  # mkstemp makes 0600; shipped files are world-readable
+        os.replace(tmp_weights, weights_path)
+        os.replace(tmp_card, card_path)
+    finally:
+        for leftover in (tmp_weights, tmp_card):
+            if leftover is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(leftover)
+    return card_path

@@ -1,0 +1,129 @@
+"""Registry: saving with a model card, hash check, safe loading, caching, clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+from napari_galam.errors import GalamError
+from napari_galam.models import registry
+
+pytestmark = pytest.mark.tensorflow
+
+
+@pytest.fixture
+def weights(tmp_path, monkeypatch):
+    folder = tmp_path / "weights"
+    monkeypatch.setenv(registry.WEIGHTS_DIR_ENV, str(folder))
+    registry.clear_model_cache()
+    yield folder
+    registry.clear_model_cache()
+
+
+def save_tiny(name: str = "image-only"):
+    from galam_model_helpers import TINY
+
+    from napari_galam.models.architectures import build_m3
+    from napari_galam.models.inference import model_input_spec
+
+    model = build_m3(TINY, target_mean=[9.5, -0.5], target_std=[0.3, 0.3])
+    card = registry.save_model_with_card(
+        model,
+        name,
+        architecture="m3",
+        configuration=TINY.to_dict(),
+        input_spec=model_input_spec("image-only", TINY.to_dict()),
+        training_data={"name": "none", "n_galaxies": 0},
+        metrics={"log_age": {"sd": 0.5}},
+    )
+    return model, card
+
+
+def test_round_trip_with_card_and_cache(weights):
+    model, card_path = save_tiny()
+    assert card_path == weights / "image-only.json"
+    card = json.loads(card_path.read_text())
+    assert card["sha256"] == registry.file_sha256(weights / "image-only.keras")
+    assert card["input"]["shape"] == [16, 16, 3]
+    assert card["frameworks"]["keras"].startswith("3.")
+    assert card["n_parameters"] == model.count_params()
+    assert not [p.name for p in weights.iterdir() if p.name.startswith(".")]  # no temp files left
+    assert registry.available_models() == ["image-only"]
+
+    loaded = registry.load_model("image-only")
+    x = np.random.default_rng(0).random((3, 16, 16, 3), dtype=np.float32)
+    np.testing.assert_allclose(
+        loaded.predict_on_batch(x), model.predict_on_batch(x), rtol=1e-5, atol=1e-6
+    )
+    assert registry.load_model("image-only") is loaded  # cached
+
+
+def test_tampered_file_is_refused(weights):
+    save_tiny()
+    path = weights / "image-only.keras"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(GalamError, match="does not match its model card"):
+        registry.load_model("image-only")
+
+
+def test_foreign_file_with_matching_card_is_refused(weights):
+    save_tiny()
+    path = weights / "image-only.keras"
+    with zipfile.ZipFile(path, "w") as archive:  # a zip, but no Keras model inside
+        archive.writestr("hello.txt", "not a model")
+    card_path = weights / "image-only.json"
+    card = json.loads(card_path.read_text())
+    card["sha256"] = registry.file_sha256(path)
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(GalamError, match="could not be loaded as a Keras model"):
+        registry.load_model("image-only")
+
+
+def test_model_with_a_lambda_layer_is_not_loaded(weights):
+    """safe_mode=True: a file carrying Python bytecode (a Lambda layer) is refused."""
+    import keras
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2.0)(inputs))
+    registry.save_model_with_card(
+        model, "lambda-model", architecture="x", configuration={}, input_spec={}, directory=weights
+    )
+    with pytest.raises(GalamError, match="could not be loaded"):
+        registry.load_model("lambda-model")
+
+
+def test_wrong_name_lists_available_models(weights):
+    save_tiny("image-only")
+    save_tiny("spectra-only")
+    with pytest.raises(GalamError, match=r"available models: image-only, spectra-only"):
+        registry.load_model("mmlforgalamm")
+    with pytest.raises(GalamError):
+        registry.load_model("../etc/passwd")
+
+
+def test_card_for_another_file_is_refused(weights):
+    save_tiny()
+    card_path = weights / "image-only.json"
+    card = json.loads(card_path.read_text())
+    card["file"] = "other.keras"
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(GalamError, match="do not belong together"):
+        registry.load_model("image-only")
+
+
+def test_models_package_imports_without_tensorflow():
+    code = (
+        "import sys\n"
+        "import napari_galam.models, napari_galam.models.architectures, napari_galam.models.registry\n"
+        "import napari_galam.models.training, napari_galam.models.inference, napari_galam.models.worker\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
+        "assert 'keras' not in sys.modules, 'keras imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
