@@ -64,3 +64,38 @@ def test_bad_files_become_notifications_not_tracebacks(tmp_path: Path) -> None:
 
     only_bad = reader([str(bad)])
     assert only_bad == [(None,)]  # napari's "nothing to add" sentinel: no second error
+
+
+def test_reads_cubes_and_narrowband_stacks(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent / "io"))
+    from survey_files import (
+        write_califa_cube,
+        write_manga_logcube,
+        write_narrowband_cube_with_table,
+        write_narrowband_files,
+        write_narrowband_mef,
+    )
+
+    califa = write_califa_cube(tmp_path / "A.V500.rscube.fits")
+    manga = write_manga_logcube(tmp_path / "manga-1-2-LOGCUBE.fits")
+    mef = write_narrowband_mef(tmp_path / "jpas_mef.fits")
+    table = write_narrowband_cube_with_table(tmp_path / "jpas_cube.fits")
+    for written, key, label in (
+        (califa, "galam_cube", "wavelength [Å]"),
+        (manga, "galam_cube", "channel"),  # log-lambda grid: channels, wave in metadata
+        (mef, "galam_narrowband", "filter"),
+        (table, "galam_narrowband", "filter"),
+    ):
+        [(data, kwargs, kind)] = napari_get_reader(str(written.path))(str(written.path))
+        assert kind == "image" and key in kwargs["metadata"], written.path.name
+        assert kwargs["axis_labels"][0] == label
+        assert data.shape == written.flux.shape
+        assert len(kwargs["metadata"]["wave"]) == data.shape[0]
+    files = write_narrowband_files(tmp_path / "stack", n_filters=5)
+    paths = sorted(str(p) for p in (tmp_path / "stack").glob("*.fits"))
+    [(data, kwargs, _)] = napari_get_reader(paths)(paths)
+    assert data.shape == files.flux.shape
+    assert len(kwargs["metadata"]["filter_names"]) == 5
+    assert np.all(np.diff(kwargs["metadata"]["wave"]) > 0)  # sorted by wavelength

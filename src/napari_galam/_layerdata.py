@@ -15,9 +15,11 @@ from napari_galam.io.spectra import SdssSpectrum
 
 __all__ = [
     "CUBE_KEY",
+    "NARROWBAND_KEY",
     "SPECTRUM_KEY",
     "cube_layer_data",
     "cutout_layer_data",
+    "narrowband_layer_data",
     "spectrum_layer_data",
     "robust_limits",
 ]
@@ -30,6 +32,10 @@ SPECTRUM_KEY = "galam_spectrum"
 #: Layer-metadata key under which an opened cube (:class:`io.cubes.SpectralCube`) is
 #: stored, so that docks can reach its wavelengths, variance and mask.
 CUBE_KEY = "galam_cube"
+
+#: Layer-metadata key under which a narrow-band stack (:class:`io.narrowband.NarrowBandStack`)
+#: is stored.
+NARROWBAND_KEY = "galam_narrowband"
 
 LayerData = tuple[Any, dict[str, Any], str]
 
@@ -118,3 +124,29 @@ def cube_layer_data(cube: Any) -> LayerData:
         kwargs["scale"] = (float(steps[0]), 1.0, 1.0)
         kwargs["translate"] = (float(wave[0]), 0.0, 0.0)
     return (cube.data, kwargs, "image")
+
+
+def narrowband_layer_data(stack: Any) -> LayerData:
+    """Layer data for a narrow-band stack: one plane per filter, filters in the metadata."""
+    n_filters = len(stack.filter_names)
+    middle = np.asarray(stack.data[n_filters // 2], dtype=np.float32)
+    metadata = {
+        NARROWBAND_KEY: stack,
+        "paths": [str(p) for p in stack.paths],
+        "filter_names": list(stack.filter_names),
+        "wave": np.asarray(stack.wavelength, dtype=np.float64),
+        "unit": str(stack.unit) if stack.unit is not None else "",
+        "layout": stack.layout,
+    }
+    if stack.celestial_wcs is not None:
+        metadata["wcs"] = stack.celestial_wcs
+    first = stack.paths[0]
+    name = first.name.split(".fit")[0] if len(stack.paths) == 1 else f"{first.parent.name} stack"
+    kwargs = {
+        "name": name,
+        "metadata": metadata,
+        "colormap": "inferno",
+        "contrast_limits": robust_limits(middle),
+        "axis_labels": ("filter", "y", "x"),
+    }
+    return (stack.data, kwargs, "image")

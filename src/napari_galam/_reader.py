@@ -18,11 +18,13 @@ from napari_galam._layerdata import (
     SPECTRUM_KEY,
     cube_layer_data,
     cutout_layer_data,
+    narrowband_layer_data,
     spectrum_layer_data,
 )
 from napari_galam.errors import GalamInputError
 from napari_galam.io.cubes import read_cube, sniff_cube_layout
 from napari_galam.io.images import RASTER_SUFFIXES, is_fits_path, read_cutout
+from napari_galam.io.narrowband import read_narrowband, sniff_narrowband
 from napari_galam.io.spectra import looks_like_sdss_spectrum, read_sdss_spectrum
 
 __all__ = ["napari_get_reader", "read_galam_files", "read_path"]
@@ -49,6 +51,8 @@ def read_path(path: str | os.PathLike) -> list[Any]:
     if is_fits_path(path):
         if looks_like_sdss_spectrum(path):
             return [spectrum_layer_data(read_sdss_spectrum(path))]
+        if sniff_narrowband(path) is not None:
+            return [narrowband_layer_data(read_narrowband(path))]
         if sniff_cube_layout(path) is not None:
             return [cube_layer_data(read_cube(path))]
     return cutout_layer_data(read_cutout(path))
@@ -78,6 +82,13 @@ def read_galam_files(path: PathOrPaths, **_: Any) -> list[Any]:
     """Read the given files; report bad ones as notifications and keep the good ones."""
     paths = [path] if isinstance(path, str | os.PathLike) else list(path)
     layers: list[Any] = []
+    if len(paths) > 1 and sniff_narrowband(paths) == "files":
+        # one image per filter, opened together: one stack, not N unrelated images
+        try:
+            return [narrowband_layer_data(read_narrowband(paths))]
+        except GalamInputError as exc:
+            _notify_error(f"napari-galam could not open {exc}")
+            return [(None,)]
     for one in paths:
         try:
             layers.extend(read_path(one))
