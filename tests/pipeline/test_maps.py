@@ -1,0 +1,86 @@
+"""The cube -> SEDs -> maps pipeline, with a transparent predictor standing in for the CNN.
+
+The predictor returns the SED's blue-to-red flux ratio as "log age" and its mean as
+"[M/H]", so each map pixel can be checked against the SED it came from; the trained
+model itself is tested in tests/models.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from napari_galam.core.spaxels import filters_within
+from napari_galam.errors import GalamInputError
+from napari_galam.io.cubes import read_cube
+from napari_galam.io.narrowband import read_narrowband
+from napari_galam.pipeline.maps import (
+    iter_map_seds,
+    map_seds,
+    seds_from_cube,
+    seds_from_narrowband,
+)
+from napari_galam.sps.filters import jpas_filters, load_filters
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "io"))
+from survey_files import write_califa_cube, write_narrowband_mef  # noqa: E402
+
+
+def colour_predictor(seds: np.ndarray) -> SimpleNamespace:
+    seds = np.asarray(seds, dtype=float)
+    return SimpleNamespace(log_age=seds[:, 0] / seds[:, -1], mh=seds.mean(axis=1))
+
+
+@pytest.fixture
+def califa_seds(tmp_path: Path):
+    written = write_califa_cube(tmp_path / "G.V500.rscube.fits", ny=14, nx=12, nwave=1877)
+    cube = read_cube(written.path)
+    names = filters_within(cube.wave, jpas_filters())
+    return seds_from_cube(cube, load_filters(names)), names
+
+
+def test_each_spaxel_gets_the_prediction_of_its_own_sed(califa_seds) -> None:
+    seds, names = califa_seds
+    maps = map_seds(seds, colour_predictor, min_snr=3.0)
+    kept = np.isfinite(maps.log_age)
+    assert kept.sum() == maps.meta["n_kept"] > 10
+    y, x = np.argwhere(kept)[0]
+    expected = colour_predictor(seds.flux[:, y, x][None])
+    assert maps.log_age[y, x] == pytest.approx(expected.log_age[0], rel=1e-5)
+    assert maps.mh[y, x] == pytest.approx(expected.mh[0], rel=1e-5)
+    assert np.all(maps.snr[kept] >= 3.0)  # the floor holds
+    assert np.all(maps.bin_id[~kept] == -1)
+    assert set(maps.as_dict()) == {"LOG_AGE", "MH", "SNR", "BIN_ID"}
+    assert maps.band_names == tuple(names)
+
+
+def test_voronoi_binned_maps_are_constant_within_bins(califa_seds) -> None:
+    seds, _ = califa_seds
+    stages = []
+    maps = None
+    for item in iter_map_seds(seds, colour_predictor, min_snr=1.0, target_snr=60.0):
+        if isinstance(item, tuple):
+            stages.append(item[0])
+        else:
+            maps = item
+    assert "binning" in stages and "prediction" in stages
+    n_bins = maps.bin_id.max() + 1
+    assert 1 < n_bins < maps.meta["n_kept"]  # binning merged faint spaxels
+    for b in range(n_bins):
+        values = maps.log_age[maps.bin_id == b]
+        assert np.allclose(values, values[0])
+
+
+def test_narrowband_stack_is_matched_by_filter_name(tmp_path: Path) -> None:
+    written = write_narrowband_mef(tmp_path / "nb.fits", n_filters=6)
+    stack = read_narrowband(written.path)
+    wanted = list(reversed(stack.filter_names[:4]))
+    seds = seds_from_narrowband(stack, wanted)
+    assert seds.flux.shape[0] == 4 and seds.band_names == tuple(wanted)
+    np.testing.assert_allclose(seds.flux[0], np.asarray(stack.data[3]), rtol=1e-6)
+    with pytest.raises(GalamInputError, match="nb.fits.*needs filters J9999"):
+        seds_from_narrowband(stack, ["J9999", *wanted])
