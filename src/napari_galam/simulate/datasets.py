@@ -1,0 +1,459 @@
+"""Training and test datasets of synthetic galaxies, written to HDF5 with a dataset card.
+
+``kind="cutouts"`` (MMLforGalAM, per galaxy): a 128 x 128 gri JPEG-like cutout, the fibre
+spectrum on SDSS's log-lambda grid and on the paper's 1 A grid (3830-8000 A, 4171
+points), the fibre's luminosity-weighted log age and [M/H], and the truth (segmentation,
+target ellipse, blend flag, galaxy parameters).
+
+``kind="cubes"`` (Liew-Cain et al. 2021, per spaxel): CALIFA-like cubes with truth maps,
+the gradients, and per-spaxel J-PAS-like narrow-band SEDs (the SED network's input).
+
+Every galaxy gets its own random generator spawned from the seed, so a dataset is the
+same for a seed whatever the chunking. Files are written to a temporary name and moved
+into place when complete; the card (generator version, seed, parameter ranges, sizes) is
+stored as HDF5 attributes and as a JSON file beside the data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from napari_galam import __version__
+from napari_galam.errors import GalamInputError
+from napari_galam.simulate.cubes import (
+    CALIFA_SHAPE,
+    CALIFA_WAVE,
+    IFUCube,
+    narrowband_seds,
+    render_califa_cube,
+)
+from napari_galam.simulate.galaxy import PARAMETER_RANGES, GalaxyModel, draw_galaxy
+from napari_galam.simulate.imaging import Cutout, draw_scene, render_cutout
+from napari_galam.simulate.observe import observed_basis
+from napari_galam.simulate.populations import default_library
+from napari_galam.simulate.spectra import (
+    MML_WAVE,
+    SDSS_LOGLAM,
+    FibreSpectrum,
+    render_fibre_spectrum,
+    to_linear_grid,
+)
+
+__all__ = [
+    "SDSSGalaxy",
+    "simulate_sdss_galaxy",
+    "galaxy_rngs",
+    "iter_simulate_cutouts",
+    "iter_simulate_cubes",
+    "simulate_dataset",
+    "jpeg_roundtrip",
+]
+
+GENERATOR_NAME = "napari-galam simulate"
+
+
+@dataclass(frozen=True)
+class SDSSGalaxy:
+    """One simulated SDSS target: its model, its gri cutout and its fibre spectrum."""
+
+    galaxy: GalaxyModel
+    cutout: Cutout
+    spectrum: FibreSpectrum
+
+
+def simulate_sdss_galaxy(
+    rng: np.random.Generator,
+    *,
+    library: Any = None,
+    snr: float | None = None,
+    blend_probability: float = 0.25,
+    shape: tuple[int, int] = (128, 128),
+    galaxy: GalaxyModel | None = None,
+) -> SDSSGalaxy:
+    """Draw (or take) a galaxy and render its SDSS-like cutout and fibre spectrum.
+
+    Parameters
+    ----------
+    rng
+        The only source of randomness.
+    library
+        SSP library; default the shipped one.
+    snr
+        Median S/N per pixel of the spectrum; default log-uniform in 5-50.
+    blend_probability
+        Chance of a close neighbour (see :func:`~napari_galam.simulate.imaging.draw_scene`).
+    shape
+        Cutout size (ny, nx).
+    galaxy
+        Use this model instead of drawing one.
+    """
+    library = default_library() if library is None else library
+    if snr is not None and not (np.isfinite(snr) and snr > 0):
+        raise GalamInputError(f"snr: the signal-to-noise ratio must be > 0, got {snr}")
+    galaxy = galaxy if galaxy is not None else draw_galaxy(rng, library=library)
+    snr = float(np.exp(rng.uniform(np.log(5.0), np.log(50.0)))) if snr is None else float(snr)
+    seeing = float(np.clip(rng.normal(1.4, 0.2), 0.9, 2.0))
+    basis = observed_basis(galaxy, library=library)
+    neighbours, stars = draw_scene(
+        rng, galaxy, library=library, shape=shape, blend_probability=blend_probability
+    )
+    offset = (float(rng.uniform(-0.5, 0.5)), float(rng.uniform(-0.5, 0.5)))
+    cutout = render_cutout(
+        galaxy,
+        rng=rng,
+        library=library,
+        neighbours=neighbours,
+        stars=stars,
+        shape=shape,
+        psf_fwhm_arcsec=seeing,
+        centre_offset_px=offset,
+        target_basis=basis,
+    )
+    spectrum = render_fibre_spectrum(
+        galaxy, rng=rng, library=library, snr=snr, seeing_fwhm_arcsec=seeing, basis=basis
+    )
+    return SDSSGalaxy(galaxy=galaxy, cutout=cutout, spectrum=spectrum)
+
+
+def galaxy_rngs(seed: int, n: int) -> list[np.random.Generator]:
+    """One independent generator per galaxy, spawned from ``seed``."""
+    return [np.random.default_rng(child) for child in np.random.SeedSequence(seed).spawn(n)]
+
+
+def jpeg_roundtrip(rgb: np.ndarray, *, quality: int = 90) -> np.ndarray:
+    """Encode and decode an RGB image as JPEG (the artefacts of SDSS's cutouts)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(rgb, mode="RGB").save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+def _check_common(path: str | os.PathLike[str], n: int, seed: int) -> Path:
+    if not isinstance(n, (int, np.integer)) or n < 1:
+        raise GalamInputError(f"n: expected a positive number of galaxies, got {n!r}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise GalamInputError(f"seed: expected a non-negative integer, got {seed!r}")
+    path = Path(path)
+    if not path.parent.exists():
+        raise GalamInputError(f"{path}: the folder {path.parent} does not exist")
+    return path
+
+
+def _galaxy_row(galaxy: GalaxyModel) -> dict[str, float]:
+    grads = galaxy.component_gradients()
+    total = galaxy.total_basis_light()
+    return {
+        "redshift": galaxy.redshift,
+        "mag_r": galaxy.mag_r,
+        "re_arcsec": galaxy.re_arcsec,
+        "bulge_fraction": galaxy.bulge.light_fraction,
+        "bulge_sersic_n": galaxy.bulge.sersic_n,
+        "inclination_deg": galaxy.inclination_deg,
+        "theta_deg": galaxy.theta_deg,
+        "velocity_dispersion_kms": galaxy.velocity_dispersion_kms,
+        "ebv_disc": galaxy.disc.ebv,
+        "ebv_bulge": galaxy.bulge.ebv,
+        "total_log_age": float(total @ galaxy.basis_log_ages),
+        "total_mh": float(total @ galaxy.basis_mh),
+        **{f"gradient_{key}": value for key, value in grads.items()},
+    }
+
+
+def _card(
+    kind: str, n: int, seed: int, sizes: dict[str, Any], extra: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "generator": GENERATOR_NAME,
+        "generator_version": __version__,
+        "kind": kind,
+        "n": int(n),
+        "seed": int(seed),
+        "ssp_library": "E-MILES (Vazdekis et al. 2016), 25 ages x 6 [M/H], unimodal IMF 1.3",
+        "labels": "luminosity-weighted (rest 5070-5950 A) log10(age/yr) and [M/H]",
+        "parameter_ranges": PARAMETER_RANGES["sdss" if kind == "cutouts" else "califa"],
+        "sizes": sizes,
+        **extra,
+    }
+
+
+def _finish(handle: Any, temporary: Path, path: Path, card: dict[str, Any]) -> None:
+    for key, value in card.items():
+        handle.attrs[key] = json.dumps(value) if isinstance(value, (dict, list)) else value
+    handle.close()
+    os.replace(temporary, path)
+    path.with_suffix(".json").write_text(json.dumps(card, indent=2))
+
+
+def iter_simulate_cutouts(
+    path: str | os.PathLike[str],
+    *,
+    n: int,
+    seed: int = 0,
+    library: Any = None,
+    shape: tuple[int, int] = (128, 128),
+    blend_probability: float = 0.25,
+    store_gri: bool = False,
+    jpeg_quality: int = 90,
+) -> Iterator[int]:
+    """Write an MMLforGalAM-style dataset of ``n`` galaxies to HDF5, yielding the count done.
+
+    Layout: ``images/rgb`` (n, ny, nx, 3) uint8 (JPEG round-tripped), optional
+    ``images/gri`` (n, 3, ny, nx) nanomaggies; ``spectra/flux`` (n, 4171) on
+    ``spectra/wave`` (3830-8000 A, observed), ``spectra/loglam_flux`` and
+    ``spectra/loglam_ivar`` (n, 3839) on ``spectra/loglam``; ``labels/log_age`` and
+    ``labels/mh`` (fibre); ``truth/segmentation`` (n, ny, nx) uint8, ``truth/*`` one value
+    per galaxy (galaxy parameters, S/N, seeing, blend flag, target ellipse).
+    """
+    import h5py
+
+    path = _check_common(path, n, seed)
+    library = default_library() if library is None else library
+    temporary = path.with_name(path.name + ".part")
+    handle = h5py.File(temporary, "w")
+    try:
+        ny, nx = shape
+        opts = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+        rgb = handle.create_dataset(
+            "images/rgb", (n, ny, nx, 3), np.uint8, chunks=(min(n, 64), ny, nx, 3), **opts
+        )
+        gri = (
+            handle.create_dataset(
+                "images/gri", (n, 3, ny, nx), np.float32, chunks=(1, 3, ny, nx), **opts
+            )
+            if store_gri
+            else None
+        )
+        handle.create_dataset("spectra/wave", data=MML_WAVE)
+        handle.create_dataset("spectra/loglam", data=SDSS_LOGLAM)
+        flux = handle.create_dataset(
+            "spectra/flux",
+            (n, MML_WAVE.size),
+            np.float32,
+            chunks=(min(n, 64), MML_WAVE.size),
+            **opts,
+        )
+        loglam_flux = handle.create_dataset(
+            "spectra/loglam_flux",
+            (n, SDSS_LOGLAM.size),
+            np.float32,
+            chunks=(min(n, 64), SDSS_LOGLAM.size),
+            **opts,
+        )
+        loglam_ivar = handle.create_dataset(
+            "spectra/loglam_ivar",
+            (n, SDSS_LOGLAM.size),
+            np.float32,
+            chunks=(min(n, 64), SDSS_LOGLAM.size),
+            **opts,
+        )
+        segmentation = handle.create_dataset(
+            "truth/segmentation", (n, ny, nx), np.uint8, chunks=(min(n, 64), ny, nx), **opts
+        )
+        labels: dict[str, list[float]] = {"log_age": [], "mh": []}
+        truth: dict[str, list[float]] = {}
+        for index, rng in enumerate(galaxy_rngs(seed, n)):
+            sim = simulate_sdss_galaxy(
+                rng, library=library, blend_probability=blend_probability, shape=shape
+            )
+            rgb[index] = jpeg_roundtrip(sim.cutout.rgb, quality=jpeg_quality)
+            if gri is not None:
+                gri[index] = sim.cutout.images
+            spec = sim.spectrum
+            flux[index] = to_linear_grid(spec.loglam, spec.flux)
+            loglam_flux[index] = spec.flux
+            loglam_ivar[index] = spec.ivar
+            segmentation[index] = np.clip(sim.cutout.truth.segmentation, 0, 255)
+            labels["log_age"].append(spec.log_age)
+            labels["mh"].append(spec.mh)
+            ellipse = sim.cutout.truth.ellipse
+            row = {
+                **_galaxy_row(sim.galaxy),
+                "snr": spec.snr,
+                "psf_fwhm_arcsec": sim.cutout.truth.psf_fwhm_arcsec,
+                "blended": float(sim.cutout.truth.blended),
+                "n_sources": float(len(sim.cutout.truth.sources)),
+                "ellipse_x": ellipse.x,
+                "ellipse_y": ellipse.y,
+                "ellipse_semi_major": ellipse.semi_major,
+                "ellipse_semi_minor": ellipse.semi_minor,
+                "ellipse_theta_deg": ellipse.theta_deg,
+            }
+            for key, value in row.items():
+                truth.setdefault(key, []).append(value)
+            yield index + 1
+        for key, values in labels.items():
+            handle.create_dataset(f"labels/{key}", data=np.array(values, dtype=np.float32))
+        for key, values in truth.items():
+            dtype = bool if key == "blended" else np.float32
+            handle.create_dataset(f"truth/{key}", data=np.array(values).astype(dtype))
+        card = _card(
+            "cutouts",
+            n,
+            seed,
+            {
+                "cutout": [ny, nx, 3],
+                "spectrum_1a": int(MML_WAVE.size),
+                "spectrum_loglam": int(SDSS_LOGLAM.size),
+            },
+            {
+                "pixel_scale_arcsec": 0.396,
+                "spectrum_grid": "observed frame, 1 A, 3830-8000 A (MMLforGalAM Sect. 2.2.1)",
+                "blend_probability": blend_probability,
+                "snr_range": [5.0, 50.0],
+                "jpeg_quality": jpeg_quality,
+            },
+        )
+        _finish(handle, temporary, path, card)
+    except BaseException:
+        handle.close()
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def iter_simulate_cubes(
+    path: str | os.PathLike[str],
+    *,
+    n: int,
+    seed: int = 0,
+    library: Any = None,
+    store_cubes: bool = True,
+) -> Iterator[int]:
+    """Write ``n`` CALIFA-like cubes with truth maps, gradients and SEDs to HDF5.
+
+    Layout: ``cubes/flux``, ``cubes/error`` (n, 1877, 73, 78) float32 and ``cubes/badpix``
+    uint8 (if ``store_cubes``), ``cubes/wave``; ``maps/log_age``, ``maps/mh``,
+    ``maps/intrinsic_log_age``, ``maps/intrinsic_mh``, ``maps/r_over_re`` (n, 73, 78);
+    ``seds/flux`` (n, 73, 78, n_filters) with ``seds/filter_names`` and
+    ``seds/centres``; ``gradients/*`` and ``truth/*`` one value per galaxy.
+    """
+    import h5py
+
+    path = _check_common(path, n, seed)
+    library = default_library() if library is None else library
+    temporary = path.with_name(path.name + ".part")
+    handle = h5py.File(temporary, "w")
+    try:
+        ny, nx = CALIFA_SHAPE
+        nw = CALIFA_WAVE.size
+        opts = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+        handle.create_dataset("cubes/wave", data=CALIFA_WAVE)
+        cube_sets = {}
+        if store_cubes:
+            for name, dtype in (("flux", np.float32), ("error", np.float32), ("badpix", np.uint8)):
+                cube_sets[name] = handle.create_dataset(
+                    f"cubes/{name}", (n, nw, ny, nx), dtype, chunks=(1, nw, 8, 8), **opts
+                )
+        map_names = ("log_age", "mh", "intrinsic_log_age", "intrinsic_mh", "r_over_re")
+        maps = {
+            name: handle.create_dataset(
+                f"maps/{name}", (n, ny, nx), np.float32, chunks=(1, ny, nx), **opts
+            )
+            for name in map_names
+        }
+        seds = None
+        scalars: dict[str, list[float]] = {}
+        for index, rng in enumerate(galaxy_rngs(seed, n)):
+            galaxy = draw_galaxy(rng, survey="califa", library=library)
+            snr = float(rng.uniform(10.0, 40.0))
+            psf = float(rng.uniform(2.2, 2.8))
+            cube: IFUCube = render_califa_cube(
+                galaxy, rng=rng, library=library, snr_at_re=snr, psf_fwhm_arcsec=psf
+            )
+            for name, dataset in cube_sets.items():
+                dataset[index] = getattr(cube, name)
+            for name in map_names:
+                maps[name][index] = getattr(cube.truth, name)
+            sed, names, centres = narrowband_seds(cube.wave, cube.flux)
+            if seds is None:
+                seds = handle.create_dataset(
+                    "seds/flux",
+                    (n, ny, nx, len(names)),
+                    np.float32,
+                    chunks=(1, ny, nx, len(names)),
+                    **opts,
+                )
+                handle.create_dataset("seds/filter_names", data=np.array(names, dtype="S"))
+                handle.create_dataset("seds/centres", data=centres)
+            seds[index] = sed
+            truth = cube.truth
+            row = {
+                **_galaxy_row(galaxy),
+                "snr_at_re": snr,
+                "psf_fwhm_arcsec": psf,
+                "gradient_log_age": truth.gradient_log_age,
+                "gradient_mh": truth.gradient_mh,
+                "observed_gradient_log_age": truth.observed_gradient_log_age,
+                "observed_gradient_mh": truth.observed_gradient_mh,
+                "re_pixels": truth.re_pixels,
+                "axis_ratio": truth.axis_ratio,
+            }
+            for key, value in row.items():
+                scalars.setdefault(key, []).append(value)
+            yield index + 1
+        for key, values in scalars.items():
+            group = "gradients" if key.startswith(("gradient_", "observed_gradient_")) else "truth"
+            handle.create_dataset(f"{group}/{key}", data=np.array(values, dtype=np.float32))
+        card = _card(
+            "cubes",
+            n,
+            seed,
+            {
+                "cube": [nw, ny, nx],
+                "seds": [ny, nx, int(seds.shape[-1]) if seds is not None else 0],
+            },
+            {
+                "spaxel_arcsec": 1.0,
+                "wavelength": "air, 3749-7501 A in 2 A steps, FWHM 6 A (CALIFA V500)",
+                "flux_unit": "1e-16 erg/s/cm^2/A per spaxel",
+                "gradients": "least-squares slope of the truth maps against deprojected R/R_e "
+                "inside R_e (dex/R_e)",
+                "store_cubes": store_cubes,
+            },
+        )
+        _finish(handle, temporary, path, card)
+    except BaseException:
+        handle.close()
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def simulate_dataset(
+    path: str | os.PathLike[str],
+    *,
+    kind: Literal["cutouts", "cubes"] = "cutouts",
+    n: int,
+    seed: int = 0,
+    progress: bool = False,
+    **options: Any,
+) -> dict[str, Any]:
+    """Write a dataset to ``path`` (HDF5) and return its card.
+
+    Runs :func:`iter_simulate_cutouts` or :func:`iter_simulate_cubes` to the end, with a
+    tqdm progress bar if ``progress``.
+    """
+    if kind == "cutouts":
+        steps = iter_simulate_cutouts(path, n=n, seed=seed, **options)
+    elif kind == "cubes":
+        steps = iter_simulate_cubes(path, n=n, seed=seed, **options)
+    else:
+        raise GalamInputError(f"kind: expected 'cutouts' or 'cubes', got {kind!r}")
+    if progress:
+        from tqdm import tqdm
+
+        for _ in tqdm(steps, total=n, desc=f"simulating {kind}", unit="galaxy"):
+            pass
+    else:
+        for _ in steps:
+            pass
+    return json.loads(Path(path).with_suffix(".json").read_text())
