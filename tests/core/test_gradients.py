@@ -9,6 +9,7 @@ from napari_galam.core.gradients import (
     GalaxyEllipse,
     bootstrap_gradient,
     deprojected_radius,
+    ellipse_from_moments,
     half_light_radius,
     inclination_from_axis_ratio,
 )
@@ -94,3 +95,17 @@ def test_gradient_from_maps_end_to_end() -> None:
     age_map[light < 1e-3] = np.nan  # no signal in the outskirts
     fit = bootstrap_gradient(r / r_e, age_map, seed=0)
     assert fit.ok and fit.slope == pytest.approx(-0.15, abs=0.03)
+
+
+def test_ellipse_from_moments_finds_the_galaxy_not_the_neighbour() -> None:
+    truth = GalaxyEllipse(x=40.0, y=30.0, angle_deg=35.0, axis_ratio=0.5)
+    r = deprojected_radius((64, 90), truth)
+    light = np.exp(-r / 5.0)
+    light[5:9, 80:84] += 3.0  # a bright, separate neighbour
+    light += np.random.default_rng(2).normal(0, 0.002, light.shape)
+    found = ellipse_from_moments(light)
+    assert (found.x, found.y) == pytest.approx((40.0, 30.0), abs=0.5)
+    assert found.angle_deg == pytest.approx(35.0, abs=4.0)
+    assert found.axis_ratio == pytest.approx(0.5, abs=0.1)
+    with pytest.raises(GalamInputError, match="no positive pixel"):
+        ellipse_from_moments(np.full((10, 10), np.nan))
