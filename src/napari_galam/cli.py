@@ -22,7 +22,11 @@ from napari_galam.errors import GalamError
 __all__ = ["main", "build_parser"]
 
 #: Modules that each contribute one subcommand through ``add_parser(subparsers)``.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("napari_galam._cli.demo", "napari_galam._cli.qa")
+SUBCOMMAND_MODULES: tuple[str, ...] = (
+    "napari_galam._cli.demo",
+    "napari_galam._cli.qa",
+    "napari_galam._cli.simulate",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -259,6 +259,21 @@ def _rotated_coordinates(
     return major, minor
 
 
+def _bin_subpixels(values: NDArray[np.float64], oversample: int) -> NDArray[np.float64]:
+    """Sum (ny * k, nx * k) sub-pixel samples into (ny, nx) pixels."""
+    if oversample == 1:
+        return values
+    if oversample <= 3:
+        out = values[0::oversample, 0::oversample].copy()
+        for dy in range(oversample):
+            for dx in range(oversample):
+                if dy or dx:
+                    out += values[dy::oversample, dx::oversample]
+        return out
+    ny, nx = values.shape[0] // oversample, values.shape[1] // oversample
+    return values.reshape(ny, oversample, nx, oversample).sum(axis=(1, 3))
+
+
 def _component_maps(
     comp: SersicComponent,
     *,
@@ -290,11 +305,12 @@ def _component_maps(
         xs = (np.arange(xlo, xhi)[:, None] + offsets[None, :]).ravel()
         major, minor = _rotated_coordinates(ys[:, None], xs[None, :], centre_xy, galaxy.theta_deg)
         radius = np.sqrt(major**2 + (minor / comp.axis_ratio) ** 2)
-        light = norm * np.exp(-b * (radius / re_px) ** (1.0 / n))
-        outer_share = np.clip(radius / mix_px, 0.0, 1.0)
-        sub_shape = (yhi - ylo, oversample, xhi - xlo, oversample)
-        total = light.reshape(sub_shape).mean(axis=(1, 3))
-        out = (light * outer_share).reshape(sub_shape).mean(axis=(1, 3))
+        scaled = radius / re_px if n == 1.0 else (radius / re_px) ** (1.0 / n)
+        light = np.exp(-b * scaled)
+        weight = norm / oversample**2
+        total = _bin_subpixels(light, oversample) * weight
+        light *= np.minimum(radius, mix_px)
+        out = _bin_subpixels(light, oversample) * (weight / mix_px)
         inner[ylo:yhi, xlo:xhi] = total - out
         outer[ylo:yhi, xlo:xhi] = out
 

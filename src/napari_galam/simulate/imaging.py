@@ -293,7 +293,7 @@ def render_cutout(
         angle = np.radians(neighbour.angle_deg)
         x = centre[0] + neighbour.separation_arcsec / pixel_scale * np.cos(angle)
         y = centre[1] + neighbour.separation_arcsec / pixel_scale * np.sin(angle)
-        nb_basis = observed_basis(neighbour.galaxy, library=library)
+        nb_basis = observed_basis(neighbour.galaxy, library=library, broaden=False)
         nb_maps = light_maps(
             neighbour.galaxy, shape=shape, pixel_scale=pixel_scale, centre_xy=(x, y), extent_re=8.0
         )

@@ -139,6 +139,7 @@ def observed_basis(
     library: Any,
     resolution: float | None = SDSS_RESOLUTION,
     vacuum: bool = True,
+    broaden: bool = True,
 ) -> ObservedBasis:
     """Dusty, broadened, redshifted basis spectra of ``galaxy``, normalised to its r magnitude.
 
@@ -153,6 +154,9 @@ def observed_basis(
         taken at 5500 A, is subtracted); None: only the galaxy's dispersion.
     vacuum
         Observed wavelengths in vacuum (SDSS) rather than air.
+    broaden
+        Apply the line-of-sight velocity distribution and resolution; False (faster) when
+        only broad-band fluxes are needed.
     """
     log_library = log_lambda_library(library)
     rest = basis_rest_spectra(library, galaxy.populations, ebv=galaxy.ebv)
@@ -161,7 +165,10 @@ def observed_basis(
         sigma_instrument = SPEED_OF_LIGHT_KMS / (resolution * 2.3548)
         sigma_template = SPEED_OF_LIGHT_KMS * log_library.template_fwhm_a / (2.3548 * 5500.0)
         sigma = float(np.sqrt(max(sigma**2 + sigma_instrument**2 - sigma_template**2, 0.0)))
-    rest = broaden_velocity(rest, sigma)
+    if broaden:
+        rest = broaden_velocity(rest, sigma)
+    else:
+        sigma = 0.0
     loglam = observed_log_grid()
     spectra, covered = shift_to_observed(
         rest, log_library.loglam, galaxy.redshift, loglam, vacuum=vacuum

@@ -11,6 +11,7 @@ inside the fibre, as the MMLforGalAM labels (pPXF fits of SDSS fibre spectra) ar
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -133,6 +134,13 @@ class FibreSpectrum:
         return 10.0**self.loglam
 
 
+@lru_cache(maxsize=1)
+def _sdss_grid_sky() -> NDArray[np.float64]:
+    sky = sdss_sky_spectrum(SDSS_LOGLAM)
+    sky.setflags(write=False)
+    return sky
+
+
 def sdss_sky_spectrum(loglam: NDArray[np.floating]) -> NDArray[np.float64]:
     """A smooth model of the SDSS night sky through a fibre, 1e-17 erg/s/cm^2/A.
 
@@ -187,7 +195,7 @@ def render_fibre_spectrum(
     index = np.rint((SDSS_LOGLAM - basis.loglam[0]) / LOG_STEP).astype(int)
     model = 0.25 * fine[index - 1] + 0.5 * fine[index] + 0.25 * fine[index + 1]
     covered = basis.covered[index - 1] & basis.covered[index + 1]
-    sky = sdss_sky_spectrum(SDSS_LOGLAM)
+    sky = _sdss_grid_sky()
     shape = np.sqrt(np.clip(model, 0.0, None) + sky)
     scale = float(np.median(model[covered] / shape[covered])) / snr
     sigma = scale * shape

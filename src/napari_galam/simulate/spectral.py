@@ -142,9 +142,12 @@ def basis_rest_spectra(
         if len(ebv) != len(populations):
             raise GalamInputError("ebv: give one E(B-V) per population")
         wave = log_library.wave
+        curves: dict[float, NDArray[np.float64]] = {}
         for row, value in enumerate(ebv):
             if value > 0:
-                spectra[row] *= calzetti_attenuation(wave, value)
+                if value not in curves:
+                    curves[value] = calzetti_attenuation(wave, value)
+                spectra[row] *= curves[value]
     return spectra
 
 
