@@ -1,0 +1,259 @@
+"""Batched inference with the shipped models: per galaxy and per spaxel.
+
+These functions import TensorFlow (through :func:`napari_galam.models.registry.load_model`)
+the first time a model is needed, so they are meant to run in the model worker process
+(:class:`napari_galam.models.worker.ModelWorker`) or in any process without a napari
+viewer (command line, Dask workers, tests marked ``tensorflow``). The result classes
+are plain frozen dataclasses of numpy arrays, importable and unpicklable without
+TensorFlow.
+
+- Per galaxy (Wang et al. 2025): gri cutouts ``(n, 128, 128, 3)`` ``uint8`` ->
+  :func:`~napari_galam.core.preprocess.preprocess_images` at the model's input size ->
+  ``mmlforgalam`` (M2 + M3 -> M4) or ``image-only`` (M3); or spectra ``(n, 4171)`` on
+  the 1 Å 3830-8000 Å grid -> min-max -> ``spectra-only`` (M1). ``model="auto"`` picks
+  the spectra-only model when spectra are given (the paper's recommendation: its SD is
+  the lowest) and MMLforGalAM otherwise.
+- Per spaxel (Liew-Cain et al. 2021): SEDs ``(..., n_filters)`` ->
+  :func:`~napari_galam.core.preprocess.normalise_seds` -> ``sed-cnn`` -> maps of log
+  age and [M/H] with the leading shape of the input; unusable spaxels are NaN.
+
+Batches are padded to the next power of two (at most ``batch_size``) so that the
+compiled prediction function is traced for a handful of shapes only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from napari_galam.core.preprocess import normalise_seds, preprocess_images, preprocess_spectra
+from napari_galam.errors import GalamInputError
+from napari_galam.models.registry import load_model, read_model_card
+
+__all__ = [
+    "GALAXY_MODELS",
+    "SED_MODEL",
+    "GalaxyPrediction",
+    "SpaxelPrediction",
+    "resolve_galaxy_model",
+    "model_input_spec",
+    "predict_batches",
+    "predict_galaxies",
+    "predict_seds",
+]
+
+#: Per-galaxy model names accepted by :func:`predict_galaxies` (besides ``"auto"``).
+GALAXY_MODELS: tuple[str, ...] = ("mmlforgalam", "image-only", "spectra-only")
+#: Registry name of the per-spaxel model.
+SED_MODEL = "sed-cnn"
+
+
+@dataclass(frozen=True)
+class GalaxyPrediction:
+    """Per-galaxy predictions: one value per input galaxy, in input order."""
+
+    log_age: NDArray[np.float32]
+    mh: NDArray[np.float32]
+    model: str
+
+    def __len__(self) -> int:
+        return int(self.log_age.size)
+
+
+@dataclass(frozen=True)
+class SpaxelPrediction:
+    """Per-spaxel maps with the leading shape of the input SEDs; NaN where not ``valid``."""
+
+    log_age: NDArray[np.float32]
+    mh: NDArray[np.float32]
+    valid: NDArray[np.bool_]
+    model: str
+
+
+def resolve_galaxy_model(model: str, *, have_images: bool, have_spectra: bool) -> str:
+    """Turn ``"auto"`` or a model name into the registry name to use, checking inputs."""
+    if model == "auto":
+        if have_spectra:
+            return "spectra-only"
+        if have_images:
+            return "mmlforgalam"
+        raise GalamInputError("predict_galaxies: give images, spectra or both")
+    if model not in GALAXY_MODELS:
+        raise GalamInputError(
+            f"predict_galaxies: unknown model {model!r}; use 'auto' or one of {', '.join(GALAXY_MODELS)}"
+        )
+    if model == "spectra-only" and not have_spectra:
+        raise GalamInputError("predict_galaxies: model 'spectra-only' needs spectra (n, 4171)")
+    if model != "spectra-only" and not have_images:
+        raise GalamInputError(f"predict_galaxies: model {model!r} needs images (n, 128, 128, 3)")
+    return model
+
+
+def model_input_spec(name: str, configuration: dict[str, Any]) -> dict[str, Any]:
+    """The ``input`` entry of a model card: kind, shape, dtype and preprocessing.
+
+    Parameters
+    ----------
+    name : str
+        Registry name (``"mmlforgalam"``, ``"image-only"``, ``"spectra-only"``,
+        ``"sed-cnn"``).
+    configuration : dict
+        :meth:`~napari_galam.models.architectures.ArchitectureConfig.to_dict` (for
+        ``"sed-cnn"`` with ``sed_n_filters`` set to the trained number of filters).
+    """
+    if name in ("mmlforgalam", "image-only"):
+        size = int(configuration["image_size"])
+        return {
+            "kind": "image",
+            "shape": [size, size, 3],
+            "dtype": "float32",
+            "raw_input": "uint8 gri cutouts (n, 128, 128, 3), i->R r->G g->B, masked and cropped",
+            "preprocessing": f"napari_galam.core.preprocess.preprocess_images(size={size}): /255, {128 // size}x{128 // size} block mean",
+        }
+    if name == "spectra-only":
+        return {
+            "kind": "spectrum",
+            "shape": [int(configuration["n_spectrum_points"])],
+            "dtype": "float32",
+            "raw_input": "observed-frame spectrum, any flux unit",
+            "preprocessing": "napari_galam.core.preprocess.preprocess_spectrum: linear onto 1 A grid 3830-8000 A, min-max to [0, 1]",
+        }
+    if name == SED_MODEL:
+        return {
+            "kind": "sed",
+            "shape": [int(configuration["sed_n_filters"])],
+            "dtype": "float32",
+            "raw_input": "linear fluxes per narrow-band filter (..., n_filters)",
+            "preprocessing": "napari_galam.core.preprocess.normalise_seds: divide by the mean flux over filters",
+        }
+    raise GalamInputError(f"no input specification for model {name!r}")
+
+
+def _bucket(n: int, batch_size: int) -> int:
+    size = 1
+    while size < n:
+        size *= 2
+    return min(size, batch_size)
+
+
+def predict_batches(
+    model: Any, inputs: NDArray[Any], *, batch_size: int = 256
+) -> NDArray[np.float32]:
+    """Run ``model`` over ``inputs`` in batches; return the stacked float32 outputs.
+
+    The last (or only) batch is zero-padded to a power of two so repeated calls with
+    different sizes reuse a few compiled shapes; padded rows are dropped.
+    """
+    data = np.asarray(inputs, dtype=np.float32)
+    n = data.shape[0]
+    if n == 0:
+        out_shape = tuple(int(d) for d in model.outputs[0].shape[1:])
+        return np.zeros((0, *out_shape), dtype=np.float32)
+    outputs = []
+    for start in range(0, n, batch_size):
+        chunk = data[start : start + batch_size]
+        size = _bucket(chunk.shape[0], batch_size)
+        if size != chunk.shape[0]:
+            pad = np.zeros((size - chunk.shape[0], *chunk.shape[1:]), dtype=np.float32)
+            chunk_in = np.concatenate([chunk, pad], axis=0)
+        else:
+            chunk_in = chunk
+        result = np.asarray(model.predict_on_batch(chunk_in), dtype=np.float32)
+        outputs.append(result[: chunk.shape[0]])
+    return np.concatenate(outputs, axis=0)
+
+
+def _input_shape(name: str) -> tuple[int, ...]:
+    card = read_model_card(name)
+    try:
+        return tuple(int(v) for v in card["input"]["shape"])
+    except (KeyError, TypeError, ValueError):
+        raise GalamInputError(f"model card of {name!r} has no usable input shape") from None
+
+
+def predict_galaxies(
+    images: NDArray[Any] | None = None,
+    spectra: NDArray[Any] | None = None,
+    *,
+    model: str = "auto",
+    batch_size: int = 256,
+) -> GalaxyPrediction:
+    """Predict log age and [M/H] for a batch of galaxies.
+
+    Parameters
+    ----------
+    images : (n, 128, 128, 3) uint8 array, optional
+        gri cutouts after masking and cropping (one galaxy per cutout).
+    spectra : (n, 4171) array, optional
+        Spectra on the 1 Å 3830-8000 Å grid (see
+        :func:`~napari_galam.core.preprocess.preprocess_spectrum`).
+    model : str
+        ``"auto"``, ``"mmlforgalam"``, ``"image-only"`` or ``"spectra-only"``.
+    batch_size : int
+        Largest batch handed to the model.
+
+    Returns
+    -------
+    GalaxyPrediction
+    """
+    name = resolve_galaxy_model(
+        model, have_images=images is not None, have_spectra=spectra is not None
+    )
+    if images is not None and spectra is not None and len(images) != len(spectra):
+        raise GalamInputError(
+            f"predict_galaxies: {len(images)} images but {len(spectra)} spectra; give one of each per galaxy"
+        )
+    shape = _input_shape(name)
+    if name == "spectra-only":
+        x = preprocess_spectra(spectra)
+        if x.shape[1:] != shape:
+            raise GalamInputError(
+                f"model {name!r} expects spectra of shape {shape}, got {x.shape[1:]}"
+            )
+    else:
+        x = preprocess_images(images, size=shape[0])
+    keras_model = load_model(name)
+    out = predict_batches(keras_model, x, batch_size=batch_size)
+    return GalaxyPrediction(log_age=out[:, 0].copy(), mh=out[:, 1].copy(), model=name)
+
+
+def predict_seds(seds: NDArray[Any], *, batch_size: int = 65536) -> SpaxelPrediction:
+    """Predict log age and [M/H] for every spaxel of an SED array or cube.
+
+    Parameters
+    ----------
+    seds : (..., n_filters) array
+        Linear fluxes through the narrow-band filters the model was trained on
+        (``n_filters`` must match its card); any leading shape, e.g. (ny, nx).
+    batch_size : int
+        Largest batch handed to the model.
+
+    Returns
+    -------
+    SpaxelPrediction
+        Maps of the leading shape; NaN where an SED is unusable (non-finite or not
+        positive on average).
+    """
+    data = np.asarray(seds)
+    (n_filters,) = _input_shape(SED_MODEL)
+    if data.ndim < 1 or data.shape[-1] != n_filters:
+        raise GalamInputError(
+            f"predict_seds: the model takes {n_filters} filter fluxes per spaxel (last axis), got shape {data.shape}"
+        )
+    normalised, valid = normalise_seds(data)
+    lead = data.shape[:-1]
+    flat = normalised.reshape(-1, n_filters)
+    flat_valid = valid.reshape(-1)
+    out = np.full((flat.shape[0], 2), np.nan, dtype=np.float32)
+    if np.any(flat_valid):
+        keras_model = load_model(SED_MODEL)
+        out[flat_valid] = predict_batches(keras_model, flat[flat_valid], batch_size=batch_size)
+    return SpaxelPrediction(
+        log_age=out[:, 0].reshape(lead),
+        mh=out[:, 1].reshape(lead),
+        valid=valid,
+        model=SED_MODEL,
+    )

@@ -1,0 +1,934 @@
+"""Training of MMLforGalAM (staged, M1 -> M2, M3 -> M4) and of the per-spaxel SED CNN.
+
+Input layout (what the simulator writes and :func:`open_galaxy_hdf5` /
+:func:`open_spaxel_hdf5` read; numpy arrays with the same layout work directly):
+
+Per galaxy, :class:`GalaxyArrays` (HDF5 datasets at the file root, or in ``group``):
+
+=============  ====================  =========  ==========================================
+dataset        shape                 dtype      meaning
+=============  ====================  =========  ==========================================
+``cutouts``    (N, 128, 128, 3)      uint8      gri cutouts, i->R, r->G, g->B, masked, cropped
+``spectra``    (N, 4171)             float32    3830-8000 Å, 1 Å grid, min-max normalised
+``log_age``    (N,)                  float32    luminosity-weighted log10(age / yr)
+``mh``         (N,)                  float32    luminosity-weighted [M/H] (dex)
+``galaxy_id``  (N,)                  int64      one id per galaxy (splits never cut one)
+=============  ====================  =========  ==========================================
+
+Per spaxel, :class:`SpaxelArrays`: ``seds`` (M, n_filters) float32 linear fluxes through
+the narrow-band filters, ``log_age`` (M,), ``mh`` (M,) and ``galaxy_id`` (M,) of the
+galaxy each spaxel belongs to. (``spectra`` is optional: a set without it trains only the
+image path.) Images and spectra stay on disk and are read batch by batch; labels and ids
+are read into memory.
+
+Order of training (Wang et al. 2025, Sect. 3 and Fig. 4): M1 on spectra -> M1's spectral
+features for every galaxy -> M2 from images onto those features; M3 on images -> M2's
+simulated spectral features and M3's image features -> M4 on both. Adam with the
+papers' learning rates (1e-4 for M1, M3, M4; 1e-3 for M2), MSE, 8:1:1 split by galaxy.
+Each stage keeps ``last.keras`` (with its optimizer), ``best.keras`` (lowest validation
+loss) and ``state.json`` in its folder under ``workdir``; running the same call again
+continues from the last finished epoch and skips finished stages. Early stopping stops a
+stage after ``patience`` epochs without a better validation loss and keeps the best
+epoch. Mixed precision (``mixed_float16``) and XLA (``jit_compile``) are switched on
+only when TensorFlow sees a GPU, unless :class:`TrainingSettings` forces them.
+
+The SED CNN (Liew-Cain et al. 2021, Sect. 3) trains one network for log age and one
+for [M/H] on Set A (:func:`split_spaxels_within_galaxies`: the spaxels of every galaxy
+spread over the three subsets, optimistic) or Set B (:func:`split_by_galaxy`: whole
+galaxies held out, realistic).
+
+Long work follows the house pattern: ``iter_train_*`` yields :class:`TrainingProgress`
+after every epoch and finally a :class:`TrainingResult`; ``train_*`` runs it to the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from napari_galam.core.preprocess import normalise_seds, preprocess_images, preprocess_spectra
+from napari_galam.errors import GalamInputError
+from napari_galam.models.architectures import (
+    IMAGE_FEATURE_LAYER,
+    SPECTRAL_FEATURE_LAYER,
+    ArchitectureConfig,
+    build_m1,
+    build_m2,
+    build_m3,
+    build_m4,
+    build_mmlforgalam,
+    build_sed_cnn,
+    combine_sed_cnns,
+    feature_extractor,
+    get_config,
+)
+from napari_galam.models.inference import model_input_spec, predict_batches
+
+__all__ = [
+    "GalaxyArrays",
+    "SpaxelArrays",
+    "SplitIndices",
+    "TrainingSettings",
+    "TrainingProgress",
+    "TrainingResult",
+    "open_galaxy_hdf5",
+    "open_spaxel_hdf5",
+    "split_by_galaxy",
+    "split_spaxels_within_galaxies",
+    "regression_metrics",
+    "make_dataset",
+    "gpu_available",
+    "iter_train_mmlforgalam",
+    "train_mmlforgalam",
+    "iter_train_sed_cnn",
+    "train_sed_cnn",
+    "export_trained_models",
+]
+
+
+@dataclass(frozen=True)
+class GalaxyArrays:
+    """Per-galaxy training data (see the module docstring for the layout).
+
+    ``cutouts`` and ``spectra`` may be numpy arrays or h5py datasets.
+    """
+
+    cutouts: Any
+    log_age: NDArray[np.float32]
+    mh: NDArray[np.float32]
+    galaxy_id: NDArray[np.int64]
+    spectra: Any | None = None
+    card: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.log_age)
+        shapes = {
+            "cutouts": len(self.cutouts),
+            "mh": len(self.mh),
+            "galaxy_id": len(self.galaxy_id),
+        }
+        if self.spectra is not None:
+            shapes["spectra"] = len(self.spectra)
+        wrong = {key: value for key, value in shapes.items() if value != n}
+        if wrong:
+            raise GalamInputError(
+                f"galaxy arrays: {n} labels but lengths {wrong}; every array needs one row per galaxy"
+            )
+        if len(self.cutouts.shape) != 4 or self.cutouts.shape[-1] != 3:
+            raise GalamInputError(
+                f"galaxy arrays: cutouts must be (N, H, W, 3), got {self.cutouts.shape}"
+            )
+
+    @property
+    def labels(self) -> NDArray[np.float32]:
+        """(N, 2) float32: log age, [M/H]."""
+        return np.stack([self.log_age, self.mh], axis=1).astype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.log_age)
+
+
+@dataclass(frozen=True)
+class SpaxelArrays:
+    """Per-spaxel training data: SEDs (M, n_filters), labels and galaxy ids."""
+
+    seds: Any
+    log_age: NDArray[np.float32]
+    mh: NDArray[np.float32]
+    galaxy_id: NDArray[np.int64]
+    card: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.log_age)
+        if len(self.seds) != n or len(self.mh) != n or len(self.galaxy_id) != n:
+            raise GalamInputError(
+                "spaxel arrays: seds, log_age, mh and galaxy_id need one row per spaxel"
+            )
+        if len(self.seds.shape) != 2:
+            raise GalamInputError(
+                f"spaxel arrays: seds must be (M, n_filters), got {self.seds.shape}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.log_age)
+
+
+def _h5_group(path: str | os.PathLike, group: str | None) -> tuple[Any, Any]:
+    import h5py
+
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        raise GalamInputError(f"{path}: not a readable HDF5 file ({exc})") from None
+    node = handle[group] if group else handle
+    return handle, node
+
+
+def _need(node: Any, key: str, path: str | os.PathLike) -> Any:
+    if key not in node:
+        raise GalamInputError(f"{path}: HDF5 dataset {key!r} missing; found {sorted(node.keys())}")
+    return node[key]
+
+
+def open_galaxy_hdf5(path: str | os.PathLike, *, group: str | None = None) -> GalaxyArrays:
+    """Open per-galaxy training data from HDF5; cutouts and spectra stay on disk.
+
+    The file stays open as long as the returned arrays are used. The file's (or group's)
+    attribute ``card`` (a JSON string), if present, becomes :attr:`GalaxyArrays.card`.
+    """
+    _, node = _h5_group(path, group)
+    spectra = node["spectra"] if "spectra" in node else None
+    card = json.loads(node.attrs["card"]) if "card" in node.attrs else {}
+    return GalaxyArrays(
+        cutouts=_need(node, "cutouts", path),
+        log_age=np.asarray(_need(node, "log_age", path)[()], dtype=np.float32),
+        mh=np.asarray(_need(node, "mh", path)[()], dtype=np.float32),
+        galaxy_id=np.asarray(_need(node, "galaxy_id", path)[()], dtype=np.int64),
+        spectra=spectra,
+        card=card,
+    )
+
+
+def open_spaxel_hdf5(path: str | os.PathLike, *, group: str | None = None) -> SpaxelArrays:
+    """Open per-spaxel training data (``seds``, ``log_age``, ``mh``, ``galaxy_id``) from HDF5."""
+    _, node = _h5_group(path, group)
+    card = json.loads(node.attrs["card"]) if "card" in node.attrs else {}
+    return SpaxelArrays(
+        seds=np.asarray(_need(node, "seds", path)[()], dtype=np.float32),
+        log_age=np.asarray(_need(node, "log_age", path)[()], dtype=np.float32),
+        mh=np.asarray(_need(node, "mh", path)[()], dtype=np.float32),
+        galaxy_id=np.asarray(_need(node, "galaxy_id", path)[()], dtype=np.int64),
+        card=card,
+    )
+
+
+@dataclass(frozen=True)
+class SplitIndices:
+    """Row indices of the training, validation and test subsets (sorted)."""
+
+    train: NDArray[np.int64]
+    val: NDArray[np.int64]
+    test: NDArray[np.int64]
+
+    def sizes(self) -> dict[str, int]:
+        """Rows per subset."""
+        return {
+            "train": int(self.train.size),
+            "val": int(self.val.size),
+            "test": int(self.test.size),
+        }
+
+
+def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
+    if (
+        len(fractions) != 3
+        or min(fractions) < 0
+        or not math.isclose(sum(fractions), 1.0, abs_tol=1e-6)
+    ):
+        raise GalamInputError(
+            f"split fractions must be three non-negative numbers summing to 1, got {fractions}"
+        )
+    return float(fractions[0]), float(fractions[1]), float(fractions[2])
+
+
+def _cut(n: int, fractions: tuple[float, float, float]) -> tuple[int, int]:
+    n_train = int(round(fractions[0] * n))
+    n_val = int(round(fractions[1] * n))
+    if n >= 3 and fractions[1] > 0 and fractions[2] > 0:
+        n_train = min(max(n_train, 1), n - 2)
+        n_val = min(max(n_val, 1), n - n_train - 1)
+    return n_train, n_train + n_val
+
+
+def split_by_galaxy(
+    galaxy_id: NDArray[Any],
+    *,
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+) -> SplitIndices:
+    """Split rows into train/val/test so that every galaxy's rows land in one subset.
+
+    The galaxies (unique ids) are shuffled with ``numpy.random.default_rng(seed)`` and cut
+    by ``fractions`` of the number of galaxies (8:1:1 as in Wang et al. 2025); the same
+    ids and seed always give the same split. This is Set B of Liew-Cain et al. (2021)
+    when the rows are spaxels.
+    """
+    fr = _check_fractions(fractions)
+    ids = np.asarray(galaxy_id)
+    unique = np.unique(ids)
+    if unique.size < 3:
+        raise GalamInputError(f"split by galaxy: need at least 3 galaxies, got {unique.size}")
+    order = np.random.default_rng(seed).permutation(unique)
+    a, b = _cut(unique.size, fr)
+    rows = np.arange(ids.size, dtype=np.int64)
+    return SplitIndices(
+        train=rows[np.isin(ids, order[:a])],
+        val=rows[np.isin(ids, order[a:b])],
+        test=rows[np.isin(ids, order[b:])],
+    )
+
+
+def split_spaxels_within_galaxies(
+    galaxy_id: NDArray[Any],
+    *,
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+) -> SplitIndices:
+    """Set A of Liew-Cain et al. (2021): each galaxy's spaxels spread over all subsets.
+
+    Within every galaxy the spaxels are shuffled and cut by ``fractions``, so the test
+    set contains spaxels of galaxies seen in training (the optimistic case).
+    """
+    fr = _check_fractions(fractions)
+    ids = np.asarray(galaxy_id)
+    rng = np.random.default_rng(seed)
+    parts: list[list[NDArray[np.int64]]] = [[], [], []]
+    for gid in np.unique(ids):
+        rows = rng.permutation(np.flatnonzero(ids == gid)).astype(np.int64)
+        a, b = _cut(rows.size, fr)
+        for part, chunk in zip(parts, (rows[:a], rows[a:b], rows[b:]), strict=True):
+            part.append(chunk)
+    train, val, test = (np.sort(np.concatenate(p)) for p in parts)
+    return SplitIndices(train=train, val=val, test=test)
+
+
+def regression_metrics(
+    predicted: NDArray[Any], true: NDArray[Any], names: Sequence[str] = ("log_age", "mh")
+) -> dict[str, dict[str, float]]:
+    """MSE, MAE, bias (mean of pred - true) and SD of (pred - true) per target (Wang et al. Eqs. 8-11)."""
+    pred = np.asarray(predicted, dtype=np.float64).reshape(len(predicted), -1)
+    ref = np.asarray(true, dtype=np.float64).reshape(len(true), -1)
+    out: dict[str, dict[str, float]] = {}
+    for i, name in enumerate(names[: pred.shape[1]]):
+        diff = pred[:, i] - ref[:, i]
+        out[name] = {
+            "mse": float(np.mean(diff**2)),
+            "mae": float(np.mean(np.abs(diff))),
+            "bias": float(np.mean(diff)),
+            "sd": float(np.std(diff)),
+            "robust_sd": float(1.4826 * np.median(np.abs(diff - np.median(diff)))),
+            "n": int(diff.size),
+        }
+    return out
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """How to train; learning rates are the papers' (Wang et al. 2025, Sect. 3).
+
+    ``mixed_precision`` and ``jit_compile``: ``None`` = on only when a GPU is visible;
+    ``True``/``False`` force them (``True`` also works on a CPU, slowly).
+    ``lr_sed`` is Keras's Adam default (Liew-Cain et al. tuned theirs with Hyperas and do
+    not list it); ``patience_sed`` is their 25.
+    """
+
+    epochs: int = 100
+    batch_size: int = 32
+    patience: int = 10
+    patience_sed: int = 25
+    min_delta: float = 0.0
+    lr_m1: float = 1e-4
+    lr_m2: float = 1e-3
+    lr_m3: float = 1e-4
+    lr_m4: float = 1e-4
+    lr_sed: float = 1e-3
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    seed: int = 0
+    mixed_precision: bool | None = None
+    jit_compile: bool | None = None
+    shuffle_buffer_batches: int = 0
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """One finished epoch (or a stage event) of a training run."""
+
+    stage: str
+    epoch: int
+    epochs: int
+    loss: float
+    val_loss: float
+    best_val_loss: float
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """The end of a training run: final model files, split sizes and test metrics."""
+
+    workdir: Path
+    model_paths: dict[str, Path]
+    split_sizes: dict[str, int]
+    metrics: dict[str, Any]
+    configuration: dict[str, Any]
+    settings: dict[str, Any]
+
+
+def gpu_available() -> bool:
+    """Whether TensorFlow sees a GPU (imports TensorFlow)."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def _resolve_acceleration(settings: TrainingSettings) -> tuple[bool, bool]:
+    need_probe = settings.mixed_precision is None or settings.jit_compile is None
+    has_gpu = gpu_available() if need_probe else False
+    mixed = has_gpu if settings.mixed_precision is None else bool(settings.mixed_precision)
+    jit = has_gpu if settings.jit_compile is None else bool(settings.jit_compile)
+    return mixed, jit
+
+
+@contextlib.contextmanager
+def _dtype_policy(mixed: bool) -> Iterator[None]:
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16" if mixed else "float32")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _take(source: Any, rows: NDArray[np.int64]) -> NDArray[Any]:
+    """Rows of a numpy array or h5py dataset (``rows`` sorted, as h5py requires)."""
+    if isinstance(source, np.ndarray):
+        return source[rows]
+    return np.asarray(source[rows])
+
+
+def make_dataset(
+    inputs: Sequence[tuple[Any, Callable[[NDArray[Any]], NDArray[Any]] | None]],
+    targets: NDArray[Any],
+    rows: NDArray[np.int64],
+    *,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+) -> Any:
+    """A ``tf.data.Dataset`` of ``(inputs, targets)`` batches read from arrays or HDF5.
+
+    Parameters
+    ----------
+    inputs : sequence of (source, transform)
+        Each source is a numpy array or h5py dataset indexed by row; ``transform`` (e.g.
+        :func:`~napari_galam.core.preprocess.preprocess_images`) turns a batch of raw
+        rows into model input, or ``None`` for as-is float32.
+    targets : (N, ...) array in memory
+    rows : int array
+        Which rows to use (one split).
+    batch_size : int
+    shuffle : bool
+        Reshuffle the rows at every pass (seeded: ``seed`` + pass number).
+    seed : int
+
+    Returns
+    -------
+    tf.data.Dataset
+        Yields ``(x, y)`` where ``x`` is one array or a tuple when there are several
+        inputs; prefetched. Rows inside a batch are in increasing order.
+    """
+    import tensorflow as tf
+
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.size == 0:
+        raise GalamInputError("training data: a split is empty; use more galaxies")
+    target_array = np.asarray(targets, dtype=np.float32)
+    transforms = [(src, fn or (lambda a: np.asarray(a, dtype=np.float32))) for src, fn in inputs]
+    passes = [0]
+
+    def batches() -> Iterator[Any]:
+        order = rows
+        if shuffle:
+            order = np.random.default_rng(seed + passes[0]).permutation(rows)
+        passes[0] += 1
+        for start in range(0, order.size, batch_size):
+            chunk = np.sort(order[start : start + batch_size])
+            xs = tuple(fn(_take(src, chunk)) for src, fn in transforms)
+            yield (xs[0] if len(xs) == 1 else xs), target_array[chunk]
+
+    probe_x, probe_y = next(iter(batches()))
+    passes[0] = 0
+    n_batches = -(-rows.size // batch_size)
+
+    def spec(a: NDArray[Any]) -> Any:
+        return tf.TensorSpec(shape=(None, *a.shape[1:]), dtype=tf.as_dtype(a.dtype))
+
+    x_spec = spec(probe_x) if isinstance(probe_x, np.ndarray) else tuple(spec(a) for a in probe_x)
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=(x_spec, spec(probe_y)))
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(n_batches))
+    return dataset.prefetch(2)
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def _atomic_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _atomic_save(model: Any, path: Path) -> None:
+    tmp = path.with_name(f".tmp-{path.name}")
+    model.save(tmp, overwrite=True)
+    os.replace(tmp, path)
+
+
+def _load(path: Path, *, compile: bool) -> Any:
+    import keras
+
+    from napari_galam.models.architectures import custom_objects
+
+    return keras.saving.load_model(
+        path, custom_objects=custom_objects(), compile=compile, safe_mode=True
+    )
+
+
+def _iter_stage(
+    stage: str,
+    workdir: Path,
+    build: Callable[[], Any],
+    learning_rate: float,
+    train_data: Callable[[], Any],
+    val_data: Callable[[], Any],
+    settings: TrainingSettings,
+    *,
+    patience: int,
+    mixed: bool,
+    jit: bool,
+) -> Iterator[TrainingProgress]:
+    """Train one model with checkpoints; resumes from ``workdir/stage``; leaves ``best.keras``."""
+    import keras
+
+    folder = workdir / stage
+    folder.mkdir(parents=True, exist_ok=True)
+    state_path, last_path, best_path = (
+        folder / "state.json",
+        folder / "last.keras",
+        folder / "best.keras",
+    )
+    state = {"epoch": 0, "best_val_loss": math.inf, "wait": 0, "done": False, "history": []}
+    if state_path.is_file():
+        state.update(json.loads(state_path.read_text(encoding="utf-8")))
+    if state["done"] and best_path.is_file():
+        yield TrainingProgress(
+            stage,
+            state["epoch"],
+            settings.epochs,
+            math.nan,
+            math.nan,
+            state["best_val_loss"],
+            "finished earlier; skipped",
+        )
+        return
+    if state["epoch"] > 0 and last_path.is_file():
+        model = _load(last_path, compile=True)
+        message = f"resumed after epoch {state['epoch']}"
+    else:
+        keras.utils.set_random_seed(settings.seed)
+        with _dtype_policy(mixed):
+            model = build()
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse", jit_compile=jit)
+        state.update(epoch=0, best_val_loss=math.inf, wait=0, history=[])
+        message = "started"
+    train_ds, val_ds = train_data(), val_data()
+    for epoch in range(state["epoch"], settings.epochs):
+        history = model.fit(
+            train_ds,
+            validation_data=val_ds,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            shuffle=False,
+            verbose=0,
+        )
+        loss = float(history.history["loss"][-1])
+        val_loss = float(history.history["val_loss"][-1])
+        if not math.isfinite(loss):
+            raise GalamInputError(
+                f"training {stage}: the loss became {loss} at epoch {epoch + 1}; lower the learning rate or check the data for NaN"
+            )
+        improved = val_loss < state["best_val_loss"] - settings.min_delta
+        if improved:
+            state["best_val_loss"], state["wait"] = val_loss, 0
+            _atomic_save(model, best_path)
+        else:
+            state["wait"] += 1
+        _atomic_save(model, last_path)
+        state["epoch"] = epoch + 1
+        state["history"].append({"epoch": epoch + 1, "loss": loss, "val_loss": val_loss})
+        stop = state["wait"] >= patience or epoch + 1 >= settings.epochs
+        state["done"] = stop
+        _atomic_json(state_path, state)
+        yield TrainingProgress(
+            stage, epoch + 1, settings.epochs, loss, val_loss, state["best_val_loss"], message
+        )
+        message = ""
+        if stop:
+            break
+    if not state["done"]:
+        state["done"] = True
+        _atomic_json(state_path, state)
+
+
+def _predict(
+    model: Any,
+    data: Any,
+    rows: NDArray[np.int64],
+    transform: Callable[[NDArray[Any]], NDArray[Any]] | None,
+    batch_size: int,
+) -> NDArray[np.float32]:
+    outputs = []
+    for start in range(0, rows.size, batch_size):
+        chunk = rows[start : start + batch_size]
+        x = _take(data, chunk)
+        x = transform(x) if transform is not None else np.asarray(x, dtype=np.float32)
+        outputs.append(predict_batches(model, x, batch_size=batch_size))
+    return np.concatenate(outputs, axis=0)
+
+
+def _cached_features(path: Path, compute: Callable[[], NDArray[np.float32]]) -> NDArray[np.float32]:
+    if path.is_file():
+        return np.load(path, allow_pickle=False)
+    values = compute()
+    tmp = path.with_name(f".tmp-{path.name}")
+    with open(tmp, "wb") as handle:
+        np.save(handle, values, allow_pickle=False)
+    os.replace(tmp, path)
+    return values
+
+
+def _mean_r2(predicted: NDArray[np.float32], true: NDArray[np.float32]) -> float:
+    """Mean over feature components of R^2 (components constant in ``true`` are skipped)."""
+    total = ((true - true.mean(axis=0)) ** 2).sum(axis=0)
+    used = total > 1e-12 * max(float(total.max(initial=0.0)), 1e-30)
+    if not np.any(used):
+        return math.nan
+    residual = ((predicted - true) ** 2).sum(axis=0)
+    return float(np.mean(1.0 - residual[used] / total[used]))
+
+
+def _label_stats(labels: NDArray[np.float32]) -> tuple[list[float], list[float]]:
+    return labels.mean(axis=0).tolist(), labels.std(axis=0).tolist()
+
+
+def iter_train_mmlforgalam(
+    data: GalaxyArrays,
+    workdir: str | os.PathLike,
+    *,
+    config: ArchitectureConfig | str = "compact",
+    settings: TrainingSettings | None = None,
+) -> Iterator[TrainingProgress | TrainingResult]:
+    """Train M1 -> M2, M3 -> M4 in the papers' order; yield progress, then the result.
+
+    Parameters
+    ----------
+    data : GalaxyArrays
+        Cutouts, spectra (needed for M1/M2/M4; without spectra only M3 trains), labels
+        and galaxy ids.
+    workdir : path
+        Checkpoints, features and final models; rerunning with the same folder resumes.
+    config : ArchitectureConfig or str
+        ``"compact"`` (default, CPU) or ``"paper"``.
+    settings : TrainingSettings, optional
+
+    Yields
+    ------
+    TrainingProgress
+        After every epoch of every stage.
+    TrainingResult
+        Last: paths of ``spectra-only`` (M1), ``image-only`` (M3) and ``mmlforgalam``
+        (M2 + M3 + M4) under ``workdir/final``, split sizes and test-set metrics,
+        including M4 fed with M1's real features (the paper's ablation).
+    """
+    cfg = get_config(config)
+    opts = settings or TrainingSettings()
+    root = Path(workdir)
+    root.mkdir(parents=True, exist_ok=True)
+    mixed, jit = _resolve_acceleration(opts)
+    split = split_by_galaxy(data.galaxy_id, fractions=opts.fractions, seed=opts.seed)
+    labels = data.labels
+    mean, std = _label_stats(labels[split.train])
+    all_rows = np.arange(len(data), dtype=np.int64)
+    bs = opts.batch_size
+
+    def images(batch: NDArray[Any]) -> NDArray[np.float32]:
+        return preprocess_images(batch, size=cfg.image_size)
+
+    def stage(
+        name: str,
+        build: Callable[[], Any],
+        lr: float,
+        inputs: list[tuple[Any, Any]],
+        targets: NDArray[Any],
+    ) -> Iterator[TrainingProgress]:
+        return _iter_stage(
+            name,
+            root,
+            build,
+            lr,
+            lambda: make_dataset(
+                inputs, targets, split.train, batch_size=bs, shuffle=True, seed=opts.seed
+            ),
+            lambda: make_dataset(inputs, targets, split.val, batch_size=bs, shuffle=False),
+            opts,
+            patience=opts.patience,
+            mixed=mixed,
+            jit=jit,
+        )
+
+    final = root / "final"
+    final.mkdir(exist_ok=True)
+    paths: dict[str, Path] = {}
+    metrics: dict[str, Any] = {}
+    test_labels = labels[split.test]
+
+    if data.spectra is not None:
+        yield from stage(
+            "m1",
+            lambda: build_m1(cfg, target_mean=mean, target_std=std),
+            opts.lr_m1,
+            [(data.spectra, preprocess_spectra)],
+            labels,
+        )
+        m1 = _load(root / "m1" / "best.keras", compile=False)
+        paths["spectra-only"] = final / "spectra-only.keras"
+        m1.save(paths["spectra-only"])
+        metrics["spectra-only"] = regression_metrics(
+            _predict(m1, data.spectra, split.test, preprocess_spectra, bs), test_labels
+        )
+        m1_features = _cached_features(
+            root / "features_m1.npy",
+            lambda: _predict(
+                feature_extractor(m1, SPECTRAL_FEATURE_LAYER),
+                data.spectra,
+                all_rows,
+                preprocess_spectra,
+                bs,
+            ),
+        )
+        yield from stage(
+            "m2", lambda: build_m2(cfg), opts.lr_m2, [(data.cutouts, images)], m1_features
+        )
+        m2 = _load(root / "m2" / "best.keras", compile=False)
+
+    yield from stage(
+        "m3",
+        lambda: build_m3(cfg, target_mean=mean, target_std=std),
+        opts.lr_m3,
+        [(data.cutouts, images)],
+        labels,
+    )
+    m3 = _load(root / "m3" / "best.keras", compile=False)
+    paths["image-only"] = final / "image-only.keras"
+    m3.save(paths["image-only"])
+    metrics["image-only"] = regression_metrics(
+        _predict(m3, data.cutouts, split.test, images, bs), test_labels
+    )
+
+    if data.spectra is not None:
+        m2_features = _cached_features(
+            root / "features_m2.npy", lambda: _predict(m2, data.cutouts, all_rows, images, bs)
+        )
+        m3_features = _cached_features(
+            root / "features_m3.npy",
+            lambda: _predict(
+                feature_extractor(m3, IMAGE_FEATURE_LAYER), data.cutouts, all_rows, images, bs
+            ),
+        )
+        metrics["m2_feature_r2_mean"] = _mean_r2(m2_features[split.test], m1_features[split.test])
+        yield from stage(
+            "m4",
+            lambda: build_m4(cfg, target_mean=mean, target_std=std),
+            opts.lr_m4,
+            [(m2_features, None), (m3_features, None)],
+            labels,
+        )
+        m4 = _load(root / "m4" / "best.keras", compile=False)
+        combined = build_mmlforgalam(m2, m3, m4)
+        paths["mmlforgalam"] = final / "mmlforgalam.keras"
+        combined.save(paths["mmlforgalam"])
+        metrics["mmlforgalam"] = regression_metrics(
+            _predict(combined, data.cutouts, split.test, images, bs), test_labels
+        )
+        real = m4.predict_on_batch([m1_features[split.test], m3_features[split.test]])  # one call
+        metrics["m4-real-m1-features"] = regression_metrics(np.asarray(real), test_labels)
+    _atomic_json(root / "metrics.json", metrics)
+    yield TrainingResult(
+        workdir=root,
+        model_paths=paths,
+        split_sizes=split.sizes(),
+        metrics=metrics,
+        configuration=cfg.to_dict(),
+        settings={
+            **dataclasses.asdict(opts),
+            "mixed_precision_used": mixed,
+            "jit_compile_used": jit,
+        },
+    )
+
+
+def _run_to_end(iterator: Iterator[Any]) -> TrainingResult:
+    last = None
+    for item in iterator:
+        last = item
+    if not isinstance(last, TrainingResult):  # pragma: no cover - defensive
+        raise RuntimeError("training ended without a result")
+    return last
+
+
+def train_mmlforgalam(
+    data: GalaxyArrays,
+    workdir: str | os.PathLike,
+    *,
+    config: ArchitectureConfig | str = "compact",
+    settings: TrainingSettings | None = None,
+) -> TrainingResult:
+    """Run :func:`iter_train_mmlforgalam` to the end and return its result."""
+    return _run_to_end(iter_train_mmlforgalam(data, workdir, config=config, settings=settings))
+
+
+def iter_train_sed_cnn(
+    data: SpaxelArrays,
+    workdir: str | os.PathLike,
+    *,
+    split: str = "B",
+    config: ArchitectureConfig | str = "compact",
+    settings: TrainingSettings | None = None,
+) -> Iterator[TrainingProgress | TrainingResult]:
+    """Train the age and the [M/H] SED CNNs on Set A or Set B; yield progress, then the result.
+
+    Parameters
+    ----------
+    data : SpaxelArrays
+    workdir : path
+        Checkpoints (``sed_log_age/``, ``sed_mh/``) and ``final/sed-cnn.keras`` (the two
+        networks side by side, output (batch, 2)).
+    split : {"A", "B"}
+        Set A: spaxels of each galaxy spread over the subsets; Set B: galaxies held out.
+    config, settings
+        As for :func:`iter_train_mmlforgalam`; the SED CNN is the same in both configs.
+    """
+    cfg = get_config(config)
+    opts = settings or TrainingSettings()
+    if split not in ("A", "B"):
+        raise GalamInputError(
+            f"SED CNN split must be 'A' (spaxels mixed) or 'B' (galaxies held out), got {split!r}"
+        )
+    root = Path(workdir)
+    root.mkdir(parents=True, exist_ok=True)
+    mixed, jit = _resolve_acceleration(opts)
+    splitter = split_spaxels_within_galaxies if split == "A" else split_by_galaxy
+    rows = splitter(data.galaxy_id, fractions=opts.fractions, seed=opts.seed)
+    seds, valid = normalise_seds(np.asarray(data.seds))
+    keep = np.flatnonzero(valid)
+    rows = SplitIndices(*(np.intersect1d(r, keep) for r in (rows.train, rows.val, rows.test)))
+    n_filters = seds.shape[1]
+    targets = {
+        "log_age": np.asarray(data.log_age, np.float32)[:, None],
+        "mh": np.asarray(data.mh, np.float32)[:, None],
+    }
+    models = {}
+    for target, values in targets.items():
+        mean, std = float(values[rows.train].mean()), float(values[rows.train].std())
+        name = f"sed_{target}"
+        yield from _iter_stage(
+            name,
+            root,
+            lambda mean=mean, std=std, name=name: build_sed_cnn(
+                cfg, n_filters=n_filters, target_mean=mean, target_std=std, name=name
+            ),
+            opts.lr_sed,
+            lambda values=values: make_dataset(
+                [(seds, None)],
+                values,
+                rows.train,
+                batch_size=opts.batch_size,
+                shuffle=True,
+                seed=opts.seed,
+            ),
+            lambda values=values: make_dataset(
+                [(seds, None)], values, rows.val, batch_size=opts.batch_size, shuffle=False
+            ),
+            opts,
+            patience=opts.patience_sed,
+            mixed=mixed,
+            jit=jit,
+        )
+        models[target] = _load(root / name / "best.keras", compile=False)
+    combined = combine_sed_cnns(models["log_age"], models["mh"])
+    final = root / "final"
+    final.mkdir(exist_ok=True)
+    path = final / "sed-cnn.keras"
+    combined.save(path)
+    truth = np.concatenate([targets["log_age"], targets["mh"]], axis=1)[rows.test]
+    metrics = {
+        "sed-cnn": regression_metrics(_predict(combined, seds, rows.test, None, 4096), truth),
+        "split": split,
+    }
+    _atomic_json(root / "metrics.json", metrics)
+    yield TrainingResult(
+        workdir=root,
+        model_paths={"sed-cnn": path},
+        split_sizes=rows.sizes(),
+        metrics=metrics,
+        configuration={**cfg.to_dict(), "sed_n_filters": n_filters},
+        settings={
+            **dataclasses.asdict(opts),
+            "mixed_precision_used": mixed,
+            "jit_compile_used": jit,
+        },
+    )
+
+
+def train_sed_cnn(
+    data: SpaxelArrays,
+    workdir: str | os.PathLike,
+    *,
+    split: str = "B",
+    config: ArchitectureConfig | str = "compact",
+    settings: TrainingSettings | None = None,
+) -> TrainingResult:
+    """Run :func:`iter_train_sed_cnn` to the end and return its result."""
+    return _run_to_end(
+        iter_train_sed_cnn(data, workdir, split=split, config=config, settings=settings)
+    )
+
+
+def export_trained_models(
+    result: TrainingResult,
+    *,
+    training_data: dict[str, Any],
+    directory: str | os.PathLike | None = None,
+) -> list[Path]:
+    """Copy a run's final models into the registry with model cards; return the card paths."""
+    from napari_galam.models.registry import save_model_with_card
+
+    cards = []
+    for name, path in result.model_paths.items():
+        model = _load(path, compile=False)
+        cards.append(
+            save_model_with_card(
+                model,
+                name,
+                architecture=name,
+                configuration=result.configuration,
+                input_spec=model_input_spec(name, result.configuration),
+                training_data={**training_data, "split_sizes": result.split_sizes},
+                metrics=result.metrics.get(name, {}),
+                notes=f"trained with {result.settings}",
+                directory=directory,
+            )
+        )
+    return cards

@@ -1,0 +1,203 @@
+"""Training: splits, tf.data pipelines, staged MMLforGalAM on toy data, resume, SED CNN."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from galam_model_helpers import TINY, make_toy_galaxies
+
+from napari_galam.errors import GalamInputError
+from napari_galam.models import training as tr
+
+FAST = dict(batch_size=16, patience=50, lr_m1=3e-3, lr_m2=3e-3, lr_m3=3e-3, lr_m4=3e-3)
+
+
+# ------------------------------------------------------------------ splits (no TensorFlow)
+
+
+def test_split_by_galaxy_is_8_1_1_deterministic_and_keeps_galaxies_whole():
+    ids = np.repeat(np.arange(50), 4)  # 50 galaxies x 4 rows
+    split = tr.split_by_galaxy(ids, seed=3)
+    again = tr.split_by_galaxy(ids, seed=3)
+    other = tr.split_by_galaxy(ids, seed=4)
+    for a, b in zip(
+        (split.train, split.val, split.test), (again.train, again.val, again.test), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(split.test, other.test)
+    assert split.sizes() == {"train": 160, "val": 20, "test": 20}
+    groups = [set(ids[rows]) for rows in (split.train, split.val, split.test)]
+    assert (
+        not (groups[0] & groups[1]) and not (groups[0] & groups[2]) and not (groups[1] & groups[2])
+    )
+    assert np.array_equal(
+        np.sort(np.concatenate([split.train, split.val, split.test])), np.arange(200)
+    )
+
+
+def test_set_a_spreads_every_galaxy_over_the_subsets():
+    ids = np.repeat(np.arange(5), 40)
+    split = tr.split_spaxels_within_galaxies(ids, seed=0)
+    for rows in (split.train, split.val, split.test):
+        assert set(ids[rows]) == set(range(5))
+    assert split.sizes() == {"train": 160, "val": 20, "test": 20}
+    with pytest.raises(GalamInputError, match="fractions"):
+        tr.split_by_galaxy(ids, fractions=(0.5, 0.5, 0.5))
+    with pytest.raises(GalamInputError, match="3 galaxies"):
+        tr.split_by_galaxy(np.zeros(10))
+
+
+def test_regression_metrics_follow_the_papers_definitions():
+    true = np.array([[9.0, 0.0], [9.5, -0.5], [10.0, -1.0]])
+    pred = true + np.array([[0.1, 0.0], [0.1, 0.2], [0.4, -0.2]])
+    m = tr.regression_metrics(pred, true)
+    assert m["log_age"]["bias"] == pytest.approx(0.2)
+    assert m["log_age"]["mse"] == pytest.approx((0.01 + 0.01 + 0.16) / 3)
+    assert m["mh"]["mae"] == pytest.approx(0.4 / 3)
+    assert m["log_age"]["sd"] == pytest.approx(np.std([0.1, 0.1, 0.4]))
+
+
+def test_galaxy_arrays_check_lengths():
+    arrays = make_toy_galaxies(10)
+    arrays["mh"] = arrays["mh"][:5]
+    with pytest.raises(GalamInputError, match="one row per galaxy"):
+        tr.GalaxyArrays(**arrays)
+
+
+# ------------------------------------------------------------------ with TensorFlow
+
+
+@pytest.mark.tensorflow
+def test_dataset_from_hdf5_reads_the_documented_layout(toy_galaxy_h5):
+    from napari_galam.core.preprocess import preprocess_images
+
+    data = tr.open_galaxy_hdf5(toy_galaxy_h5)
+    assert len(data) == 160 and data.card == {"name": "toy", "seed": 0}
+    rows = np.array([3, 7, 50, 51, 99], dtype=np.int64)
+    ds = tr.make_dataset(
+        [(data.cutouts, lambda b: preprocess_images(b, size=16))],
+        data.labels,
+        rows,
+        batch_size=2,
+        shuffle=True,
+        seed=1,
+    )
+    batches = list(ds.as_numpy_iterator())
+    assert [x.shape for x, _ in batches] == [(2, 16, 16, 3), (2, 16, 16, 3), (1, 16, 16, 3)]
+    seen = np.concatenate([y for _, y in batches])
+    np.testing.assert_allclose(np.sort(seen[:, 0]), np.sort(data.labels[rows, 0]))
+
+
+@pytest.mark.tensorflow
+def test_staged_training_lowers_the_loss_and_resumes(tmp_path, toy_galaxy_h5):
+    data = tr.open_galaxy_hdf5(toy_galaxy_h5)
+    settings = tr.TrainingSettings(epochs=3, **FAST)
+    work = tmp_path / "run"
+
+    # Interrupt during M3 (after M1 and M2 finished), as a crash or Ctrl-C would.
+    seen = []
+    for item in tr.iter_train_mmlforgalam(data, work, config=TINY, settings=settings):
+        seen.append(item)
+        if isinstance(item, tr.TrainingProgress) and item.stage == "m3" and item.epoch == 2:
+            break
+    assert [p.stage for p in seen[:3]] == ["m1"] * 3
+    assert json.loads((work / "m3" / "state.json").read_text())["epoch"] == 2
+
+    resumed = list(tr.iter_train_mmlforgalam(data, work, config=TINY, settings=settings))
+    progress = [p for p in resumed if isinstance(p, tr.TrainingProgress)]
+    assert [(p.stage, p.message) for p in progress if p.message] == [
+        ("m1", "finished earlier; skipped"),
+        ("m2", "finished earlier; skipped"),
+        ("m3", "resumed after epoch 2"),
+        ("m4", "started"),
+    ]
+    assert [p.epoch for p in progress if p.stage == "m3"] == [3]
+    result = resumed[-1]
+    assert isinstance(result, tr.TrainingResult)
+    assert set(result.model_paths) == {"spectra-only", "image-only", "mmlforgalam"}
+    assert result.split_sizes == {"train": 128, "val": 16, "test": 16}
+    assert not result.settings["mixed_precision_used"]  # no GPU here
+
+    # Each stage's loss went down from its first to its best epoch.
+    for stage in ("m1", "m2", "m3", "m4"):
+        history = json.loads((work / stage / "state.json").read_text())["history"]
+        assert len(history) == 3
+        assert min(h["loss"] for h in history[1:]) < history[0]["loss"], stage
+    metrics = result.metrics
+    assert {"spectra-only", "image-only", "mmlforgalam", "m4-real-m1-features"} <= set(metrics)
+    assert np.isfinite(metrics["mmlforgalam"]["log_age"]["sd"])
+    assert np.isfinite(metrics["m2_feature_r2_mean"])
+
+    # A third run finds everything finished and trains nothing.
+    third = list(tr.iter_train_mmlforgalam(data, work, config=TINY, settings=settings))
+    assert all(
+        p.message == "finished earlier; skipped"
+        for p in third
+        if isinstance(p, tr.TrainingProgress)
+    )
+
+    # The exported models go into a registry with cards and predict.
+    from napari_galam.models.registry import available_models, load_model
+
+    reg = tmp_path / "weights"
+    tr.export_trained_models(result, training_data={"name": "toy"}, directory=reg)
+    assert available_models(reg) == ["image-only", "mmlforgalam", "spectra-only"]
+    card = json.loads((reg / "mmlforgalam.json").read_text())
+    assert card["training_data"]["split_sizes"]["train"] == 128
+    assert card["metrics"]["log_age"]["n"] == 16
+    assert load_model("mmlforgalam", directory=reg).output.shape[-1] == 2
+
+
+@pytest.mark.tensorflow
+def test_mixed_precision_and_xla_forced_on_cpu_give_finite_results(tmp_path):
+    import keras
+
+    arrays = make_toy_galaxies(64, size=16)
+    data = tr.SpaxelArrays(
+        seds=arrays["cutouts"].reshape(64, -1)[:, :16].astype(np.float32) + 1.0,
+        log_age=arrays["log_age"],
+        mh=arrays["mh"],
+        galaxy_id=np.arange(64) // 8,
+    )
+    settings = tr.TrainingSettings(epochs=1, batch_size=16, mixed_precision=True, jit_compile=True)
+    result = tr.train_sed_cnn(data, tmp_path, split="B", config=TINY, settings=settings)
+    assert result.settings["mixed_precision_used"] and result.settings["jit_compile_used"]
+    assert keras.config.dtype_policy().name == "float32"  # global policy restored
+    model = keras.saving.load_model(tmp_path / "sed_log_age" / "last.keras", compile=False)
+    assert model.get_layer("sed_conv1").dtype_policy.name == "mixed_float16"
+    assert model.get_layer("sed_conv1").compute_dtype == "float16"
+    history = json.loads((tmp_path / "sed_log_age" / "state.json").read_text())["history"]
+    assert all(np.isfinite(h["loss"]) for h in history)
+    for target in ("log_age", "mh"):
+        assert np.isfinite(result.metrics["sed-cnn"][target]["sd"])
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("which", ["A", "B"])
+def test_sed_cnn_learns_on_set_a_and_set_b(tmp_path, which):
+    rng = np.random.default_rng(5)
+    n_gal, per = 12, 40
+    gid = np.repeat(np.arange(n_gal), per)
+    age = rng.uniform(9, 10, gid.size).astype(np.float32)
+    mh = rng.uniform(-1, 0, gid.size).astype(np.float32)
+    x = np.linspace(0, 1, 20)
+    seds = (
+        1
+        + (age[:, None] - 9) * x
+        + 0.5 * (mh[:, None] + 1) * np.sin(6 * x)
+        + rng.normal(0, 0.01, (gid.size, 20))
+    )
+    seds[0] = np.nan  # a masked spaxel is skipped, not fatal
+    data = tr.SpaxelArrays(seds=seds.astype(np.float32), log_age=age, mh=mh, galaxy_id=gid)
+    settings = tr.TrainingSettings(epochs=6, batch_size=32, lr_sed=3e-3)
+    result = tr.train_sed_cnn(data, tmp_path, split=which, config=TINY, settings=settings)
+    assert result.metrics["split"] == which
+    for target in ("log_age", "mh"):
+        history = json.loads((tmp_path / f"sed_{target}" / "state.json").read_text())["history"]
+        assert history[-1]["loss"] < history[0]["loss"]
+    sizes = result.split_sizes
+    assert sizes["train"] + sizes["val"] + sizes["test"] == gid.size - 1
+    with pytest.raises(GalamInputError, match="'A'"):
+        tr.train_sed_cnn(data, tmp_path, split="C")

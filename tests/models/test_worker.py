@@ -1,0 +1,98 @@
+"""The model worker: TensorFlow stays out of this (the calling) process.
+
+These tests are not marked ``tensorflow``: they run in the same pytest process as the
+viewer tests, which is exactly the situation the worker exists for. The tiny models are
+written by a subprocess, so nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_galam.errors import GalamError, GalamInputError
+from napari_galam.models.inference import GalaxyPrediction, SpaxelPrediction
+from napari_galam.models.worker import ModelWorker
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("worker_weights")
+    code = f"import sys; sys.path.insert(0, {str(HERE)!r}); from galam_model_helpers import write_tiny_registry; write_tiny_registry({str(folder)!r})"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def worker(tiny_weights):
+    tf_before = "tensorflow" in sys.modules
+    with ModelWorker(weights_dir=tiny_weights, preload=("mmlforgalam",)) as running:
+        yield running
+    if not tf_before:
+        assert "tensorflow" not in sys.modules
+
+
+def test_predictions_come_back_as_numpy_without_tensorflow_here(worker):
+    tf_before = "tensorflow" in sys.modules
+    images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    result = worker.predict_galaxies(images)
+    assert isinstance(result, GalaxyPrediction) and result.model == "mmlforgalam"
+    assert result.log_age.shape == (4,) and np.all(np.isfinite(result.mh))
+    spectra = worker.predict_galaxies(images, np.random.default_rng(1).random((4, 4171)))
+    assert spectra.model == "spectra-only"
+    maps = worker.predict_seds(np.ones((3, 5, 12)))
+    assert isinstance(maps, SpaxelPrediction) and maps.log_age.shape == (3, 5)
+    if not tf_before:
+        assert "tensorflow" not in sys.modules
+    assert worker.pid != os.getpid()
+
+
+def test_a_bad_request_raises_and_the_worker_keeps_serving(worker):
+    pid = worker.pid
+    with pytest.raises(GalamInputError, match="expected"):
+        worker.predict_galaxies(np.zeros((2, 30, 31, 3), np.uint8))
+    with pytest.raises(
+        GalamError, match="no model named 'nonexistent'.*available models: image-only"
+    ):
+        worker.load(["nonexistent"])
+    again = worker.predict_galaxies(np.zeros((1, 32, 32, 3), np.uint8), model="image-only")
+    assert len(again) == 1 and worker.pid == pid
+
+
+def test_a_dead_worker_gives_a_clear_error_then_restarts(tiny_weights):
+    with ModelWorker(weights_dir=tiny_weights) as fresh:
+        first = fresh.pid
+        os.kill(first, signal.SIGKILL)
+        with pytest.raises(GalamError, match="model worker process died"):
+            fresh.predict_seds(np.ones((2, 12)))
+        assert not fresh.running
+        maps = fresh.predict_seds(np.ones((2, 12)))  # a new child starts
+        assert maps.log_age.shape == (2,) and fresh.pid not in (None, first)
+
+
+def test_a_process_using_the_worker_never_imports_tensorflow(tiny_weights):
+    """Checked in a fresh interpreter, independent of what this pytest process loaded."""
+    code = textwrap.dedent(
+        f"""
+        import sys
+        import numpy as np
+        from napari_galam.models.worker import ModelWorker
+        with ModelWorker(weights_dir={str(tiny_weights)!r}) as w:
+            r = w.predict_galaxies(np.zeros((2, 32, 32, 3), np.uint8), model="image-only")
+            assert r.log_age.shape == (2,)
+        assert "tensorflow" not in sys.modules, "tensorflow leaked into the parent"
+        assert "keras" not in sys.modules, "keras leaked into the parent"
+        print("ok")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "ok"
