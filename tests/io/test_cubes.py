@@ -283,3 +283,26 @@ def test_parse_flux_unit_falls_back_to_default() -> None:
     assert parse_flux_unit("counts", default=default) == default
     assert parse_flux_unit("not a unit at all", default=default) == default
     assert parse_flux_unit(None) is None
+
+
+@pytest.mark.parametrize(
+    ("writer", "name"),
+    [
+        (write_califa_cube, "c.fits.gz"),
+        (write_manga_logcube, "m.fits"),
+        (write_manga_logcube, "m.fits.gz"),
+        (write_muse_cube, "mu.fits"),
+    ],
+)
+def test_spaxel_fast_path_matches_full_arrays(tmp_path: Path, writer, name: str) -> None:
+    written = writer(tmp_path / name, nwave=40)
+    lazy, eager = read_cube(written.path), read_cube(written.path, lazy=False)
+    assert lazy.spaxel_reader is not None and eager.spaxel_reader is None
+    bad = written.bad if written.bad is not None else np.zeros(written.flux.shape, bool)
+    for y, x in [(0, 0), (3, 5), tuple(np.argwhere(bad.any(axis=0))[0])]:
+        fast, full = spaxel_spectrum(lazy, y, x), spaxel_spectrum(eager, y, x)
+        for a, b in zip(fast, full, strict=True):
+            np.testing.assert_array_equal(a, b)
+        expected = written.flux[:, y, x].astype(np.float64)
+        expected[bad[:, y, x]] = np.nan
+        np.testing.assert_array_equal(fast[1], expected)

@@ -32,11 +32,14 @@ Layouts (FORMATS.md and the surveys' data models):
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import os
 import re
+import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +58,7 @@ __all__ = [
     "sniff_cube_layout",
     "spaxel_spectrum",
     "parse_flux_unit",
+    "close_gzip_streams",
 ]
 
 CUBE_LAYOUTS = ("CALIFA", "MaNGA", "MUSE", "generic")
@@ -117,6 +121,11 @@ class SpectralCube:
         ``"air"``, ``"vacuum"`` or ``"unknown"``, from CTYPE3 or the survey.
     primary_header
         Header of HDU 0 (a copy); for single-HDU files the same as ``header``.
+    meta
+        ``hdus`` (a listing of the file's HDUs), ``gzipped``, ``flux_hdu``.
+    spaxel_reader
+        Fast path used by :func:`spaxel_spectrum` for lazy cubes: reads one spaxel's
+        flux, variance and mask straight from disk without building whole chunks.
     """
 
     data: Any
@@ -132,6 +141,9 @@ class SpectralCube:
     wave_medium: str = "unknown"
     primary_header: Any = None
     meta: dict[str, Any] = field(default_factory=dict)
+    spaxel_reader: Callable[[int, int], tuple[Any, Any, Any]] | None = field(
+        default=None, repr=False, compare=False
+    )
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -272,10 +284,22 @@ def _numpy_shape(header: Any) -> tuple[int, ...]:
 
 
 def _scan_fits(path: Path) -> _FitsScan:
-    """Read every header of a FITS file and where each HDU's data start."""
+    """Read every header of a FITS file and where each HDU's data start.
+
+    Scans are cached by (path, modification time, size): sniffing a file and then
+    reading it costs one scan, which matters for gzipped files (finding the headers
+    means decompressing the whole file).
+    """
+    _check_file(path)
+    stat = path.stat()
+    return _scan_fits_cached(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=32)
+def _scan_fits_cached(path_text: str, mtime_ns: int, size: int) -> _FitsScan:
     from astropy.io import fits
 
-    _check_file(path)
+    path = Path(path_text)
     gzipped = _is_gzip(path)
     hdus = []
     try:
@@ -381,10 +405,12 @@ class _DiskArray:
     def _read_planes(self, start: int, stop: int) -> NDArray[Any]:
         plane = int(np.prod(self.shape[1:])) * self.raw_dtype.itemsize
         count = (stop - start) * plane
-        opener = gzip.open if self.gzipped else open
-        with opener(self.path, "rb") as fh:
-            fh.seek(self.offset + start * plane)
-            buf = fh.read(count)
+        if self.gzipped:
+            buf = _read_gzip(self.path, self.offset, self.offset + start * plane, count)
+        else:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset + start * plane)
+                buf = fh.read(count)
         if len(buf) != count:
             raise GalamInputError(
                 f"{self.path}: HDU {self.label} ends early (truncated file): wanted "
@@ -394,12 +420,19 @@ class _DiskArray:
         return self._scale(raw).astype(self.dtype, copy=False)
 
     def load(self) -> NDArray[Any]:
-        """Read the whole array into memory (native byte order)."""
+        """Read the whole array into memory (native byte order, writable)."""
         if self.gzipped:
             out = self._read_planes(0, self.shape[0])
         else:
             out = self._scale(np.asarray(self._memmap()))
-        return np.ascontiguousarray(out, dtype=self.dtype)
+        out = np.ascontiguousarray(out, dtype=self.dtype)
+        return out if out.flags.writeable else out.copy()
+
+    def column(self, y: int, x: int) -> NDArray[Any]:
+        """The values along axis 0 at pixel ``(y, x)`` (one spaxel's spectrum)."""
+        if self.gzipped:
+            return np.asarray(self.as_dask()[:, y, x])
+        return self._scale(np.array(self._memmap()[:, y, x])).astype(self.dtype, copy=False)
 
     def _memmap(self) -> np.memmap:
         return np.memmap(
@@ -437,6 +470,70 @@ class _DiskArray:
         if not self.gzipped and not self.scaled:
             return self._memmap()
         return self.as_dask()
+
+
+_GZIP_LOCK = threading.Lock()
+_GZIP_STREAMS: list[tuple[tuple[str, int], gzip.GzipFile]] = []  # least recent first
+_GZIP_MAX_STREAMS = 8
+_GZIP_SLABS: OrderedDict[tuple[Any, ...], bytes] = OrderedDict()
+
+#: Memory budget for decompressed slabs of gzipped cubes kept for re-use (bytes).
+GZIP_CACHE_BYTES = 1024**3
+
+
+def _read_gzip(path: Path, hdu_offset: int, position: int, count: int) -> bytes:
+    """Read ``count`` bytes at ``position`` of the decompressed stream of ``path``.
+
+    A gzip stream can only be decompressed forwards, so open streams are kept (at most
+    eight, least recently used closed first) and a read continues the stream of that
+    file that stopped closest before it: reading slabs in file order costs one pass
+    over the file instead of one pass per slab. Decompressed
+    slabs are kept, least recently used dropped first, up to :data:`GZIP_CACHE_BYTES`,
+    so that clicking spaxel after spaxel of a gzipped CALIFA or MaNGA cube decompresses
+    it once. Reads are serialised by a lock (zlib is CPU-bound anyway).
+    """
+    file_key = (str(path), path.stat().st_mtime_ns)
+    slab_key = (*file_key, hdu_offset, position, count)
+    with _GZIP_LOCK:
+        cached = _GZIP_SLABS.pop(slab_key, None)
+        if cached is not None:
+            _GZIP_SLABS[slab_key] = cached
+            return cached
+        # the open stream of this file closest before `position`, else a new one
+        usable = [
+            (stream.tell(), i)
+            for i, (k, stream) in enumerate(_GZIP_STREAMS)
+            if k == file_key and stream.tell() <= position
+        ]
+        if usable:
+            stream = _GZIP_STREAMS.pop(max(usable)[1])[1]
+        else:
+            stream = gzip.open(path, "rb")
+        _GZIP_STREAMS.append((file_key, stream))
+        while len(_GZIP_STREAMS) > _GZIP_MAX_STREAMS:
+            _GZIP_STREAMS.pop(0)[1].close()
+        try:
+            stream.seek(position)
+            buf = stream.read(count)
+        except (OSError, EOFError) as exc:
+            _GZIP_STREAMS.remove((file_key, stream))
+            stream.close()
+            raise GalamInputError(f"{path}: damaged or truncated gzip file ({exc}).") from exc
+        if len(buf) == count and count <= GZIP_CACHE_BYTES // 4:
+            _GZIP_SLABS[slab_key] = buf
+            total = sum(len(b) for b in _GZIP_SLABS.values())
+            while total > GZIP_CACHE_BYTES and _GZIP_SLABS:
+                _, dropped = _GZIP_SLABS.popitem(last=False)
+                total -= len(dropped)
+        return buf
+
+
+def close_gzip_streams() -> None:
+    """Close the streams kept open for gzipped cubes and drop their cached slabs."""
+    with _GZIP_LOCK:
+        _GZIP_SLABS.clear()
+        while _GZIP_STREAMS:
+            _GZIP_STREAMS.pop()[1].close()
 
 
 class _SlabReader:
@@ -532,6 +629,8 @@ def _not_a_cube_message(scan: _FitsScan) -> str:
         "IVAR, MASK, WAVE), a MUSE cube (DATA, STAT) or a 3-D image with a spectral axis "
         "(CTYPE3 = 'WAVE', 'AWAV' or 'WAVE-LOG')"
     )
+    if scan.get("FILTERS") is not None:
+        return f"{scan.path}: a narrow-band stack (FILTERS table), not an IFU cube; {expected}."
     cubes = [h for h in scan.hdus if h.is_image and h.ndim == 3]
     if cubes:
         ctype = cubes[0].header.get("CTYPE3", "")
@@ -539,8 +638,6 @@ def _not_a_cube_message(scan: _FitsScan) -> str:
             f"{scan.path}: the 3-D image in HDU {cubes[0].name} has no spectral axis "
             f"(CTYPE3 = {ctype!r}); {expected}."
         )
-    if scan.get("FILTERS") is not None:
-        return f"{scan.path}: a narrow-band stack (FILTERS table), not an IFU cube; {expected}."
     return f"{scan.path}: not an IFU cube ({expected}); found HDUs: {scan.listing()}."
 
 
@@ -867,6 +964,7 @@ def read_cube(path: str | os.PathLike, *, lazy: bool = True) -> SpectralCube:
 
     header = plan.flux_hdu.header
     celestial = _celestial(header)
+    reader = functools.partial(_read_spaxel, plan) if lazy else None
     default_unit = _LAYOUT_UNITS.get(layout)
     unit = parse_flux_unit(header.get("BUNIT"), default=default_unit)
     if unit is None:
@@ -885,7 +983,25 @@ def read_cube(path: str | os.PathLike, *, lazy: bool = True) -> SpectralCube:
         wave_medium=_medium(layout, header),
         primary_header=scan.hdus[0].header.copy(),
         meta={"hdus": scan.listing(), "gzipped": scan.gzipped, "flux_hdu": plan.flux_hdu.name},
+        spaxel_reader=reader,
     )
+
+
+def _read_spaxel(plan: _CubePlan, y: int, x: int) -> tuple[Any, Any, Any]:
+    """Flux, variance and bad-pixel flags of one spaxel, converted as in read_cube."""
+    flux = plan.flux.column(y, x)
+    variance = raw_variance = None
+    if plan.variance is not None:
+        raw_variance = plan.variance.column(y, x)
+        convert = {"sigma": _square, "ivar": _invert_ivar}.get(plan.variance_kind)
+        variance = convert(raw_variance) if convert else raw_variance
+    bad = None
+    if plan.mask is not None:
+        raw_mask = plan.mask.column(y, x)
+        bad = (
+            _manga_bad(raw_mask, raw_variance) if plan.mask_kind == "manga" else _nonzero(raw_mask)
+        )
+    return flux, variance, bad
 
 
 def spaxel_spectrum(
@@ -918,12 +1034,16 @@ def spaxel_spectrum(
             f"0 <= y < {ny} and 0 <= x < {nx}."
         )
     y, x = int(y), int(x)
-    flux = np.array(cube.data[:, y, x], dtype=np.float64)
-    variance = None
-    if cube.variance is not None:
-        variance = np.array(cube.variance[:, y, x], dtype=np.float64)
-    if cube.mask is not None:
-        bad = np.asarray(cube.mask[:, y, x], dtype=bool)
+    if cube.spaxel_reader is not None:
+        raw_flux, raw_variance, raw_bad = cube.spaxel_reader(y, x)
+    else:
+        raw_flux = cube.data[:, y, x]
+        raw_variance = None if cube.variance is None else cube.variance[:, y, x]
+        raw_bad = None if cube.mask is None else cube.mask[:, y, x]
+    flux = np.array(raw_flux, dtype=np.float64)
+    variance = None if raw_variance is None else np.array(raw_variance, dtype=np.float64)
+    if raw_bad is not None:
+        bad = np.asarray(raw_bad, dtype=bool)
         flux[bad] = np.nan
         if variance is not None:
             variance[bad] = np.nan
