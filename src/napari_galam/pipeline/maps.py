@@ -28,6 +28,7 @@ __all__ = [
     "seds_from_cube",
     "seds_from_narrowband",
     "iter_map_seds",
+    "sed_model_filters",
     "map_seds",
 ]
 
@@ -71,6 +72,20 @@ class SpaxelMaps:
     def as_dict(self) -> dict[str, NDArray[Any]]:
         """The maps by FITS extension name, for :func:`napari_galam.io.writers.write_maps`."""
         return {"LOG_AGE": self.log_age, "MH": self.mh, "SNR": self.snr, "BIN_ID": self.bin_id}
+
+
+def sed_model_filters(model: str = "sed-cnn") -> list[str]:
+    """The narrow-band filter names a shipped SED model takes, in order (from its card)."""
+    from napari_galam.models.registry import read_model_card
+
+    card = read_model_card(model)
+    names = card.get("input", {}).get("filters")
+    if not names:
+        raise GalamInputError(
+            f"model {model!r}: its card does not list the filters it was trained on "
+            "(input.filters); retrain or re-save it with the filter names."
+        )
+    return [str(name) for name in names]
 
 
 def iter_seds_from_cube(cube: Any, filters: Any) -> Iterator[Progress | SpaxelSEDs]:
