@@ -306,3 +306,20 @@ def test_spaxel_fast_path_matches_full_arrays(tmp_path: Path, writer, name: str)
         expected = written.flux[:, y, x].astype(np.float64)
         expected[bad[:, y, x]] = np.nan
         np.testing.assert_array_equal(fast[1], expected)
+
+
+def test_refuses_tile_compressed_cube(tmp_path: Path) -> None:
+    written = write_muse_cube(tmp_path / "cube.fits", nwave=12, with_dq=False)
+    with fits.open(written.path) as hdul:
+        packed = fits.HDUList(
+            [hdul[0].copy()]
+            + [fits.CompImageHDU(h.data, header=h.header, name=h.name) for h in hdul[1:]]
+        )
+        packed.writeto(tmp_path / "cube.fits.fz")
+    _refused(tmp_path / "cube.fits.fz", "tile-compressed")
+
+
+def test_dask_arrays_report_the_dtype_they_hold(tmp_path: Path) -> None:
+    cube = read_cube(write_califa_cube(tmp_path / "c.fits.gz", nwave=30).path)
+    assert cube.data.dtype == np.asarray(cube.data[:2]).dtype == np.float32
+    assert cube.mask.dtype == np.asarray(cube.mask[:2]).dtype == bool

@@ -222,6 +222,7 @@ class _HduInfo:
     is_image: bool
     is_table: bool
     shape: tuple[int, ...]  # numpy order
+    compressed: bool = False  # tile-compressed (fpack) image
 
     @property
     def ndim(self) -> int:
@@ -317,8 +318,10 @@ def _scan_fits_cached(path_text: str, mtime_ns: int, size: int) -> _FitsScan:
                             header=header,
                             data_offset=int(info["datLoc"]),
                             is_image=bool(hdu.is_image),
-                            is_table=isinstance(hdu, fits.BinTableHDU | fits.TableHDU),
+                            is_table=isinstance(hdu, fits.BinTableHDU | fits.TableHDU)
+                            and not isinstance(hdu, fits.CompImageHDU),
                             shape=_numpy_shape(header) if hdu.is_image else (),
+                            compressed=isinstance(hdu, fits.CompImageHDU),
                         )
                     )
     except (OSError, EOFError, ValueError, TypeError, IndexError, KeyError) as exc:
@@ -354,6 +357,11 @@ class _DiskArray:
 
     @classmethod
     def from_hdu(cls, scan: _FitsScan, hdu: _HduInfo) -> _DiskArray:
+        if hdu.compressed:
+            raise GalamInputError(
+                f"{scan.path}: HDU {hdu.name} is tile-compressed (fpack), which cannot be "
+                "read lazily; decompress the file first (funpack) and open the result."
+            )
         bitpix = int(hdu.header.get("BITPIX", 0))
         if bitpix not in _BITPIX_DTYPES:
             raise GalamInputError(
@@ -460,9 +468,7 @@ class _DiskArray:
             asarray=True,
             lock=False,
             name=self._token(),
-            meta=np.empty(
-                (0,) * len(self.shape), dtype=self.dtype if self.scaled else self.raw_dtype
-            ),
+            meta=np.empty((0,) * len(self.shape), dtype=source.dtype),
         )
 
     def lazy(self) -> Any:
