@@ -6,9 +6,9 @@ stacks), with a seeded toy galaxy (an exponential disc whose spectrum has a few
 absorption lines), and returns the path plus the arrays written so that a test can
 compare what it reads back. A ``.gz`` suffix writes a gzipped file.
 
-Usable from any test folder: ``sys.path`` holds ``tests/io`` when pytest imports the
-tests there; elsewhere add it (``sys.path.insert(0, str(Path(__file__).parents[1] /
-"io"))``) or import it as ``tests.io.survey_files`` from the repository root.
+Tests in ``tests/io`` import it as ``survey_files`` (pytest puts their folder on
+``sys.path``); tests elsewhere add that folder first, e.g.
+``sys.path.insert(0, str(Path(__file__).parents[1] / "io"))``.
 """
 
 from __future__ import annotations
