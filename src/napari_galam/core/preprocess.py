@@ -189,9 +189,18 @@ def preprocess_images(images: NDArray[Any], *, size: int = CUTOUT_SIZE) -> NDArr
             f"images: expected square cutouts whose side is a multiple of {size} "
             f"(e.g. {CUTOUT_SIZE} x {CUTOUT_SIZE}), got {height} x {width}"
         )
+    factor = height // size
     if data.dtype == np.uint8:
-        scaled = data.astype(np.float32) * np.float32(1.0 / 255.0)
-    elif np.issubdtype(data.dtype, np.floating):
+        if factor == 1:
+            return data.astype(np.float32) * np.float32(1.0 / 255.0)
+        # Add the factor x factor strided sub-images in integers, then scale once: about
+        # 7x faster than converting to float and averaging 2 x 2 blocks.
+        sums = np.zeros((n, size, size, 3), dtype=np.uint32 if factor > 16 else np.uint16)
+        for dy in range(factor):
+            for dx in range(factor):
+                sums += data[:, dy::factor, dx::factor]
+        return sums.astype(np.float32) * np.float32(1.0 / (255.0 * factor * factor))
+    if np.issubdtype(data.dtype, np.floating):
         scaled = data.astype(np.float32, copy=True)
         if not np.all(np.isfinite(scaled)):
             raise GalamInputError("images: NaN or inf in the image values")
@@ -202,7 +211,6 @@ def preprocess_images(images: NDArray[Any], *, size: int = CUTOUT_SIZE) -> NDArr
             )
     else:
         raise GalamInputError(f"images: expected uint8 or float values, got {data.dtype}")
-    factor = height // size
     if factor == 1:
         return np.ascontiguousarray(scaled)
     blocks = scaled.reshape(n, size, factor, size, factor, 3)

@@ -20,7 +20,9 @@ unless the environment variable ``NAPARI_GALAM_WEIGHTS_DIR`` points elsewhere):
 Names in use: ``"mmlforgalam"``, ``"image-only"``, ``"spectra-only"`` (per galaxy) and
 ``"sed-cnn"`` (per spaxel). Loading checks the file's SHA-256 against the card, so a
 changed, truncated or replaced file fails with :class:`~napari_galam.errors.GalamError`
-before any of it is deserialised. Loaded models are cached per (file, hash).
+before any of it is deserialised. Loaded models are cached per (file, hash); a cached
+model is returned without re-hashing while the file's size, mtime and inode are
+unchanged.
 TensorFlow is imported only inside :func:`load_model` and :func:`save_model_with_card`.
 """
 
@@ -57,6 +59,7 @@ WEIGHTS_DIR_ENV = "NAPARI_GALAM_WEIGHTS_DIR"
 MODEL_NAMES: tuple[str, ...] = ("mmlforgalam", "image-only", "spectra-only", "sed-cnn")
 
 _CACHE: dict[tuple[str, str], Any] = {}
+_VERIFIED: dict[tuple[Any, ...], Any] = {}
 _CACHE_LOCK = threading.Lock()
 
 
@@ -154,6 +157,13 @@ def load_model(name: str, *, directory: str | os.PathLike | None = None) -> Any:
     card = read_model_card(name, directory=directory)
     folder = Path(directory) if directory is not None else weights_dir()
     path = folder / card["file"]
+    info = path.stat()
+    # A warm model is returned without re-hashing while the file's identity (size,
+    # mtime, inode) and the card's hash are unchanged; any change re-checks the hash.
+    fast_key = (str(path.resolve()), info.st_size, info.st_mtime_ns, info.st_ino, card["sha256"])
+    with _CACHE_LOCK:
+        if fast_key in _VERIFIED:
+            return _VERIFIED[fast_key]
     actual = file_sha256(path)
     if actual != card["sha256"]:
         raise GalamError(
@@ -164,6 +174,7 @@ def load_model(name: str, *, directory: str | os.PathLike | None = None) -> Any:
     key = (str(path.resolve()), actual)
     with _CACHE_LOCK:
         if key in _CACHE:
+            _VERIFIED[fast_key] = _CACHE[key]
             return _CACHE[key]
     import keras
 
@@ -181,6 +192,7 @@ def load_model(name: str, *, directory: str | os.PathLike | None = None) -> Any:
         ) from None
     with _CACHE_LOCK:
         _CACHE[key] = model
+        _VERIFIED[fast_key] = model
     return model
 
 
@@ -188,6 +200,7 @@ def clear_model_cache() -> None:
     """Forget every loaded model (tests; freeing memory)."""
     with _CACHE_LOCK:
         _CACHE.clear()
+        _VERIFIED.clear()
 
 
 def _framework_versions() -> dict[str, str]:
