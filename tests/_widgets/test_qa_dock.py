@@ -1,0 +1,179 @@
+"""The Galaxy QA dock in a real napari viewer (run under Xvfb)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from napari_galam._widgets import qa_dock as qa_dock_module
+from napari_galam._widgets.qa_dock import QA_LAYER_NAMES, QADock
+from napari_galam.pipeline.qa import QA_STATUSES
+
+# Galaxies of the Hubble Deep Field (row, col): the brightest local maxima of the
+# smoothed grey image, 25 px apart.
+HDF_GALAXIES = [
+    (473, 727), (578, 754), (490, 978), (166, 819), (738, 774), (333, 308), (716, 422),
+    (402, 124), (591, 657), (108, 291), (488, 87), (166, 254), (723, 540), (403, 420),
+    (604, 281), (596, 499), (217, 146), (151, 447), (441, 511), (312, 335),
+]  # fmt: skip
+
+
+def blob(shape, row, col, amplitude, radius):
+    rows, cols = np.indices(shape, dtype=float)
+    return amplitude * np.exp(-((np.hypot(rows - row, cols - col) / radius) ** 0.8))
+
+
+def blended_cutout(seed=0):
+    rng = np.random.default_rng(seed)
+    image = blob((128, 128), 64, 58, 150, 5) + blob((128, 128), 64, 72, 80, 4)
+    return (image + rng.normal(0, 1, image.shape)).astype(np.float32)
+
+
+@pytest.fixture
+def notes(monkeypatch):
+    """Notifications the dock sends, as (level, message)."""
+    seen: list[tuple[str, str]] = []
+    for level in ("error", "warning", "info"):
+        monkeypatch.setattr(
+            qa_dock_module, f"show_{level}", lambda msg, level=level: seen.append((level, msg))
+        )
+    return seen
+
+
+@pytest.fixture
+def dock_and_viewer(make_napari_viewer):
+    viewer = make_napari_viewer()
+    _, dock = viewer.window.add_plugin_dock_widget("napari-galam", "Galaxy QA")
+    assert isinstance(dock, QADock)
+    return dock, viewer
+
+
+def _not_blank(path: Path) -> None:
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(path).convert("RGB"), dtype=float)
+    assert pixels.shape[0] > 100 and pixels.shape[1] > 100
+    assert pixels.std() > 10, f"{path} looks blank"
+
+
+def test_whole_cutout_gives_layers_of_the_right_types(dock_and_viewer, notes):
+    dock, viewer = dock_and_viewer
+    viewer.add_image(blended_cutout(), name="cutout")
+    dock.layer_box.setCurrentText("cutout")
+    dock.synchronous = True
+    dock.run_whole_layer()
+    result = dock.result
+    assert result is not None and result.status == "blended"
+    shapes = viewer.layers[QA_LAYER_NAMES["shapes"]]
+    labels = viewer.layers[QA_LAYER_NAMES["labels"]]
+    points = viewer.layers[QA_LAYER_NAMES["points"]]
+    image = viewer.layers[QA_LAYER_NAMES["image"]]
+    assert type(shapes).__name__ == "Shapes" and type(labels).__name__ == "Labels"
+    assert type(points).__name__ == "Points" and type(image).__name__ == "Image"
+    roles = list(shapes.features["role"])
+    assert roles.count("target") == 1 and roles.count("mask") == 1
+    assert len(shapes.data) == len(result.masking.candidates) + 1
+    target_colour = shapes.edge_color[roles.index("target")]
+    np.testing.assert_allclose(target_colour[:3], [1.0, 127 / 255, 14 / 255], atol=0.01)
+    assert labels.data.max() == result.deblend.n_segments
+    kinds = list(points.features["kind"])
+    assert kinds.count("peak") == result.deblend.n_segments
+    assert kinds.count("saddle") == len(result.deblend.saddle_level) >= 1
+    assert image.data.shape == (128, 128)
+    assert "blended" in dock.status_label.text()
+    assert not [n for n in notes if n[0] == "error"]
+
+
+def test_parameter_change_reruns_in_a_thread(dock_and_viewer, qtbot, notes):
+    dock, viewer = dock_and_viewer
+    viewer.add_image(blended_cutout(1), name="cutout")
+    dock.layer_box.setCurrentText("cutout")
+    dock.run_whole_layer()  # threaded
+    qtbot.waitUntil(lambda: dock.result is not None and dock._worker is None, timeout=20000)
+    first = dock.result
+    assert first.status == "blended"
+    area_before = viewer.layers[QA_LAYER_NAMES["labels"]].data.astype(bool).sum()
+    shapes = viewer.layers[QA_LAYER_NAMES["shapes"]]
+    mask_before = shapes.data[list(shapes.features["role"]).index("mask")]
+    dock.scale_box.setValue(3.0)
+    qtbot.waitUntil(lambda: dock.result is not first and dock._worker is None, timeout=20000)
+    shapes = viewer.layers[QA_LAYER_NAMES["shapes"]]
+    mask_after = shapes.data[list(shapes.features["role"]).index("mask")]
+    assert np.ptp(mask_after[:, 1]) > 1.8 * np.ptp(mask_before[:, 1])
+    assert dock.result.masking.mask_scale == 3.0
+    # One level cannot split the pair: the verdict becomes "accepted".
+    second = dock.result
+    dock.levels_box.setValue(1)
+    qtbot.waitUntil(lambda: dock.result is not second and dock._worker is None, timeout=20000)
+    assert dock.result.status == "accepted"
+    assert viewer.layers[QA_LAYER_NAMES["labels"]].data.astype(bool).sum() == area_before
+    assert not [n for n in notes if n[0] == "error"]
+
+
+def test_failures_become_notifications(dock_and_viewer, notes):
+    dock, viewer = dock_and_viewer
+    dock.synchronous = True
+    dock.run_whole_layer()  # no layer at all
+    assert notes and notes[-1][0] == "warning" and "image layer" in notes[-1][1]
+    viewer.add_image(np.zeros((4, 32, 32), dtype=np.float32), name="stack")
+    dock.layer_box.setCurrentText("stack")
+    dock.run_whole_layer()
+    assert notes[-1][0] == "error" and "not a 2-D image" in notes[-1][1]
+    viewer.add_image(np.full((64, 64), 3.0, dtype=np.float32), name="flat")
+    dock.layer_box.setCurrentText("flat")
+    dock.run_whole_layer()
+    assert notes[-1][0] == "warning" and "flat" in notes[-1][1]
+    assert dock.result.status == "flat"
+    dock.pick_galaxy(500.0, 10.0)  # outside the 64x64 layer
+    assert notes[-1][0] == "warning" and "outside" in notes[-1][1]
+
+
+def test_clicking_hubble_deep_field_galaxies(dock_and_viewer, notes, tmp_path):
+    dock, viewer = dock_and_viewer
+    viewer.open_sample("napari-galam", "hubble_deep_field")
+    layer = viewer.layers["Hubble Deep Field"]
+    dock.layer_box.setCurrentText(layer.name)
+    dock.synchronous = True
+    dock.size_box.setValue(96)
+    verdicts = []
+    for row, col in HDF_GALAXIES:
+        dock.pick_galaxy(float(row), float(col))
+        result = dock.result
+        assert result.status in QA_STATUSES
+        assert result.masking.target is not None or result.reason
+        verdicts.append(result.status)
+    assert len(verdicts) >= 20
+    assert verdicts.count("accepted") >= 10
+    # A click through the viewer's mouse callback (press, release, no drag).
+    dock.click_box.setChecked(True)
+    row, col = HDF_GALAXIES[0]
+    event = SimpleNamespace(type="mouse_press", position=(row, col), button=1)
+    callback = dock._on_mouse_drag(viewer, event)
+    next(callback)
+    event.type = "mouse_release"
+    with pytest.raises(StopIteration):
+        next(callback)
+    target = dock.result.masking.target
+    shapes = viewer.layers[QA_LAYER_NAMES["shapes"]]
+    # The layers sit on the galaxy in the field.
+    assert abs(shapes.translate[0] - (row - 48)) < 1 and abs(shapes.translate[1] - (col - 48)) < 1
+    assert abs(target.x + shapes.translate[1] - col) < 6
+    viewer.window.resize(1400, 900)
+    viewer.camera.center = (row, col + 52)
+    viewer.camera.zoom = 3
+    shot = tmp_path / "qa_dock_viewer.png"
+    viewer.screenshot(str(shot), canvas_only=False, flash=False)
+    _not_blank(shot)
+    dock_shot = tmp_path / "qa_dock.png"
+    dock.grab().save(str(dock_shot))
+    _not_blank(dock_shot)
+    keep = os.environ.get("GALAM_KEEP_SCREENSHOTS")
+    if keep:
+        import shutil
+
+        shutil.copy(shot, Path(keep) / shot.name)
+        shutil.copy(dock_shot, Path(keep) / dock_shot.name)
