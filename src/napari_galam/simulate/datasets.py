@@ -211,7 +211,7 @@ def iter_simulate_cutouts(
     Layout: ``images/rgb`` (n, ny, nx, 3) uint8 (JPEG round-tripped), optional
     ``images/gri`` (n, 3, ny, nx) nanomaggies; ``spectra/flux`` (n, 4171) on
     ``spectra/wave`` (3830-8000 A, observed), ``spectra/loglam_flux`` and
-    ``spectra/loglam_ivar`` (n, 3839) on ``spectra/loglam``; ``labels/log_age`` and
+    ``spectra/loglam_ivar`` (n, 3838) on ``spectra/loglam``; ``labels/log_age`` and
     ``labels/mh`` (fibre); ``truth/segmentation`` (n, ny, nx) uint8, ``truth/*`` one value
     per galaxy (galaxy parameters, S/N, seeing, blend flag, target ellipse).
     """

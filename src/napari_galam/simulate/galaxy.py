@@ -400,8 +400,10 @@ def label_maps(
     maps = np.asarray(maps, dtype=np.float64)
     total = maps.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        log_age = np.tensordot(galaxy.basis_log_ages, maps, axes=(0, 0)) / total
-        mh = np.tensordot(galaxy.basis_mh, maps, axes=(0, 0)) / total
+        # Offsets from the first population keep the labels exact when all are equal.
+        ages, metals = galaxy.basis_log_ages, galaxy.basis_mh
+        log_age = ages[0] + np.tensordot(ages - ages[0], maps, axes=(0, 0)) / total
+        mh = metals[0] + np.tensordot(metals - metals[0], maps, axes=(0, 0)) / total
     bad = ~(total > 0)
     log_age[bad] = np.nan
     mh[bad] = np.nan

@@ -102,7 +102,8 @@ class CutoutTruth:
     sources
         Table with one row per source: ``id`` (segmentation label), ``kind`` (target,
         galaxy, star), ``x``, ``y``, ``mag_r``, ``redshift``, ``separation_arcsec``,
-        ``flux_ratio`` (to the target, in r) and ``blended`` (with the target).
+        ``flux_ratio`` (to the target, in r), ``blended_with_target`` and ``blended``
+        (its footprint touches any other source's).
     psf_fwhm_arcsec, threshold_nmgy
         Seeing and the r-band isophote used for the footprints.
     """
@@ -351,7 +352,12 @@ def render_cutout(
     ellipse = _footprint_ellipse(own_labels == own_blob if own_blob > 0 else own, r_layers[0])
     sources = Table(rows=rows)
     sources.add_column(np.arange(1, len(rows) + 1, dtype=np.int32), name="id", index=0)
-    sources["blended"] = [i in blended_ids for i in sources["id"]]
+    sources["blended_with_target"] = [i in blended_ids for i in sources["id"]]
+    # Any source whose footprint touches another's is blended (one detection, several sources).
+    pairs = np.unique(np.stack([labelled[above], segmentation[above]]), axis=1)
+    blobs, counts = np.unique(pairs[0], return_counts=True)
+    shared = set(pairs[1][np.isin(pairs[0], blobs[counts > 1])].tolist())
+    sources["blended"] = [i in shared for i in sources["id"]]
     truth = CutoutTruth(
         segmentation=segmentation,
         ellipse=ellipse,

@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 #: SDSS coadd grid: vacuum log10(lambda / A) from 3.5800 in steps of 1e-4 (3802-9198 A).
-SDSS_LOGLAM: NDArray[np.float64] = np.round(3.58 + 1e-4 * np.arange(3839), 4)
+SDSS_LOGLAM: NDArray[np.float64] = np.round(3.58 + 1e-4 * np.arange(3838), 4)
 #: The MMLforGalAM spectrum grid: observed frame, 1 A steps, 3830-8000 A (4171 points).
 MML_WAVE: NDArray[np.float64] = np.arange(3830.0, 8001.0, 1.0)
 #: and_mask bit for pixels the simulation cannot model (outside the SSP library).
@@ -211,8 +211,10 @@ def render_fibre_spectrum(
     total = float(light.sum())
     if total <= 0:
         raise GalamInputError("galaxy: no light falls into the fibre")
-    log_age = float(light @ galaxy.basis_log_ages / total)
-    mh = float(light @ galaxy.basis_mh / total)
+    # Offsets from the first population keep the labels exact when all are equal.
+    ages, metals = galaxy.basis_log_ages, galaxy.basis_mh
+    log_age = float(ages[0] + light @ (ages - ages[0]) / total)
+    mh = float(metals[0] + light @ (metals - metals[0]) / total)
     return FibreSpectrum(
         loglam=SDSS_LOGLAM.copy(),
         flux=flux.astype(np.float32),
