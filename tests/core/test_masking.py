@@ -162,3 +162,14 @@ def test_ellipse_geometry_helpers():
     assert poly.shape == (8, 2)
     np.testing.assert_allclose(poly[0], [25.0, 10.0], atol=1e-9)
     assert Ellipse.from_cv2(((1.0, 2.0), (4.0, 10.0), 30.0)).angle_deg == pytest.approx(120.0)
+
+
+def test_canny_edges_of_the_released_pipeline_are_available():
+    image = galaxy(noise=0.2)
+    outline = fit_target_ellipse(image)
+    canny = fit_target_ellipse(image, edges="canny")
+    assert outline.ok and canny.ok
+    assert abs(outline.target.x - canny.target.x) < 1.0
+    assert abs(outline.target.semi_major - canny.target.semi_major) < 1.5
+    with pytest.raises(GalamInputError, match="edges"):
+        fit_target_ellipse(image, edges="sobel")

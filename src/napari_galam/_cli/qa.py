@@ -39,6 +39,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="mask outside the ellipse enlarged by this factor (default 1.5)",
     )
     parser.add_argument(
+        "--edges",
+        choices=("outline", "canny"),
+        default="outline",
+        help="contours of the binary image: region outlines (default) or its Canny edges "
+        "(the released pipeline; gaps make open arcs on noisy cutouts)",
+    )
+    parser.add_argument(
         "--nsigma",
         type=float,
         default=1.5,
@@ -77,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
     params = QAParameters(
         tolerance=args.tolerance,
         mask_scale=args.mask_scale,
+        edges=args.edges,
         nsigma=args.nsigma,
         n_pixels=args.npixels,
         n_levels=args.nlevels,

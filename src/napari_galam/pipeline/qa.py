@@ -105,6 +105,9 @@ class QAParameters:
         Isodata convergence tolerance, grey levels on a 0-255 scale.
     mask_scale
         Factor enlarging the target ellipse for the mask.
+    edges
+        Contours of the binary image: ``"outline"`` or ``"canny"`` (see
+        :func:`napari_galam.core.masking.fit_contour_ellipses`).
     nsigma
         Detection threshold in background RMS.
     box_size
@@ -119,6 +122,7 @@ class QAParameters:
 
     tolerance: float = 36.0
     mask_scale: float = 1.5
+    edges: str = "outline"
     nsigma: float = 1.5
     box_size: int | None = None
     kernel_fwhm: float = 3.0
@@ -227,7 +231,9 @@ def assess_galaxy(
         When ``image`` is not an image of a usable shape.
     """
     params = params or QAParameters()
-    masking = fit_target_ellipse(image, tolerance=params.tolerance, mask_scale=params.mask_scale)
+    masking = fit_target_ellipse(
+        image, tolerance=params.tolerance, mask_scale=params.mask_scale, edges=params.edges
+    )
     if masking.status == "flat":
         return GalaxyQA("flat", masking.reason, masking, None, None)
     deblend = detect_blends(
