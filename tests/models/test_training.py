@@ -201,3 +201,29 @@ def test_sed_cnn_learns_on_set_a_and_set_b(tmp_path, which):
     assert sizes["train"] + sizes["val"] + sizes["test"] == gid.size - 1
     with pytest.raises(GalamInputError, match="'A'"):
         tr.train_sed_cnn(data, tmp_path, split="C")
+
+
+@pytest.mark.tensorflow
+def test_the_simulators_files_plug_in(tmp_path):
+    """`galam simulate` output (cutouts and cubes) trains without conversion."""
+    from napari_galam.simulate.datasets import simulate_dataset
+
+    cutouts = tmp_path / "cutouts.h5"
+    simulate_dataset(cutouts, kind="cutouts", n=30, seed=2)
+    data = tr.open_galaxy_hdf5(cutouts)
+    assert data.cutouts.shape == (30, 128, 128, 3) and data.spectra.shape == (30, 4171)
+    assert data.card["kind"] == "cutouts" and data.card["n"] == 30
+    blended = np.flatnonzero(~data.usable)
+    settings = tr.TrainingSettings(epochs=1, batch_size=8)
+    result = tr.train_mmlforgalam(data, tmp_path / "mml", config=TINY, settings=settings)
+    assert sum(result.split_sizes.values()) == 30 - blended.size
+    assert set(result.model_paths) == {"spectra-only", "image-only", "mmlforgalam"}
+
+    cubes = tmp_path / "cubes.h5"
+    simulate_dataset(cubes, kind="cubes", n=3, seed=2, store_cubes=False)
+    spaxels = tr.open_spaxel_hdf5(cubes)
+    assert spaxels.seds.ndim == 2 and set(np.unique(spaxels.galaxy_id)) == {0, 1, 2}
+    assert np.all(np.isfinite(spaxels.log_age))
+    sed = tr.train_sed_cnn(spaxels, tmp_path / "sed", split="B", config=TINY, settings=settings)
+    assert sed.configuration["sed_n_filters"] == spaxels.seds.shape[1]
+    assert sed.split_sizes["test"] > 0

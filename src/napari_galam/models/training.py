@@ -1,25 +1,29 @@
 """Training of MMLforGalAM (staged, M1 -> M2, M3 -> M4) and of the per-spaxel SED CNN.
 
-Input layout (what the simulator writes and :func:`open_galaxy_hdf5` /
-:func:`open_spaxel_hdf5` read; numpy arrays with the same layout work directly):
+Input layout. :func:`open_galaxy_hdf5` and :func:`open_spaxel_hdf5` read the files
+``galam simulate`` writes (:mod:`napari_galam.simulate.datasets`) as they are:
 
-Per galaxy, :class:`GalaxyArrays` (HDF5 datasets at the file root, or in ``group``):
+==========================  =====================  =======  ===================================
+dataset                     shape                  dtype    meaning
+==========================  =====================  =======  ===================================
+``images/rgb``              (N, 128, 128, 3)       uint8    gri cutouts, i->R, r->G, g->B
+``spectra/flux``            (N, 4171)              float32  fibre spectrum, 3830-8000 Å, 1 Å
+``labels/log_age``          (N,)                   float32  luminosity-weighted log10(age/yr)
+``labels/mh``               (N,)                   float32  luminosity-weighted [M/H] (dex)
+``truth/blended``           (N,)                   bool     blended: left out of the splits
+``seds/flux``               (G, ny, nx, n_filt)    float32  narrow-band fluxes per spaxel
+``maps/log_age``, ``maps/mh``  (G, ny, nx)         float32  per-spaxel labels (NaN: none)
+==========================  =====================  =======  ===================================
 
-=============  ====================  =========  ==========================================
-dataset        shape                 dtype      meaning
-=============  ====================  =========  ==========================================
-``cutouts``    (N, 128, 128, 3)      uint8      gri cutouts, i->R, r->G, g->B, masked, cropped
-``spectra``    (N, 4171)             float32    3830-8000 Å, 1 Å grid, min-max normalised
-``log_age``    (N,)                  float32    luminosity-weighted log10(age / yr)
-``mh``         (N,)                  float32    luminosity-weighted [M/H] (dex)
-``galaxy_id``  (N,)                  int64      one id per galaxy (splits never cut one)
-=============  ====================  =========  ==========================================
-
-Per spaxel, :class:`SpaxelArrays`: ``seds`` (M, n_filters) float32 linear fluxes through
-the narrow-band filters, ``log_age`` (M,), ``mh`` (M,) and ``galaxy_id`` (M,) of the
-galaxy each spaxel belongs to. (``spectra`` is optional: a set without it trains only the
-image path.) Images and spectra stay on disk and are read batch by batch; labels and ids
-are read into memory.
+One row of a cutout file is one galaxy (its row number is its id); one cube is one
+galaxy for the spaxel splits. A flat layout works too and so do numpy arrays in memory:
+:class:`GalaxyArrays` (``cutouts`` (N, 128, 128, 3) uint8, ``spectra`` (N, 4171) on the
+1 Å grid, ``log_age``, ``mh``, ``galaxy_id``) and :class:`SpaxelArrays` (``seds``
+(M, n_filters) linear fluxes, ``log_age``, ``mh``, ``galaxy_id`` per spaxel). Spectra
+are min-max normalised and cutouts scaled and shrunk batch by batch with
+:mod:`napari_galam.core.preprocess` (the same functions inference uses); cutouts and
+spectra stay on disk and are read batch by batch; labels are read into memory.
+Without spectra only M3 (image-only) trains.
 
 Order of training (Wang et al. 2025, Sect. 3 and Fig. 4): M1 on spectra -> M1's spectral
 features for every galaxy -> M2 from images onto those features; M3 on images -> M2's
@@ -100,7 +104,8 @@ __all__ = [
 class GalaxyArrays:
     """Per-galaxy training data (see the module docstring for the layout).
 
-    ``cutouts`` and ``spectra`` may be numpy arrays or h5py datasets.
+    ``cutouts`` and ``spectra`` may be numpy arrays or h5py datasets. ``usable`` (one
+    flag per row, optional) leaves rows out of the splits, e.g. blended galaxies.
     """
 
     cutouts: Any
@@ -109,9 +114,12 @@ class GalaxyArrays:
     galaxy_id: NDArray[np.int64]
     spectra: Any | None = None
     card: dict[str, Any] = field(default_factory=dict)
+    usable: NDArray[np.bool_] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.log_age)
+        if self.usable is not None and len(self.usable) != n:
+            raise GalamInputError("galaxy arrays: 'usable' needs one flag per galaxy")
         shapes = {
             "cutouts": len(self.cutouts),
             "mh": len(self.mh),
@@ -180,36 +188,109 @@ def _need(node: Any, key: str, path: str | os.PathLike) -> Any:
     return node[key]
 
 
-def open_galaxy_hdf5(path: str | os.PathLike, *, group: str | None = None) -> GalaxyArrays:
+def _attrs_card(node: Any) -> dict[str, Any]:
+    """The dataset card stored as HDF5 attributes (JSON strings decoded), or ``card``."""
+    if "card" in node.attrs:
+        return json.loads(node.attrs["card"])
+    card: dict[str, Any] = {}
+    for key, value in node.attrs.items():
+        if isinstance(value, bytes):
+            value = value.decode()
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass
+        elif isinstance(value, np.generic):
+            value = value.item()
+        card[key] = value
+    return card
+
+
+def open_galaxy_hdf5(
+    path: str | os.PathLike,
+    *,
+    group: str | None = None,
+    exclude_blended: bool = True,
+) -> GalaxyArrays:
     """Open per-galaxy training data from HDF5; cutouts and spectra stay on disk.
 
-    The file stays open as long as the returned arrays are used. The file's (or group's)
-    attribute ``card`` (a JSON string), if present, becomes :attr:`GalaxyArrays.card`.
+    Reads the layout ``galam simulate`` writes (``images/rgb``, ``spectra/flux``,
+    ``labels/log_age``, ``labels/mh``, ``truth/blended``; one galaxy per row, so the row
+    number is the galaxy id) or the flat layout of the module docstring (``cutouts``,
+    ``spectra``, ``log_age``, ``mh``, ``galaxy_id``). The file stays open while the arrays
+    are used; its attributes become :attr:`GalaxyArrays.card`.
+
+    Parameters
+    ----------
+    path : path
+    group : str, optional
+        HDF5 group holding the datasets (the root by default).
+    exclude_blended : bool
+        Leave galaxies flagged ``truth/blended`` out of training, as the paper rejects
+        blended images (Wang et al. 2025, Sect. 2.2.2).
     """
     _, node = _h5_group(path, group)
-    spectra = node["spectra"] if "spectra" in node else None
-    card = json.loads(node.attrs["card"]) if "card" in node.attrs else {}
+    card = _attrs_card(node)
+    if "images/rgb" in node:
+        log_age = np.asarray(_need(node, "labels/log_age", path)[()], dtype=np.float32)
+        usable = np.isfinite(log_age)
+        if exclude_blended and "truth/blended" in node:
+            usable &= ~np.asarray(node["truth/blended"][()], dtype=bool)
+        return GalaxyArrays(
+            cutouts=node["images/rgb"],
+            log_age=log_age,
+            mh=np.asarray(_need(node, "labels/mh", path)[()], dtype=np.float32),
+            galaxy_id=np.asarray(node["truth/galaxy_id"][()], dtype=np.int64)
+            if "truth/galaxy_id" in node
+            else np.arange(log_age.size, dtype=np.int64),
+            spectra=node["spectra/flux"] if "spectra/flux" in node else None,
+            card=card,
+            usable=usable,
+        )
     return GalaxyArrays(
         cutouts=_need(node, "cutouts", path),
         log_age=np.asarray(_need(node, "log_age", path)[()], dtype=np.float32),
         mh=np.asarray(_need(node, "mh", path)[()], dtype=np.float32),
         galaxy_id=np.asarray(_need(node, "galaxy_id", path)[()], dtype=np.int64),
-        spectra=spectra,
+        spectra=node["spectra"] if "spectra" in node else None,
         card=card,
     )
 
 
 def open_spaxel_hdf5(path: str | os.PathLike, *, group: str | None = None) -> SpaxelArrays:
-    """Open per-spaxel training data (``seds``, ``log_age``, ``mh``, ``galaxy_id``) from HDF5."""
-    _, node = _h5_group(path, group)
-    card = json.loads(node.attrs["card"]) if "card" in node.attrs else {}
-    return SpaxelArrays(
-        seds=np.asarray(_need(node, "seds", path)[()], dtype=np.float32),
-        log_age=np.asarray(_need(node, "log_age", path)[()], dtype=np.float32),
-        mh=np.asarray(_need(node, "mh", path)[()], dtype=np.float32),
-        galaxy_id=np.asarray(_need(node, "galaxy_id", path)[()], dtype=np.int64),
-        card=card,
-    )
+    """Read per-spaxel training data from HDF5 into memory, one row per usable spaxel.
+
+    Reads the layout ``galam simulate --kind cubes`` writes (``seds/flux``
+    (n, ny, nx, n_filters), ``maps/log_age`` and ``maps/mh`` (n, ny, nx); the galaxy id
+    is the cube's index) or the flat layout (``seds`` (M, n_filters), ``log_age``,
+    ``mh``, ``galaxy_id``). Spaxels with a non-finite label or an unusable SED (see
+    :func:`~napari_galam.core.preprocess.normalise_seds`) are dropped.
+    """
+    handle, node = _h5_group(path, group)
+    card = _attrs_card(node)
+    with handle:
+        if "seds/flux" in node:
+            flux = node["seds/flux"]
+            n_filters = flux.shape[-1]
+            seds_parts, age_parts, mh_parts, id_parts = [], [], [], []
+            for index in range(flux.shape[0]):  # one cube at a time keeps memory bounded
+                sed = np.asarray(flux[index], dtype=np.float32).reshape(-1, n_filters)
+                age = np.asarray(node["maps/log_age"][index], dtype=np.float32).reshape(-1)
+                mh = np.asarray(node["maps/mh"][index], dtype=np.float32).reshape(-1)
+                keep = normalise_seds(sed)[1] & np.isfinite(age) & np.isfinite(mh)
+                seds_parts.append(sed[keep])
+                age_parts.append(age[keep])
+                mh_parts.append(mh[keep])
+                id_parts.append(np.full(int(keep.sum()), index, dtype=np.int64))
+            seds = np.concatenate(seds_parts)
+            log_age, mh, galaxy_id = (np.concatenate(p) for p in (age_parts, mh_parts, id_parts))
+        else:
+            seds = np.asarray(_need(node, "seds", path)[()], dtype=np.float32)
+            log_age = np.asarray(_need(node, "log_age", path)[()], dtype=np.float32)
+            mh = np.asarray(_need(node, "mh", path)[()], dtype=np.float32)
+            galaxy_id = np.asarray(_need(node, "galaxy_id", path)[()], dtype=np.int64)
+    return SpaxelArrays(seds=seds, log_age=log_age, mh=mh, galaxy_id=galaxy_id, card=card)
 
 
 @dataclass(frozen=True)
@@ -629,6 +710,7 @@ def iter_train_mmlforgalam(
     *,
     config: ArchitectureConfig | str = "compact",
     settings: TrainingSettings | None = None,
+    image_transform: Callable[[NDArray[np.uint8]], NDArray[np.uint8]] | None = None,
 ) -> Iterator[TrainingProgress | TrainingResult]:
     """Train M1 -> M2, M3 -> M4 in the papers' order; yield progress, then the result.
 
@@ -642,6 +724,11 @@ def iter_train_mmlforgalam(
     config : ArchitectureConfig or str
         ``"compact"`` (default, CPU) or ``"paper"``.
     settings : TrainingSettings, optional
+    image_transform : callable, optional
+        Applied to every batch of raw ``uint8`` cutouts (n, 128, 128, 3) before
+        :func:`~napari_galam.core.preprocess.preprocess_images`: pass the QA step
+        (ellipse masking, crop, nearest-neighbour resize to 128) so that training sees
+        what inference will see. ``None`` uses the cutouts as stored.
 
     Yields
     ------
@@ -657,13 +744,21 @@ def iter_train_mmlforgalam(
     root = Path(workdir)
     root.mkdir(parents=True, exist_ok=True)
     mixed, jit = _resolve_acceleration(opts)
-    split = split_by_galaxy(data.galaxy_id, fractions=opts.fractions, seed=opts.seed)
+    candidates = (
+        np.arange(len(data), dtype=np.int64)
+        if data.usable is None
+        else np.flatnonzero(np.asarray(data.usable, dtype=bool)).astype(np.int64)
+    )
+    inner = split_by_galaxy(data.galaxy_id[candidates], fractions=opts.fractions, seed=opts.seed)
+    split = SplitIndices(candidates[inner.train], candidates[inner.val], candidates[inner.test])
     labels = data.labels
     mean, std = _label_stats(labels[split.train])
     all_rows = np.arange(len(data), dtype=np.int64)
     bs = opts.batch_size
 
     def images(batch: NDArray[Any]) -> NDArray[np.float32]:
+        if image_transform is not None:
+            batch = image_transform(batch)
         return preprocess_images(batch, size=cfg.image_size)
 
     def stage(
@@ -794,9 +889,14 @@ def train_mmlforgalam(
     *,
     config: ArchitectureConfig | str = "compact",
     settings: TrainingSettings | None = None,
+    image_transform: Callable[[NDArray[np.uint8]], NDArray[np.uint8]] | None = None,
 ) -> TrainingResult:
     """Run :func:`iter_train_mmlforgalam` to the end and return its result."""
-    return _run_to_end(iter_train_mmlforgalam(data, workdir, config=config, settings=settings))
+    return _run_to_end(
+        iter_train_mmlforgalam(
+            data, workdir, config=config, settings=settings, image_transform=image_transform
+        )
+    )
 
 
 def iter_train_sed_cnn(
