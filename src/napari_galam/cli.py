@@ -26,6 +26,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "napari_galam._cli.demo",
     "napari_galam._cli.qa",
     "napari_galam._cli.simulate",
+    "napari_galam._cli.map",
 )
 
 

@@ -1,0 +1,58 @@
+"""``galam map`` end to end in a subprocess (TensorFlow stays out of the test process)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_galam.models.registry import available_models
+
+pytestmark = pytest.mark.skipif(
+    "sed-cnn" not in available_models(), reason="no shipped SED model in this checkout"
+)
+
+
+def galam(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "napari_galam.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_maps_good_cubes_reports_bad_ones_and_resumes(tmp_path: Path) -> None:
+    from astropy.table import Table
+
+    from napari_galam.io.writers import read_maps
+    from napari_galam.simulate.samples import simulated_califa_cube
+    from napari_galam.simulate.writers import write_califa_cube
+
+    cube = simulated_califa_cube(seed=3)
+    good = write_califa_cube(tmp_path / "sim3.V500.rscube.fits", cube)
+    bad = tmp_path / "notes.fits"
+    bad.write_text("not a cube")
+    out = tmp_path / "maps"
+
+    first = galam("map", str(good), str(bad), "--out", str(out))
+    assert first.returncode == 1, first.stderr  # one file failed
+    summary = Table.read(out / "map_summary.ecsv")
+    by_source = {Path(r["source"]).name: r for r in summary}
+    assert by_source["sim3.V500.rscube.fits"]["status"] == "ok"
+    assert by_source["notes.fits"]["status"] == "failed"
+    assert "notes.fits" in by_source["notes.fits"]["reason"]
+
+    maps = read_maps(out / "sim3.V500.rscube.maps.fits")
+    age = maps.maps["LOG_AGE"]
+    inside = (cube.truth.r_over_re <= 2) & np.isfinite(age)
+    assert inside.sum() > 100
+    assert np.nanmedian(np.abs(age[inside] - cube.truth.log_age[inside])) < 0.15
+    assert maps.celestial_wcs is not None and maps.celestial_wcs.has_celestial
+
+    again = galam("map", str(good), "--out", str(out))
+    assert again.returncode == 0, again.stderr
+    assert Table.read(out / "map_summary.ecsv")["status"][0] == "done before"
