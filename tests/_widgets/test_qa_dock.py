@@ -177,3 +177,21 @@ def test_clicking_hubble_deep_field_galaxies(dock_and_viewer, notes, tmp_path):
 
         shutil.copy(shot, Path(keep) / shot.name)
         shutil.copy(dock_shot, Path(keep) / dock_shot.name)
+
+
+def test_huge_lazy_field_is_refused_whole_but_clickable(dock_and_viewer, notes, monkeypatch):
+    da = pytest.importorskip("dask.array")
+    from napari_galam._widgets.qa_dock import layer_image
+
+    dock, viewer = dock_and_viewer
+    field = da.zeros((20000, 20000), dtype=np.uint8, chunks=(2000, 2000))
+    assert layer_image(SimpleNamespace(data=field, name="f", rgb=False)) is field  # not read
+    # A small layer stands in the viewer; the dock reads the lazy field behind it.
+    viewer.add_image(np.zeros((8, 8), np.float32), name="field")
+    dock.layer_box.setCurrentText("field")
+    monkeypatch.setattr(qa_dock_module, "layer_image", lambda _layer: field)
+    dock.synchronous = True
+    dock.run_whole_layer()
+    assert notes[-1][0] == "error" and "20000x20000 field" in notes[-1][1]
+    dock.pick_galaxy(5000.0, 5000.0)
+    assert dock.result.status == "flat" and notes[-1][0] == "warning"

@@ -69,3 +69,12 @@ def test_crop_of_an_all_black_image_raises():
     with pytest.raises(GalamInputError, match="black"):
         crop_and_resize(np.zeros((16, 16, 3), dtype=np.uint8))
     assert nonblack_bounding_box(np.full((4, 4), np.nan)) is None
+
+
+def test_cutout_of_a_lazy_field_reads_only_the_window():
+    da = pytest.importorskip("dask.array")
+    field = da.zeros((20000, 20000), dtype=np.float32, chunks=(1000, 1000))
+    field = field + da.arange(20000, dtype=np.float32, chunks=1000)[None, :]
+    cut = cutout_around(field, 10000.0, 19990.0, 64)
+    assert isinstance(cut.data, np.ndarray) and cut.data.shape == (64, 64)
+    assert cut.clipped and cut.data[32, 32] == 19990.0 and cut.data[32, 63] == 0.0

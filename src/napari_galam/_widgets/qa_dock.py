@@ -37,6 +37,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_galam.core.cutout import cutout_around
+from napari_galam.core.masking import MAX_MASKING_PIXELS
 from napari_galam.errors import GalamError, GalamInputError
 from napari_galam.pipeline.qa import STATUS_COLOURS, GalaxyQA, QAParameters, assess_galaxy
 
@@ -64,8 +65,11 @@ class _Galaxy:
     centre: tuple[float, float] | None  # the click, or None for the whole layer
 
 
-def layer_image(layer: Any) -> np.ndarray:
-    """The pixels of an image layer as ``(ny, nx)`` or ``(ny, nx, 3)``.
+def layer_image(layer: Any) -> Any:
+    """The pixels of an image layer, ``(ny, nx)`` or ``(ny, nx, 3)``, not yet read.
+
+    Lazy layer data (dask, zarr) is returned as it is, so that a click in a huge field
+    reads only the cutout around it.
 
     Raises
     ------
@@ -75,17 +79,16 @@ def layer_image(layer: Any) -> np.ndarray:
     data = layer.data
     if isinstance(data, (list, tuple)):  # multiscale: the full-resolution level
         data = data[0]
-    shape = tuple(np.shape(data))
+    shape = tuple(data.shape)
     if getattr(layer, "rgb", False):
         if len(shape) != 3:
             raise GalamInputError(f"layer {layer.name!r}: RGB data of shape {shape} is not 2-D.")
-        return np.asarray(data)
-    if len(shape) != 2:
+    elif len(shape) != 2:
         raise GalamInputError(
             f"layer {layer.name!r}: data of shape {shape} is not a 2-D image or RGB; "
             "galaxy QA needs one cutout or field."
         )
-    return np.asarray(data)
+    return data  # may be lazy (dask): callers read only what they need
 
 
 class QADock(QWidget):
@@ -214,6 +217,13 @@ class QADock(QWidget):
             return
         try:
             data = layer_image(layer)
+            ny, nx = data.shape[:2]
+            if ny * nx > MAX_MASKING_PIXELS:
+                raise GalamInputError(
+                    f"layer {layer.name!r} is a {nx}x{ny} field, too large to treat as one "
+                    "cutout; tick 'Click a galaxy' and click one instead."
+                )
+            data = np.asarray(data)
         except GalamError as exc:
             show_error(f"Galaxy QA: {exc}")
             return

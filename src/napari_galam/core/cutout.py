@@ -62,8 +62,10 @@ class Cutout:
 
 
 def _check_image(image: Any, name: str = "image") -> NDArray[Any]:
-    array = np.asarray(image)
-    if array.ndim not in (2, 3) or array.size == 0:
+    # Lazy arrays (dask, zarr, memory maps) stay lazy: only the window is read.
+    lazy = hasattr(image, "shape") and hasattr(image, "ndim") and hasattr(image, "__getitem__")
+    array = image if lazy else np.asarray(image)
+    if array.ndim not in (2, 3) or 0 in tuple(array.shape):
         raise GalamInputError(
             f"{name}: shape {array.shape} is not an image; expected (ny, nx) or (ny, nx, channels)."
         )
@@ -121,9 +123,9 @@ def _window(array: NDArray[Any], r0: int, c0: int, height: int, width: int, fill
     src_r0, src_r1 = max(r0, 0), min(r0 + height, ny)
     src_c0, src_c1 = max(c0, 0), min(c0 + width, nx)
     if src_r0 < src_r1 and src_c0 < src_c1:
-        out[src_r0 - r0 : src_r1 - r0, src_c0 - c0 : src_c1 - c0] = array[
-            src_r0:src_r1, src_c0:src_c1
-        ]
+        out[src_r0 - r0 : src_r1 - r0, src_c0 - c0 : src_c1 - c0] = np.asarray(
+            array[src_r0:src_r1, src_c0:src_c1]
+        )
     return out
 
 
@@ -132,7 +134,7 @@ def nonblack_bounding_box(image: NDArray[Any]) -> tuple[slice, slice] | None:
 
     Returns ``None`` for an image that is all black.
     """
-    array = _check_image(image)
+    array = np.asarray(_check_image(image))
     lit = np.isfinite(array) & (array != 0)
     if lit.ndim == 3:
         lit = lit.any(axis=2)
@@ -148,7 +150,7 @@ def resize_nearest(image: NDArray[Any], size: int = MODEL_INPUT_SIZE) -> NDArray
 
     Output pixel ``i`` takes input pixel ``floor((i + 0.5) * n / size)``.
     """
-    array = _check_image(image)
+    array = np.asarray(_check_image(image))
     ny, nx = array.shape[:2]
     rows = np.minimum(((np.arange(size) + 0.5) * ny / size).astype(np.intp), ny - 1)
     cols = np.minimum(((np.arange(size) + 0.5) * nx / size).astype(np.intp), nx - 1)
@@ -180,7 +182,7 @@ def crop_and_resize(
     GalamInputError
         When the image is entirely black (nothing to crop).
     """
-    array = _check_image(masked_image, "masked image")
+    array = np.asarray(_check_image(masked_image, "masked image"))
     box = nonblack_bounding_box(array)
     if box is None:
         raise GalamInputError("masked image: every pixel is black; there is no galaxy to crop.")
