@@ -158,3 +158,21 @@ def test_jpeg_writer(tmp_path, library):
         assert image.mode == "RGB" and image.size == (48, 48) and image.format == "JPEG"
     with pytest.raises(GalamInputError):
         write_jpeg(tmp_path / "bad.jpg", rgb[..., 0])
+
+
+def test_figures_draw_headless(library, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from napari_galam.simulate.datasets import simulate_sdss_galaxy
+    from napari_galam.simulate.figures import draw_cutout, draw_spectrum
+
+    sim = simulate_sdss_galaxy(np.random.default_rng(0), library=library)
+    fig, (left, right) = plt.subplots(1, 2)
+    draw_cutout(left, sim.cutout)
+    draw_spectrum(right, sim.spectrum)
+    fig.savefig(tmp_path / "f.png")
+    plt.close(fig)
+    assert (tmp_path / "f.png").stat().st_size > 1000

@@ -303,7 +303,7 @@ def render_califa_cube(
     flux = flux + error * rng.standard_normal(flux.shape, dtype=np.float32)
     inside = _hexagon_mask(shape, pixel_scale)
     badpix = np.broadcast_to(~inside, flux.shape).astype(np.uint8)
-    dead = rng.random(flux.shape, dtype=np.float32) < 5e-4
+    dead = rng.random(flux.shape, dtype=np.float32) < 2e-5  # cosmic-ray residuals, dead pixels
     badpix = badpix | dead.astype(np.uint8)
     flux[badpix.astype(bool)] = 0.0
     error[badpix.astype(bool)] = BAD_ERROR_VALUE
