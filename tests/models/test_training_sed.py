@@ -1,0 +1,65 @@
+"""Training the per-spaxel SED CNN (Set A / Set B), and forced mixed precision + XLA."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from galam_model_helpers import TINY, make_toy_galaxies
+
+from napari_galam.errors import GalamInputError
+from napari_galam.models import training as tr
+
+
+@pytest.mark.tensorflow
+def test_mixed_precision_and_xla_forced_on_cpu_give_finite_results(tmp_path):
+    import keras
+
+    arrays = make_toy_galaxies(64, size=16)
+    data = tr.SpaxelArrays(
+        seds=arrays["cutouts"].reshape(64, -1)[:, :16].astype(np.float32) + 1.0,
+        log_age=arrays["log_age"],
+        mh=arrays["mh"],
+        galaxy_id=np.arange(64) // 8,
+    )
+    settings = tr.TrainingSettings(epochs=1, batch_size=16, mixed_precision=True, jit_compile=True)
+    result = tr.train_sed_cnn(data, tmp_path, split="B", config=TINY, settings=settings)
+    assert result.settings["mixed_precision_used"] and result.settings["jit_compile_used"]
+    assert keras.config.dtype_policy().name == "float32"  # global policy restored
+    model = keras.saving.load_model(tmp_path / "sed_log_age" / "last.keras", compile=False)
+    assert model.get_layer("sed_conv1").dtype_policy.name == "mixed_float16"
+    assert model.get_layer("sed_conv1").compute_dtype == "float16"
+    history = json.loads((tmp_path / "sed_log_age" / "state.json").read_text())["history"]
+    assert all(np.isfinite(h["loss"]) for h in history)
+    for target in ("log_age", "mh"):
+        assert np.isfinite(result.metrics["sed-cnn"][target]["sd"])
+
+
+@pytest.mark.tensorflow
+@pytest.mark.parametrize("which", ["A", "B"])
+def test_sed_cnn_learns_on_set_a_and_set_b(tmp_path, which):
+    rng = np.random.default_rng(5)
+    n_gal, per = 12, 40
+    gid = np.repeat(np.arange(n_gal), per)
+    age = rng.uniform(9, 10, gid.size).astype(np.float32)
+    mh = rng.uniform(-1, 0, gid.size).astype(np.float32)
+    x = np.linspace(0, 1, 20)
+    seds = (
+        1
+        + (age[:, None] - 9) * x
+        + 0.5 * (mh[:, None] + 1) * np.sin(6 * x)
+        + rng.normal(0, 0.01, (gid.size, 20))
+    )
+    seds[0] = np.nan  # a masked spaxel is skipped, not fatal
+    data = tr.SpaxelArrays(seds=seds.astype(np.float32), log_age=age, mh=mh, galaxy_id=gid)
+    settings = tr.TrainingSettings(epochs=6, batch_size=32, lr_sed=3e-3)
+    result = tr.train_sed_cnn(data, tmp_path, split=which, config=TINY, settings=settings)
+    assert result.metrics["split"] == which
+    for target in ("log_age", "mh"):
+        history = json.loads((tmp_path / f"sed_{target}" / "state.json").read_text())["history"]
+        assert history[-1]["loss"] < history[0]["loss"]
+    sizes = result.split_sizes
+    assert sizes["train"] + sizes["val"] + sizes["test"] == gid.size - 1
+    with pytest.raises(GalamInputError, match="'A'"):
+        tr.train_sed_cnn(data, tmp_path, split="C")
