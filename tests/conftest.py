@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 
+@pytest.hookimpl(trylast=True)  # after `-m` has deselected what will not run
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     uses_tf = [item for item in items if item.get_closest_marker("tensorflow")]
     uses_viewer = [
