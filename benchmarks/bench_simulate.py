@@ -51,7 +51,11 @@ def _throughput(n_galaxies: int, repeats: int) -> list[tuple[str, float, str]]:
         render_narrowband_cube(galaxy, rng=rng, library=library)
         jpas_times.append(time.perf_counter() - start)
     return [
-        ("SDSS galaxies (cutout + spectrum + labels)", float(np.median(rates)), "galaxies/s (>= 20)"),
+        (
+            "SDSS galaxies (cutout + spectrum + labels)",
+            float(np.median(rates)),
+            "galaxies/s (>= 20)",
+        ),
         ("CALIFA-like cube 1877 x 73 x 78", float(np.median(cube_times)), "s per cube (<= 2)"),
         ("J-PAS-like cube 54 x 96 x 96", float(np.median(jpas_times)), "s per cube"),
     ]
@@ -89,17 +93,44 @@ def _fit_one(task: tuple[int, float | None]) -> tuple[float, float, float, float
 
 def _recovery(n: int, workers: int) -> None:
     print(f"\npPXF recovery on {n} simulated SDSS fibre spectra (no dust), {workers} workers")
-    print(f"{'case':<12}{'med|d age|':>12}{'med|d [M/H]|':>14}{'SD age':>9}{'SD [M/H]':>10}"
-          f"{'bias age':>10}{'bias [M/H]':>12}{'s/fit':>8}")
+    print(
+        f"{'case':<12}{'med|d age|':>12}{'med|d [M/H]|':>14}{'SD age':>9}{'SD [M/H]':>10}"
+        f"{'bias age':>10}{'bias [M/H]':>12}{'s/fit':>8}"
+    )
     for label, snr in (("noiseless", None), ("S/N = 10", 10.0)):
         tasks = [(1000 + k, snr) for k in range(n)]
         with ProcessPoolExecutor(max_workers=workers) as pool:
             rows = np.array(list(pool.map(_fit_one, tasks)))
         d_age = rows[:, 1] - rows[:, 0]
         d_mh = rows[:, 3] - rows[:, 2]
-        print(f"{label:<12}{np.median(np.abs(d_age)):>12.4f}{np.median(np.abs(d_mh)):>14.4f}"
-              f"{np.std(d_age):>9.4f}{np.std(d_mh):>10.4f}{np.mean(d_age):>10.4f}"
-              f"{np.mean(d_mh):>12.4f}{np.median(rows[:, 4]):>8.1f}")
+        print(
+            f"{label:<12}{np.median(np.abs(d_age)):>12.4f}{np.median(np.abs(d_mh)):>14.4f}"
+            f"{np.std(d_age):>9.4f}{np.std(d_mh):>10.4f}{np.mean(d_age):>10.4f}"
+            f"{np.mean(d_mh):>12.4f}{np.median(rows[:, 4]):>8.1f}"
+        )
+
+
+def _qa_agreement(n: int) -> None:
+    """How often the MMLforGalAM QA (pipeline.qa.assess_galaxy) agrees with the blend truth."""
+    from napari_galam.pipeline.qa import assess_galaxy
+    from napari_galam.simulate.datasets import galaxy_rngs, jpeg_roundtrip, simulate_sdss_galaxy
+    from napari_galam.sps.library import load_ssp_library
+
+    library = load_ssp_library()
+    counts = {(t, q): 0 for t in (True, False) for q in (True, False)}
+    statuses: dict[str, int] = {}
+    for rng in galaxy_rngs(300, n):
+        sim = simulate_sdss_galaxy(rng, library=library)
+        verdict = assess_galaxy(jpeg_roundtrip(sim.cutout.rgb))
+        statuses[verdict.status] = statuses.get(verdict.status, 0) + 1
+        counts[(sim.cutout.truth.blended, verdict.status == "blended")] += 1
+    true_blends = counts[(True, True)] + counts[(True, False)]
+    print(f"\nQA on {n} simulated cutouts: statuses {statuses}")
+    print(
+        f"truly blended: {true_blends}; flagged by QA: {counts[(True, True)]} "
+        f"({counts[(True, True)] / max(true_blends, 1):.0%}); isolated but flagged: "
+        f"{counts[(False, True)]} of {n - true_blends}"
+    )
 
 
 def main() -> None:
@@ -107,12 +138,15 @@ def main() -> None:
     parser.add_argument("--galaxies", type=int, default=40, help="galaxies per repeat")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--recovery", type=int, default=0, help="pPXF fits per case (0: skip)")
+    parser.add_argument("--qa", type=int, default=0, help="cutouts for the QA check (0: skip)")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 0))
     args = parser.parse_args()
     print(f"cores visible: {os.cpu_count()}, affinity: {len(os.sched_getaffinity(0))}")
     print(f"{'what':<45}{'median':>10}  unit (target)")
     for name, value, unit in _throughput(args.galaxies, args.repeats):
         print(f"{name:<45}{value:>10.3f}  {unit}")
+    if args.qa:
+        _qa_agreement(args.qa)
     if args.recovery:
         _recovery(args.recovery, args.workers)
 

@@ -14,6 +14,7 @@ age-metallicity degeneracy is left in the spectra untouched.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +36,7 @@ __all__ = [
 #: Rest-frame band (A) in which pPXF normalises templates for light weighting.
 LIGHT_BAND_A: tuple[float, float] = (5070.0, 5950.0)
 
-_BAND_LIGHT_CACHE: dict[int, NDArray[np.float64]] = {}
+_BAND_LIGHT_CACHE: weakref.WeakKeyDictionary[Any, NDArray[np.float64]] = weakref.WeakKeyDictionary()
 
 
 def default_library() -> Any:
@@ -47,11 +48,10 @@ def default_library() -> Any:
 
 def band_light(library: Any) -> NDArray[np.float64]:
     """Mean rest-frame 5070-5950 A flux per unit mass of each SSP, shape (n_ages, n_metals)."""
-    key = id(library)
-    cached = _BAND_LIGHT_CACHE.get(key)
+    cached = _BAND_LIGHT_CACHE.get(library)
     if cached is None:
         cached = np.asarray(library.band_luminosity(*LIGHT_BAND_A), dtype=np.float64)
-        _BAND_LIGHT_CACHE[key] = cached
+        _BAND_LIGHT_CACHE[library] = cached
     return cached
 
 

@@ -9,6 +9,7 @@ where a velocity dispersion is a Gaussian of constant width and a redshift is a 
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +40,7 @@ SPEED_OF_LIGHT_KMS: float = 299792.458
 #: Observed-frame wavelength span (A) of the internal observed grid.
 OBSERVED_SPAN_A: tuple[float, float] = (3000.0, 11000.0)
 
-_LOG_LIBRARY_CACHE: dict[int, LogLambdaLibrary] = {}
+_LOG_LIBRARY_CACHE: weakref.WeakKeyDictionary[Any, LogLambdaLibrary] = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,7 @@ class LogLambdaLibrary:
 
 def log_lambda_library(library: Any) -> LogLambdaLibrary:
     """Resample (once per library, cached) the SSPs onto the rest log-lambda grid."""
-    key = id(library)
-    cached = _LOG_LIBRARY_CACHE.get(key)
+    cached = _LOG_LIBRARY_CACHE.get(library)
     if cached is not None:
         return cached
     wave = np.asarray(library.wave, dtype=np.float64)
@@ -85,7 +85,7 @@ def log_lambda_library(library: Any) -> LogLambdaLibrary:
     fwhm_values = np.broadcast_to(np.asarray(library.fwhm, dtype=np.float64), wave.shape)
     fwhm = float(np.interp(5500.0, wave, fwhm_values))
     cached = LogLambdaLibrary(loglam=loglam, templates=resampled, template_fwhm_a=fwhm)
-    _LOG_LIBRARY_CACHE[key] = cached
+    _LOG_LIBRARY_CACHE[library] = cached
     return cached
 
 
