@@ -111,6 +111,10 @@ def test_parameter_change_reruns_in_a_thread(dock_and_viewer, qtbot, notes):
     qtbot.waitUntil(lambda: dock.result is not second and dock._worker is None, timeout=20000)
     assert dock.result.status == "accepted"
     assert viewer.layers[QA_LAYER_NAMES["labels"]].data.astype(bool).sum() == area_before
+    third = dock.result
+    dock.edges_box.setCurrentText("canny")
+    qtbot.waitUntil(lambda: dock.result is not third and dock._worker is None, timeout=20000)
+    assert dock.parameters.edges == "canny" and dock.result.masking.target is not None
     assert not [n for n in notes if n[0] == "error"]
 
 

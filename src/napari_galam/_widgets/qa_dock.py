@@ -125,6 +125,12 @@ class QADock(QWidget):
         self.scale_box.setSingleStep(0.1)
         self.scale_box.setValue(1.5)
         self.scale_box.setToolTip("The mask keeps the ellipse enlarged by this factor")
+        self.edges_box = QComboBox()
+        self.edges_box.addItems(["outline", "canny"])
+        self.edges_box.setToolTip(
+            "Contours of the binary image: region outlines, or its Canny edges as the "
+            "released pipeline (gaps make open arcs on noisy cutouts)"
+        )
         self.levels_box = QSpinBox()
         self.levels_box.setRange(1, 512)
         self.levels_box.setValue(90)
@@ -149,6 +155,7 @@ class QADock(QWidget):
         form.addRow("cutout size", self.size_box)
         form.addRow("tolerance", self.tolerance_box)
         form.addRow("mask scale", self.scale_box)
+        form.addRow("contours", self.edges_box)
         form.addRow("levels", self.levels_box)
         form.addRow("contrast", self.contrast_box)
         form.addRow("pixels", self.pixels_box)
@@ -166,6 +173,7 @@ class QADock(QWidget):
             self.pixels_box,
         ):
             box.valueChanged.connect(self._on_parameter_changed)
+        self.edges_box.currentIndexChanged.connect(self._on_parameter_changed)
         viewer.layers.events.inserted.connect(self._refresh_layers)
         viewer.layers.events.removed.connect(self._refresh_layers)
         viewer.mouse_drag_callbacks.append(self._on_mouse_drag)
@@ -178,6 +186,7 @@ class QADock(QWidget):
         return QAParameters(
             tolerance=float(self.tolerance_box.value()),
             mask_scale=float(self.scale_box.value()),
+            edges=self.edges_box.currentText(),
             n_levels=int(self.levels_box.value()),
             contrast=float(self.contrast_box.value()),
             n_pixels=int(self.pixels_box.value()),
