@@ -27,6 +27,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "napari_galam._cli.qa",
     "napari_galam._cli.simulate",
     "napari_galam._cli.map",
+    "napari_galam._cli.train",
 )
 
 

@@ -1,0 +1,50 @@
+"""``galam train`` end to end in a subprocess (TensorFlow stays out of the test process)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from napari_galam.models.registry import available_models, read_model_card
+from napari_galam.simulate.datasets import simulate_dataset
+
+
+def galam(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "napari_galam.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_train_cutouts_exports_cards_and_resumes(tmp_path: Path) -> None:
+    data = tmp_path / "cutouts.h5"
+    simulate_dataset(data, kind="cutouts", n=24, seed=3)
+    work, weights = tmp_path / "run", tmp_path / "weights"
+    args = ("train", str(data), "-w", str(work), "--epochs", "1", "--batch-size", "8")
+    first = galam(*args, "--export", "--weights-dir", str(weights))
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "m1 epoch   1/1" in first.stdout and "m4 epoch   1/1" in first.stdout
+    assert available_models(weights) == ["image-only", "mmlforgalam", "spectra-only"]
+    card = read_model_card("mmlforgalam", directory=weights)
+    assert card["configuration"]["name"] == "compact"
+    assert card["input"]["shape"] == [64, 64, 3]
+    assert card["training_data"]["kind"] == "cutouts" and card["training_data"]["seed"] == 3
+    assert json.loads((work / "metrics.json").read_text())["mmlforgalam"]["log_age"]["n"] > 0
+
+    again = galam(*args)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.count("finished earlier; skipped") == 4
+
+
+def test_train_cubes_and_clear_errors(tmp_path: Path) -> None:
+    data = tmp_path / "cubes.h5"
+    simulate_dataset(data, kind="cubes", n=3, seed=1, store_cubes=False)
+    done = galam("train", str(data), "-w", str(tmp_path / "sed"), "--epochs", "1", "--set", "A")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "sed_log_age epoch   1/1" in done.stdout and "sed_mh epoch   1/1" in done.stdout
+    missing = galam("train", str(tmp_path / "nope.h5"), "-w", str(tmp_path / "x"))
+    assert missing.returncode == 2 and "no such dataset file" in missing.stderr
