@@ -195,3 +195,13 @@ def test_saddle_is_the_highest_joining_point_of_the_border():
     yx, level, pairs = find_saddle_points(values, labels)
     assert pairs.tolist() == [[1, 2]]
     assert level[0] == 4.0 and yx[0].tolist() == [1.0, 2.0]
+
+
+def test_blank_band_of_nans_is_quiet_and_never_detected(recwarn):
+    rng = np.random.default_rng(8)
+    image = blob((96, 96), 48, 48, 150, 4) + rng.normal(0, 1, (96, 96))
+    image[:12] = np.nan
+    result = detect_blends(image)
+    assert result.status == "ok" and result.n_sources == 1
+    assert not result.segments[:12].any()
+    assert not [w for w in recwarn if "NaN" in str(w.message)]

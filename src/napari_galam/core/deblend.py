@@ -249,7 +249,11 @@ def smooth_image(data: NDArray[np.float64], *, fwhm: float = 3.0, size: int = 5)
     from astropy.convolution import convolve
 
     kernel = _gaussian_kernel(float(fwhm), int(size))
-    return np.asarray(convolve(data, kernel, normalize_kernel=True), dtype=np.float64)
+    with warnings.catch_warnings():
+        # Blank regions wider than the kernel stay NaN; they are never detected.
+        warnings.simplefilter("ignore")
+        smoothed = convolve(data, kernel, normalize_kernel=True)
+    return np.asarray(smoothed, dtype=np.float64)
 
 
 def _plateau_values(data: NDArray[np.float64], mask: NDArray[np.bool_]) -> NDArray[np.float64]:
