@@ -172,7 +172,7 @@ def save_example_figures(folder: str | Path, *, seed: int = 1) -> list[Path]:
         "Simulated SDSS gri cutouts (128×128, 0.396″/px, i→R r→G g→B, asinh stretch)", fontsize=10
     )
     fig.tight_layout()
-    written.append(_save(fig, folder / "cutouts.png"))
+    written.append(_save(fig, folder / "cutouts.png", dpi=85))
 
     fig, axes = plt.subplots(2, 6, figsize=(12, 4.4))
     for ax, sim in zip(axes.ravel(), sims[:12], strict=True):
@@ -182,7 +182,7 @@ def save_example_figures(folder: str | Path, *, seed: int = 1) -> list[Path]:
         fontsize=10,
     )
     fig.tight_layout()
-    written.append(_save(fig, folder / "cutouts_truth.png"))
+    written.append(_save(fig, folder / "cutouts_truth.png", dpi=85))
 
     old = max(sims, key=lambda s: s.spectrum.log_age if s.spectrum.snr > 20 else 0)
     fig, ax = plt.subplots(figsize=(12, 4.2))
@@ -209,19 +209,19 @@ def save_example_figures(folder: str | Path, *, seed: int = 1) -> list[Path]:
         int(36 + round(galaxy.re_arcsec * 0.0)),
         int(39 + round(min(galaxy.re_arcsec * 1.5, 30))),
     )
-    for (y, x), colour in ((centre, "k"), (ring, "tab:blue")):
+    for offset, ((y, x), colour) in enumerate(((centre, "k"), (ring, "tab:blue"))):
         ax.plot(
             cube.wave,
-            cube.flux[:, y, x],
+            cube.flux[:, y, x] / np.median(cube.flux[:, y, x]) - 0.8 * offset,
             color=colour,
             lw=0.6,
             label=f"spaxel ({x}, {y}): R/R_e = {cube.truth.r_over_re[y, x]:.2f}, "
             f"log age = {cube.truth.log_age[y, x]:.2f}, [M/H] = {cube.truth.mh[y, x]:+.2f}",
         )
     ax.set_xlabel("observed air wavelength (Å)")
-    ax.set_ylabel("$10^{-16}$ erg s$^{-1}$ cm$^{-2}$ Å$^{-1}$")
+    ax.set_ylabel("flux / median (2nd shifted by -0.8)")
     ax.legend(fontsize=7)
-    ax.set_title("Two spaxels of the simulated CALIFA cube", fontsize=9)
+    ax.set_title("Two spaxels of the simulated CALIFA cube (centre and 1.5 R_e)", fontsize=9)
     fig.tight_layout()
     written.append(_save(fig, folder / "califa_spaxels.png"))
 
@@ -242,7 +242,7 @@ def save_example_figures(folder: str | Path, *, seed: int = 1) -> list[Path]:
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
-    written.append(_save(fig, folder / "sdss_field.png"))
+    written.append(_save(fig, folder / "sdss_field.png", dpi=80))
 
     jpas: NarrowBandCube = simulated_jpas_cube(seed)
     fig, axes = plt.subplots(1, 5, figsize=(16, 3.4))
@@ -281,9 +281,9 @@ def _cutout_title(sim: Any) -> str:
     return f"z={s.redshift:.3f} age={s.log_age:.2f} [M/H]={s.mh:+.2f}{blend}"
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _save(fig: Any, path: Path, dpi: int = 100) -> Path:
     import matplotlib.pyplot as plt
 
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
