@@ -142,3 +142,23 @@ def test_two_workers_give_the_same_table(cutout_folder, tmp_path):
     two = run_qa(cutout_folder, tmp_path / "two", contact_sheets=False, workers=2)
     assert list(one["status"]) == list(two["status"])
     np.testing.assert_allclose(one["x"], two["x"], equal_nan=True)
+
+
+def test_simulated_hdf5_dataset_is_a_source(tmp_path):
+    import h5py
+
+    path = tmp_path / "sim.h5"
+    images = [single(0), pair(1), np.zeros((128, 128))]
+    rgb = np.stack([np.clip(np.stack([im * 1.5] * 3, -1), 0, 255) for im in images])
+    with h5py.File(path, "w") as handle:
+        handle.create_dataset("images/rgb", data=rgb.astype(np.uint8))
+    items = list_qa_inputs(path)
+    assert [str(p) for p in items] == [f"{path}#0", f"{path}#1", f"{path}#2"]
+    table = run_qa(path, tmp_path / "out")
+    assert list(table["status"]) == ["accepted", "blended", "flat"]
+    assert (tmp_path / "out" / "contact_sheets" / "page_0001.png").exists()
+    empty = tmp_path / "other.h5"
+    with h5py.File(empty, "w") as handle:
+        handle.create_dataset("spectra/flux", data=np.zeros((2, 5)))
+    with pytest.raises(GalamInputError, match="images/rgb"):
+        list_qa_inputs(empty)

@@ -24,7 +24,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Rerunning with the same --out skips the files already done."
         ),
     )
-    parser.add_argument("source", type=Path, help="a folder of cutouts or a catalogue .csv/.ecsv")
+    parser.add_argument(
+        "source",
+        type=Path,
+        help="a folder of cutouts, a catalogue .csv/.ecsv, or a `galam simulate` .h5 file",
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument(
         "--tolerance",

@@ -41,6 +41,7 @@ __all__ = [
     "STATUS_COLOURS",
     "QA_COLUMNS",
     "IMAGE_SUFFIXES",
+    "HDF5_SUFFIXES",
     "assess_galaxy",
     "cutout_array",
     "list_qa_inputs",
@@ -276,11 +277,57 @@ def cutout_array(data: NDArray[Any], kind: str = "") -> NDArray[Any]:
     return array
 
 
+HDF5_SUFFIXES = (".h5", ".hdf5")
+#: Dataset holding the cutouts in a ``galam simulate --kind cutouts`` file.
+HDF5_IMAGES = "images/rgb"
+
+
+def _split_hdf5_item(name: str) -> tuple[Path, int] | None:
+    """``"file.h5#12"`` -> (file.h5, 12); None for plain file names."""
+    base, sep, index = name.rpartition("#")
+    if sep and base.lower().endswith(HDF5_SUFFIXES) and index.isdigit():
+        return Path(base), int(index)
+    return None
+
+
 def _read_image(path: Path) -> NDArray[Any]:
+    item = _split_hdf5_item(str(path))
+    if item is not None:
+        import h5py
+
+        source, index = item
+        try:
+            with h5py.File(source, "r") as handle:
+                images = handle[HDF5_IMAGES]
+                if index >= images.shape[0]:
+                    raise GalamInputError(
+                        f"{source}: no cutout {index} ({images.shape[0]} in {HDF5_IMAGES})."
+                    )
+                return np.asarray(images[index])
+        except (OSError, KeyError) as exc:
+            raise GalamInputError(f"{source}: cannot read {HDF5_IMAGES} ({exc}).") from exc
     from napari_galam.io.images import read_cutout
 
     cutout = read_cutout(path)
     return cutout_array(cutout.data, cutout.kind)
+
+
+def _list_hdf5(source: Path) -> list[Path]:
+    import h5py
+
+    try:
+        with h5py.File(source, "r") as handle:
+            if HDF5_IMAGES not in handle:
+                raise GalamInputError(
+                    f"{source}: no {HDF5_IMAGES} dataset; expected a file written by "
+                    "`galam simulate --kind cutouts`."
+                )
+            n_images = int(handle[HDF5_IMAGES].shape[0])
+    except OSError as exc:
+        raise GalamInputError(f"{source}: not a readable HDF5 file ({exc}).") from exc
+    if n_images == 0:
+        raise GalamInputError(f"{source}: {HDF5_IMAGES} holds no cutouts.")
+    return [Path(f"{source}#{index}") for index in range(n_images)]
 
 
 def _is_image(path: Path) -> bool:
@@ -288,10 +335,12 @@ def _is_image(path: Path) -> bool:
 
 
 def list_qa_inputs(source: str | os.PathLike) -> list[Path]:
-    """The cutout files of a folder (sorted), or those listed in a catalogue CSV/ECSV.
+    """The cutout files of a folder (sorted), those listed in a catalogue, or a dataset.
 
-    A catalogue needs a column ``file``, ``path``, ``filename`` or ``image``; relative
-    paths are taken relative to the catalogue's folder.
+    A catalogue (``.csv``/``.ecsv``) needs a column ``file``, ``path``, ``filename`` or
+    ``image``; relative paths are taken relative to the catalogue's folder. An HDF5 file
+    written by ``galam simulate --kind cutouts`` gives one item per cutout of its
+    ``images/rgb`` dataset, named ``file.h5#index``.
 
     Raises
     ------
@@ -309,6 +358,8 @@ def list_qa_inputs(source: str | os.PathLike) -> list[Path]:
                 f"{source}: the folder holds no cutouts ({', '.join(IMAGE_SUFFIXES)})."
             )
         return files
+    if source.suffix.lower() in HDF5_SUFFIXES:
+        return _list_hdf5(source)
     if source.suffix.lower() not in (".csv", ".ecsv"):
         raise GalamInputError(
             f"{source}: expected a folder of cutouts or a catalogue (.csv or .ecsv)."
@@ -346,7 +397,10 @@ def _assess_file(args: tuple[str, QAParameters]) -> tuple[dict[str, Any], dict[s
 
 
 def _display_image(image: NDArray[Any]) -> NDArray[np.uint8]:
-    """An 8-bit, asinh-stretched view of a cutout for contact sheets."""
+    """An 8-bit view of a cutout for contact sheets: 8-bit pictures (JPEG/PNG, already
+    stretched) as they are, other data asinh-stretched between percentiles."""
+    if np.asarray(image).dtype == np.uint8:
+        return np.asarray(image)
     data = np.asarray(image, dtype=np.float64)
     finite = np.isfinite(data)
     if not finite.any():
