@@ -121,3 +121,22 @@ def test_bad_parameters_raise_clear_errors(library):
     for snr in (0.0, -5.0, float("nan")):
         with pytest.raises(GalamInputError, match="snr"):
             render_fibre_spectrum(galaxy, rng=np.random.default_rng(0), library=library, snr=snr)
+
+
+def test_galaxy_magnitudes_match_speclite(library):
+    import astropy.units as u
+    import speclite.filters
+
+    from napari_galam.simulate.observe import SDSS_GRI, band_set, observed_basis
+
+    galaxy = draw_galaxy(np.random.default_rng(12), library=library)
+    basis = observed_basis(galaxy, library=library)
+    ours = 22.5 - 2.5 * np.log10(basis.total_light @ basis.band_nanomaggies(band_set(SDSS_GRI)))
+    assert ours[1] == pytest.approx(galaxy.mag_r, abs=1e-6)
+    wave = 10.0**basis.loglam
+    flux = basis.total_light @ basis.spectra
+    filters = speclite.filters.load_filters(*SDSS_GRI)
+    theirs = filters.get_ab_magnitudes(
+        flux * u.erg / (u.s * u.cm**2 * u.Angstrom), wave * u.Angstrom
+    )
+    np.testing.assert_allclose(ours, [theirs[name][0] for name in theirs.colnames], atol=0.01)
