@@ -161,6 +161,17 @@ def test_clicking_hubble_deep_field_galaxies(dock_and_viewer, notes, tmp_path):
     event.type = "mouse_release"
     with pytest.raises(StopIteration):
         next(callback)
+    # A drag (panning) picks nothing.
+    before = dock.result
+    event = SimpleNamespace(type="mouse_press", position=(300.0, 300.0), button=1)
+    callback = dock._on_mouse_drag(viewer, event)
+    next(callback)
+    event.type, event.position = "mouse_move", (320.0, 330.0)
+    next(callback)
+    event.type = "mouse_release"
+    with pytest.raises(StopIteration):
+        next(callback)
+    assert dock.result is before
     target = dock.result.masking.target
     shapes = viewer.layers[QA_LAYER_NAMES["shapes"]]
     # The layers sit on the galaxy in the field.
