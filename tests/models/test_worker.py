@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -66,6 +67,29 @@ def test_a_bad_request_raises_and_the_worker_keeps_serving(worker):
         worker.load(["nonexistent"])
     again = worker.predict_galaxies(np.zeros((1, 32, 32, 3), np.uint8), model="image-only")
     assert len(again) == 1 and worker.pid == pid
+
+
+def test_requests_from_other_threads(worker):
+    """napari calls from its thread_worker threads; concurrent requests are served in turn."""
+    results: list = []
+    errors: list = []
+
+    def ask(seed: int) -> None:
+        try:
+            cube = np.random.default_rng(seed).random((4, 4, 12)) + 0.5
+            cube[0, 0] = np.nan
+            results.append(worker.predict_seds(cube))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=ask, args=(seed,)) for seed in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors and len(results) == 4
+    for maps in results:
+        assert np.isnan(maps.log_age[0, 0]) and np.isfinite(maps.log_age).sum() == 15
 
 
 def test_a_dead_worker_gives_a_clear_error_then_restarts(tiny_weights):
