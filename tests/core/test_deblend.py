@@ -205,3 +205,17 @@ def test_blank_band_of_nans_is_quiet_and_never_detected(recwarn):
     assert result.status == "ok" and result.n_sources == 1
     assert not result.segments[:12].any()
     assert not [w for w in recwarn if "NaN" in str(w.message)]
+
+
+@pytest.mark.parametrize("shape", [(128, 128), (100, 150), (64, 64)])
+def test_background_maps_equal_photutils_background2d(shape):
+    from photutils.background import Background2D, MedianBackground
+
+    rng = np.random.default_rng(9)
+    image = rng.normal(5, 1, shape) + blob(shape, shape[0] / 2, shape[1] / 2, 50, 4)
+    image += np.linspace(0, 3, shape[1])[None, :]
+    background, rms = estimate_background(image)
+    box = min(max(round(50 * min(shape) / 128), 8), *shape)
+    expected = Background2D(image, (box, box), filter_size=(3, 3), bkg_estimator=MedianBackground())
+    np.testing.assert_allclose(background, expected.background, rtol=0, atol=1e-10)
+    np.testing.assert_allclose(rms, expected.background_rms, rtol=0, atol=1e-10)
