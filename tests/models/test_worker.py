@@ -92,6 +92,25 @@ def test_requests_from_other_threads(worker):
         assert np.isnan(maps.log_age[0, 0]) and np.isfinite(maps.log_age).sum() == 15
 
 
+def test_background_start_and_start_up_errors(tiny_weights):
+    """start(wait=False) returns at once; the first request waits and reports start-up errors."""
+    lazy = ModelWorker(weights_dir=tiny_weights, preload=("image-only", "no-such-model"))
+    try:
+        lazy.start(wait=False)
+        assert lazy.running
+        with pytest.raises(GalamError, match="no model named 'no-such-model'"):
+            lazy.predict_galaxies(np.zeros((1, 32, 32, 3), np.uint8), model="image-only")
+        result = lazy.predict_galaxies(np.zeros((1, 32, 32, 3), np.uint8), model="image-only")
+        assert len(result) == 1 and lazy.pid is not None
+    finally:
+        lazy.stop()
+    assert not lazy.running
+    eager = ModelWorker(weights_dir=tiny_weights, preload=("no-such-model",))
+    with pytest.raises(GalamError, match="available models"):
+        eager.start()
+    assert not eager.running  # a failed start leaves no process behind
+
+
 def test_a_dead_worker_gives_a_clear_error_then_restarts(tiny_weights):
     with ModelWorker(weights_dir=tiny_weights) as fresh:
         first = fresh.pid

@@ -17,8 +17,15 @@ Failure modes:
   child (cold again: models reload).
 
 Use it as a context manager (``with ModelWorker() as worker: ...``) or call
-:meth:`ModelWorker.start` / :meth:`ModelWorker.stop`. Nothing in this module imports
+:meth:`ModelWorker.start` / :meth:`ModelWorker.stop`. A GUI should call
+``start(wait=False)`` when a widget opens: the child's start-up (importing TensorFlow
+and loading the models, several seconds) then runs in the background, and the first
+request, made from a worker thread, waits for it. Requests may come from several
+threads; the child serves them one at a time. Nothing in this module imports
 TensorFlow in the calling process.
+
+Spawn re-imports the parent's ``__main__`` module in the child: a script that creates a
+viewer must do so under ``if __name__ == "__main__":`` (napari's own launcher does).
 """
 
 from __future__ import annotations
@@ -27,9 +34,9 @@ import multiprocessing
 import os
 import threading
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from typing import Any, NoReturn
 
 from numpy.typing import NDArray
 
@@ -116,6 +123,7 @@ class ModelWorker:
         self._timeout = timeout
         self._executor: ProcessPoolExecutor | None = None
         self._pid: int | None = None
+        self._pending: list[Future] = []
         self._lock = threading.Lock()
 
     # lifecycle -----------------------------------------------------------------------
@@ -126,29 +134,54 @@ class ModelWorker:
 
     @property
     def pid(self) -> int | None:
-        """Process id of the child, once started."""
+        """Process id of the child, once it has answered (None before, or when stopped)."""
         return self._pid
 
-    def start(self) -> ModelWorker:
-        """Start the child (no-op when running), wait until it answers, preload models."""
+    def start(self, *, wait: bool = True) -> ModelWorker:
+        """Start the child (no-op when running) and preload the models.
+
+        Parameters
+        ----------
+        wait : bool
+            True: return once the child answers and the models are loaded (several
+            seconds: the child imports TensorFlow). False: return at once, so a GUI
+            thread never blocks; the start-up runs in the background and the first
+            request waits for it (and raises its error, e.g. a missing model, if any).
+        """
         with self._lock:
-            if self._executor is None:
-                self._executor = ProcessPoolExecutor(
-                    max_workers=1,
-                    mp_context=multiprocessing.get_context("spawn"),
-                    initializer=_initialise_child,
-                    initargs=(self._weights_dir, self._threads),
-                )
-                self._pid = None
-        self._pid = self._call("ping")
-        if self._preload:
-            self._call("load", tuple(self._preload))
+            if self._executor is not None:
+                return self
+            executor = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_initialise_child,
+                initargs=(self._weights_dir, self._threads),
+            )
+            self._executor, self._pid = executor, None
+            self._pending = [executor.submit(_serve, "ping", (), {})]
+            if self._preload:
+                self._pending.append(executor.submit(_serve, "load", (self._preload,), {}))
+        if wait:
+            try:
+                self._collect_pending(executor)
+            except BaseException:
+                self.stop()  # a failed start leaves no process behind
+                raise
         return self
+
+    def _collect_pending(self, executor: ProcessPoolExecutor) -> None:
+        """Wait for the start-up requests; keep the pid; raise their first error once."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for index, future in enumerate(pending):
+            result = self._result(executor, future)
+            if index == 0:
+                self._pid = result
 
     def stop(self) -> None:
         """Stop the child process and wait for it to exit."""
         with self._lock:
-            executor, self._executor, self._pid = self._executor, None, None
+            executor, self._executor, self._pid, self._pending = self._executor, None, None, []
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
 
@@ -168,26 +201,37 @@ class ModelWorker:
         with self._lock:
             executor = self._executor
         if executor is None:
-            self.start()
+            self.start(wait=False)
             with self._lock:
                 executor = self._executor
             if executor is None:  # pragma: no cover - stop() raced with us
                 raise GalamError("model worker was stopped")
+        if self._pending:
+            self._collect_pending(executor)
         try:
             future = executor.submit(_serve, request, args, kwargs)
+        except BrokenProcessPool:
+            self._lost(executor)
+        return self._result(executor, future)
+
+    def _result(self, executor: ProcessPoolExecutor, future: Future) -> Any:
+        try:
             return future.result(timeout=self._timeout)
         except BrokenProcessPool:
-            with self._lock:
-                if self._executor is executor:
-                    self._executor, self._pid = None, None
-            executor.shutdown(wait=False, cancel_futures=True)
-            raise GalamError(
-                "the model worker process died while handling a request (killed, out of memory, "
-                "or a crash in TensorFlow); the request was lost, and the next request starts "
-                "a new worker"
-            ) from None
+            self._lost(executor)
         except TimeoutError:
             raise GalamError(f"the model worker did not answer within {self._timeout} s") from None
+
+    def _lost(self, executor: ProcessPoolExecutor) -> NoReturn:
+        with self._lock:
+            if self._executor is executor:
+                self._executor, self._pid, self._pending = None, None, []
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise GalamError(
+            "the model worker process died while handling a request (killed, out of memory, "
+            "or a crash in TensorFlow); the request was lost, and the next request starts "
+            "a new worker"
+        ) from None
 
     def load(self, names: Sequence[str]) -> list[str]:
         """Load (and keep warm) the named models in the child."""
