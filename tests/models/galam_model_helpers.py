@@ -94,7 +94,11 @@ def write_tiny_registry(directory) -> list[str]:
             ),
         ),
     }
-    configuration = {**TINY.to_dict(), "sed_n_filters": TINY_SED_FILTERS}
+    configuration = {
+        **TINY.to_dict(),
+        "sed_n_filters": TINY_SED_FILTERS,
+        "sed_filters": [f"tiny-F{i:02d}" for i in range(TINY_SED_FILTERS)],
+    }
     for name, model in models.items():
         save_model_with_card(
             model,

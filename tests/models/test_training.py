@@ -173,4 +173,11 @@ def test_the_simulators_files_plug_in(tmp_path):
     assert np.all(np.isfinite(spaxels.log_age))
     sed = tr.train_sed_cnn(spaxels, tmp_path / "sed", split="B", config=TINY, settings=settings)
     assert sed.configuration["sed_n_filters"] == spaxels.seds.shape[1]
+    assert len(spaxels.filter_names) == spaxels.seds.shape[1]
+    assert spaxels.filter_names[0].startswith("galam_jpas-J")
+    tr.export_trained_models(sed, training_data=spaxels.card, directory=tmp_path / "w")
+    from napari_galam.models.registry import read_model_card
+
+    card = read_model_card("sed-cnn", directory=tmp_path / "w")
+    assert card["input"]["filters"] == list(spaxels.filter_names)
     assert sed.split_sizes["test"] > 0

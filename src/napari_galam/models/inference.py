@@ -102,7 +102,8 @@ def model_input_spec(name: str, configuration: dict[str, Any]) -> dict[str, Any]
         ``"sed-cnn"``).
     configuration : dict
         :meth:`~napari_galam.models.architectures.ArchitectureConfig.to_dict` (for
-        ``"sed-cnn"`` with ``sed_n_filters`` set to the trained number of filters).
+        ``"sed-cnn"`` with ``sed_n_filters`` set to the trained number of filters and
+        ``sed_filters`` to their names, which become ``input.filters``).
     """
     if name in ("mmlforgalam", "image-only"):
         size = int(configuration["image_size"])
@@ -124,6 +125,7 @@ def model_input_spec(name: str, configuration: dict[str, Any]) -> dict[str, Any]
     if name == SED_MODEL:
         return {
             "kind": "sed",
+            "filters": list(configuration.get("sed_filters", [])),
             "shape": [int(configuration["sed_n_filters"])],
             "dtype": "float32",
             "raw_input": "linear fluxes per narrow-band filter (..., n_filters)",

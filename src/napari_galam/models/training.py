@@ -148,13 +148,19 @@ class GalaxyArrays:
 
 @dataclass(frozen=True)
 class SpaxelArrays:
-    """Per-spaxel training data: SEDs (M, n_filters), labels and galaxy ids."""
+    """Per-spaxel training data: SEDs (M, n_filters), labels and galaxy ids.
+
+    ``filter_names`` (one per SED column, e.g. the simulator's ``galam_jpas-J0388``) go
+    into the trained model's card (``input.filters``), so that cubes can be put through
+    the same filters at inference.
+    """
 
     seds: Any
     log_age: NDArray[np.float32]
     mh: NDArray[np.float32]
     galaxy_id: NDArray[np.int64]
     card: dict[str, Any] = field(default_factory=dict)
+    filter_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         n = len(self.log_age)
@@ -165,6 +171,11 @@ class SpaxelArrays:
         if len(self.seds.shape) != 2:
             raise GalamInputError(
                 f"spaxel arrays: seds must be (M, n_filters), got {self.seds.shape}"
+            )
+        if self.filter_names and len(self.filter_names) != self.seds.shape[1]:
+            raise GalamInputError(
+                f"spaxel arrays: {len(self.filter_names)} filter names for "
+                f"{self.seds.shape[1]} SED columns"
             )
 
     def __len__(self) -> int:
@@ -285,12 +296,22 @@ def open_spaxel_hdf5(path: str | os.PathLike, *, group: str | None = None) -> Sp
                 id_parts.append(np.full(int(keep.sum()), index, dtype=np.int64))
             seds = np.concatenate(seds_parts)
             log_age, mh, galaxy_id = (np.concatenate(p) for p in (age_parts, mh_parts, id_parts))
+            names = node["seds/filter_names"][()] if "seds/filter_names" in node else []
         else:
             seds = np.asarray(_need(node, "seds", path)[()], dtype=np.float32)
             log_age = np.asarray(_need(node, "log_age", path)[()], dtype=np.float32)
             mh = np.asarray(_need(node, "mh", path)[()], dtype=np.float32)
             galaxy_id = np.asarray(_need(node, "galaxy_id", path)[()], dtype=np.int64)
-    return SpaxelArrays(seds=seds, log_age=log_age, mh=mh, galaxy_id=galaxy_id, card=card)
+            names = node["filter_names"][()] if "filter_names" in node else []
+    filter_names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+    return SpaxelArrays(
+        seds=seds,
+        log_age=log_age,
+        mh=mh,
+        galaxy_id=galaxy_id,
+        card=card,
+        filter_names=filter_names,
+    )
 
 
 @dataclass(frozen=True)
@@ -983,7 +1004,11 @@ def iter_train_sed_cnn(
         model_paths={"sed-cnn": path},
         split_sizes=rows.sizes(),
         metrics=metrics,
-        configuration={**cfg.to_dict(), "sed_n_filters": n_filters},
+        configuration={
+            **cfg.to_dict(),
+            "sed_n_filters": n_filters,
+            "sed_filters": list(data.filter_names),
+        },
         settings={
             **dataclasses.asdict(opts),
             "mixed_precision_used": mixed,
