@@ -17,8 +17,17 @@ def plugin_widget_names() -> list[str]:
     return [widget.display_name for widget in (manifest.contributions.widgets or [])]
 
 
+#: A bright elliptical galaxy of the Hubble Deep Field (row, column) that the demo
+#: runs the Galaxy QA on, so the screenshot shows its ellipse, peaks and model input.
+DEMO_GALAXY = (578.0, 754.0)
+
+
 def open_demo(viewer: Any = None) -> Any:
-    """Open (or fill) a viewer with the demo data and every dock of the plugin."""
+    """Open (or fill) a viewer with the demo data and every dock of the plugin.
+
+    The Spectrum dock comes first; the Galaxy QA dock (run on one galaxy of the Hubble
+    Deep Field) shares a tabbed area below it with the other docks, in front.
+    """
     import napari
 
     if viewer is None:
@@ -26,7 +35,18 @@ def open_demo(viewer: Any = None) -> Any:
     viewer.window.resize(1600, 1000)
     viewer.open_sample(PLUGIN_NAME, "hubble_deep_field")
     viewer.open_sample(PLUGIN_NAME, "sdss_spectrum_ngc3522")
-    for name in plugin_widget_names():
-        viewer.window.add_plugin_dock_widget(PLUGIN_NAME, name)
+    names = plugin_widget_names()
+    # Spectrum on top; the others tabbed below it, the last added (Galaxy QA) in front
+    ordered = [n for n in names if n != "Galaxy QA"] + [n for n in names if n == "Galaxy QA"]
+    docks = {}
+    for index, name in enumerate(ordered):
+        docks[name] = viewer.window.add_plugin_dock_widget(PLUGIN_NAME, name, tabify=index > 1)
     viewer.layers.selection.active = viewer.layers["Hubble Deep Field"]
+    if "Galaxy QA" in docks:
+        qa = docks["Galaxy QA"][1]
+        qa.synchronous = True
+        qa.pick_galaxy(*DEMO_GALAXY)
+        qa.synchronous = False
+        viewer.layers.selection.active = viewer.layers["Hubble Deep Field"]
+    viewer.reset_view()  # the docks took width from the canvas: fit the field again
     return viewer

@@ -18,7 +18,7 @@ from napari_galam.errors import GalamError
 __all__ = ["add_parser", "run", "has_display"]
 
 #: Size of the virtual screen used when there is no display.
-XVFB_SCREEN = "1600x1000x24"
+XVFB_SCREEN = "1600x1200x24"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -92,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         from qtpy.QtCore import QTimer
 
         def _shoot() -> None:
+            viewer.reset_view()
             viewer.screenshot(str(path), canvas_only=False, flash=False)
             print(f"galam demo: screenshot written to {path}")
             if args.quit:

@@ -187,6 +187,7 @@ class GradientsDock(MplDock):
         viewer.layers.events.inserted.connect(self._refresh_choices)
         viewer.layers.events.removed.connect(self._refresh_choices)
         self._refresh_choices()
+        self.redraw()
 
     # -- layer choices -----------------------------------------------------------------
     def _refresh_choices(self, event: Any = None) -> None:
