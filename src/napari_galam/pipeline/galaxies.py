@@ -1,0 +1,211 @@
+"""Per-galaxy age and [M/H]: cutout around a position -> QA -> model, one or many at once.
+
+The same steps the click-to-predict dock and ``galam predict`` run: a cutout of the
+field around each position (:func:`napari_galam.core.cutout.cutout_around`), the
+MMLforGalAM image preprocessing and blend check
+(:func:`napari_galam.pipeline.qa.assess_galaxy`), then one batched call of a model
+(any ``predict_galaxies(images, model=...)`` callable with ``log_age`` and ``mh`` in its
+answer, in practice the worker process's). Rejected galaxies (no ellipse, blended) get
+a result with the reason, never silence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from napari_galam.core.cutout import cutout_around
+from napari_galam.errors import GalamInputError
+from napari_galam.pipeline.qa import GalaxyQA, QAParameters, assess_galaxy
+
+__all__ = [
+    "GalaxyResult",
+    "assess_at",
+    "detect_galaxies",
+    "iter_predict_positions",
+    "predict_positions",
+]
+
+#: SDSS cutouts in the paper are 128 x 128 pixels of 0.396 arcsec.
+CUTOUT_SIZE = 128
+
+
+@dataclass(frozen=True)
+class GalaxyResult:
+    """What the pipeline says about one galaxy.
+
+    Attributes
+    ----------
+    row, col
+        Position in the field (the ellipse centre when one was found, else the input).
+    status, reason
+        The QA status (``accepted``, ``blended``, ``no_ellipse``...) or ``failed``; the
+        reason is empty when a prediction was made.
+    model
+        The model used ("" when none ran).
+    log_age, mh
+        log10(age/yr) and [M/H] (NaN when not predicted).
+    qa
+        The QA result (ellipse, segments, saddles, model input), for display.
+    """
+
+    row: float
+    col: float
+    status: str
+    reason: str
+    model: str = ""
+    log_age: float = float("nan")
+    mh: float = float("nan")
+    qa: GalaxyQA | None = None
+
+    @property
+    def predicted(self) -> bool:
+        """True when the model gave numbers."""
+        return bool(np.isfinite(self.log_age))
+
+    def row_dict(self) -> dict[str, Any]:
+        """A table row."""
+        return {
+            "row": self.row,
+            "col": self.col,
+            "status": self.status,
+            "reason": self.reason,
+            "model": self.model,
+            "log_age": self.log_age,
+            "mh": self.mh,
+        }
+
+
+def assess_at(
+    image: NDArray[Any],
+    row: float,
+    col: float,
+    *,
+    size: int = CUTOUT_SIZE,
+    params: QAParameters | None = None,
+) -> tuple[GalaxyQA, tuple[float, float]]:
+    """QA of the galaxy at (row, col) of a field; returns it and the galaxy's centre.
+
+    The centre is the masking ellipse's centre in field pixels, or (row, col) when
+    there is no ellipse.
+    """
+    cutout = cutout_around(image, row, col, size)
+    qa = assess_galaxy(cutout.data, params)
+    ellipse = qa.masking.target if qa.masking is not None else None
+    if ellipse is not None:
+        (r,), (c,) = cutout.to_parent([ellipse.y], [ellipse.x])
+        return qa, (float(r), float(c))
+    return qa, (float(row), float(col))
+
+
+def detect_galaxies(
+    image: NDArray[Any],
+    *,
+    nsigma: float = 3.0,
+    n_pixels: int = 20,
+    max_sources: int = 500,
+    edge: int = 8,
+) -> NDArray[np.float64]:
+    """Positions (row, col) of the sources in a field, brightest first.
+
+    A plain photutils detection on the grey, smoothed field (background from sigma-
+    clipped statistics); sources within ``edge`` pixels of the border are dropped.
+    """
+    from astropy.stats import sigma_clipped_stats
+    from photutils.segmentation import SourceCatalog, detect_sources
+
+    from napari_galam.core.deblend import smooth_image, to_single_band
+
+    grey = to_single_band(image)
+    if grey.size == 0 or not np.isfinite(grey).any():
+        return np.zeros((0, 2))
+    filled = np.nan_to_num(grey, nan=float(np.nanmedian(grey)))
+    _, median, std = sigma_clipped_stats(filled, sigma=3.0)
+    if not std > 0:
+        return np.zeros((0, 2))
+    smoothed = smooth_image(filled - median)
+    segments = detect_sources(smoothed, nsigma * std, n_pixels)
+    if segments is None:
+        return np.zeros((0, 2))
+    catalogue = SourceCatalog(filled - median, segments)
+    centroids = np.atleast_2d(np.asarray(catalogue.centroid, dtype=float))  # (x, y)
+    order = np.argsort(-np.asarray(catalogue.segment_flux, dtype=float))
+    positions = centroids[order][:, ::-1]
+    ny, nx = grey.shape
+    inside = (
+        (positions[:, 0] >= edge)
+        & (positions[:, 0] < ny - edge)
+        & (positions[:, 1] >= edge)
+        & (positions[:, 1] < nx - edge)
+        & np.all(np.isfinite(positions), axis=1)
+    )
+    return positions[inside][:max_sources]
+
+
+def iter_predict_positions(
+    image: NDArray[Any],
+    positions: Sequence[tuple[float, float]] | NDArray[Any],
+    predict_galaxies: Callable[..., Any] | None,
+    *,
+    model: str = "mmlforgalam",
+    size: int = CUTOUT_SIZE,
+    params: QAParameters | None = None,
+    predict_blended: bool = False,
+) -> Iterator[tuple[int, int] | list[GalaxyResult]]:
+    """QA every position, then predict the accepted galaxies in one batch.
+
+    Yields ``(done, total)`` after each QA, then the list of results (one per position,
+    in order). With ``predict_galaxies=None`` only the QA runs.
+    """
+    positions = np.asarray(positions, dtype=float).reshape(-1, 2)
+    image = np.asarray(image)
+    if image.ndim not in (2, 3):
+        raise GalamInputError(f"image of shape {image.shape}: expected (ny, nx) or (ny, nx, 3).")
+    results: list[GalaxyResult] = []
+    inputs: list[NDArray[Any]] = []
+    to_predict: list[int] = []
+    for index, (row, col) in enumerate(positions):
+        try:
+            qa, (r, c) = assess_at(image, row, col, size=size, params=params)
+        except GalamInputError as exc:
+            results.append(GalaxyResult(float(row), float(col), "failed", str(exc)))
+        else:
+            usable = qa.model_input is not None and (
+                qa.status == "accepted" or (predict_blended and qa.status == "blended")
+            )
+            results.append(GalaxyResult(r, c, qa.status, "" if usable else qa.reason, qa=qa))
+            if usable:
+                to_predict.append(index)
+                inputs.append(qa.model_input)
+        yield (index + 1, len(positions))
+    if predict_galaxies is not None and inputs:
+        answer = predict_galaxies(np.stack(inputs), model=model)
+        used = getattr(answer, "model", model)
+        for k, index in enumerate(to_predict):
+            old = results[index]
+            results[index] = GalaxyResult(
+                old.row,
+                old.col,
+                old.status,
+                old.reason,
+                model=used,
+                log_age=float(answer.log_age[k]),
+                mh=float(answer.mh[k]),
+                qa=old.qa,
+            )
+    yield results
+
+
+def predict_positions(
+    image: NDArray[Any],
+    positions: Sequence[tuple[float, float]] | NDArray[Any],
+    predict_galaxies: Callable[..., Any] | None,
+    **options: Any,
+) -> list[GalaxyResult]:
+    """Run :func:`iter_predict_positions` to the end and return the results."""
+    *_progress, results = iter_predict_positions(image, positions, predict_galaxies, **options)
+    return results
