@@ -60,7 +60,10 @@ def ppxf_spectrum_path(name: str) -> Path:
 
 def sample_hubble_deep_field() -> list[Any]:
     """napari sample: the Hubble Deep Field as an RGB image layer."""
-    metadata = {"source": "Hubble Deep Field (Williams et al. 1996), via scikit-image"}
+    metadata = {
+        "source": "Hubble Deep Field (Williams et al. 1996), via scikit-image",
+        "sdss_like": False,  # HST WFPC2 colours and resolution, not SDSS gri at 0.396"/px
+    }
     return [
         (
             hubble_deep_field(),
@@ -95,7 +98,12 @@ def sample_simulated_sdss_field() -> list[Any]:
     from napari_galam.simulate.samples import simulated_sdss_field
 
     field = simulated_sdss_field(seed=0)
-    metadata = {"source": "napari-galam simulated SDSS-like field, seed 0", TRUTH_KEY: field.truth}
+    metadata = {
+        "source": "napari-galam simulated SDSS-like field, seed 0",
+        "sdss_like": True,
+        "pixel_scale_arcsec": 0.396,
+        TRUTH_KEY: field.truth,
+    }
     return [
         (field.rgb, {"name": "simulated SDSS field", "rgb": True, "metadata": metadata}, "image")
     ]

@@ -1,0 +1,346 @@
+"""The "Galaxy age & [M/H]" dock: click a galaxy (or predict all) -> QA -> model.
+
+Each click takes a cutout around the clicked point, runs the MMLforGalAM image
+preprocessing and blend check, and asks the shared model worker for log age and [M/H].
+The galaxy is marked in a points layer (properties and text), and a table accumulates
+one row per click, rejected galaxies included with their reason. "Predict all" detects
+every source of the field and predicts them in one batch. The models were trained on
+SDSS-like gri cutouts (0.396"/px); the dock says so when the image is not SDSS-like.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_galam._widgets._model_worker import shared_worker
+from napari_galam.errors import GalamError, GalamInputError
+from napari_galam.pipeline.galaxies import (
+    CUTOUT_SIZE,
+    GalaxyResult,
+    detect_galaxies,
+    iter_predict_positions,
+)
+
+if TYPE_CHECKING:
+    import napari
+
+__all__ = ["PredictDock", "POINTS_LAYER", "GALAXY_MODELS"]
+
+POINTS_LAYER = "galaxy predictions"
+GALAXY_MODELS = ("mmlforgalam", "image-only")
+_COLUMNS = ("layer", "row", "col", "status", "log_age", "mh", "model", "reason")
+
+
+def _image_of(layer: Any) -> Any:
+    data = np.asarray(layer.data)
+    if layer.rgb or data.ndim == 2:
+        return data
+    raise GalamInputError(
+        f"layer '{layer.name}' has shape {data.shape}; pick a 2-D or RGB image layer."
+    )
+
+
+def sdss_like_note(layer: Any) -> str:
+    """A warning when a layer is not known to be an SDSS-like gri cutout or field."""
+    flag = layer.metadata.get("sdss_like")
+    if flag is True:
+        return ""
+    what = "is not SDSS-like" if flag is False else "has no known pixel scale or bands"
+    return (
+        f"'{layer.name}' {what}: the models were trained on SDSS gri images at 0.396\"/px, "
+        "so these numbers are extrapolations."
+    )
+
+
+class PredictDock(QWidget):
+    """Click galaxies to get their age and metallicity."""
+
+    def __init__(self, viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = viewer
+        self.results: list[tuple[str, GalaxyResult]] = []
+        self.synchronous = False  # tests may run the work in the GUI thread
+        self._job: Any = None
+
+        self.image_layer = QComboBox()
+        self.model = QComboBox()
+        self.model.addItems(GALAXY_MODELS)
+        self.size = QSpinBox()
+        self.size.setRange(32, 1024)
+        self.size.setValue(CUTOUT_SIZE)
+        self.size.setSuffix(" px")
+        self.click_box = QCheckBox("Click a galaxy in the viewer")
+        self.click_box.setChecked(True)
+        self.all_button = QPushButton("Predict all galaxies")
+        self.save_button = QPushButton("Save table…")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.status = QLabel("Click a galaxy of an image layer.")
+        self.status.setWordWrap(True)
+        self.table = QTableWidget(0, len(_COLUMNS))
+        self.table.setHorizontalHeaderLabels(_COLUMNS)
+
+        form = QFormLayout()
+        form.addRow("image layer", self.image_layer)
+        form.addRow("model", self.model)
+        form.addRow("cutout size", self.size)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.all_button)
+        buttons.addWidget(self.save_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.click_box)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addWidget(self.table, 1)
+
+        self.all_button.clicked.connect(self.predict_all)
+        self.save_button.clicked.connect(self._on_save)
+        viewer.layers.events.inserted.connect(self._refresh_layers)
+        viewer.layers.events.removed.connect(self._refresh_layers)
+        viewer.mouse_drag_callbacks.append(self._on_mouse_drag)
+        self._refresh_layers()
+
+    # -- layers ---------------------------------------------------------------------
+    def _refresh_layers(self, event: Any = None) -> None:
+        current = self.image_layer.currentText()
+        names = [
+            layer.name
+            for layer in self.viewer.layers
+            if layer._type_string == "image" and (layer.rgb or layer.ndim == 2)
+            and not layer.name.startswith("QA ")
+        ]  # fmt: skip
+        self.image_layer.blockSignals(True)
+        self.image_layer.clear()
+        self.image_layer.addItems(names)
+        if current in names:
+            self.image_layer.setCurrentText(current)
+        self.image_layer.blockSignals(False)
+
+    @property
+    def source_layer(self) -> Any | None:
+        """The chosen image layer."""
+        name = self.image_layer.currentText()
+        return self.viewer.layers[name] if name and name in self.viewer.layers else None
+
+    def _notify(self, message: str, *, error: bool = True) -> None:
+        from napari.utils.notifications import show_error, show_warning
+
+        self.status.setText(message)
+        (show_error if error else show_warning)(message)
+
+    # -- work -----------------------------------------------------------------------
+    def _iter_job(self, layer_name: str, image: Any, positions: Any, model: str) -> Any:
+        worker = shared_worker()
+        worker.start()
+        total = max(len(positions), 1)
+        for item in iter_predict_positions(
+            image, positions, worker.predict_galaxies, model=model, size=self.size.value()
+        ):
+            if isinstance(item, tuple):
+                yield (0.9 * item[0] / total, f"QA {item[0]} of {total}")
+            else:
+                return layer_name, item
+        return layer_name, []
+
+    def _run(self, layer: Any, positions: Any) -> Any:
+        try:
+            image = _image_of(layer)
+        except GalamInputError as exc:
+            self._notify(f"Galaxy age & [M/H]: {exc}")
+            return None
+        model = self.model.currentText()
+        from napari_galam.models.registry import available_models
+
+        if model not in available_models():
+            self._notify(
+                f"Galaxy age & [M/H]: the model '{model}' is not shipped in this installation "
+                f"(available: {', '.join(available_models()) or 'none'})."
+            )
+            return None
+        note = sdss_like_note(layer)
+        if note:
+            self._notify(note, error=False)
+        job_args = (layer.name, image, positions, model)
+        if self.synchronous:
+            generator = self._iter_job(*job_args)
+            try:
+                while True:
+                    self._on_progress(next(generator))
+            except StopIteration as stop:
+                self._on_done(stop.value)
+            except GalamError as exc:
+                self._on_error(exc)
+            return None
+        from napari.qt.threading import create_worker
+
+        job = create_worker(self._iter_job, *job_args, _start_thread=False)
+        job.yielded.connect(self._on_progress)
+        job.returned.connect(self._on_done)
+        job.errored.connect(self._on_error)
+        self._job = job
+        job.start()
+        return job
+
+    def predict_at(self, row: float, col: float) -> Any:
+        """Predict the galaxy at (row, col) of the chosen layer's data."""
+        layer = self.source_layer
+        if layer is None:
+            self._notify("Galaxy age & [M/H]: open or choose an image layer first.")
+            return None
+        return self._run(layer, np.array([[row, col]], dtype=float))
+
+    def predict_all(self) -> Any:
+        """Detect every source of the chosen layer and predict them in one batch."""
+        layer = self.source_layer
+        if layer is None:
+            self._notify("Galaxy age & [M/H]: open or choose an image layer first.")
+            return None
+        try:
+            positions = detect_galaxies(_image_of(layer))
+        except GalamError as exc:
+            self._notify(f"Galaxy age & [M/H]: {exc}")
+            return None
+        if len(positions) == 0:
+            self._notify(f"Galaxy age & [M/H]: no sources detected in '{layer.name}'.", error=False)
+            return None
+        self.status.setText(f"{len(positions)} sources detected; predicting…")
+        return self._run(layer, positions)
+
+    def _on_mouse_drag(self, viewer: Any, event: Any) -> Any:
+        if not self.click_box.isChecked() or getattr(event, "button", 1) != 1:
+            return
+        if "Shift" in [str(m) for m in getattr(event, "modifiers", ())]:
+            return
+        layer = self.source_layer
+        if layer is None:
+            return
+        start = np.asarray(event.position, dtype=float)
+        dragged = False
+        yield
+        while event.type == "mouse_move":
+            dragged = dragged or np.linalg.norm(np.asarray(event.position) - start) > 2
+            yield
+        if dragged:
+            return
+        row, col = np.asarray(layer.world_to_data(event.position), dtype=float)[-2:]
+        self.predict_at(row, col)
+
+    # -- results --------------------------------------------------------------------
+    def _on_progress(self, value: tuple[float, str]) -> None:
+        self.progress.setValue(int(100 * value[0]))
+        self.status.setText(value[1])
+
+    def _on_error(self, exc: Exception) -> None:
+        kind = "" if isinstance(exc, GalamError) else f"{type(exc).__name__}: "
+        self._notify(f"Galaxy age & [M/H]: {kind}{exc}")
+
+    def _on_done(self, value: tuple[str, list[GalaxyResult]]) -> None:
+        layer_name, results = value
+        self.progress.setValue(100)
+        for result in results:
+            self.results.append((layer_name, result))
+            self._append_row(layer_name, result)
+        self._update_points()
+        done = sum(r.predicted for r in results)
+        last = results[-1] if results else None
+        if len(results) == 1 and last is not None:
+            if last.predicted:
+                self.status.setText(
+                    f"log age {last.log_age:.2f} (age {10 ** (last.log_age - 9):.1f} Gyr), "
+                    f"[M/H] {last.mh:+.2f} with {last.model}"
+                )
+            else:
+                self.status.setText(f"not predicted ({last.status}): {last.reason}")
+        else:
+            self.status.setText(f"{done} of {len(results)} galaxies predicted")
+
+    def _append_row(self, layer_name: str, result: GalaxyResult) -> None:
+        values = result.row_dict()
+        cells = [layer_name] + [values[c] for c in _COLUMNS[1:]]
+        index = self.table.rowCount()
+        self.table.insertRow(index)
+        for column, value in enumerate(cells):
+            text = f"{value:.2f}" if isinstance(value, float) else str(value)
+            self.table.setItem(index, column, QTableWidgetItem(text))
+
+    def _update_points(self) -> None:
+        coords = np.array([[r.row, r.col] for _, r in self.results], dtype=float).reshape(-1, 2)
+        features = {
+            "log_age": np.array([r.log_age for _, r in self.results], dtype=float),
+            "mh": np.array([r.mh for _, r in self.results], dtype=float),
+            "status": np.array([r.status for _, r in self.results], dtype=object),
+            "label": np.array(
+                [
+                    f"{r.log_age:.2f} / {r.mh:+.2f}" if r.predicted else r.status
+                    for _, r in self.results
+                ],
+                dtype=object,
+            ),
+        }
+        colours = ["lime" if r.predicted else "orange" for _, r in self.results]
+        if POINTS_LAYER in self.viewer.layers:
+            points = self.viewer.layers[POINTS_LAYER]
+            points.data = coords
+            points.features = features
+            points.face_color = colours
+            points.refresh()
+        else:
+            layer = self.source_layer
+            self.viewer.add_points(
+                coords,
+                name=POINTS_LAYER,
+                features=features,
+                face_color=colours,
+                border_color="black",
+                size=8,
+                text={"string": "{label}", "color": "white", "size": 9, "anchor": "upper_left"},
+                scale=layer.scale[-2:] if layer is not None else None,
+                translate=layer.translate[-2:] if layer is not None else None,
+            )
+        if self.source_layer is not None:
+            self.viewer.layers.selection.active = self.source_layer
+
+    def results_table(self) -> Any:
+        """All rows so far as an astropy Table."""
+        from astropy.table import Table
+
+        rows = [{"layer": name, **result.row_dict()} for name, result in self.results]
+        return Table(rows=rows, names=_COLUMNS) if rows else Table(names=_COLUMNS)
+
+    def save_table(self, path: str | os.PathLike) -> Path:
+        """Write the results (ECSV or CSV by suffix), atomically."""
+        from napari_galam.io.writers import write_table
+
+        return write_table(path, self.results_table())
+
+    def _on_save(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save predictions", "", "ECSV (*.ecsv);;CSV (*.csv)"
+        )
+        if not path:
+            return
+        try:
+            self.status.setText(f"Saved {self.save_table(path)}")
+        except (GalamError, OSError) as exc:
+            self._notify(f"Galaxy age & [M/H]: could not save {path}: {exc}")

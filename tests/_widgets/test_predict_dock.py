@@ -1,0 +1,72 @@
+"""The click-to-predict dock in a real viewer (models run in the worker process)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_galam._widgets._model_worker import stop_shared_worker
+from napari_galam._widgets.predict_dock import POINTS_LAYER, PredictDock
+from napari_galam.models.registry import available_models
+
+HAVE_MODEL = "mmlforgalam" in available_models()
+
+
+@pytest.fixture
+def dock(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget = PredictDock(viewer)
+    widget.synchronous = True
+    viewer.window.add_dock_widget(widget, name="Galaxy age & [M/H]")
+    yield viewer, widget
+    stop_shared_worker()
+    assert "tensorflow" not in sys.modules
+
+
+def test_no_layer_or_no_model_is_a_clear_message(dock) -> None:
+    from napari.utils.notifications import notification_manager
+
+    viewer, widget = dock
+    before = len(notification_manager.records)
+    widget.predict_at(10, 10)
+    assert "open or choose an image layer" in widget.status.text()
+    viewer.add_image(np.zeros((5, 5, 4)), name="cube-ish")  # not 2-D or RGB: not offered
+    assert widget.image_layer.count() == 0
+    if not HAVE_MODEL:
+        viewer.open_sample("napari-galam", "hubble_deep_field")
+        widget.predict_at(578, 754)
+        assert "not shipped" in widget.status.text()
+    assert len(notification_manager.records) > before
+
+
+@pytest.mark.skipif(not HAVE_MODEL, reason="no shipped MMLforGalAM model in this checkout")
+def test_clicks_on_the_hubble_deep_field(dock, tmp_path: Path) -> None:
+    from astropy.table import Table
+
+    from napari_galam.pipeline.galaxies import detect_galaxies
+
+    viewer, widget = dock
+    viewer.open_sample("napari-galam", "hubble_deep_field")
+    positions = detect_galaxies(viewer.layers["Hubble Deep Field"].data)[:12]
+    for row, col in positions:
+        widget.predict_at(row, col)
+    assert len(widget.results) == 12
+    predicted = [r for _, r in widget.results if r.predicted]
+    assert len(predicted) >= 6
+    assert all(7.5 < r.log_age < 10.5 and -2.5 < r.mh < 1.0 for r in predicted)
+    points = viewer.layers[POINTS_LAYER]
+    assert len(points.data) == 12 and "log_age" in points.features
+    assert "not SDSS-like" in " ".join(
+        str(n.message)
+        for n in __import__("napari").utils.notifications.notification_manager.records
+    )
+    table = Table.read(widget.save_table(tmp_path / "predictions.ecsv"))
+    assert len(table) == 12 and set(table["status"]) <= {
+        "accepted", "blended", "no_ellipse", "no_contour", "flat", "failed"
+    }  # fmt: skip
+    shot = tmp_path / "predict_dock.png"
+    viewer.screenshot(str(shot), canvas_only=False, flash=False)
+    assert shot.stat().st_size > 50_000
