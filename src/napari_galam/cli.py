@@ -28,6 +28,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "napari_galam._cli.simulate",
     "napari_galam._cli.map",
     "napari_galam._cli.train",
+    "napari_galam._cli.predict",
 )
 
 
