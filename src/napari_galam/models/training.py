@@ -453,7 +453,12 @@ class TrainingSettings:
 
 @dataclass(frozen=True)
 class TrainingProgress:
-    """One finished epoch (or a stage event) of a training run."""
+    """One finished epoch (or a stage event) of a training run.
+
+    ``loss`` is the training loss (MSE plus any L2 penalty); ``val_loss`` and
+    ``best_val_loss`` are validation MSEs (in dex^2 for the label models), the quantity
+    early stopping watches.
+    """
 
     stage: str
     epoch: int
@@ -642,7 +647,12 @@ def _iter_stage(
         keras.utils.set_random_seed(settings.seed)
         with _dtype_policy(mixed):
             model = build()
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse", jit_compile=jit)
+        model.compile(
+            optimizer=keras.optimizers.Adam(learning_rate),
+            loss="mse",
+            metrics=[keras.metrics.MeanSquaredError(name="mse")],
+            jit_compile=jit,
+        )
         state.update(epoch=0, best_val_loss=math.inf, wait=0, history=[])
         message = "started"
     train_ds, val_ds = train_data(), val_data()
@@ -656,7 +666,9 @@ def _iter_stage(
             verbose=0,
         )
         loss = float(history.history["loss"][-1])
-        val_loss = float(history.history["val_loss"][-1])
+        # Early stopping and "best" use the validation MSE alone (the paper's metric),
+        # not the loss, which also holds the L2 penalty of M1's and M3's convolutions.
+        val_loss = float(history.history["val_mse"][-1])
         if not math.isfinite(loss):
             raise GalamInputError(
                 f"training {stage}: the loss became {loss} at epoch {epoch + 1}; lower the learning rate or check the data for NaN"
@@ -669,7 +681,15 @@ def _iter_stage(
             state["wait"] += 1
         _atomic_save(model, last_path)
         state["epoch"] = epoch + 1
-        state["history"].append({"epoch": epoch + 1, "loss": loss, "val_loss": val_loss})
+        state["history"].append(
+            {
+                "epoch": epoch + 1,
+                "loss": loss,
+                "mse": float(history.history["mse"][-1]),
+                "val_loss": float(history.history["val_loss"][-1]),
+                "val_mse": val_loss,
+            }
+        )
         stop = state["wait"] >= patience or epoch + 1 >= settings.epochs
         state["done"] = stop
         _atomic_json(state_path, state)
