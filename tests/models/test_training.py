@@ -129,6 +129,7 @@ def test_staged_training_lowers_the_loss_and_resumes(tmp_path, toy_galaxy_h5):
     assert {"spectra-only", "image-only", "mmlforgalam", "m4-real-m1-features"} <= set(metrics)
     assert np.isfinite(metrics["mmlforgalam"]["log_age"]["sd"])
     assert np.isfinite(metrics["m2_feature_r2_mean"])
+    assert metrics["m2_feature_r2_weighted"] <= 1.0
 
     # A third run finds everything finished and trains nothing.
     third = list(tr.iter_train_mmlforgalam(data, work, config=TINY, settings=settings))

@@ -731,14 +731,18 @@ def _cached_features(path: Path, compute: Callable[[], NDArray[np.float32]]) -> 
     return values
 
 
-def _mean_r2(predicted: NDArray[np.float32], true: NDArray[np.float32]) -> float:
-    """Mean over feature components of R^2 (components constant in ``true`` are skipped)."""
+def _feature_r2(predicted: NDArray[np.float32], true: NDArray[np.float32]) -> tuple[float, float]:
+    """R^2 of M2's features against M1's: mean over components (the paper's number,
+    Sect. 4) and variance-weighted (1 - total SSE / total SS, robust to near-constant
+    components); components constant in ``true`` are skipped."""
     total = ((true - true.mean(axis=0)) ** 2).sum(axis=0)
     used = total > 1e-12 * max(float(total.max(initial=0.0)), 1e-30)
     if not np.any(used):
-        return math.nan
+        return math.nan, math.nan
     residual = ((predicted - true) ** 2).sum(axis=0)
-    return float(np.mean(1.0 - residual[used] / total[used]))
+    mean = float(np.mean(1.0 - residual[used] / total[used]))
+    weighted = float(1.0 - residual[used].sum() / total[used].sum())
+    return mean, weighted
 
 
 def _label_stats(labels: NDArray[np.float32]) -> tuple[list[float], list[float]]:
@@ -883,7 +887,9 @@ def iter_train_mmlforgalam(
                 feature_extractor(m3, IMAGE_FEATURE_LAYER), data.cutouts, all_rows, images, bs
             ),
         )
-        metrics["m2_feature_r2_mean"] = _mean_r2(m2_features[split.test], m1_features[split.test])
+        r2_mean, r2_weighted = _feature_r2(m2_features[split.test], m1_features[split.test])
+        metrics["m2_feature_r2_mean"] = r2_mean
+        metrics["m2_feature_r2_weighted"] = r2_weighted
         yield from stage(
             "m4",
             lambda: build_m4(cfg, target_mean=mean, target_std=std),
