@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from napari_galam.models.registry import available_models, read_model_card
 from napari_galam.simulate.datasets import simulate_dataset
 
@@ -25,8 +27,17 @@ def test_train_cutouts_exports_cards_and_resumes(tmp_path: Path) -> None:
     simulate_dataset(data, kind="cutouts", n=24, seed=3)
     work, weights = tmp_path / "run", tmp_path / "weights"
     args = ("train", str(data), "-w", str(work), "--epochs", "1", "--batch-size", "8")
-    first = galam(*args, "--export", "--weights-dir", str(weights))
+    first = galam(*args, "--qa", "--export", "--weights-dir", str(weights))
     assert first.returncode == 0, first.stderr[-2000:]
+    import h5py
+
+    with h5py.File(work / "qa_cutouts.h5", "r") as qa, h5py.File(data, "r") as raw:
+        accepted = qa["truth/qa_accepted"][()]
+        usable = accepted & ~raw["truth/blended"][()]
+        assert qa["images/rgb"].shape == (24, 128, 128, 3)
+        assert qa["images/rgb"][np.flatnonzero(~accepted)].max(initial=0) == 0
+    report, _ = json.JSONDecoder().raw_decode(first.stdout[first.stdout.index("\n{") + 1 :])
+    assert sum(report["split_sizes"].values()) == int(usable.sum())
     assert "m1 epoch   1/1" in first.stdout and "m4 epoch   1/1" in first.stdout
     assert available_models(weights) == ["image-only", "mmlforgalam", "spectra-only"]
     card = read_model_card("mmlforgalam", directory=weights)
@@ -35,7 +46,7 @@ def test_train_cutouts_exports_cards_and_resumes(tmp_path: Path) -> None:
     assert card["training_data"]["kind"] == "cutouts" and card["training_data"]["seed"] == 3
     assert json.loads((work / "metrics.json").read_text())["mmlforgalam"]["log_age"]["n"] > 0
 
-    again = galam(*args)
+    again = galam(*args, "--qa")  # the QA cache is reused
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stdout.count("finished earlier; skipped") == 4
 

@@ -3,7 +3,10 @@
 ``galam train cutouts.h5 -w runs/mml`` trains M1 -> M2, M3 -> M4 (Wang et al. 2025) on a
 file written by ``galam simulate --kind cutouts``; ``galam train cubes.h5 -w runs/sed
 --set B`` trains the per-spaxel SED CNNs (Liew-Cain et al. 2021) on ``--kind cubes``.
-Rerunning the same command continues from the last checkpoint. ``--export`` copies the
+Rerunning the same command continues from the last checkpoint. ``--qa`` first runs the
+Galaxy QA (:func:`napari_galam.pipeline.qa.assess_galaxy`) over the cutouts and trains on
+the accepted, masked and cropped model inputs only, as the paper does and as inference
+sees them. ``--export`` copies the
 final models, with model cards, into the weights registry (the package's weights folder,
 or ``--weights-dir``). TensorFlow is imported only inside :func:`run`.
 """
@@ -12,8 +15,11 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-__all__ = ["add_parser", "run"]
+from napari_galam.errors import GalamInputError
+
+__all__ = ["add_parser", "run", "qa_cutouts"]
 
 _SWITCH = {"auto": None, "on": True, "off": False}
 
@@ -46,6 +52,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--set", dest="split", choices=("A", "B"), default="B", help="SED CNN split (default B)"
     )
+    parser.add_argument(
+        "--qa",
+        action="store_true",
+        help="cutouts: run the Galaxy QA (ellipse mask, deblend, crop, resize) once over the "
+        "cutouts and train on the accepted model inputs only, as the paper does and as "
+        "inference sees them (cached in WORKDIR/qa_cutouts.h5)",
+    )
     parser.add_argument("--mixed-precision", choices=tuple(_SWITCH), default="auto")
     parser.add_argument("--xla", choices=tuple(_SWITCH), default="auto")
     parser.add_argument(
@@ -55,11 +68,61 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def qa_cutouts(data: Any, path: Path, *, progress_every: int = 500) -> Any:
+    """Run the Galaxy QA once over every cutout; return the arrays with the QA'd inputs.
+
+    Accepted galaxies get their masked, cropped, 128 x 128 model input; the others are
+    marked unusable (left out of the splits). The result is cached in ``path`` (written
+    under a temporary name, moved into place when complete) and reused on reruns.
+    """
+    import dataclasses
+    import os
+
+    import h5py
+    import numpy as np
+
+    from napari_galam.pipeline.qa import assess_galaxy
+
+    n = len(data)
+    if not path.is_file():
+        temporary = path.with_name(path.name + ".part")
+        with h5py.File(temporary, "w") as out:
+            rgb = out.create_dataset(
+                "images/rgb", (n, 128, 128, 3), np.uint8, chunks=(min(n, 64), 128, 128, 3)
+            )
+            accepted = np.zeros(n, dtype=bool)
+            for index in range(n):
+                qa = assess_galaxy(np.asarray(data.cutouts[index]))
+                if qa.status == "accepted" and qa.model_input is not None:
+                    rgb[index] = qa.model_input
+                    accepted[index] = True
+                if progress_every and (index + 1) % progress_every == 0:
+                    print(
+                        f"        qa {index + 1}/{n}: {int(accepted[: index + 1].sum())} accepted",
+                        flush=True,
+                    )
+            out.create_dataset("truth/qa_accepted", data=accepted)
+        os.replace(temporary, path)
+    handle = h5py.File(path, "r")
+    accepted = np.asarray(handle["truth/qa_accepted"][()], dtype=bool)
+    if accepted.size != n:
+        raise GalamInputError(
+            f"{path}: QA cache for {accepted.size} cutouts, dataset has {n}; delete it"
+        )
+    usable = accepted if data.usable is None else accepted & np.asarray(data.usable, dtype=bool)
+    print(f"        qa: {int(accepted.sum())} of {n} cutouts accepted", flush=True)
+    return dataclasses.replace(
+        data,
+        cutouts=handle["images/rgb"],
+        usable=usable,
+        card={**data.card, "qa": "galam qa (accepted only)"},
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``galam train``."""
     import json
 
-    from napari_galam.errors import GalamInputError
     from napari_galam.models import training
 
     if not args.data.is_file():
@@ -83,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if kind == "cutouts":
         data = training.open_galaxy_hdf5(args.data)
+        if args.qa:
+            args.workdir.mkdir(parents=True, exist_ok=True)
+            data = qa_cutouts(data, args.workdir / "qa_cutouts.h5")
         steps = training.iter_train_mmlforgalam(
             data, args.workdir, config=args.config, settings=settings
         )
