@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
     QSpinBox,
 )
 
+from napari_galam._widgets._choices import layer_named, refill_choices
 from napari_galam._widgets._mpl import MplDock
 from napari_galam.core.gradients import (
     GalaxyEllipse,
@@ -193,19 +194,10 @@ class GradientsDock(MplDock):
     def _refresh_choices(self, event: Any = None) -> None:
         images = [layer.name for layer in self.viewer.layers if layer._type_string == "image"]
         shapes = [layer.name for layer in self.viewer.layers if layer._type_string == "shapes"]
-        for box, names, optional in (
-            (self.age_layer, images, False),
-            (self.mh_layer, images, False),
-            (self.light_layer, images, True),
-            (self.shapes_layer, shapes, True),
-        ):
-            current = box.currentText()
-            box.blockSignals(True)
-            box.clear()
-            box.addItems(([_NO_LAYER] if optional else []) + names)
-            if current in names:
-                box.setCurrentText(current)
-            box.blockSignals(False)
+        refill_choices(self.age_layer, images)
+        refill_choices(self.mh_layer, images)
+        refill_choices(self.light_layer, images, none_item=_NO_LAYER)
+        refill_choices(self.shapes_layer, shapes, none_item=_NO_LAYER)
         if (
             self.age_layer.currentText()
             and self.mh_layer.currentText() == self.age_layer.currentText()
@@ -220,9 +212,7 @@ class GradientsDock(MplDock):
                 self._on_map_chosen(guess_age)
 
     def _layer(self, name: str) -> Any:
-        if not name or name == _NO_LAYER or name not in self.viewer.layers:
-            return None
-        return self.viewer.layers[name]
+        return None if name == _NO_LAYER else layer_named(self.viewer, name)
 
     def set_ellipse(self, ellipse: GalaxyEllipse) -> None:
         """Fill the ellipse fields."""

@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_galam._layerdata import CUBE_KEY, NARROWBAND_KEY
+from napari_galam._widgets._choices import refill_choices
 from napari_galam._widgets._model_worker import shared_worker
 from napari_galam._widgets.gradients_dock import ELLIPSE_KEY, RE_KEY
 from napari_galam.core.gradients import ellipse_from_moments, half_light_radius
@@ -115,14 +116,7 @@ class MapsDock(QWidget):
 
     # -- choices ---------------------------------------------------------------------
     def _refresh_sources(self, event: Any = None) -> None:
-        current = self.source.currentText()
-        names = [layer.name for layer in _source_layers(self.viewer)]
-        self.source.blockSignals(True)
-        self.source.clear()
-        self.source.addItems(names)
-        if current in names:
-            self.source.setCurrentText(current)
-        self.source.blockSignals(False)
+        refill_choices(self.source, [layer.name for layer in _source_layers(self.viewer)])
 
     def _notify(self, message: str) -> None:
         from napari.utils.notifications import show_error

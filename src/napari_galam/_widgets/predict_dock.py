@@ -31,6 +31,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_galam._widgets._choices import layer_named, refill_choices
 from napari_galam._widgets._model_worker import shared_worker
 from napari_galam.errors import GalamError, GalamInputError
 from napari_galam.pipeline.galaxies import (
@@ -123,25 +124,19 @@ class PredictDock(QWidget):
 
     # -- layers ---------------------------------------------------------------------
     def _refresh_layers(self, event: Any = None) -> None:
-        current = self.image_layer.currentText()
         names = [
             layer.name
             for layer in self.viewer.layers
-            if layer._type_string == "image" and (layer.rgb or layer.ndim == 2)
+            if layer._type_string == "image"
+            and (layer.rgb or layer.ndim == 2)
             and not layer.name.startswith("QA ")
-        ]  # fmt: skip
-        self.image_layer.blockSignals(True)
-        self.image_layer.clear()
-        self.image_layer.addItems(names)
-        if current in names:
-            self.image_layer.setCurrentText(current)
-        self.image_layer.blockSignals(False)
+        ]
+        refill_choices(self.image_layer, names)
 
     @property
     def source_layer(self) -> Any | None:
         """The chosen image layer."""
-        name = self.image_layer.currentText()
-        return self.viewer.layers[name] if name and name in self.viewer.layers else None
+        return layer_named(self.viewer, self.image_layer.currentText())
 
     def _notify(self, message: str, *, error: bool = True) -> None:
         from napari.utils.notifications import show_error, show_warning

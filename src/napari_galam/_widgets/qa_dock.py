@@ -36,6 +36,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_galam._widgets._choices import layer_named, refill_choices
 from napari_galam.core.cutout import cutout_around
 from napari_galam.core.masking import MAX_MASKING_PIXELS
 from napari_galam.errors import GalamError, GalamInputError
@@ -202,20 +203,12 @@ class QADock(QWidget):
         ]
 
     def _refresh_layers(self, event: Any = None) -> None:
-        current = self.layer_box.currentText()
-        names = [layer.name for layer in self._image_layers()]
-        self.layer_box.blockSignals(True)
-        self.layer_box.clear()
-        self.layer_box.addItems(names)
-        if current in names:
-            self.layer_box.setCurrentText(current)
-        self.layer_box.blockSignals(False)
+        refill_choices(self.layer_box, [layer.name for layer in self._image_layers()])
 
     @property
     def source_layer(self) -> Any | None:
         """The image layer chosen in the dock."""
-        name = self.layer_box.currentText()
-        return self.viewer.layers[name] if name and name in self.viewer.layers else None
+        return layer_named(self.viewer, self.layer_box.currentText())
 
     # -- what to run on ---------------------------------------------------------------
     def run_whole_layer(self) -> None:
