@@ -63,57 +63,19 @@ def load_spaxels(path: Path, *, max_radius: float, max_spaxels: int | None, seed
     return arrays, names, card
 
 
-def robust_sd(x: np.ndarray) -> float:
-    """1.4826 x the median absolute deviation: the paper's robust SD."""
-    x = x[np.isfinite(x)]
-    return float(1.4826 * np.median(np.abs(x - np.median(x))))
+def keras_sed_predictor(model):
+    """``predict_seds`` for a Keras model in this process (preprocessing as at inference)."""
+    from types import SimpleNamespace
 
-
-def evaluate_on_cubes(model, path: Path, *, max_radius: float) -> dict:
-    """Per-spaxel robust SD and gradient errors on unseen simulated cubes."""
-    import h5py
-
-    from napari_galam.core.gradients import bootstrap_gradient
     from napari_galam.core.preprocess import normalise_seds
 
-    with h5py.File(path, "r") as handle:
-        seds = handle["seds/flux"][()]
-        log_age = handle["maps/log_age"][()]
-        mh = handle["maps/mh"][()]
-        radius = handle["maps/r_over_re"][()]
-        true_grad_age = handle["gradients/observed_gradient_log_age"][()]
-        true_grad_mh = handle["gradients/observed_gradient_mh"][()]
-    normalised, valid = normalise_seds(seds)
-    predicted = np.full(seds.shape[:-1] + (2,), np.nan, dtype=np.float32)
-    predicted[valid] = model.predict(normalised[valid], batch_size=8192, verbose=0)
-    use = valid & (radius <= max_radius)
-    d_age = (predicted[..., 0] - log_age)[use]
-    d_mh = (predicted[..., 1] - mh)[use]
-    grad_err_age, grad_err_mh, n_gal = [], [], 0
-    for k in range(seds.shape[0]):
-        keep = use[k]
-        fit_age = bootstrap_gradient(radius[k][keep], predicted[k, ..., 0][keep], seed=k)
-        fit_mh = bootstrap_gradient(radius[k][keep], predicted[k, ..., 1][keep], seed=k)
-        if fit_age.ok and fit_mh.ok:
-            n_gal += 1
-            grad_err_age.append(fit_age.slope - true_grad_age[k])
-            grad_err_mh.append(fit_mh.slope - true_grad_mh[k])
-    grad_err_age, grad_err_mh = np.array(grad_err_age), np.array(grad_err_mh)
-    return {
-        "test_file_galaxies": int(seds.shape[0]),
-        "test_spaxels": int(use.sum()),
-        "robust_sd_log_age": robust_sd(d_age),
-        "robust_sd_mh": robust_sd(d_mh),
-        "bias_log_age": float(np.median(d_age)),
-        "bias_mh": float(np.median(d_mh)),
-        "gradient_galaxies": n_gal,
-        "gradient_error_sd_log_age": float(np.std(grad_err_age)),
-        "gradient_error_sd_mh": float(np.std(grad_err_mh)),
-        "gradient_error_robust_sd_log_age": robust_sd(grad_err_age),
-        "gradient_error_robust_sd_mh": robust_sd(grad_err_mh),
-        "gradient_bias_log_age": float(np.median(grad_err_age)),
-        "gradient_bias_mh": float(np.median(grad_err_mh)),
-    }
+    def predict(seds):
+        normalised, valid = normalise_seds(seds)
+        out = np.full(np.shape(seds)[:-1] + (2,), np.nan, dtype=np.float32)
+        out[valid] = model.predict(normalised[valid], batch_size=8192, verbose=0)
+        return SimpleNamespace(log_age=out[..., 0], mh=out[..., 1])
+
+    return predict
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     from napari_galam.models.inference import SED_MODEL, model_input_spec
     from napari_galam.models.registry import save_model_with_card
     from napari_galam.models.training import TrainingSettings, train_sed_cnn
+    from napari_galam.pipeline.evaluate import evaluate_spaxels
 
     start = time.time()
     data, names, card = load_spaxels(
@@ -154,9 +117,13 @@ def main(argv: list[str] | None = None) -> int:
         data, args.workdir, split=args.split, config="compact", settings=settings
     )
     model = keras.saving.load_model(result.model_paths[SED_MODEL], compile=False)
-    evaluation = evaluate_on_cubes(model, args.test, max_radius=args.max_radius)
+    evaluation = evaluate_spaxels(args.test, keras_sed_predictor(model), max_radius=args.max_radius)
     minutes = (time.time() - start) / 60
-    print(json.dumps({"split_metrics": result.metrics, "unseen_cubes": evaluation}, indent=1))
+    print(
+        json.dumps(
+            {"split_metrics": result.metrics, "unseen_cubes": evaluation}, indent=1, default=float
+        )
+    )
     print(f"trained and evaluated in {minutes:.1f} min")
     if args.no_ship:
         return 0

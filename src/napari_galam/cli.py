@@ -29,6 +29,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "napari_galam._cli.map",
     "napari_galam._cli.train",
     "napari_galam._cli.predict",
+    "napari_galam._cli.evaluate",
 )
 
 
