@@ -70,3 +70,32 @@ def test_clicks_on_the_hubble_deep_field(dock, tmp_path: Path) -> None:
     shot = tmp_path / "predict_dock.png"
     viewer.screenshot(str(shot), canvas_only=False, flash=False)
     assert shot.stat().st_size > 50_000
+
+
+@pytest.mark.skipif(not HAVE_MODEL, reason="no shipped MMLforGalAM model in this checkout")
+def test_three_simulated_galaxies_against_their_truth(dock) -> None:
+    from napari_galam.pipeline.qa import assess_galaxy
+    from napari_galam.simulate.datasets import simulate_sdss_galaxy
+
+    rng = np.random.default_rng(11)
+    galaxies = []
+    while len(galaxies) < 3:  # isolated galaxies the QA accepts, as the paper's sample
+        galaxy = simulate_sdss_galaxy(rng, blend_probability=0.0)
+        if assess_galaxy(galaxy.cutout.rgb).status == "accepted":
+            galaxies.append(galaxy)
+    field = np.concatenate([g.cutout.rgb for g in galaxies], axis=1)  # 128 x 384 strip
+    viewer, widget = dock
+    viewer.add_image(field, name="simulated strip", rgb=True, metadata={"sdss_like": True})
+    widget.image_layer.setCurrentText("simulated strip")
+    for k in range(3):
+        widget.predict_at(63.5, 63.5 + 128 * k)
+    results = [r for _, r in widget.results]
+    assert [r.status for r in results] == ["accepted"] * 3
+    d_age = np.array(
+        [r.log_age - g.spectrum.log_age for r, g in zip(results, galaxies, strict=True)]
+    )
+    d_mh = np.array([r.mh - g.spectrum.mh for r, g in zip(results, galaxies, strict=True)])
+    print("clicked galaxies, pred - truth: log age", d_age.round(3), "[M/H]", d_mh.round(3))
+    # the model's test-set SD is ~0.15 dex (age) and ~0.11 dex ([M/H]): allow 3 sigma
+    assert np.all(np.abs(d_age) < 0.45) and np.all(np.abs(d_mh) < 0.35)
+    assert widget.table.rowCount() == 3
