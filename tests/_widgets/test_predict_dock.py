@@ -99,3 +99,16 @@ def test_three_simulated_galaxies_against_their_truth(dock) -> None:
     # the model's test-set SD is ~0.15 dex (age) and ~0.11 dex ([M/H]): allow 3 sigma
     assert np.all(np.abs(d_age) < 0.45) and np.all(np.abs(d_mh) < 0.35)
     assert widget.table.rowCount() == 3
+
+
+@pytest.mark.skipif("spectra-only" not in available_models(), reason="no spectra-only model")
+def test_spectra_only_is_offered_for_an_open_spectrum(dock) -> None:
+    viewer, widget = dock
+    assert not widget.spectrum_button.isVisibleTo(widget)  # no spectrum open yet
+    viewer.open_sample("napari-galam", "sdss_spectrum_ngc3522")
+    assert widget.spectrum_button.isVisibleTo(widget)
+    result = widget.predict_spectrum()
+    assert result is not None and result.model == "spectra-only"
+    assert 8.0 < result.log_age < 10.5 and -2.0 < result.mh < 0.5
+    assert "spectra-only" in widget.status.text()
+    assert widget.table.rowCount() == 1

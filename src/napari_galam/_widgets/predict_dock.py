@@ -4,8 +4,10 @@ Each click takes a cutout around the clicked point, runs the MMLforGalAM image
 preprocessing and blend check, and asks the shared model worker for log age and [M/H].
 The galaxy is marked in a points layer (properties and text), and a table accumulates
 one row per click, rejected galaxies included with their reason. "Predict all" detects
-every source of the field and predicts them in one batch. The models were trained on
-SDSS-like gri cutouts (0.396"/px); the dock says so when the image is not SDSS-like.
+every source of the field and predicts them in one batch. When an SDSS spectrum is open,
+the spectra-only model (the paper's most accurate) is offered for it too. The models
+were trained on SDSS-like gri cutouts (0.396"/px); the dock says so when the image is
+not SDSS-like.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from napari_galam._layerdata import SPECTRUM_KEY
 from napari_galam._widgets._choices import layer_named, refill_choices
 from napari_galam._widgets._model_worker import shared_worker
 from napari_galam.errors import GalamError, GalamInputError
@@ -92,6 +95,8 @@ class PredictDock(QWidget):
         self.click_box = QCheckBox("Click a galaxy in the viewer")
         self.click_box.setChecked(True)
         self.all_button = QPushButton("Predict all galaxies")
+        self.spectrum_layer = QComboBox()
+        self.spectrum_button = QPushButton("Predict from spectrum (spectra-only)")
         self.save_button = QPushButton("Save table…")
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
@@ -111,11 +116,16 @@ class PredictDock(QWidget):
         layout.addLayout(form)
         layout.addWidget(self.click_box)
         layout.addLayout(buttons)
+        spectrum_row = QHBoxLayout()
+        spectrum_row.addWidget(self.spectrum_layer, 1)
+        spectrum_row.addWidget(self.spectrum_button)
+        layout.addLayout(spectrum_row)
         layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(self.table, 1)
 
         self.all_button.clicked.connect(self.predict_all)
+        self.spectrum_button.clicked.connect(self.predict_spectrum)
         self.save_button.clicked.connect(self._on_save)
         viewer.layers.events.inserted.connect(self._refresh_layers)
         viewer.layers.events.removed.connect(self._refresh_layers)
@@ -132,6 +142,10 @@ class PredictDock(QWidget):
             and not layer.name.startswith("QA ")
         ]
         refill_choices(self.image_layer, names)
+        spectra = [layer.name for layer in self.viewer.layers if SPECTRUM_KEY in layer.metadata]
+        refill_choices(self.spectrum_layer, spectra)
+        self.spectrum_layer.setVisible(bool(spectra))
+        self.spectrum_button.setVisible(bool(spectra))
 
     @property
     def source_layer(self) -> Any | None:
@@ -222,6 +236,32 @@ class PredictDock(QWidget):
         self.status.setText(f"{len(positions)} sources detected; predicting…")
         return self._run(layer, positions)
 
+    def predict_spectrum(self) -> GalaxyResult | None:
+        """Predict the chosen spectrum layer's galaxy with the spectra-only model."""
+        from napari_galam.core.preprocess import preprocess_spectrum
+
+        layer = layer_named(self.viewer, self.spectrum_layer.currentText())
+        if layer is None:
+            self._notify("Galaxy age & [M/H]: open an SDSS spectrum first.")
+            return None
+        spectrum = layer.metadata[SPECTRUM_KEY]
+        good = np.asarray(spectrum.ivar) > 0
+        try:
+            inputs = preprocess_spectrum(
+                np.asarray(spectrum.wave)[good], np.asarray(spectrum.flux)[good]
+            )
+            worker = shared_worker()
+            answer = worker.predict_galaxies(spectra=inputs[None], model="spectra-only")
+        except GalamError as exc:
+            self._notify(f"Galaxy age & [M/H]: spectrum '{layer.name}': {exc}")
+            return None
+        result = GalaxyResult(
+            float("nan"), float("nan"), "accepted", "", model=answer.model,
+            log_age=float(answer.log_age[0]), mh=float(answer.mh[0]),
+        )  # fmt: skip
+        self._on_done((layer.name, [result]))
+        return result
+
     def _on_mouse_drag(self, viewer: Any, event: Any) -> Any:
         if not self.click_box.isChecked() or getattr(event, "button", 1) != 1:
             return
@@ -280,20 +320,20 @@ class PredictDock(QWidget):
             self.table.setItem(index, column, QTableWidgetItem(text))
 
     def _update_points(self) -> None:
-        coords = np.array([[r.row, r.col] for _, r in self.results], dtype=float).reshape(-1, 2)
+        placed = [r for _, r in self.results if np.isfinite(r.row) and np.isfinite(r.col)]
+        if not placed:
+            return
+        coords = np.array([[r.row, r.col] for r in placed], dtype=float).reshape(-1, 2)
         features = {
-            "log_age": np.array([r.log_age for _, r in self.results], dtype=float),
-            "mh": np.array([r.mh for _, r in self.results], dtype=float),
-            "status": np.array([r.status for _, r in self.results], dtype=object),
+            "log_age": np.array([r.log_age for r in placed], dtype=float),
+            "mh": np.array([r.mh for r in placed], dtype=float),
+            "status": np.array([r.status for r in placed], dtype=object),
             "label": np.array(
-                [
-                    f"{r.log_age:.2f} / {r.mh:+.2f}" if r.predicted else r.status
-                    for _, r in self.results
-                ],
+                [f"{r.log_age:.2f} / {r.mh:+.2f}" if r.predicted else r.status for r in placed],
                 dtype=object,
             ),
         }
-        colours = ["lime" if r.predicted else "orange" for _, r in self.results]
+        colours = ["lime" if r.predicted else "orange" for r in placed]
         if POINTS_LAYER in self.viewer.layers:
             points = self.viewer.layers[POINTS_LAYER]
             points.data = coords
