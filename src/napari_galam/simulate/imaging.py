@@ -296,7 +296,11 @@ def render_cutout(
         y = centre[1] + neighbour.separation_arcsec / pixel_scale * np.sin(angle)
         nb_basis = observed_basis(neighbour.galaxy, library=library, broaden=False)
         nb_maps = light_maps(
-            neighbour.galaxy, shape=shape, pixel_scale=pixel_scale, centre_xy=(x, y)
+            neighbour.galaxy,
+            shape=shape,
+            pixel_scale=pixel_scale,
+            centre_xy=(x, y),
+            extent_re=25.0,  # beyond, even an n = 4 bulge is below 1e-4 of its I_e
         )
         layers.append(np.tensordot(nb_basis.band_nanomaggies(bands), nb_maps, axes=(0, 0)))
         rows.append(
