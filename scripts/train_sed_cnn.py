@@ -28,19 +28,30 @@ from pathlib import Path
 import numpy as np
 
 
-def load_spaxels(path: Path, *, max_radius: float, max_spaxels: int | None, seed: int):
-    """Per-spaxel SEDs, labels and galaxy ids of a simulated cube dataset."""
+def _read_cubes(path: Path):
     import h5py
 
+    with h5py.File(path, "r") as handle:
+        return (
+            handle["seds/flux"][()],  # (n, ny, nx, n_filters)
+            handle["maps/log_age"][()],
+            handle["maps/mh"][()],
+            handle["maps/r_over_re"][()],
+            [n.decode() for n in handle["seds/filter_names"][()]],
+            json.loads(handle.attrs["card"]) if "card" in handle.attrs else {},
+        )
+
+
+def load_spaxels(paths: list[Path], *, max_radius: float, max_spaxels: int | None, seed: int):
+    """Per-spaxel SEDs, labels and galaxy ids of simulated cube datasets (ids made unique)."""
     from napari_galam.models.training import SpaxelArrays
 
-    with h5py.File(path, "r") as handle:
-        seds = handle["seds/flux"][()]  # (n, ny, nx, n_filters)
-        log_age = handle["maps/log_age"][()]
-        mh = handle["maps/mh"][()]
-        radius = handle["maps/r_over_re"][()]
-        names = [n.decode() for n in handle["seds/filter_names"][()]]
-        card = json.loads(handle.attrs["card"]) if "card" in handle.attrs else {}
+    parts = [_read_cubes(path) for path in paths]
+    names = parts[0][4]
+    if any(part[4] != names for part in parts):
+        raise SystemExit("the datasets were measured in different filters")
+    seds, log_age, mh, radius = (np.concatenate([part[k] for part in parts]) for k in range(4))
+    card = {"datasets": [part[5] for part in parts]} if len(parts) > 1 else parts[0][5]
     n, ny, nx, n_f = seds.shape
     galaxy = np.broadcast_to(np.arange(n)[:, None, None], (n, ny, nx))
     usable = (
@@ -80,7 +91,7 @@ def keras_sed_predictor(model):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("train", type=Path, help="simulated cube dataset (HDF5) to train on")
+    parser.add_argument("train", type=Path, nargs="+", help="simulated cube datasets (HDF5)")
     parser.add_argument("--test", type=Path, required=True, help="unseen cube dataset (HDF5)")
     parser.add_argument("--workdir", type=Path, default=Path("runs/sed-cnn"))
     parser.add_argument("--split", choices=("A", "B"), default="B")
@@ -137,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         training_data={
             "source": "napari-galam simulated CALIFA-like cubes (E-MILES SSP mixtures)",
             "dataset_card": card,
-            "file": args.train.name,
+            "files": [path.name for path in args.train],
             "spaxels": len(data),
             "galaxies": int(np.unique(data.galaxy_id).size),
             "selection": f"R <= {args.max_radius} R_e, finite SED with positive mean",
