@@ -91,3 +91,16 @@ def test_cube_opens_lazily_and_a_click_plots_the_spaxel(make_napari_viewer, tmp_
     _not_blank(shot)
     # a click outside the cube warns instead of failing
     assert dock.show_spaxel(layer, 99, 0) is None
+
+
+def test_click_on_a_narrowband_stack_plots_the_sed(make_napari_viewer, tmp_path: Path) -> None:
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-galam", "simulated_jpas_cube")
+    layer = viewer.layers["simulated J-PAS cube"]
+    dock = SpectrumDock(viewer)
+    sed = dock.show_spaxel(layer, 48, 48)
+    assert sed is not None and sed.wave.size == 54
+    np.testing.assert_allclose(sed.flux, np.asarray(layer.data[:, 48, 48]), rtol=1e-6)
+    assert np.all(np.diff(sed.wave) > 0) and sed.snr_median > 1
+    assert "SED (y=48, x=48)" in dock.figure.axes[0].get_title()
+    assert dock.figure.axes[0].lines[0].get_marker() == "o"

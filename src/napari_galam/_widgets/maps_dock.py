@@ -254,7 +254,8 @@ class MapsDock(QWidget):
         options = dict(kwargs, name=name, colormap=colormap, metadata=dict(meta), visible=visible)
         if limits is not None:
             options["contrast_limits"] = limits
-        self.viewer.add_image(data, **options)
+        layer = self.viewer.add_image(data, **options)
+        layer.colorbar.visible = limits is not None  # physical scale for age and [M/H]
 
     # -- saving ---------------------------------------------------------------------
     def save_maps(self, path: str | os.PathLike) -> Path:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel
 
-from napari_galam._layerdata import CUBE_KEY, SPECTRUM_KEY
+from napari_galam._layerdata import CUBE_KEY, NARROWBAND_KEY, SPECTRUM_KEY
 from napari_galam._widgets._mpl import MplDock
 from napari_galam.errors import GalamInputError
 from napari_galam.io.spectra import Spectrum1D
@@ -27,14 +27,27 @@ __all__ = ["SPECTRUM_KEY", "SpectrumDock", "spectrum_layers", "spaxel_spectrum_o
 
 
 def spaxel_spectrum_of(layer: Any, y: int, x: int) -> Spectrum1D:
-    """The spectrum of spaxel (y, x) of a cube layer, read from disk."""
-    from napari_galam.io.cubes import spaxel_spectrum
+    """The spectrum (IFU cube) or SED (narrow-band stack) of spaxel (y, x) of a layer."""
+    if NARROWBAND_KEY in layer.metadata:
+        stack = layer.metadata[NARROWBAND_KEY]
+        _, ny, nx = stack.data.shape
+        if not (0 <= y < ny and 0 <= x < nx):
+            raise GalamInputError(f"pixel (y={y}, x={x}) is outside '{layer.name}' ({ny}x{nx}).")
+        wave = np.asarray(stack.wavelength, dtype=float)
+        flux = np.asarray(stack.data[:, y, x], dtype=float)
+        variance = None if stack.variance is None else np.asarray(stack.variance[:, y, x], float)
+        name, unit = f"{layer.name} SED (y={y}, x={x})", stack.unit
+    else:
+        from napari_galam.io.cubes import spaxel_spectrum
 
-    cube = layer.metadata[CUBE_KEY]
-    _, ny, nx = cube.shape
-    if not (0 <= y < ny and 0 <= x < nx):
-        raise GalamInputError(f"spaxel (y={y}, x={x}) is outside cube '{layer.name}' ({ny}x{nx}).")
-    wave, flux, variance = spaxel_spectrum(cube, y, x)
+        cube = layer.metadata[CUBE_KEY]
+        _, ny, nx = cube.shape
+        if not (0 <= y < ny and 0 <= x < nx):
+            raise GalamInputError(
+                f"spaxel (y={y}, x={x}) is outside cube '{layer.name}' ({ny}x{nx})."
+            )
+        wave, flux, variance = spaxel_spectrum(cube, y, x)
+        name, unit = f"{layer.name} spaxel (y={y}, x={x})", cube.unit
     if variance is None:
         ivar = np.where(np.isfinite(flux), 1.0, 0.0)
     else:
@@ -44,9 +57,8 @@ def spaxel_spectrum_of(layer: Any, y: int, x: int) -> Spectrum1D:
         wave=np.asarray(wave, float),
         flux=np.asarray(flux, np.float32),
         ivar=np.asarray(ivar, np.float32),
-        name=f"{layer.name} spaxel (y={y}, x={x})",
-        redshift=float(cube.meta.get("redshift", np.nan)) if cube.meta else float("nan"),
-        flux_unit=str(cube.unit) if cube.unit is not None else "",
+        name=name,
+        flux_unit=str(unit) if unit is not None else "",
     )
 
 
@@ -97,7 +109,8 @@ class SpectrumDock(MplDock):
         return self.spaxel
 
     def _watch_cube(self, layer: Any) -> None:
-        if CUBE_KEY in layer.metadata and self._on_cube_click not in layer.mouse_drag_callbacks:
+        has_spaxels = CUBE_KEY in layer.metadata or NARROWBAND_KEY in layer.metadata
+        if has_spaxels and self._on_cube_click not in layer.mouse_drag_callbacks:
             layer.mouse_drag_callbacks.append(self._on_cube_click)
 
     def _on_cube_click(self, layer: Any, event: Any) -> None:

@@ -52,7 +52,8 @@ def plot_spectrum(
     good = ivar > 0
     shown = np.where(good, flux, np.nan)
     sigma = np.where(good, 1.0 / np.sqrt(np.where(good, ivar, 1.0)), np.nan)
-    ax.plot(wave, shown, color=color, lw=0.7, label="flux")
+    marker = "o" if wave.size <= 100 else None  # an SED: show each filter
+    ax.plot(wave, shown, color=color, lw=0.7, marker=marker, ms=3, label="flux")
     ax.plot(wave, sigma, color="0.55", lw=0.6, label="1σ noise")
     z = float(spectrum.redshift)
     snr = float(spectrum.snr_median)
