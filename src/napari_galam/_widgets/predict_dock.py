@@ -98,6 +98,8 @@ class PredictDock(QWidget):
         self.spectrum_layer = QComboBox()
         self.spectrum_button = QPushButton("Predict from spectrum (spectra-only)")
         self.save_button = QPushButton("Save table…")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.status = QLabel("Click a galaxy of an image layer.")
@@ -111,6 +113,7 @@ class PredictDock(QWidget):
         form.addRow("cutout size", self.size)
         buttons = QHBoxLayout()
         buttons.addWidget(self.all_button)
+        buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.save_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -125,6 +128,7 @@ class PredictDock(QWidget):
         layout.addWidget(self.table, 1)
 
         self.all_button.clicked.connect(self.predict_all)
+        self.cancel_button.clicked.connect(self.cancel)
         self.spectrum_button.clicked.connect(self.predict_spectrum)
         self.save_button.clicked.connect(self._on_save)
         viewer.layers.events.inserted.connect(self._refresh_layers)
@@ -207,9 +211,21 @@ class PredictDock(QWidget):
         job.yielded.connect(self._on_progress)
         job.returned.connect(self._on_done)
         job.errored.connect(self._on_error)
+        job.finished.connect(self._on_finished)
         self._job = job
+        self.cancel_button.setEnabled(True)
         job.start()
         return job
+
+    def cancel(self) -> None:
+        """Stop the running job after the galaxy it is on; what was done is dropped."""
+        if self._job is not None:
+            self._job.quit()
+            self.status.setText("Cancelled.")
+
+    def _on_finished(self) -> None:
+        self._job = None
+        self.cancel_button.setEnabled(False)
 
     def predict_at(self, row: float, col: float) -> Any:
         """Predict the galaxy at (row, col) of the chosen layer's data."""
