@@ -61,8 +61,12 @@ def test_evaluate_gives_the_three_models(tmp_path: Path) -> None:
         "simulate", "--kind", "cutouts", "-n", "30", "--seed", "3", "-o", str(data), "--quiet"
     )
     assert made.returncode == 0, made.stderr
-    result = galam("evaluate", "--cutouts", str(data), "-o", str(tmp_path / "eval"))
+    plot = tmp_path / "scatter.png"
+    result = galam(
+        "evaluate", "--cutouts", str(data), "-o", str(tmp_path / "eval"), "--plot", str(plot)
+    )
     assert result.returncode == 0, result.stderr
+    assert plot.stat().st_size > 20_000
     from astropy.table import Table
 
     table = Table.read(tmp_path / "eval.galaxies.ecsv")

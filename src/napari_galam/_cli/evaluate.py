@@ -25,6 +25,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--cubes", type=Path, help="simulated cube dataset (.h5)")
     parser.add_argument("-o", "--output", type=Path, help="write the tables here (.ecsv / .json)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N galaxies")
+    parser.add_argument("--plot", type=Path, help="save predicted-vs-true plots here (.png)")
     parser.set_defaults(func=run)
 
 
@@ -32,7 +33,11 @@ def run(args: argparse.Namespace) -> int:
     """Print (and optionally write) the evaluation tables."""
     from napari_galam.errors import GalamInputError
     from napari_galam.models.inference import predict_galaxies, predict_seds
-    from napari_galam.pipeline.evaluate import evaluate_galaxies, evaluate_spaxels
+    from napari_galam.pipeline.evaluate import (
+        evaluate_galaxies,
+        evaluate_spaxels,
+        plot_predicted_vs_true,
+    )
 
     if args.cutouts is None and args.cubes is None:
         raise GalamInputError("give --cutouts and/or --cubes (files written by galam simulate).")
@@ -46,9 +51,13 @@ def run(args: argparse.Namespace) -> int:
             if shown[column].dtype.kind == "f":
                 shown[column].format = ".4f"
         shown.pprint(max_width=-1)
+        if args.plot is not None:
+            plot_predicted_vs_true(table, args.plot)
+            print(f"predicted-vs-true plots: {args.plot}")
         if args.output is not None:
             from napari_galam.io.writers import write_table
 
+            del table.meta["predictions"]  # arrays: not for the ECSV header
             write_table(args.output.with_suffix(".galaxies.ecsv"), table)
     if args.cubes is not None:
         result = evaluate_spaxels(args.cubes, predict_seds)

@@ -24,7 +24,13 @@ import numpy as np
 
 from napari_galam.errors import GalamInputError
 
-__all__ = ["evaluate_galaxies", "evaluate_spaxels", "residual_stats", "SNR_BINS"]
+__all__ = [
+    "evaluate_galaxies",
+    "evaluate_spaxels",
+    "plot_predicted_vs_true",
+    "residual_stats",
+    "SNR_BINS",
+]
 
 #: The paper's S/N bins (Wang et al. 2025, Fig. 6): [5,10), [10,15), ..., [30, inf).
 SNR_BINS = (5.0, 10.0, 15.0, 20.0, 25.0, 30.0, np.inf)
@@ -63,7 +69,8 @@ def evaluate_galaxies(
     """Per-galaxy metrics of each model on a ``galam simulate --kind cutouts`` file.
 
     Returns an astropy Table: one row per (model, S/N bin incl. "all"), with the
-    statistics of log age and [M/H] residuals; ``meta`` holds the QA counts.
+    statistics of log age and [M/H] residuals; ``meta`` holds the QA counts and
+    ``meta["predictions"]`` each model's (true, predicted) arrays for plots.
     """
     import h5py
     from astropy.table import Table
@@ -97,11 +104,18 @@ def evaluate_galaxies(
     images_in = np.stack(inputs)
     spectra_in = preprocess_spectra(spectra[keep])
     rows = []
+    predictions: dict[str, dict[str, Any]] = {}
     for model in models:
         kwargs = {"spectra": spectra_in} if model == "spectra-only" else {"images": images_in}
         answer = predict_galaxies(model=model, **kwargs)
         d_age = np.asarray(answer.log_age, float) - log_age[keep]
         d_mh = np.asarray(answer.mh, float) - mh[keep]
+        predictions[model] = {
+            "true_log_age": log_age[keep],
+            "pred_log_age": np.asarray(answer.log_age, float),
+            "true_mh": mh[keep],
+            "pred_mh": np.asarray(answer.mh, float),
+        }
         edges = [("all", np.ones(keep.size, bool))]
         for lo, hi in zip(SNR_BINS[:-1], SNR_BINS[1:], strict=True):
             label = f"[{lo:g},{hi:g})" if np.isfinite(hi) else f"[{lo:g},inf)"
@@ -119,7 +133,38 @@ def evaluate_galaxies(
             )
     table = Table(rows=rows)
     table.meta.update({"dataset": str(path), "galaxies": int(n), "qa_statuses": statuses})
+    table.meta["predictions"] = predictions
     return table
+
+
+def plot_predicted_vs_true(table: Any, path: str | os.PathLike) -> None:
+    """Predicted against true log age and [M/H] per model (like Wang et al. 2025, Fig. 12)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    predictions = table.meta["predictions"]
+    fig, axes = plt.subplots(
+        2, len(predictions), figsize=(4 * len(predictions), 7.5), squeeze=False
+    )
+    for column, (model, values) in enumerate(predictions.items()):
+        for row, (key, label, span) in enumerate(
+            (("log_age", "log age [yr]", (8.0, 10.4)), ("mh", "[M/H] [dex]", (-1.0, 0.4)))
+        ):
+            ax = axes[row, column]
+            true, pred = values[f"true_{key}"], values[f"pred_{key}"]
+            ax.plot(true, pred, ".", ms=3, alpha=0.5, color="C0")
+            ax.plot(span, span, "k-", lw=0.8)
+            stats = residual_stats(pred - true)
+            ax.set_title(f"{model}: SD {stats['sd']:.3f}, bias {stats['bias']:+.3f}", fontsize=9)
+            ax.set_xlabel(f"true {label}")
+            ax.set_ylabel(f"predicted {label}")
+            ax.set_xlim(span)
+            ax.set_ylim(span)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def evaluate_spaxels(
