@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from napari_galam._cli.predict import add_dask_arguments, wants_dask
+
 __all__ = ["add_parser", "run"]
 
 
@@ -33,47 +35,68 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--target-snr", type=float, default=None, help="Voronoi-bin to this S/N (default: no)"
     )
     parser.add_argument("--overwrite", action="store_true", help="redo cubes already mapped")
+    add_dask_arguments(parser, unit="cubes", default_size=1)
     parser.set_defaults(func=run)
 
 
 def _map_one(path: Path, out: Path, args: argparse.Namespace, predict: object) -> dict:
-    from napari_galam.io.cubes import read_cube, sniff_cube_layout
-    from napari_galam.io.narrowband import read_narrowband, sniff_narrowband
-    from napari_galam.io.writers import write_maps
-    from napari_galam.pipeline.maps import (
-        map_seds,
-        sed_model_filters,
-        seds_from_cube,
-        seds_from_narrowband,
-    )
-    from napari_galam.sps.filters import load_filters
+    from napari_galam.pipeline.distributed import map_cube_to_file
 
-    filters = sed_model_filters()
-    if sniff_narrowband(path) is not None:
-        source = read_narrowband(path)
-        seds = seds_from_narrowband(source, filters)
-    elif sniff_cube_layout(path) is not None:
-        source = read_cube(path)
-        seds = seds_from_cube(source, load_filters(filters))
-    else:
-        from napari_galam.errors import GalamInputError
+    return map_cube_to_file(
+        path, out, min_snr=args.min_snr, target_snr=args.target_snr, predict=predict
+    )
 
-        raise GalamInputError(f"{path}: not an IFU cube or narrow-band stack this tool reads.")
-    maps = map_seds(
-        seds, predict, min_snr=args.min_snr, target_snr=args.target_snr, meta={"source": path.name}
+
+def _run_dask(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from napari_galam.io.writers import write_table
+    from napari_galam.pipeline.distributed import (
+        iter_run_partitions,
+        map_partition,
+        merge_partitions,
+        open_partitions_dir,
+        partition_inputs,
     )
-    write_maps(
-        out,
-        maps.as_dict(),
-        celestial_wcs=source.celestial_wcs,
-        units={"LOG_AGE": "dex", "MH": "dex", "SNR": "", "BIN_ID": ""},
-        header_extra={"MODEL": maps.model, "SOURCE": path.name, "MINSNR": args.min_snr},
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    cubes = [str(Path(c).resolve()) for c in args.cubes]
+    parts_dir = open_partitions_dir(
+        args.out / ".partitions",
+        cubes,
+        partition_size=args.partition_size,
+        options={"min_snr": args.min_snr, "target_snr": args.target_snr},
     )
-    return {"n_mapped": maps.n_mapped}
+    partitions = partition_inputs(cubes, partition_size=args.partition_size)
+    with tqdm(total=len(cubes), desc="galam map", unit="cube") as bar:
+        for item in iter_run_partitions(
+            partitions,
+            map_partition,
+            parts_dir,
+            kind="map",
+            scheduler=args.scheduler,
+            n_workers=args.workers,
+            out=str(args.out.resolve()),
+            min_snr=args.min_snr,
+            target_snr=args.target_snr,
+            overwrite=args.overwrite,
+        ):
+            if isinstance(item, tuple):
+                bar.update(item[0] - bar.n)
+    table = merge_partitions(partitions, parts_dir, kind="map")
+    summary = write_table(args.out / "map_summary.ecsv", table)
+    failed = int((table["status"] == "failed").sum())
+    print(
+        f"galam map: {len(table) - failed} of {len(table)} cubes mapped; summary in {summary} "
+        f"(partitions kept in {parts_dir})"
+    )
+    return 1 if failed else 0
 
 
 def run(args: argparse.Namespace) -> int:
     """Map every cube; return 0 when all were mapped (or already were), 1 otherwise."""
+    if wants_dask(args):
+        return _run_dask(args)
     from astropy.table import Table
     from tqdm import tqdm
 
