@@ -45,9 +45,8 @@ def test_cube_to_maps_to_gradients(
     dock = MapsDock(viewer)
     viewer.window.add_dock_widget(dock, name="Spaxel maps")
     assert dock.source.currentText() == "simulated CALIFA cube"
-    job = dock.start_mapping()
-    with qtbot.waitSignal(job.finished, timeout=240_000):
-        pass
+    assert dock.start_mapping() is not None
+    qtbot.waitUntil(lambda: dock._job is None, timeout=240_000)
     assert dock.maps is not None, dock.status.text()
     age_layer = viewer.layers["log age simulated CALIFA cube"]
     mh_layer = viewer.layers["[M/H] simulated CALIFA cube"]
