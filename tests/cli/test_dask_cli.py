@@ -1,0 +1,201 @@
+"""``galam predict --dask`` / ``galam map --dask`` as subprocesses: kill and resume, a real
+scheduler with two workers on loopback. TensorFlow stays out of the test process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from napari_galam.models.registry import available_models
+
+pytestmark = pytest.mark.skipif(
+    not {"mmlforgalam", "sed-cnn"} <= set(available_models()),
+    reason="the shipped models are not in this checkout",
+)
+
+LOOPBACK = "127.0.0.1"
+
+
+def galam(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "napari_galam.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def write_cutouts(folder: Path, n: int, *, unique: int = 8, seed: int = 21) -> None:
+    from napari_galam.simulate.datasets import simulate_sdss_galaxy
+    from napari_galam.simulate.writers import write_jpeg
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    rgbs = [simulate_sdss_galaxy(rng, blend_probability=0.0).cutout.rgb for _ in range(unique)]
+    for k in range(n):
+        write_jpeg(folder / f"gal{k:04d}.jpg", rgbs[k % unique])
+    (folder / "broken.jpg").write_bytes(b"")
+
+
+def read_rows(path: Path):
+    from astropy.table import Table
+
+    return Table.read(path)
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=30)
+
+
+def test_killed_run_resumes_without_duplicates_or_losses(tmp_path: Path) -> None:
+    write_cutouts(tmp_path / "in", 60)
+    out = tmp_path / "results.csv"
+    parts = tmp_path / ".results.csv.partitions"
+    command = [
+        sys.executable,
+        "-m",
+        "napari_galam.cli",
+        "predict",
+        str(tmp_path / "in"),
+        "-o",
+        str(out),
+        "--workers",
+        "1",
+        "--partition-size",
+        "4",
+        "--quiet",
+    ]
+    first = subprocess.Popen(
+        command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not list(parts.glob("part-*.ecsv")):
+            assert first.poll() is None, "the run ended before any partition was written"
+            assert time.monotonic() < deadline, "no partition written in 120 s"
+            time.sleep(0.2)
+    finally:
+        kill_group(first)  # the CLI and its worker processes
+    finished = sorted(parts.glob("part-*.ecsv"))
+    assert 1 <= len(finished) < 16, "the kill came too late to test resuming"
+    assert not out.exists()
+    stamps = {p.name: p.stat().st_mtime_ns for p in finished}
+
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 1, second.stderr  # broken.jpg is rejected
+    assert f"{len(finished)} done before" in second.stdout
+    for path in finished:  # finished partitions were not redone
+        assert path.stat().st_mtime_ns == stamps[path.name]
+    table = read_rows(out)
+    expected = {f"gal{k:04d}" for k in range(60)} | {"broken"}
+    assert len(table) == 61 and set(table["source"]) == expected  # no duplicate, none lost
+    assert list(table["status"]).count("ok") == 60
+
+    changed = galam("predict", str(tmp_path / "in" / "gal0000.jpg"), "-o", str(out), "--dask")
+    assert changed.returncode == 2 and "different input list" in changed.stderr
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((LOOPBACK, 0))
+        return s.getsockname()[1]
+
+
+def test_predict_on_a_running_scheduler_with_two_workers(tmp_path: Path) -> None:
+    from distributed import Client
+
+    write_cutouts(tmp_path / "in", 24)
+    port = free_port()
+    address = f"tcp://{LOOPBACK}:{port}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "OMP_NUM_THREADS": "1"}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+            + ["--host", LOOPBACK, "--port", str(port), "--no-dashboard"],
+            start_new_session=True,
+            env=env,
+            **quiet,
+        )
+    ]
+    try:
+        for _ in range(2):
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "distributed.cli.dask_worker", address]
+                    + ["--nworkers", "1", "--nthreads", "1", "--host", LOOPBACK]
+                    + ["--no-dashboard"],
+                    start_new_session=True,
+                    env=env,
+                    **quiet,
+                )
+            )
+        with Client(address, timeout="30s") as client:
+            client.wait_for_workers(2, timeout=60)
+            workers = client.scheduler_info()["workers"]
+            assert len(workers) == 2
+            assert all(w.startswith(f"tcp://{LOOPBACK}:") for w in workers)
+        out = tmp_path / "results.ecsv"
+        result = galam(
+            "predict",
+            str(tmp_path / "in"),
+            "-o",
+            str(out),
+            "--scheduler",
+            address,
+            "--partition-size",
+            "5",
+        )
+        assert result.returncode == 1, result.stderr
+        assert "5 partitions, 0 done before, 0 crashed" in result.stdout
+        table = read_rows(out)
+        assert len(table) == 25 and len(set(table["source"])) == 25
+        assert list(table["status"]).count("ok") == 24
+        with Client(address, timeout="30s") as client:  # the cluster outlives the run
+            assert len(client.scheduler_info()["workers"]) == 2
+    finally:
+        for process in reversed(processes):
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in reversed(processes):
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                kill_group(process)
+
+    other = tmp_path / "other.ecsv"
+    unreachable = galam("predict", str(tmp_path / "in"), "-o", str(other), "--scheduler", address)
+    assert unreachable.returncode == 2 and "no Dask scheduler answered" in unreachable.stderr
+
+
+def test_map_on_dask_reports_bad_cubes_and_resumes(tmp_path: Path) -> None:
+    from napari_galam.simulate.samples import simulated_califa_cube
+    from napari_galam.simulate.writers import write_califa_cube
+
+    good = write_califa_cube(tmp_path / "sim4.V500.rscube.fits", simulated_califa_cube(seed=4))
+    bad = tmp_path / "notes.fits"
+    bad.write_text("not a cube")
+    out = tmp_path / "maps"
+    first = galam("map", str(good), str(bad), "--out", str(out), "--dask", "--workers", "1")
+    assert first.returncode == 1, first.stderr
+    assert (out / ".partitions" / "part-00001.ecsv").exists()
+    summary = {Path(r["source"]).name: r for r in read_rows(out / "map_summary.ecsv")}
+    assert summary["sim4.V500.rscube.fits"]["status"] == "ok"
+    assert summary["sim4.V500.rscube.fits"]["n_mapped"] > 100
+    assert summary["notes.fits"]["status"] == "failed"
+    assert (out / "sim4.V500.rscube.maps.fits").exists()
+    again = galam("map", str(good), str(bad), "--out", str(out), "--dask", "--workers", "1")
+    assert again.returncode == 1 and "summary" in again.stdout
+    assert len(read_rows(out / "map_summary.ecsv")) == 2
