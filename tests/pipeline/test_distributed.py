@@ -56,8 +56,11 @@ def test_manifest_refuses_a_different_input_list(tmp_path: Path) -> None:
     items = galaxies(10)
     folder = open_partitions_dir(tmp_path / "p", items, partition_size=4, options={"m": "a"})
     assert json.loads((folder / "manifest.json").read_text())["n_inputs"] == 10
-    # the same list in another order resumes
+    stale = folder / ".part-00001.ecsv.x1y2.tmp.ecsv"  # a write cut short by a kill
+    stale.write_text("half a table")
+    # the same list in another order resumes, and the half-written file goes
     open_partitions_dir(tmp_path / "p", items[::-1], partition_size=4, options={"m": "a"})
+    assert not stale.exists()
     with pytest.raises(GalamInputError, match="different input list"):
         open_partitions_dir(tmp_path / "p", items[:9], partition_size=4, options={"m": "a"})
     with pytest.raises(GalamInputError, match="partition size"):

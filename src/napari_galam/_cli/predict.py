@@ -39,7 +39,7 @@ def add_dask_arguments(parser: argparse.ArgumentParser, *, unit: str, default_si
         "Dask",
         "Run in partitions on dask.distributed. Each partition's rows are written to "
         "a .partitions folder as it finishes; running the same command again resumes "
-        "a killed run, skipping finished partitions.",
+        "a killed run, skipping finished partitions. Rows come in sorted input order.",
     )
     group.add_argument(
         "--dask", action="store_true", help="run on Dask (implied by --scheduler/--workers)"

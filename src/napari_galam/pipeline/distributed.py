@@ -180,6 +180,8 @@ def open_partitions_dir(
                 f"{partition_size}, options {manifest['options']}). Resuming would mix the two "
                 "runs: delete that folder to start again, or write to another output."
             )
+        for stale in directory.glob(".part-*.tmp*"):  # left by a run killed mid-write
+            stale.unlink(missing_ok=True)
         return directory
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{_MANIFEST}.tmp{os.getpid()}"
