@@ -1,13 +1,14 @@
-"""Combo boxes that list layers: refill them as layers come and go, keeping the choice."""
+"""Small pieces the docks share: layer lists in combo boxes, and telling clicks from pans."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from typing import Any
 
+import numpy as np
 from qtpy.QtWidgets import QComboBox
 
-__all__ = ["refill_choices", "layer_named"]
+__all__ = ["refill_choices", "layer_named", "follow_click"]
 
 
 def refill_choices(box: QComboBox, names: Sequence[str], *, none_item: str | None = None) -> None:
@@ -29,3 +30,20 @@ def refill_choices(box: QComboBox, names: Sequence[str], *, none_item: str | Non
 def layer_named(viewer: Any, name: str) -> Any | None:
     """The layer called ``name`` in ``viewer``, or None (also for an empty name)."""
     return viewer.layers[name] if name and name in viewer.layers else None
+
+
+def follow_click(event: Any, *, tolerance: float = 2.0) -> Generator[None, None, bool]:
+    """Follow a mouse press to its release, inside a napari mouse-drag callback.
+
+    Use as ``clicked = yield from follow_click(event)``: True when the pointer moved by
+    at most ``tolerance`` (world units), i.e. a click rather than a pan.
+    """
+    start = np.asarray(event.position, dtype=float)
+    dragged = False
+    yield
+    while event.type == "mouse_move":
+        dragged = (
+            dragged or np.linalg.norm(np.asarray(event.position, dtype=float) - start) > tolerance
+        )
+        yield
+    return not dragged

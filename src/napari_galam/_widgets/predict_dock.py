@@ -34,7 +34,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_galam._layerdata import SPECTRUM_KEY
-from napari_galam._widgets._choices import layer_named, refill_choices
+from napari_galam._widgets._choices import follow_click, layer_named, refill_choices
 from napari_galam._widgets._model_worker import shared_worker
 from napari_galam.errors import GalamError, GalamInputError
 from napari_galam.pipeline.galaxies import (
@@ -286,13 +286,7 @@ class PredictDock(QWidget):
         layer = self.source_layer
         if layer is None:
             return
-        start = np.asarray(event.position, dtype=float)
-        dragged = False
-        yield
-        while event.type == "mouse_move":
-            dragged = dragged or np.linalg.norm(np.asarray(event.position) - start) > 2
-            yield
-        if dragged:
+        if not (yield from follow_click(event)):
             return
         row, col = np.asarray(layer.world_to_data(event.position), dtype=float)[-2:]
         self.predict_at(row, col)

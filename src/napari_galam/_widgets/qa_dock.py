@@ -36,7 +36,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_galam._widgets._choices import layer_named, refill_choices
+from napari_galam._widgets._choices import follow_click, layer_named, refill_choices
 from napari_galam.core.cutout import cutout_around
 from napari_galam.core.masking import MAX_MASKING_PIXELS
 from napari_galam.errors import GalamError, GalamInputError
@@ -256,14 +256,7 @@ class QADock(QWidget):
         layer = self.source_layer
         if layer is None:
             return
-        start = np.asarray(event.position, dtype=float)
-        dragged = False
-        yield
-        while event.type == "mouse_move":
-            if np.linalg.norm(np.asarray(event.position, dtype=float) - start) > 2:
-                dragged = True
-            yield
-        if dragged:
+        if not (yield from follow_click(event)):
             return
         data_position = layer.world_to_data(event.position)
         row, col = float(data_position[-2]), float(data_position[-1])
