@@ -199,3 +199,8 @@ def test_map_on_dask_reports_bad_cubes_and_resumes(tmp_path: Path) -> None:
     again = galam("map", str(good), str(bad), "--out", str(out), "--dask", "--workers", "1")
     assert again.returncode == 1 and "summary" in again.stdout
     assert len(read_rows(out / "map_summary.ecsv")) == 2
+    stamp = (out / "sim4.V500.rscube.maps.fits").stat().st_mtime_ns
+    redo = galam("map", str(good), "--out", str(out), "--dask", "--workers", "1", "--overwrite")
+    assert redo.returncode == 0, redo.stderr
+    assert (out / "sim4.V500.rscube.maps.fits").stat().st_mtime_ns != stamp
+    assert list(read_rows(out / "map_summary.ecsv")["status"]) == ["ok"]

@@ -61,6 +61,10 @@ def _run_dask(args: argparse.Namespace) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     cubes = [str(Path(c).resolve()) for c in args.cubes]
+    if args.overwrite and (args.out / ".partitions").is_dir():
+        import shutil
+
+        shutil.rmtree(args.out / ".partitions")  # redo every cube, not only the maps
     parts_dir = open_partitions_dir(
         args.out / ".partitions",
         cubes,

@@ -14,7 +14,8 @@ refused with a message saying so.
 A bad input is a row with its reason (as always); a partition whose task raises is
 recorded as rows ``status = failed`` with the error for each of its inputs, and the run
 goes on. TensorFlow is imported by the workers only: the client process (the CLI)
-never imports it.
+never imports it. The workers read the inputs and write the partition files
+themselves, so workers of an existing cluster must see the same file system paths.
 """
 
 from __future__ import annotations
