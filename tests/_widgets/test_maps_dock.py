@@ -94,3 +94,21 @@ def test_mapping_without_a_cube_is_a_notification(make_napari_viewer) -> None:
     before = len(notification_manager.records)
     assert dock.start_mapping() is None
     assert any("open a cube" in str(n.message) for n in notification_manager.records[before:])
+
+
+def test_big_cubes_go_to_dask_with_the_same_maps(make_napari_viewer, qtbot, worker_cleanup) -> None:
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-galam", "simulated_califa_cube")
+    dock = MapsDock(viewer)
+    assert dock.start_mapping() is not None  # 73x78: the local path
+    qtbot.waitUntil(lambda: dock._job is None, timeout=240_000)
+    local = dock.maps
+    dock.distributed_min_spaxels = 100  # now the same cube counts as big
+    dock.dask_workers = 2
+    assert dock.start_mapping() is not None
+    qtbot.waitUntil(lambda: dock._job is None, timeout=240_000)
+    remote = dock.maps
+    assert remote is not local and remote.meta.get("engine") == "dask"
+    assert remote.n_mapped == local.n_mapped
+    np.testing.assert_allclose(remote.log_age, local.log_age, atol=1e-4, equal_nan=True)
+    np.testing.assert_allclose(remote.mh, local.mh, atol=1e-4, equal_nan=True)

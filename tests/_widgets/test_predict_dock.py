@@ -112,3 +112,27 @@ def test_spectra_only_is_offered_for_an_open_spectrum(dock) -> None:
     assert 8.0 < result.log_age < 10.5 and -2.0 < result.mh < 0.5
     assert "spectra-only" in widget.status.text()
     assert widget.table.rowCount() == 1
+
+
+@pytest.mark.skipif(not HAVE_MODEL, reason="no shipped MMLforGalAM model in this checkout")
+def test_predict_all_goes_to_dask_for_large_fields(dock) -> None:
+    from napari_galam._widgets._model_worker import shared_worker
+    from napari_galam.pipeline.galaxies import detect_galaxies, predict_positions
+
+    viewer, widget = dock
+    viewer.open_sample("napari-galam", "hubble_deep_field")
+    field = viewer.layers["Hubble Deep Field"].data
+    positions = detect_galaxies(field)
+    widget.distributed_min_sources = 10  # treat the HDF as a survey field
+    widget.dask_workers = 2
+    widget.predict_all()
+    assert len(widget.results) == len(positions) and widget.table.rowCount() == len(positions)
+    statuses = {r.status for _, r in widget.results}
+    assert "accepted" in statuses and "failed" not in statuses
+    # the same numbers as the in-process path, galaxy by galaxy
+    local = predict_positions(field, positions[:8], shared_worker().predict_galaxies)
+    for (_, remote), here in zip(widget.results[:8], local, strict=True):
+        assert remote.status == here.status
+        if here.predicted:
+            assert remote.log_age == pytest.approx(here.log_age, abs=1e-4)
+            assert remote.mh == pytest.approx(here.mh, abs=1e-4)

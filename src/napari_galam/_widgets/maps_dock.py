@@ -37,6 +37,7 @@ from napari_galam.core.gradients import ellipse_from_moments, half_light_radius
 from napari_galam.errors import GalamError, GalamInputError
 from napari_galam.pipeline.maps import (
     SpaxelMaps,
+    iter_map_cube_distributed,
     iter_map_seds,
     iter_seds_from_cube,
     sed_model_filters,
@@ -46,7 +47,10 @@ from napari_galam.pipeline.maps import (
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["MapsDock", "AGE_LIMITS", "MH_LIMITS", "MAPS_KEY"]
+__all__ = ["MapsDock", "AGE_LIMITS", "MH_LIMITS", "MAPS_KEY", "DISTRIBUTED_MIN_SPAXELS"]
+
+#: Cubes with at least this many spaxels (e.g. a 300x300 MUSE cube) go to Dask.
+DISTRIBUTED_MIN_SPAXELS = 60_000
 
 #: Physical contrast limits: the E-MILES grid spans 0.063-17.8 Gyr and [M/H] -1.71..+0.22.
 AGE_LIMITS = (8.5, 10.2)
@@ -72,6 +76,10 @@ class MapsDock(QWidget):
         self.maps: SpaxelMaps | None = None
         self._source: Any = None
         self._job: Any = None
+        #: Cubes with at least this many spaxels are mapped on a local Dask cluster
+        #: (unless Voronoi binning, which needs the whole field, is asked for).
+        self.distributed_min_spaxels = DISTRIBUTED_MIN_SPAXELS
+        self.dask_workers: int | None = None  # None: one per core
 
         self.source = QComboBox()
         self.min_snr = QDoubleSpinBox()
@@ -129,6 +137,22 @@ class MapsDock(QWidget):
         """The whole mapping as a generator: yields (fraction, text), returns the maps."""
         worker = shared_worker()
         filters_needed = sed_model_filters()
+        cube = layer.metadata.get(CUBE_KEY)
+        big = cube is not None and cube.shape[1] * cube.shape[2] >= self.distributed_min_spaxels
+        if big and not self.voronoi.isChecked():
+            # a big cube: the same pipeline on a local Dask cluster, as galam map --dask
+            yield (0.0, f"mapping {cube.shape[1]}x{cube.shape[2]} spaxels on a Dask cluster")
+            maps = None
+            for item in iter_map_cube_distributed(
+                cube.path, cube.shape, filters_needed,
+                min_snr=self.min_snr.value(), n_workers=self.dask_workers,
+            ):  # fmt: skip
+                if isinstance(item, tuple):
+                    yield (0.95 * item[1] / item[2], f"rows {item[1]} of {item[2]}")
+                else:
+                    maps = item
+            light = np.asarray(cube.data[cube.shape[0] // 2], dtype=float)
+            return maps, light
         if CUBE_KEY in layer.metadata:
             from napari_galam.sps.filters import load_filters
 

@@ -4,7 +4,8 @@ Each click takes a cutout around the clicked point, runs the MMLforGalAM image
 preprocessing and blend check, and asks the shared model worker for log age and [M/H].
 The galaxy is marked in a points layer (properties and text), and a table accumulates
 one row per click, rejected galaxies included with their reason. "Predict all" detects
-every source of the field and predicts them in one batch. When an SDSS spectrum is open,
+every source of the field and predicts them in one batch (on a local Dask cluster, the
+engine of ``galam predict --dask``, when the field holds thousands). When an SDSS spectrum is open,
 the spectra-only model (the paper's most accurate) is offered for it too. The models
 were trained on SDSS-like gri cutouts (0.396"/px); the dock says so when the image is
 not SDSS-like.
@@ -42,12 +43,16 @@ from napari_galam.pipeline.galaxies import (
     GalaxyResult,
     detect_galaxies,
     iter_predict_positions,
+    iter_predict_positions_distributed,
 )
 
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["PredictDock", "POINTS_LAYER", "GALAXY_MODELS"]
+__all__ = ["PredictDock", "POINTS_LAYER", "GALAXY_MODELS", "DISTRIBUTED_MIN_SOURCES"]
+
+#: Fields with at least this many detected sources are predicted on a local Dask cluster.
+DISTRIBUTED_MIN_SOURCES = 2000
 
 POINTS_LAYER = "galaxy predictions"
 GALAXY_MODELS = ("mmlforgalam", "image-only")
@@ -83,6 +88,9 @@ class PredictDock(QWidget):
         self.viewer = viewer
         self.results: list[tuple[str, GalaxyResult]] = []
         self.synchronous = False  # tests may run the work in the GUI thread
+        #: "Predict all" with at least this many sources runs on a local Dask cluster.
+        self.distributed_min_sources = DISTRIBUTED_MIN_SOURCES
+        self.dask_workers: int | None = None  # None: one per core
         self._job: Any = None
 
         self.image_layer = QComboBox()
@@ -164,12 +172,20 @@ class PredictDock(QWidget):
 
     # -- work -----------------------------------------------------------------------
     def _iter_job(self, layer_name: str, image: Any, positions: Any, model: str) -> Any:
-        worker = shared_worker()
-        worker.start()
         total = max(len(positions), 1)
-        for item in iter_predict_positions(
-            image, positions, worker.predict_galaxies, model=model, size=self.size.value()
-        ):
+        if len(positions) >= self.distributed_min_sources:
+            # a survey field: the same pipeline on a local Dask cluster, as galam predict --dask
+            yield (0.0, f"starting a Dask cluster for {len(positions)} galaxies")
+            steps = iter_predict_positions_distributed(
+                image, positions, model=model, size=self.size.value(), n_workers=self.dask_workers
+            )
+        else:
+            worker = shared_worker()
+            worker.start()
+            steps = iter_predict_positions(
+                image, positions, worker.predict_galaxies, model=model, size=self.size.value()
+            )
+        for item in steps:
             if isinstance(item, tuple):
                 yield (0.9 * item[0] / total, f"QA {item[0]} of {total}")
             else:

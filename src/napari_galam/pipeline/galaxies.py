@@ -11,6 +11,7 @@ a result with the reason, never silence.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ __all__ = [
     "assess_at",
     "detect_galaxies",
     "iter_predict_positions",
+    "iter_predict_positions_distributed",
     "predict_positions",
 ]
 
@@ -209,3 +211,76 @@ def predict_positions(
     """Run :func:`iter_predict_positions` to the end and return the results."""
     *_progress, results = iter_predict_positions(image, positions, predict_galaxies, **options)
     return results
+
+
+def _predict_positions_on_worker(
+    image: NDArray[Any], positions: NDArray[Any], model: str, size: int, predict_blended: bool
+) -> list[GalaxyResult]:
+    """Dask task: QA and predict one partition of positions with this worker's models."""
+    from napari_galam.models.inference import predict_galaxies
+
+    results = predict_positions(
+        image, positions, predict_galaxies, model=model, size=size, predict_blended=predict_blended
+    )
+    return [dataclasses.replace(result, qa=None) for result in results]  # keep replies small
+
+
+def iter_predict_positions_distributed(
+    image: NDArray[Any],
+    positions: Sequence[tuple[float, float]] | NDArray[Any],
+    *,
+    model: str = "mmlforgalam",
+    size: int = CUTOUT_SIZE,
+    partition_size: int = 256,
+    predict_blended: bool = False,
+    client: Any = None,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+) -> Iterator[tuple[int, int] | list[GalaxyResult]]:
+    """:func:`iter_predict_positions` on Dask, for fields with many galaxies.
+
+    The field is sent to every worker once; the positions go out in partitions, each
+    run by the same :func:`predict_positions` with the worker's own models (TensorFlow
+    stays in the workers). Yields ``(done, total)`` as partitions finish, then the
+    results in input order (without the QA arrays). A partition that fails gives
+    ``failed`` results with the error, and the others go on.
+    """
+    from distributed import as_completed
+
+    from napari_galam.pipeline.distributed import start_client
+
+    positions = np.asarray(positions, dtype=float).reshape(-1, 2)
+    if partition_size < 1:
+        raise GalamInputError(f"partition size must be positive, got {partition_size}.")
+    cluster = None
+    if client is None:
+        client, cluster = start_client(scheduler=scheduler, n_workers=n_workers)
+    try:
+        field = client.scatter(np.asarray(image), broadcast=True)
+        chunks = [
+            positions[i : i + partition_size] for i in range(0, len(positions), partition_size)
+        ]
+        futures = {
+            client.submit(
+                _predict_positions_on_worker, field, chunk, model, size, predict_blended, pure=False
+            ): index
+            for index, chunk in enumerate(chunks)
+        }
+        parts: list[list[GalaxyResult]] = [[] for _ in chunks]
+        done = 0
+        for future in as_completed(futures):
+            index = futures[future]
+            try:
+                parts[index] = future.result()
+            except Exception as exc:  # noqa: BLE001 - a failed partition must not stop the rest
+                reason = f"partition failed: {type(exc).__name__}: {exc}"
+                parts[index] = [
+                    GalaxyResult(float(r), float(c), "failed", reason) for r, c in chunks[index]
+                ]
+            done += len(chunks[index])
+            yield (done, len(positions))
+        yield [result for part in parts for result in part]
+    finally:
+        if cluster is not None:
+            client.close()
+            cluster.close()

@@ -12,6 +12,7 @@ stays out of the calling process.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ __all__ = [
     "iter_seds_from_cube",
     "seds_from_cube",
     "seds_from_narrowband",
+    "iter_map_cube_distributed",
     "iter_map_seds",
     "sed_model_filters",
     "map_seds",
@@ -222,3 +224,88 @@ def map_seds(
     """Run :func:`iter_map_seds` to the end and return the maps."""
     *_progress, maps = iter_map_seds(seds, predict_seds, **options)
     return maps
+
+
+def _map_cube_rows(
+    path: str, filter_names: list[str], start: int, stop: int, min_snr: float, model: str
+) -> tuple[int, SpaxelMaps]:
+    """Dask task: maps of rows ``start:stop`` of the cube at ``path`` (read on the worker)."""
+    from napari_galam.core.spaxels import cube_to_seds
+    from napari_galam.io.cubes import read_cube
+    from napari_galam.models.inference import predict_seds
+    from napari_galam.sps.filters import load_filters
+
+    cube = read_cube(path)
+    rows = slice(start, stop)
+    seds = cube_to_seds(
+        cube.wave,
+        cube.data[:, rows, :],
+        load_filters(filter_names),
+        variance=None if cube.variance is None else cube.variance[:, rows, :],
+        mask=None if cube.mask is None else cube.mask[:, rows, :],
+        what=cube.name,
+    )
+    return start, map_seds(seds, predict_seds, min_snr=min_snr, model=model)
+
+
+def iter_map_cube_distributed(
+    path: str | os.PathLike,
+    shape: tuple[int, int, int],
+    filter_names: Sequence[str],
+    *,
+    min_snr: float = 3.0,
+    rows_per_partition: int = 16,
+    model: str = "sed-cnn",
+    client: Any = None,
+    n_workers: int | None = None,
+    scheduler: str | None = None,
+) -> Iterator[Progress | SpaxelMaps]:
+    """Map a big cube on Dask: each worker reads and maps blocks of rows from the file.
+
+    The same steps as :func:`iter_seds_from_cube` + :func:`iter_map_seds` (without
+    Voronoi binning, which needs the whole field at once). Yields
+    ``("rows", done, ny)`` progress, then the assembled :class:`SpaxelMaps`.
+    """
+    from distributed import as_completed
+
+    from napari_galam.pipeline.distributed import start_client
+
+    _, ny, nx = shape
+    cluster = None
+    if client is None:
+        client, cluster = start_client(scheduler=scheduler, n_workers=n_workers)
+    try:
+        blocks = [(r, min(ny, r + rows_per_partition)) for r in range(0, ny, rows_per_partition)]
+        futures = [
+            client.submit(
+                _map_cube_rows, str(path), list(filter_names), a, b, min_snr, model, pure=False
+            )
+            for a, b in blocks
+        ]
+        log_age = np.full((ny, nx), np.nan, dtype=np.float32)
+        mh = np.full((ny, nx), np.nan, dtype=np.float32)
+        snr = np.full((ny, nx), np.nan, dtype=np.float32)
+        bin_id = np.full((ny, nx), -1, dtype=np.int32)
+        done = 0
+        for future in as_completed(futures):
+            start, part = future.result()
+            stop = start + part.log_age.shape[0]
+            log_age[start:stop], mh[start:stop], snr[start:stop] = part.log_age, part.mh, part.snr
+            kept = part.bin_id >= 0
+            bin_id[start:stop][kept] = part.bin_id[kept] + start * nx  # unique across blocks
+            done += stop - start
+            yield ("rows", done, ny)
+        yield SpaxelMaps(
+            log_age=log_age,
+            mh=mh,
+            snr=snr,
+            bin_id=bin_id,
+            band_names=tuple(filter_names),
+            model=model,
+            meta={"min_snr": min_snr, "target_snr": None, "n_kept": int(np.isfinite(log_age).sum()),
+                  "model": model, "source": str(path), "engine": "dask"},
+        )  # fmt: skip
+    finally:
+        if cluster is not None:
+            client.close()
+            cluster.close()
