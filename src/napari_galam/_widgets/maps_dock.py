@@ -31,6 +31,7 @@ from qtpy.QtWidgets import (
 
 from napari_galam._layerdata import CUBE_KEY, NARROWBAND_KEY
 from napari_galam._widgets._choices import refill_choices
+from napari_galam._widgets._jobs import start_job
 from napari_galam._widgets._model_worker import shared_worker
 from napari_galam._widgets.gradients_dock import ELLIPSE_KEY, RE_KEY
 from napari_galam.core.gradients import ellipse_from_moments, half_light_radius
@@ -186,26 +187,21 @@ class MapsDock(QWidget):
 
     def start_mapping(self) -> Any:
         """Start mapping the chosen layer in a thread; returns the napari worker."""
-        from napari.qt.threading import create_worker
-
         name = self.source.currentText()
         if not name or name not in self.viewer.layers:
             self._notify("Spaxel maps: open a cube or narrow-band stack first.")
             return None
         layer = self.viewer.layers[name]
         self._source = layer
-        job = create_worker(self.iter_job, layer, _start_thread=False)
-        job.yielded.connect(self._on_progress)
-        job.returned.connect(self._on_done)
-        job.errored.connect(self._on_error)
-        job.finished.connect(self._on_finished)
-        self._job = job
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText(f"Mapping {name}…")
         self.progress.setValue(0)
-        job.start()
-        return job
+        self._job = start_job(
+            self.iter_job, layer, yielded=self._on_progress, returned=self._on_done,
+            errored=self._on_error, finished=self._on_finished,
+        )  # fmt: skip
+        return self._job
 
     def cancel(self) -> None:
         """Ask the running job to stop after its current step."""

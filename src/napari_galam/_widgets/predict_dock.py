@@ -36,6 +36,7 @@ from qtpy.QtWidgets import (
 
 from napari_galam._layerdata import SPECTRUM_KEY
 from napari_galam._widgets._choices import follow_click, layer_named, refill_choices
+from napari_galam._widgets._jobs import start_job
 from napari_galam._widgets._model_worker import shared_worker
 from napari_galam.errors import GalamError, GalamInputError
 from napari_galam.pipeline.galaxies import (
@@ -221,17 +222,12 @@ class PredictDock(QWidget):
             except GalamError as exc:
                 self._on_error(exc)
             return None
-        from napari.qt.threading import create_worker
-
-        job = create_worker(self._iter_job, *job_args, _start_thread=False)
-        job.yielded.connect(self._on_progress)
-        job.returned.connect(self._on_done)
-        job.errored.connect(self._on_error)
-        job.finished.connect(self._on_finished)
-        self._job = job
         self.cancel_button.setEnabled(True)
-        job.start()
-        return job
+        self._job = start_job(
+            self._iter_job, *job_args, yielded=self._on_progress, returned=self._on_done,
+            errored=self._on_error, finished=self._on_finished,
+        )  # fmt: skip
+        return self._job
 
     def cancel(self) -> None:
         """Stop the running job after the galaxy it is on; what was done is dropped."""
