@@ -35,6 +35,23 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--store-gri", action="store_true", help="cutouts: also store float g, r, i images"
     )
     parser.add_argument(
+        "--nearby-fraction",
+        type=float,
+        default=0.2,
+        help="cutouts: share of galaxies from the nearby end of SDSS, z < 0.02 (default 0.2)",
+    )
+    parser.add_argument(
+        "--no-emission",
+        action="store_true",
+        help="cutouts: spectra without nebular emission lines",
+    )
+    parser.add_argument(
+        "--calibration-rms",
+        type=float,
+        default=0.03,
+        help="cutouts: rms of a smooth flux-calibration error in the spectra (default 0.03)",
+    )
+    parser.add_argument(
         "--no-cubes",
         action="store_true",
         help="cubes: store only maps, gradients and SEDs, not the spectral cubes",
@@ -49,7 +66,13 @@ def run(args: argparse.Namespace) -> int:
 
     options: dict[str, object] = {}
     if args.kind == "cutouts":
-        options = {"blend_probability": args.blend_probability, "store_gri": args.store_gri}
+        options = {
+            "blend_probability": args.blend_probability,
+            "store_gri": args.store_gri,
+            "nearby_fraction": args.nearby_fraction,
+            "emission": not args.no_emission,
+            "calibration_rms": args.calibration_rms,
+        }
     else:
         options = {"store_cubes": not args.no_cubes}
     card = simulate_dataset(

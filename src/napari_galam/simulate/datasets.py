@@ -76,6 +76,9 @@ def simulate_sdss_galaxy(
     blend_probability: float = 0.25,
     shape: tuple[int, int] = (128, 128),
     galaxy: GalaxyModel | None = None,
+    nearby_fraction: float = 0.0,
+    emission: bool = False,
+    calibration_rms: float = 0.0,
 ) -> SDSSGalaxy:
     """Draw (or take) a galaxy and render its SDSS-like cutout and fibre spectrum.
 
@@ -93,11 +96,21 @@ def simulate_sdss_galaxy(
         Cutout size (ny, nx).
     galaxy
         Use this model instead of drawing one.
+    nearby_fraction
+        Share of galaxies drawn from the nearby, bright end of SDSS (see
+        :func:`~napari_galam.simulate.galaxy.draw_galaxy`).
+    emission, calibration_rms
+        Nebular emission lines and a smooth flux-calibration error in the spectrum (see
+        :func:`~napari_galam.simulate.spectra.render_fibre_spectrum`).
     """
     library = default_library() if library is None else library
     if snr is not None and not (np.isfinite(snr) and snr > 0):
         raise GalamInputError(f"snr: the signal-to-noise ratio must be > 0, got {snr}")
-    galaxy = galaxy if galaxy is not None else draw_galaxy(rng, library=library)
+    galaxy = (
+        galaxy
+        if galaxy is not None
+        else draw_galaxy(rng, library=library, nearby_fraction=nearby_fraction)
+    )
     snr = float(np.exp(rng.uniform(np.log(5.0), np.log(50.0)))) if snr is None else float(snr)
     seeing = float(np.clip(rng.normal(1.4, 0.2), 0.9, 2.0))
     basis = observed_basis(galaxy, library=library)
@@ -117,7 +130,14 @@ def simulate_sdss_galaxy(
         target_basis=basis,
     )
     spectrum = render_fibre_spectrum(
-        galaxy, rng=rng, library=library, snr=snr, seeing_fwhm_arcsec=seeing, basis=basis
+        galaxy,
+        rng=rng,
+        library=library,
+        snr=snr,
+        seeing_fwhm_arcsec=seeing,
+        basis=basis,
+        emission=emission,
+        calibration_rms=calibration_rms,
     )
     return SDSSGalaxy(galaxy=galaxy, cutout=cutout, spectrum=spectrum)
 
@@ -205,6 +225,9 @@ def iter_simulate_cutouts(
     blend_probability: float = 0.25,
     store_gri: bool = False,
     jpeg_quality: int = 90,
+    nearby_fraction: float = 0.2,
+    emission: bool = True,
+    calibration_rms: float = 0.03,
 ) -> Iterator[int]:
     """Write an MMLforGalAM-style dataset of ``n`` galaxies to HDF5, yielding the count done.
 
@@ -213,7 +236,12 @@ def iter_simulate_cutouts(
     ``spectra/wave`` (3830-8000 A, observed), ``spectra/loglam_flux`` and
     ``spectra/loglam_ivar`` (n, 3838) on ``spectra/loglam``; ``labels/log_age`` and
     ``labels/mh`` (fibre); ``truth/segmentation`` (n, ny, nx) uint8, ``truth/*`` one value
-    per galaxy (galaxy parameters, S/N, seeing, blend flag, target ellipse).
+    per galaxy (galaxy parameters, S/N, seeing, blend flag, target ellipse, H-alpha
+    equivalent width of the emission lines).
+
+    The defaults make training data wider than a magnitude-limited draw: 20% of the
+    galaxies come from the nearby end of SDSS (z < 0.02), spectra carry emission lines
+    and a 3% flux-calibration error (real spectra have both; the labels are stellar).
     """
     import h5py
 
@@ -264,7 +292,13 @@ def iter_simulate_cutouts(
         truth: dict[str, list[float]] = {}
         for index, rng in enumerate(galaxy_rngs(seed, n)):
             sim = simulate_sdss_galaxy(
-                rng, library=library, blend_probability=blend_probability, shape=shape
+                rng,
+                library=library,
+                blend_probability=blend_probability,
+                shape=shape,
+                nearby_fraction=nearby_fraction,
+                emission=emission,
+                calibration_rms=calibration_rms,
             )
             rgb[index] = jpeg_roundtrip(sim.cutout.rgb, quality=jpeg_quality)
             if gri is not None:
@@ -280,6 +314,7 @@ def iter_simulate_cutouts(
             row = {
                 **_galaxy_row(sim.galaxy),
                 "snr": spec.snr,
+                "ew_halpha": spec.emission.ew_halpha if spec.emission is not None else 0.0,
                 "psf_fwhm_arcsec": sim.cutout.truth.psf_fwhm_arcsec,
                 "blended": float(sim.cutout.truth.blended),
                 "n_sources": float(len(sim.cutout.truth.sources)),
@@ -312,6 +347,9 @@ def iter_simulate_cutouts(
                 "blend_probability": blend_probability,
                 "snr_range": [5.0, 50.0],
                 "jpeg_quality": jpeg_quality,
+                "nearby_fraction": nearby_fraction,
+                "emission_lines": bool(emission),
+                "calibration_rms": calibration_rms,
             },
         )
         _finish(handle, temporary, path, card)

@@ -458,6 +458,7 @@ PARAMETER_RANGES: dict[str, dict[str, Any]] = {
         "redshift": [0.002, 0.3],
         "mag_r": [13.0, 17.77],
         "absolute_mag_r": [-23.5, -17.5],
+        "nearby": "with probability nearby_fraction: z log-uniform 0.002-0.02, M_r -22..-16, r 10-17.77",
         "bulge_fraction": [0.0, 0.95],
         "inclination_deg": [0.0, 85.0],
         "velocity_dispersion_kms": [30.0, 350.0],
@@ -478,8 +479,18 @@ PARAMETER_RANGES: dict[str, dict[str, Any]] = {
 
 
 def _draw_redshift_and_magnitudes(
-    rng: np.random.Generator, survey: str
+    rng: np.random.Generator, survey: str, nearby_fraction: float = 0.0
 ) -> tuple[float, float, float]:
+    if survey == "sdss" and nearby_fraction > 0 and rng.random() < nearby_fraction:
+        # The nearby, bright end of SDSS (NGC galaxies, dwarfs): z log-uniform in
+        # 0.002-0.02, M_r from -16, r from 10 (the pipeline's bright limit).
+        for _ in range(10000):
+            z = float(np.exp(rng.uniform(np.log(0.002), np.log(0.02))))
+            absolute = float(rng.uniform(-22.0, -16.0))
+            apparent = absolute + float(distance_modulus(z))
+            if 10.0 <= apparent <= 17.77:
+                return z, apparent, absolute
+        raise RuntimeError("could not draw a nearby SDSS galaxy")  # pragma: no cover
     if survey == "sdss":
         for _ in range(10000):
             z = float(rng.gamma(3.0, 0.035))
@@ -501,6 +512,7 @@ def draw_galaxy(
     survey: Literal["sdss", "califa"] = "sdss",
     library: Any = None,
     dust: bool = True,
+    nearby_fraction: float = 0.0,
 ) -> GalaxyModel:
     """Draw a random, realistic galaxy.
 
@@ -519,7 +531,15 @@ def draw_galaxy(
         SSP library; default :func:`napari_galam.simulate.populations.default_library`.
     dust
         Put a Calzetti screen in front of the disc (and a thinner one in front of the bulge).
+    nearby_fraction
+        ``"sdss"`` only: the share of galaxies drawn from the nearby, bright end of the
+        survey instead (0.002 <= z < 0.02, M_r down to -16, r from 10). A magnitude-limited
+        draw puts almost none there (~1%), yet the real spectra that ship with pPXF
+        (NGC 3073, NGC 3522, NGC 4636: z ~ 0.003-0.004) are such galaxies; in the
+        observed frame the network must have seen their redshift to read them.
     """
+    if not 0.0 <= nearby_fraction <= 1.0:
+        raise GalamInputError(f"nearby_fraction: expected 0..1, got {nearby_fraction}")
     if survey not in ("sdss", "califa"):
         raise GalamInputError(f"survey: expected 'sdss' or 'califa', got {survey!r}")
     if not isinstance(rng, np.random.Generator):
@@ -527,7 +547,7 @@ def draw_galaxy(
             "rng: expected a numpy.random.Generator (np.random.default_rng(seed))"
         )
     library = default_library() if library is None else library
-    z, mag_r, absolute = _draw_redshift_and_magnitudes(rng, survey)
+    z, mag_r, absolute = _draw_redshift_and_magnitudes(rng, survey, nearby_fraction)
     mass = float(np.clip((-absolute - 17.5) / 6.0, 0.0, 1.0))
     early = rng.random() < 0.15 + 0.55 * mass
     bulge_fraction = float(rng.uniform(0.55, 0.95) if early else rng.uniform(0.0, 0.4))

@@ -6,6 +6,19 @@ observed spectra weighted by their light inside the fibre, on SDSS's coadd grid
 spectrum (continuum and the brightest night-sky lines) and Poisson-like noise scaled to a
 chosen median S/N. The labels are the luminosity-weighted log age and [M/H] of the light
 inside the fibre, as the MMLforGalAM labels (pPXF fits of SDSS fibre spectra) are.
+
+Two nuisances of real spectra can be switched on, neither of which changes the labels
+(pPXF masks gas lines and absorbs calibration with a multiplicative polynomial; the
+networks must learn to ignore both):
+
+* nebular emission lines (:func:`draw_emission_lines`): Balmer lines, [O II], [Ne III],
+  [O III], He I, [O I], [N II] and [S II] with an H-alpha equivalent width that grows
+  with the youth of the light in the fibre (star-forming galaxies) or a weak LINER-like
+  spectrum (retired galaxies), reddened by the galaxy's dust. Under min-max
+  normalisation a strong H-alpha line sets the maximum of the whole spectrum, so a
+  network that never saw one misreads every star-forming galaxy;
+* a smooth flux-calibration error: a random multiplicative Legendre polynomial of
+  degree 3 with a few per cent rms (SDSS spectrophotometry is good to about 4%).
 """
 
 from __future__ import annotations
@@ -25,12 +38,15 @@ from napari_galam.simulate.observe import (
     fibre_light,
     observed_basis,
 )
-from napari_galam.simulate.spectral import LOG_STEP
+from napari_galam.simulate.spectral import LOG_STEP, calzetti_attenuation
 
 __all__ = [
     "SDSS_LOGLAM",
     "MML_WAVE",
+    "EmissionLines",
     "FibreSpectrum",
+    "draw_emission_lines",
+    "emission_line_spectrum",
     "render_fibre_spectrum",
     "sdss_sky_spectrum",
     "to_linear_grid",
@@ -87,6 +103,201 @@ _SKY_LINES = np.array(
 )
 
 
+#: Vacuum rest wavelengths (A) of the nebular lines the simulator adds.
+EMISSION_LINES_VACUUM_A: dict[str, float] = {
+    "[OII]3727": 3727.09,
+    "[OII]3730": 3729.88,
+    "[NeIII]3870": 3869.86,
+    "Hd": 4102.89,
+    "Hg": 4341.68,
+    "Hb": 4862.68,
+    "[OIII]4960": 4960.30,
+    "[OIII]5008": 5008.24,
+    "HeI5877": 5877.25,
+    "[OI]6302": 6302.05,
+    "[NII]6550": 6549.86,
+    "Ha": 6564.61,
+    "[NII]6585": 6585.27,
+    "[SII]6718": 6718.29,
+    "[SII]6733": 6732.67,
+}
+#: Case B Balmer ratios to H-beta at 10^4 K (Osterbrock & Ferland 2006).
+_CASE_B_TO_HBETA = {"Ha": 2.86, "Hg": 0.468, "Hd": 0.259}
+
+
+@dataclass(frozen=True)
+class EmissionLines:
+    """Nebular emission lines of one galaxy, as fluxes relative to H-alpha.
+
+    Attributes
+    ----------
+    ew_halpha
+        Rest-frame equivalent width of H-alpha in emission (A, >= 0) against the
+        stellar continuum of the fibre.
+    relative_flux
+        Observed (reddened) flux of each line of :data:`EMISSION_LINES_VACUUM_A` relative
+        to H-alpha.
+    sigma_kms
+        Gas velocity dispersion (before the instrumental broadening).
+    kind
+        ``"star-forming"``, ``"retired"`` (LINER-like) or ``"none"``.
+    """
+
+    ew_halpha: float
+    relative_flux: dict[str, float]
+    sigma_kms: float
+    kind: str
+
+
+def draw_emission_lines(
+    rng: np.random.Generator,
+    *,
+    log_age: float,
+    mh: float,
+    ebv: float,
+    stellar_sigma_kms: float,
+) -> EmissionLines:
+    """Draw the emission-line spectrum of a galaxy from the population in its fibre.
+
+    Galaxies whose fibre light is young are more often star-forming: the chance is a
+    logistic function of the luminosity-weighted log age, centred on 9.6 (about 4 Gyr).
+    A star-forming galaxy has ``log EW(H-alpha) = 1.3 - 1.1 (log age - 9) +- 0.3`` (1-500
+    A; about 50 A at 0.3 Gyr, 5 A at 5 Gyr), log [N II]/H-alpha = -0.4 + 0.4 [M/H] +- 0.12
+    and [O III]/H-beta 0.25 dex below the Kauffmann et al. (2003) star-forming boundary
+    at that [N II]/H-alpha, case B
+    Balmer ratios and ``E(B-V)_gas = E(B-V)_stars / 0.44`` (Calzetti 2000). A retired
+    galaxy has 0.3-3 A of H-alpha with LINER ratios ([N II] > H-alpha, strong [O I]).
+
+    Parameters
+    ----------
+    rng
+        The random generator.
+    log_age, mh
+        Luminosity-weighted log10(age / yr) and [M/H] of the light in the fibre.
+    ebv
+        Stellar E(B-V) of the galaxy's dust screen (mag).
+    stellar_sigma_kms
+        Stellar velocity dispersion; the gas is colder (50-100% of it, at least 30 km/s).
+    """
+    sigma = max(30.0, float(stellar_sigma_kms) * float(rng.uniform(0.5, 1.0)))
+    star_forming = rng.random() < 1.0 / (1.0 + np.exp((log_age - 9.6) / 0.15))
+    if star_forming:
+        ew = 10 ** float(np.clip(1.3 - 1.1 * (log_age - 9.0) + rng.normal(0.0, 0.3), 0.0, 2.7))
+        n2 = float(np.clip(-0.4 + 0.4 * mh + rng.normal(0.0, 0.12), -1.2, -0.3))
+        o3 = 0.61 / (n2 - 0.05) + 1.3 - 0.25 + rng.normal(0.0, 0.15)
+        ratios_hb = {
+            "Hb": 1.0,
+            "[OIII]5008": 10**o3,
+            "[OII]3727": 0.5 * 10 ** rng.normal(0.35, 0.15),
+            "[NeIII]3870": 0.06 * 10**o3,
+            "HeI5877": 0.11,
+        }
+        ratios_ha = {
+            "[NII]6585": 10**n2,
+            "[SII]6718": 0.55 * 10 ** rng.normal(-0.6, 0.1),
+            "[OI]6302": 10 ** rng.normal(-1.5, 0.15),
+        }
+        kind = "star-forming"
+    else:
+        ew = 10 ** float(rng.uniform(-0.5, 0.5))
+        o3 = rng.normal(0.3, 0.2)
+        ratios_hb = {
+            "Hb": 1.0,
+            "[OIII]5008": 10**o3,
+            "[OII]3727": 0.5 * 10 ** rng.normal(0.6, 0.15),
+            "[NeIII]3870": 0.1 * 10**o3,
+            "HeI5877": 0.05,
+        }
+        ratios_ha = {
+            "[NII]6585": 10 ** rng.normal(0.15, 0.15),
+            "[SII]6718": 0.55 * 10 ** rng.normal(-0.1, 0.1),
+            "[OI]6302": 10 ** rng.normal(-0.7, 0.15),
+        }
+        kind = "retired"
+    intrinsic = {"Ha": 1.0}
+    for name, ratio in _CASE_B_TO_HBETA.items():
+        if name != "Ha":
+            intrinsic[name] = ratio / _CASE_B_TO_HBETA["Ha"]
+    for name, ratio in ratios_hb.items():
+        intrinsic[name] = ratio / _CASE_B_TO_HBETA["Ha"]
+    intrinsic.update(ratios_ha)
+    # Fixed doublet ratios (atomic physics) and density-sensitive ones at low density.
+    intrinsic["[OIII]4960"] = intrinsic["[OIII]5008"] / 2.98
+    intrinsic["[NII]6550"] = intrinsic["[NII]6585"] / 3.05
+    intrinsic["[OII]3730"] = intrinsic["[OII]3727"] * 1.4
+    intrinsic["[SII]6733"] = intrinsic["[SII]6718"] / 1.4
+    names = list(EMISSION_LINES_VACUUM_A)
+    waves = np.array([EMISSION_LINES_VACUUM_A[name] for name in names])
+    transmitted = calzetti_attenuation(waves, float(ebv) / 0.44)
+    halpha = float(
+        calzetti_attenuation(np.array([EMISSION_LINES_VACUUM_A["Ha"]]), float(ebv) / 0.44)[0]
+    )
+    relative = {
+        name: float(intrinsic[name] * t / halpha)
+        for name, t in zip(names, transmitted, strict=True)
+    }
+    return EmissionLines(ew_halpha=float(ew), relative_flux=relative, sigma_kms=sigma, kind=kind)
+
+
+def emission_line_spectrum(
+    loglam: NDArray[np.floating],
+    continuum: NDArray[np.floating],
+    lines: EmissionLines,
+    *,
+    redshift: float,
+    resolution: float = SDSS_RESOLUTION,
+) -> NDArray[np.float64]:
+    """The observed line spectrum of ``lines`` on a log-lambda grid, in the continuum's units.
+
+    H-alpha's flux is its equivalent width times the continuum's median within 100 A
+    (rest) of the line; every other line scales with it. Lines are Gaussians in velocity
+    with the gas dispersion and the instrumental one (``c / (2.3548 R)``) added in
+    quadrature, integrated over each pixel by their value at its centre (pixels of
+    1e-4 dex are ~69 km/s, narrower than any line here).
+    """
+    loglam = np.asarray(loglam, dtype=np.float64)
+    continuum = np.asarray(continuum, dtype=np.float64)
+    wave = 10.0**loglam
+    out = np.zeros_like(wave)
+    if lines.ew_halpha <= 0:
+        return out
+    halpha_obs = EMISSION_LINES_VACUUM_A["Ha"] * (1.0 + redshift)
+    near = np.abs(wave - halpha_obs) < 100.0 * (1.0 + redshift)
+    if not near.any():
+        return out
+    level = float(np.median(continuum[near]))
+    flux_halpha = lines.ew_halpha * (1.0 + redshift) * max(level, 0.0)
+    c_kms = 299792.458
+    sigma_kms = np.hypot(lines.sigma_kms, c_kms / (2.3548 * resolution))
+    dlam = np.gradient(wave)
+    for name, rest in EMISSION_LINES_VACUUM_A.items():
+        centre = rest * (1.0 + redshift)
+        sigma_a = centre * sigma_kms / c_kms
+        window = np.abs(wave - centre) < 6.0 * sigma_a
+        if not window.any():
+            continue
+        profile = np.exp(-0.5 * ((wave[window] - centre) / sigma_a) ** 2)
+        norm = float(np.sum(profile * dlam[window]))
+        out[window] += flux_halpha * lines.relative_flux[name] * profile / norm
+    return out
+
+
+def calibration_error_factor(
+    loglam: NDArray[np.floating], rng: np.random.Generator, rms: float
+) -> NDArray[np.float64]:
+    """A smooth multiplicative flux-calibration error: 1 + a Legendre polynomial of degree 3.
+
+    The coefficient of P_k is normal with standard deviation ``rms * sqrt((2k + 1) / 3)``:
+    P_k has an rms of ``1 / sqrt(2k + 1)`` over [-1, 1], so each degree contributes a third
+    of the variance and the expected rms of the error over the spectrum is ``rms``.
+    """
+    loglam = np.asarray(loglam, dtype=np.float64)
+    x = 2.0 * (loglam - loglam[0]) / (loglam[-1] - loglam[0]) - 1.0
+    degrees = np.arange(1, 4)
+    coefficients = np.concatenate([[0.0], rng.normal(0.0, rms * np.sqrt((2 * degrees + 1) / 3))])
+    return 1.0 + np.polynomial.legendre.legval(x, coefficients)
+
+
 @dataclass(frozen=True)
 class FibreSpectrum:
     """A simulated SDSS fibre spectrum and its truth.
@@ -112,6 +323,8 @@ class FibreSpectrum:
         inside the fibre.
     fibre_light
         Share of the galaxy's band light of each basis population inside the fibre.
+    emission
+        The nebular lines added to ``model`` (None: none).
     """
 
     loglam: NDArray[np.float64]
@@ -127,6 +340,7 @@ class FibreSpectrum:
     log_age: float
     mh: float
     fibre_light: NDArray[np.float64]
+    emission: EmissionLines | None = None
 
     @property
     def wave(self) -> NDArray[np.float64]:
@@ -163,6 +377,8 @@ def render_fibre_spectrum(
     snr: float,
     seeing_fwhm_arcsec: float = 1.4,
     basis: ObservedBasis | None = None,
+    emission: bool = False,
+    calibration_rms: float = 0.0,
 ) -> FibreSpectrum:
     """Render the SDSS fibre spectrum of ``galaxy`` with a median S/N per pixel of ``snr``.
 
@@ -181,6 +397,12 @@ def render_fibre_spectrum(
     basis
         The galaxy's :func:`~napari_galam.simulate.observe.observed_basis` at SDSS
         resolution in vacuum, if already computed.
+    emission
+        Add nebular emission lines drawn by :func:`draw_emission_lines` from the
+        population in the fibre (they do not change the labels).
+    calibration_rms
+        Fractional rms of a smooth multiplicative flux-calibration error (0: none;
+        SDSS: about 0.04).
 
     Returns
     -------
@@ -188,6 +410,10 @@ def render_fibre_spectrum(
     """
     if not (np.isfinite(snr) and snr > 0):
         raise GalamInputError(f"snr: the signal-to-noise ratio must be > 0, got {snr}")
+    if not (np.isfinite(calibration_rms) and 0.0 <= calibration_rms < 0.5):
+        raise GalamInputError(
+            f"calibration_rms: expected a fractional rms in [0, 0.5), got {calibration_rms}"
+        )
     basis = basis or observed_basis(galaxy, library=library)
     light = fibre_light(galaxy, seeing_fwhm_arcsec=seeing_fwhm_arcsec)
     fine = light @ basis.spectra * 1e17
@@ -195,6 +421,25 @@ def render_fibre_spectrum(
     index = np.rint((SDSS_LOGLAM - basis.loglam[0]) / LOG_STEP).astype(int)
     model = 0.25 * fine[index - 1] + 0.5 * fine[index] + 0.25 * fine[index + 1]
     covered = basis.covered[index - 1] & basis.covered[index + 1]
+    total = float(light.sum())
+    if total <= 0:
+        raise GalamInputError("galaxy: no light falls into the fibre")
+    # Offsets from the first population keep the labels exact when all are equal.
+    ages, metals = galaxy.basis_log_ages, galaxy.basis_mh
+    log_age = float(ages[0] + light @ (ages - ages[0]) / total)
+    mh = float(metals[0] + light @ (metals - metals[0]) / total)
+    lines = None
+    if emission:
+        lines = draw_emission_lines(
+            rng,
+            log_age=log_age,
+            mh=mh,
+            ebv=galaxy.disc.ebv,
+            stellar_sigma_kms=galaxy.velocity_dispersion_kms,
+        )
+        model = model + emission_line_spectrum(SDSS_LOGLAM, model, lines, redshift=galaxy.redshift)
+    if calibration_rms > 0:
+        model = model * calibration_error_factor(SDSS_LOGLAM, rng, calibration_rms)
     sky = _sdss_grid_sky()
     shape = np.sqrt(np.clip(model, 0.0, None) + sky)
     scale = float(np.median(model[covered] / shape[covered])) / snr
@@ -208,13 +453,6 @@ def render_fibre_spectrum(
     wdisp = np.full(
         model.size, 1.0 / (SDSS_RESOLUTION * 2.3548 * np.log(10.0) * 1e-4), dtype=np.float32
     )
-    total = float(light.sum())
-    if total <= 0:
-        raise GalamInputError("galaxy: no light falls into the fibre")
-    # Offsets from the first population keep the labels exact when all are equal.
-    ages, metals = galaxy.basis_log_ages, galaxy.basis_mh
-    log_age = float(ages[0] + light @ (ages - ages[0]) / total)
-    mh = float(metals[0] + light @ (metals - metals[0]) / total)
     return FibreSpectrum(
         loglam=SDSS_LOGLAM.copy(),
         flux=flux.astype(np.float32),
@@ -229,6 +467,7 @@ def render_fibre_spectrum(
         log_age=log_age,
         mh=mh,
         fibre_light=light,
+        emission=lines,
     )
 
 
