@@ -28,6 +28,7 @@ def test_manifest_is_valid() -> None:
     assert {s.key for s in manifest.contributions.sample_data} >= {
         "hubble_deep_field",
         "sdss_spectrum_ngc3522",
+        "sdss_spectrum_ngc4636",
     }
 
 

@@ -29,6 +29,7 @@ __all__ = [
     "sample_hubble_deep_field",
     "sample_sdss_spectrum_ngc3522",
     "sample_sdss_spectrum_ngc3073",
+    "sample_sdss_spectrum_ngc4636",
     "sample_simulated_sdss_field",
     "sample_simulated_califa_cube",
     "sample_simulated_jpas_cube",
@@ -73,11 +74,13 @@ def sample_hubble_deep_field() -> list[Any]:
     ]
 
 
-def _spectrum_sample(name: str) -> list[Any]:
+def _spectrum_sample(name: str, release: str = "DR18") -> list[Any]:
     from napari_galam._reader import _open_spectrum_dock
+    from napari_galam.io.spectra import real_sdss_spectra
 
-    spectrum = read_sdss_spectrum(ppxf_spectrum_path(name))
-    spectrum = replace(spectrum, meta={**spectrum.meta, "NAME": f"{name} (SDSS DR18)"})
+    path = ppxf_spectrum_path(name) if release == "DR18" else real_sdss_spectra()[name]
+    spectrum = read_sdss_spectrum(path)
+    spectrum = replace(spectrum, meta={**spectrum.meta, "NAME": f"{name} (SDSS {release})"})
     layer = spectrum_layer_data(spectrum)
     _open_spectrum_dock()
     return [layer]
@@ -91,6 +94,11 @@ def sample_sdss_spectrum_ngc3522() -> list[Any]:
 def sample_sdss_spectrum_ngc3073() -> list[Any]:
     """napari sample: the SDSS DR18 spectrum of NGC 3073, shown in the Spectrum dock."""
     return _spectrum_sample("NGC3073")
+
+
+def sample_sdss_spectrum_ngc4636() -> list[Any]:
+    """napari sample: the SDSS DR12 spectrum of NGC 4636 (shipped), in the Spectrum dock."""
+    return _spectrum_sample("NGC4636", release="DR12")
 
 
 def sample_simulated_sdss_field() -> list[Any]:

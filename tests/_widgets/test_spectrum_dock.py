@@ -39,6 +39,18 @@ def test_samples_open_and_spectrum_dock_plots(make_napari_viewer, tmp_path: Path
     _not_blank(dock_shot)
 
 
+def test_shipped_ngc4636_sample_opens_in_the_spectrum_dock(make_napari_viewer, tmp_path) -> None:
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-galam", "sdss_spectrum_ngc4636")
+    _, dock = viewer.window.add_plugin_dock_widget("napari-galam", "Spectrum")
+    assert dock.current_spectrum is not None
+    title = dock.figure.axes[0].get_title()
+    assert "NGC4636" in title and "z = 0.0030" in title
+    dock_shot = tmp_path / "ngc4636_dock.png"
+    dock.grab().save(str(dock_shot))
+    _not_blank(dock_shot)
+
+
 def test_dock_follows_new_spectra_and_theme(make_napari_viewer, sdss_spectrum_file) -> None:
     viewer = make_napari_viewer()
     dock = SpectrumDock(viewer)

@@ -93,3 +93,13 @@ def test_truncated_and_foreign_files_are_refused(sdss_spectrum_file, tmp_path: P
     assert not looks_like_sdss_spectrum(image)
     with pytest.raises(GalamInputError, match=r"image\.fits: not an SDSS spectrum"):
         read_sdss_spectrum(image)
+
+
+def test_real_spectra_available_offline_are_found_and_read():
+    from napari_galam.io.spectra import real_sdss_spectra
+
+    found = real_sdss_spectra()
+    assert set(found) == {"NGC3073", "NGC3522", "NGC4636"}
+    ngc4636 = read_sdss_spectrum(found["NGC4636"])
+    assert ngc4636.redshift == pytest.approx(0.00303, abs=1e-4)
+    assert ngc4636.snr_median > 40 and ngc4636.wave.size == 3838

@@ -18,11 +18,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Per galaxy: MMLforGalAM, image-only and spectra-only on a `galam simulate "
             "--kind cutouts` file (QA first, as at inference; SD, bias, MSE, MAE overall "
             "and by S/N). Per spaxel: the SED CNN on a `--kind cubes` file (robust SD of "
-            "the maps and error of the radial gradients)."
+            "the maps and error of the radial gradients). Real spectra (--real): the spectra-only "
+            "model against pPXF fits with the same E-MILES library on the real SDSS spectra "
+            "of NGC 3073, NGC 3522 and NGC 4636."
         ),
     )
     parser.add_argument("--cutouts", type=Path, help="simulated cutout dataset (.h5)")
     parser.add_argument("--cubes", type=Path, help="simulated cube dataset (.h5)")
+    parser.add_argument(
+        "--real",
+        action="store_true",
+        help="compare the spectra-only model with pPXF on the real SDSS spectra available offline",
+    )
     parser.add_argument("-o", "--output", type=Path, help="write the tables here (.ecsv / .json)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N galaxies")
     parser.add_argument("--plot", type=Path, help="save predicted-vs-true plots here (.png)")
@@ -34,13 +41,16 @@ def run(args: argparse.Namespace) -> int:
     from napari_galam.errors import GalamInputError
     from napari_galam.models.inference import predict_galaxies, predict_seds
     from napari_galam.pipeline.evaluate import (
+        compare_real_spectra,
         evaluate_galaxies,
         evaluate_spaxels,
         plot_predicted_vs_true,
     )
 
-    if args.cutouts is None and args.cubes is None:
-        raise GalamInputError("give --cutouts and/or --cubes (files written by galam simulate).")
+    if args.cutouts is None and args.cubes is None and not args.real:
+        raise GalamInputError(
+            "give --cutouts and/or --cubes (files written by galam simulate), and/or --real."
+        )
     if args.cutouts is not None:
         table = evaluate_galaxies(args.cutouts, predict_galaxies, limit=args.limit)
         shown = table[table["snr_bin"] == "all"]
@@ -66,4 +76,20 @@ def run(args: argparse.Namespace) -> int:
             args.output.with_suffix(".spaxels.json").write_text(
                 json.dumps(result, indent=1, default=float)
             )
+    if args.real:
+        table = compare_real_spectra(predict_galaxies)
+        limits = table.meta["agreement_dex"]
+        print(
+            f"real SDSS spectra: spectra-only model vs pPXF (E-MILES); agreement = "
+            f"|d log age| <= {limits['log_age']} and |d [M/H]| <= {limits['mh']} dex: "
+            f"{int(table['agrees'].sum())}/{len(table)} galaxies"
+        )
+        for column in table.colnames:
+            if table[column].dtype.kind == "f":
+                table[column].format = ".3f"
+        table.pprint(max_width=-1)
+        if args.output is not None:
+            from napari_galam.io.writers import write_table
+
+            write_table(args.output.with_suffix(".real.ecsv"), table)
     return 0

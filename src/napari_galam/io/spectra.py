@@ -27,6 +27,7 @@ __all__ = [
     "read_sdss_spectrum",
     "looks_like_sdss_spectrum",
     "median_snr",
+    "real_sdss_spectra",
 ]
 
 
@@ -261,3 +262,29 @@ def _read_open_spectrum(hdul: Any, path: Path) -> SdssSpectrum:
     return SdssSpectrum(
         wave=wave, flux=flux, ivar=ivar, redshift=redshift, path=path, layout=layout, meta=meta
     )
+
+
+def real_sdss_spectra() -> dict[str, Path]:
+    """The real SDSS spectra available offline, by galaxy name.
+
+    NGC 3073 (a star-forming dwarf) and NGC 3522 (an early-type) come with the installed
+    pPXF (DR18); NGC 4636 (a giant elliptical, DR12) ships with napari-galam, trimmed from
+    the pPXF 8.2.6 source distribution by ``scripts/extract_ngc4636_spectrum.py``.
+    Missing files are left out.
+    """
+    from importlib.resources import files
+
+    found: dict[str, Path] = {}
+    try:
+        ppxf_spectra = Path(str(files("ppxf") / "spectra"))
+    except ModuleNotFoundError:  # pragma: no cover - ppxf is a dependency
+        ppxf_spectra = None
+    if ppxf_spectra is not None:
+        for name in ("NGC3073", "NGC3522"):
+            path = ppxf_spectra / f"{name}_SDSS_DR18.fits"
+            if path.exists():
+                found[name] = path
+    shipped = Path(str(files("napari_galam") / "data" / "NGC4636_SDSS_DR12.fits"))
+    if shipped.exists():
+        found["NGC4636"] = shipped
+    return found

@@ -10,6 +10,10 @@ simulated cubes within ``max_radius`` R_e; the robust SD (1.4826 x MAD) of the r
 and the error of radial gradients fitted on the predicted maps (100 bootstrap fits
 within R_e, as in the Gradients dock) against the simulator's truth.
 
+Real spectra (:func:`compare_real_spectra`): the spectra-only model against pPXF fits
+with the same E-MILES library on the real SDSS spectra available offline (NGC 3073,
+NGC 3522, NGC 4636), galaxy by galaxy.
+
 The model is any callable: ``predict_galaxies(images=..., spectra=..., model=...)`` and
 ``predict_seds(seds)``, in-process on the command line or the worker's.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +30,8 @@ import numpy as np
 from napari_galam.errors import GalamInputError
 
 __all__ = [
+    "REAL_AGREEMENT_DEX",
+    "compare_real_spectra",
     "evaluate_galaxies",
     "evaluate_spaxels",
     "plot_predicted_vs_true",
@@ -57,6 +64,96 @@ def residual_stats(diff: Any) -> dict[str, float]:
         "sd": float(np.std(d)),
         "robust_sd": float(1.4826 * np.median(np.abs(d - np.median(d)))),
     }
+
+
+#: What "agree" means for one real galaxy: |model - pPXF| in log age and [M/H] (dex).
+#: About twice the models' SD on unseen simulated galaxies, and a few times the spread
+#: between pPXF fits of one spectrum with and without regularisation.
+REAL_AGREEMENT_DEX = {"log_age": 0.2, "mh": 0.15}
+
+
+def compare_real_spectra(
+    predict_galaxies: Callable[..., Any],
+    *,
+    spectra: dict[str, str | os.PathLike] | None = None,
+    reguls: Sequence[float] = (0.0, 100.0),
+) -> Any:
+    """The spectra-only model against pPXF on real SDSS spectra, one row per galaxy.
+
+    Each spectrum is read as the predict dock and ``galam predict`` read it (pixels with
+    ``ivar > 0``, observed frame, 1 A grid, min-max) and fitted by
+    :func:`napari_galam.sps.reference_fit.fit_population` with its errors, in vacuum,
+    emission lines masked, a multiplicative polynomial of degree 10, once per
+    regularisation in ``reguls`` (the first is the reference; the spread between them is
+    pPXF's own systematic).
+
+    Parameters
+    ----------
+    predict_galaxies
+        ``predict_galaxies(spectra=..., model="spectra-only")``.
+    spectra
+        ``{name: path}``; default :func:`napari_galam.io.spectra.real_sdss_spectra`.
+    reguls
+        pPXF regularisation strengths.
+
+    Returns
+    -------
+    astropy.table.Table
+        ``galaxy, redshift, snr, model_log_age, model_mh, ppxf_log_age, ppxf_mh``,
+        ``ppxf_log_age_regul<R>``/``ppxf_mh_regul<R>`` for the other regularisations,
+        ``d_log_age, d_mh`` (model - pPXF) and ``agrees`` (within
+        :data:`REAL_AGREEMENT_DEX`).
+    """
+    from astropy.table import Table
+
+    from napari_galam.core.preprocess import preprocess_spectrum
+    from napari_galam.io.spectra import read_sdss_spectrum, real_sdss_spectra
+    from napari_galam.sps.reference_fit import fit_population
+
+    paths = real_sdss_spectra() if spectra is None else {k: Path(v) for k, v in spectra.items()}
+    if not paths:
+        raise GalamInputError("no real SDSS spectra found (pPXF's spectra/ folder is missing)")
+    rows, inputs = [], []
+    for name, path in paths.items():
+        spectrum = read_sdss_spectrum(path)
+        good = spectrum.ivar > 0
+        inputs.append(preprocess_spectrum(spectrum.wave[good], spectrum.flux[good]))
+        noise = np.full(spectrum.flux.shape, np.inf)
+        noise[good] = 1.0 / np.sqrt(spectrum.ivar[good])
+        redshift = spectrum.redshift if np.isfinite(spectrum.redshift) else 0.0
+        row: dict[str, Any] = {
+            "galaxy": name,
+            "redshift": float(redshift),
+            "snr": float(spectrum.snr_median),
+        }
+        for index, regul in enumerate(reguls):
+            fit = fit_population(
+                spectrum.wave,
+                spectrum.flux,
+                noise=noise,
+                redshift=redshift,
+                vacuum=True,
+                regul=float(regul),
+            )
+            suffix = "" if index == 0 else f"_regul{regul:g}"
+            row[f"ppxf_log_age{suffix}"] = fit.log_age
+            row[f"ppxf_mh{suffix}"] = fit.mh
+        rows.append(row)
+    answer = predict_galaxies(spectra=np.stack(inputs), model="spectra-only")
+    table = Table(rows=rows)
+    table["model_log_age"] = np.asarray(answer.log_age, float)
+    table["model_mh"] = np.asarray(answer.mh, float)
+    table["d_log_age"] = table["model_log_age"] - table["ppxf_log_age"]
+    table["d_mh"] = table["model_mh"] - table["ppxf_mh"]
+    table["agrees"] = (np.abs(table["d_log_age"]) <= REAL_AGREEMENT_DEX["log_age"]) & (
+        np.abs(table["d_mh"]) <= REAL_AGREEMENT_DEX["mh"]
+    )
+    order = ["galaxy", "redshift", "snr", "model_log_age", "ppxf_log_age", "d_log_age"]
+    order += ["model_mh", "ppxf_mh", "d_mh"]
+    order += [c for c in table.colnames if c not in order]
+    table = table[order]
+    table.meta["agreement_dex"] = dict(REAL_AGREEMENT_DEX)
+    return table
 
 
 def evaluate_galaxies(
