@@ -159,6 +159,12 @@ def jpeg_roundtrip(rgb: np.ndarray, *, quality: int = 90) -> np.ndarray:
     return np.asarray(Image.open(buffer).convert("RGB"))
 
 
+#: HDF5 chunk cache per open dataset file. Galaxies are written one row at a time into
+#: gzip chunks of 64 rows (a 64-cutout chunk is 3 MB); with h5py's default 1 MB cache
+#: every row write decompressed and recompressed its whole chunk (60% of the run time).
+_CHUNK_CACHE_BYTES = 64 * 1024**2
+
+
 def _check_common(path: str | os.PathLike[str], n: int, seed: int) -> Path:
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise GalamInputError(f"n: expected a positive number of galaxies, got {n!r}")
@@ -248,7 +254,7 @@ def iter_simulate_cutouts(
     path = _check_common(path, n, seed)
     library = default_library() if library is None else library
     temporary = path.with_name(path.name + ".part")
-    handle = h5py.File(temporary, "w")
+    handle = h5py.File(temporary, "w", rdcc_nbytes=_CHUNK_CACHE_BYTES)
     try:
         ny, nx = shape
         opts = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
@@ -380,7 +386,7 @@ def iter_simulate_cubes(
     path = _check_common(path, n, seed)
     library = default_library() if library is None else library
     temporary = path.with_name(path.name + ".part")
-    handle = h5py.File(temporary, "w")
+    handle = h5py.File(temporary, "w", rdcc_nbytes=_CHUNK_CACHE_BYTES)
     try:
         ny, nx = CALIFA_SHAPE
         nw = CALIFA_WAVE.size
