@@ -219,3 +219,54 @@ def test_background_maps_equal_photutils_background2d(shape):
     expected = Background2D(image, (box, box), filter_size=(3, 3), bkg_estimator=MedianBackground())
     np.testing.assert_allclose(background, expected.background, rtol=0, atol=1e-10)
     np.testing.assert_allclose(rms, expected.background_rms, rtol=0, atol=1e-10)
+
+
+def faint_companion_scene(seed=3, amplitude=30.0):
+    """A b/a 0.75 galaxy with a companion on its slope that makes no peak of its own."""
+    rng = np.random.default_rng(seed)
+    image = blob((128, 128), 63.5, 63.5, 200.0, 8.0, 0.75, 30.0)
+    if amplitude:
+        image = image + blob((128, 128), 72.5, 54.5, amplitude, 3.0)
+    return image + rng.normal(0, 1, (128, 128))
+
+
+def _companions_of(image):
+    from napari_galam.core.deblend import find_companions, smoothed_noise
+
+    masking = fit_target_ellipse(image)
+    result = detect_blends(image, target_mask=masking.mask)
+    found = find_companions(
+        result.smoothed,
+        smoothed_noise(result.threshold / 1.5),
+        masking.mask,
+        (masking.target.y, masking.target.x),
+        structure_noise=True,
+    )
+    return result, found
+
+
+def test_rotation_residual_finds_a_companion_that_deblending_cannot_split():
+    result, found = _companions_of(faint_companion_scene())
+    assert not result.blended  # the seed's peak-based rule misses it
+    assert found.n_companions == 1
+    row, col = found.yx[0]
+    assert np.hypot(row - 72.5, col - 54.5) < 3
+    assert found.fraction[0] >= 0.3 and found.significance[0] > 3
+    assert abs(found.centre_yx[0] - 63.5) <= 0.5 and abs(found.centre_yx[1] - 63.5) <= 0.5
+
+
+def test_rotation_residual_of_an_isolated_galaxy_is_empty():
+    _, found = _companions_of(faint_companion_scene(amplitude=0.0))
+    assert found.n_companions == 0
+
+
+def test_find_companions_validates_its_inputs():
+    from napari_galam.core.deblend import find_companions
+
+    data = np.zeros((16, 16))
+    with pytest.raises(GalamInputError, match="region"):
+        find_companions(data, 1.0, np.ones((8, 8), bool), (8, 8))
+    with pytest.raises(GalamInputError, match="nsigma"):
+        find_companions(data, 1.0, np.ones((16, 16), bool), (8, 8), nsigma=0)
+    # An empty region is "nothing found", not an error.
+    assert find_companions(data, 1.0, np.zeros((16, 16), bool), (8, 8)).n_companions == 0

@@ -173,3 +173,22 @@ def test_canny_edges_of_the_released_pipeline_are_available():
     assert abs(outline.target.semi_major - canny.target.semi_major) < 1.5
     with pytest.raises(GalamInputError, match="edges"):
         fit_target_ellipse(image, edges="sobel")
+
+
+def test_moment_ellipse_angle_of_a_roundish_galaxy():
+    from napari_galam.core.masking import moment_ellipse
+
+    rows, cols = np.indices((96, 96), dtype=float)
+    theta = np.radians(120.0)
+    dx, dy = cols - 47.3, rows - 48.6
+    along = dx * np.cos(theta) + dy * np.sin(theta)
+    across = (-dx * np.sin(theta) + dy * np.cos(theta)) / 0.78
+    image = 100 * np.exp(-np.hypot(along, across) / 6.0)
+    shape = moment_ellipse(image, image > 1.0)
+    assert abs((shape.angle_deg - 120.0 + 90) % 180 - 90) < 1.0
+    assert abs(shape.x - 47.3) < 0.1 and abs(shape.y - 48.6) < 0.1
+    assert 0.7 < shape.axis_ratio < 0.86
+    assert moment_ellipse(image, np.zeros_like(image, bool)) is None
+    assert moment_ellipse(-image, image > 1.0) is None
+    with pytest.raises(GalamInputError, match="region"):
+        moment_ellipse(image, np.ones((4, 4), bool))

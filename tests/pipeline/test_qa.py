@@ -11,6 +11,7 @@ from napari_galam.cli import main
 from napari_galam.errors import GalamInputError
 from napari_galam.pipeline.qa import (
     QA_COLUMNS,
+    QA_STATUSES,
     QAParameters,
     assess_galaxy,
     iter_qa,
@@ -162,3 +163,56 @@ def test_simulated_hdf5_dataset_is_a_source(tmp_path):
         handle.create_dataset("spectra/flux", data=np.zeros((2, 5)))
     with pytest.raises(GalamInputError, match="images/rgb"):
         list_qa_inputs(empty)
+
+
+def faint_companion(amplitude=30.0, seed=3):
+    rng = np.random.default_rng(seed)
+    image = blob((128, 128), 63.5, 63.5, 200.0, 8.0, 0.75, 30.0)
+    image = image + blob((128, 128), 72.5, 54.5, amplitude, 3.0)
+    return image + rng.normal(0, 1, (128, 128))
+
+
+def test_companion_check_is_a_parameter_and_off_gives_the_seed():
+    from napari_galam.pipeline.qa import QAParameters
+
+    image = faint_companion()
+    seed = assess_galaxy(image)  # default: the paper's procedure
+    assert seed.status == "accepted" and seed.companions is None
+    checked = assess_galaxy(image, QAParameters(companion_check=True))
+    assert checked.status == "blended"
+    assert "rotation residual" in checked.reason
+    assert checked.companions.n_companions == 1
+    row = checked.row("x.fits")
+    assert row["n_companions"] == 1 and row["blended"] is True
+    # The companion check leaves the mask (the seed's contour ellipse) as it was.
+    assert seed.shape is not None
+    assert np.array_equal(seed.masking.mask, checked.masking.mask)
+
+
+def test_galam_qa_companion_check_flag(tmp_path, capsys):
+    from astropy.io import fits
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    fits.writeto(folder / "companion.fits", faint_companion().astype(np.float32))
+    assert main(["qa", str(folder), "--out", str(tmp_path / "a"), "--quiet", "--no-sheets"]) == 0
+    assert "accepted 1" in capsys.readouterr().out
+    out = tmp_path / "b"
+    assert main(["qa", str(folder), "--out", str(out), "--quiet", "--companion-check"]) == 0
+    assert "blended 1" in capsys.readouterr().out
+    assert (out / "contact_sheets" / "page_0001.png").exists()
+    assert main(["qa", str(folder), "--out", str(out), "--companion-nsigma", "0"]) != 0
+    assert "--companion-nsigma: must be > 0" in capsys.readouterr().err
+
+
+def test_an_ellipse_over_black_pixels_is_a_status_not_a_crash():
+    # A bright galaxy beside a black hole in the picture: the ellipse around the centre
+    # holds only zeros (the crash found on the Hubble Deep Field at row 753, col 566).
+    from skimage import data
+
+    from napari_galam.core.cutout import cutout_around
+
+    hdf = data.hubble_deep_field()
+    qa = assess_galaxy(np.asarray(cutout_around(hdf, 753, 566, 96).data))
+    assert qa.status in QA_STATUSES
+    assert qa.status == "black_mask" and "black" in qa.reason

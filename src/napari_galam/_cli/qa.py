@@ -68,6 +68,19 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default="fast",
         help="deblending implementation (default fast; results are identical)",
     )
+    parser.add_argument(
+        "--companion-check",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also flag companions without a peak of their own, found in the target's "
+        "180-degree rotation residual (default off: the seed's procedure)",
+    )
+    parser.add_argument(
+        "--companion-nsigma",
+        type=float,
+        default=3.0,
+        help="rotation-residual threshold of the companion check (default 3)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     parser.add_argument("--no-sheets", action="store_true", help="do not draw contact sheets")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -85,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise GalamInputError(f"--workers: must be >= 1, got {args.workers}.")
+    if not args.companion_nsigma > 0:
+        raise GalamInputError(f"--companion-nsigma: must be > 0, got {args.companion_nsigma}.")
     params = QAParameters(
         tolerance=args.tolerance,
         mask_scale=args.mask_scale,
@@ -94,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
         n_levels=args.nlevels,
         contrast=args.contrast,
         method=args.method,
+        companion_check=args.companion_check,
+        companion_nsigma=args.companion_nsigma,
     )
     counts: Counter[str] = Counter()
     n_skipped = 0

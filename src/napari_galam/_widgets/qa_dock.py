@@ -8,7 +8,8 @@ and shows the result as four layers placed on the galaxy:
 - Shapes ``QA ellipses``: the target ellipse coloured by verdict (accepted green,
   blended orange, rejected red) and the other fitted ellipses thinner;
 - Labels ``QA segments``: the deblended sources;
-- Points ``QA peaks & saddles``: the peak of each source (crosses) and the saddle point
+- Points ``QA peaks & saddles``: the peak of each source (crosses), companions found by
+  the optional rotation-residual check (gold rings) and the saddle point
   between each pair of touching sources (x), with their level and label pair;
 - Image ``QA model input``: the masked, cropped 128x128 image the models see, drawn
   beside the cutout.
@@ -40,7 +41,13 @@ from napari_galam._widgets._choices import follow_click, layer_named, refill_cho
 from napari_galam.core.cutout import cutout_around
 from napari_galam.core.masking import MAX_MASKING_PIXELS
 from napari_galam.errors import GalamError, GalamInputError
-from napari_galam.pipeline.qa import STATUS_COLOURS, GalaxyQA, QAParameters, assess_galaxy
+from napari_galam.pipeline.qa import (
+    COMPANION_CHECK_DEFAULT,
+    STATUS_COLOURS,
+    GalaxyQA,
+    QAParameters,
+    assess_galaxy,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -146,6 +153,17 @@ class QADock(QWidget):
         self.pixels_box.setRange(1, 10000)
         self.pixels_box.setValue(10)
         self.pixels_box.setToolTip("Minimum connected pixels of a source")
+        self.companion_box = QCheckBox("Companion check (rotation residual)")
+        self.companion_box.setChecked(COMPANION_CHECK_DEFAULT)
+        self.companion_box.setToolTip(
+            "Also flag a neighbour with no peak of its own, found in the target's "
+            "180-degree rotation residual (off: the seed's procedure exactly)"
+        )
+        self.companion_sigma_box = QDoubleSpinBox()
+        self.companion_sigma_box.setRange(0.5, 50.0)
+        self.companion_sigma_box.setSingleStep(0.5)
+        self.companion_sigma_box.setValue(3.0)
+        self.companion_sigma_box.setToolTip("Rotation-residual threshold of the companion check")
         self.status_label = QLabel("Pick a layer, then run or click a galaxy.")
         self.status_label.setWordWrap(True)
 
@@ -160,6 +178,8 @@ class QADock(QWidget):
         form.addRow("levels", self.levels_box)
         form.addRow("contrast", self.contrast_box)
         form.addRow("pixels", self.pixels_box)
+        form.addRow(self.companion_box)
+        form.addRow("companion sigma", self.companion_sigma_box)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.status_label)
@@ -172,8 +192,10 @@ class QADock(QWidget):
             self.levels_box,
             self.contrast_box,
             self.pixels_box,
+            self.companion_sigma_box,
         ):
             box.valueChanged.connect(self._on_parameter_changed)
+        self.companion_box.toggled.connect(self._on_parameter_changed)
         self.edges_box.currentIndexChanged.connect(self._on_parameter_changed)
         viewer.layers.events.inserted.connect(self._refresh_layers)
         viewer.layers.events.removed.connect(self._refresh_layers)
@@ -191,6 +213,8 @@ class QADock(QWidget):
             n_levels=int(self.levels_box.value()),
             contrast=float(self.contrast_box.value()),
             n_pixels=int(self.pixels_box.value()),
+            companion_check=self.companion_box.isChecked(),
+            companion_nsigma=float(self.companion_sigma_box.value()),
         )
 
     def _image_layers(self) -> list[Any]:
@@ -435,10 +459,19 @@ class QADock(QWidget):
                 kinds.append("saddle")
                 levels.append(float(level))
                 pairs.append(f"{int(a)}-{int(b)}")
+        companions = result.companions
+        if companions is not None:
+            for (r, c), significance in zip(companions.yx, companions.significance, strict=True):
+                coords.append((r, c))
+                kinds.append("companion")
+                levels.append(float(significance))
+                pairs.append("")
         point_data = np.asarray(coords, dtype=float).reshape(-1, 2)
         point_features = pd.DataFrame({"kind": kinds, "level": levels, "labels": pairs})
-        symbols = ["cross" if k == "peak" else "x" for k in kinds]
-        point_colours = ["#17becf" if k == "peak" else "#ff00ff" for k in kinds]
+        symbol_of = {"peak": "cross", "saddle": "x", "companion": "ring"}
+        colour_of = {"peak": "#17becf", "saddle": "#ff00ff", "companion": "#ffd700"}
+        symbols = [symbol_of[k] for k in kinds]
+        point_colours = [colour_of[k] for k in kinds]
         points = self._existing("points")
         if points is None:
             points = self.viewer.add_points(

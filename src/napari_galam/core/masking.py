@@ -38,6 +38,7 @@ __all__ = [
     "fit_contour_ellipses",
     "ellipse_mask",
     "fit_target_ellipse",
+    "moment_ellipse",
 ]
 
 #: Isodata convergence tolerance of the released pipeline, in grey levels (0-255 scale).
@@ -455,3 +456,55 @@ def fit_target_ellipse(
         mask_scale=mask_scale,
         tolerance=tolerance,
     )
+
+
+def moment_ellipse(image: NDArray[Any], region: NDArray[np.bool_]) -> Ellipse | None:
+    """Ellipse from the light-weighted second moments of ``image`` inside ``region``.
+
+    The seed's contour ellipse is fitted to the isodata outline, a bright isophote that
+    the PSF and a round bulge make rounder than the galaxy: for b/a of 0.7-0.8 its angle
+    follows the noise of a few outline pixels (40% of simulated galaxies off by more
+    than 5 degrees). Second moments use every pixel of the galaxy, weighted by its light,
+    and give the angle to within 5 degrees for 97% of simulated isolated galaxies with
+    b/a < 0.8 (``benchmarks/bench_qa.py``). The masking still uses the contour ellipse
+    (the seed's); this one is reported as the galaxy's shape.
+
+    Parameters
+    ----------
+    image
+        ``(ny, nx)`` background-subtracted light (e.g. the smoothed detection image);
+        negative and non-finite pixels get no weight.
+    region
+        Boolean ``(ny, nx)``: the target's pixels (e.g. its deblended segment inside the
+        masking ellipse).
+
+    Returns
+    -------
+    Ellipse or None
+        Semi-axes are twice the square roots of the moment eigenvalues (exact for a
+        uniform ellipse); ``None`` when the region holds no light.
+    """
+    data = np.asarray(image, dtype=np.float64)
+    region = np.asarray(region, dtype=bool)
+    if region.shape != data.shape[:2]:
+        raise GalamInputError(f"region: shape {region.shape} does not match {data.shape}.")
+    rows, cols = np.nonzero(region)
+    if rows.size < 3:
+        return None
+    weights = data[rows, cols]
+    weights = np.where(np.isfinite(weights) & (weights > 0), weights, 0.0)
+    total = float(weights.sum())
+    if not total > 0:
+        return None
+    cx = float(np.dot(weights, cols) / total)
+    cy = float(np.dot(weights, rows) / total)
+    dx, dy = cols - cx, rows - cy
+    cxx = float(np.dot(weights, dx * dx) / total)
+    cyy = float(np.dot(weights, dy * dy) / total)
+    cxy = float(np.dot(weights, dx * dy) / total)
+    half_trace = (cxx + cyy) / 2.0
+    spread = math.hypot((cxx - cyy) / 2.0, cxy)
+    major = 2.0 * math.sqrt(max(half_trace + spread, 0.0))
+    minor = 2.0 * math.sqrt(max(half_trace - spread, 0.0))
+    angle = math.degrees(0.5 * math.atan2(2.0 * cxy, cxx - cyy)) % 180.0
+    return Ellipse(cx, cy, major, minor, angle)

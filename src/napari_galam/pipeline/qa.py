@@ -21,7 +21,7 @@ import math
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +29,19 @@ import numpy as np
 from numpy.typing import NDArray
 
 from napari_galam.core.cutout import crop_and_resize, resize_nearest
-from napari_galam.core.deblend import DeblendResult, detect_blends
-from napari_galam.core.masking import MaskingResult, fit_target_ellipse
+from napari_galam.core.deblend import (
+    Companions,
+    DeblendResult,
+    detect_blends,
+    find_companions,
+    smoothed_noise,
+)
+from napari_galam.core.masking import Ellipse, MaskingResult, fit_target_ellipse, moment_ellipse
 from napari_galam.errors import GalamInputError
 
 __all__ = [
     "QAParameters",
+    "COMPANION_CHECK_DEFAULT",
     "GalaxyQA",
     "QAProgress",
     "QA_STATUSES",
@@ -54,10 +61,12 @@ __all__ = [
 #: Final verdicts, with what they mean.
 QA_STATUSES = {
     "accepted": "one source inside the masking ellipse: usable",
-    "blended": "more than one deblended source inside the masking ellipse",
+    "blended": "more than one deblended source, or a companion in the rotation residual, "
+    "inside the masking ellipse",
     "no_ellipse": "no fitted ellipse contains the image centre",
     "no_contour": "the threshold found no contour to fit",
     "flat": "the image has no contrast",
+    "black_mask": "the masking ellipse holds only black pixels",
     "unreadable": "the file could not be read as an image",
 }
 
@@ -68,6 +77,7 @@ STATUS_COLOURS = {
     "no_ellipse": "#d62728",
     "no_contour": "#d62728",
     "flat": "#d62728",
+    "black_mask": "#d62728",
     "unreadable": "#7f7f7f",
 }
 
@@ -84,9 +94,12 @@ QA_COLUMNS = (
     "n_sources",
     "n_segments",
     "n_saddles",
+    "n_companions",
     "blended",
     "threshold",
     "n_candidates",
+    "shape_angle_deg",
+    "shape_axis_ratio",
     "reason",
 )
 
@@ -94,6 +107,10 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".fits", ".fit", ".fts", ".fits.gz", 
 
 _PARTIAL_NAME = "qa_partial.jsonl"
 _SHEET_COLUMNS, _SHEET_ROWS = 6, 5
+
+
+#: Whether the rotation-residual companion check is on by default (see QAParameters).
+COMPANION_CHECK_DEFAULT = False
 
 
 @dataclass(frozen=True)
@@ -119,6 +136,15 @@ class QAParameters:
         Minimum source size, deblending levels and contrast.
     method
         ``"fast"`` (exact re-implementation) or ``"photutils"`` deblending.
+    companion_check
+        Also call the target blended when its 180-degree-rotation residual holds a
+        companion (:func:`napari_galam.core.deblend.find_companions`): a neighbour on
+        the slope of the target with no peak of its own, which the seed's peak-based
+        deblending cannot split. False gives the seed's procedure exactly.
+    companion_nsigma, companion_min_fraction, companion_min_separation
+        Residual threshold (in units of the larger of its pixel noise and the robust
+        spread of the residual inside the mask), the minimum non-symmetric share of the
+        light at the companion, and its minimum distance from the centre (pixels).
     """
 
     tolerance: float = 36.0
@@ -132,6 +158,10 @@ class QAParameters:
     n_levels: int = 90
     contrast: float = 1e-6
     method: str = "fast"
+    companion_check: bool = COMPANION_CHECK_DEFAULT
+    companion_nsigma: float = 3.0
+    companion_min_fraction: float = 0.3
+    companion_min_separation: float = 6.0
 
 
 @dataclass(frozen=True)
@@ -148,6 +178,12 @@ class GalaxyQA:
         The blend detection (segments, peaks, saddles); ``None`` when the image is flat.
     model_input
         The masked cutout, cropped and resized to 128x128 (``None`` without an ellipse).
+    companions
+        Companions found in the rotation residual (``None`` when the check is off or
+        there is no target).
+    shape
+        Light-weighted second-moment ellipse of the target (its position angle is more
+        robust than the contour ellipse's for b/a > 0.7); ``None`` without a target.
     """
 
     status: str
@@ -155,6 +191,8 @@ class GalaxyQA:
     masking: MaskingResult
     deblend: DeblendResult | None = field(repr=False)
     model_input: NDArray[Any] | None = field(repr=False)
+    companions: Companions | None = field(default=None, repr=False)
+    shape: Ellipse | None = None
 
     def row(self, file: str = "") -> dict[str, Any]:
         """The table row of this galaxy (see :data:`QA_COLUMNS`)."""
@@ -178,7 +216,7 @@ def _row(file: str, qa: GalaxyQA | None, status: str = "", reason: str = "") -> 
     nan = float("nan")
     row: dict[str, Any] = dict.fromkeys(QA_COLUMNS, nan)
     row.update(file=file, status=status, reason=reason, blended=False)
-    row.update(n_sources=-1, n_segments=-1, n_saddles=-1, n_candidates=0)
+    row.update(n_sources=-1, n_segments=-1, n_saddles=-1, n_candidates=0, n_companions=-1)
     if qa is None:
         return row
     row.update(status=qa.status, reason=qa.reason)
@@ -193,7 +231,12 @@ def _row(file: str, qa: GalaxyQA | None, status: str = "", reason: str = "") -> 
         row["n_saddles"] = int(qa.deblend.saddle_level.size)
         if masking.ok:
             row["n_sources"] = qa.deblend.n_sources
-            row["blended"] = bool(qa.deblend.blended)
+            row["blended"] = qa.status == "blended"
+    if qa.companions is not None:
+        row["n_companions"] = qa.companions.n_companions
+    if qa.shape is not None:
+        row["shape_angle_deg"] = qa.shape.angle_deg
+        row["shape_axis_ratio"] = qa.shape.axis_ratio
     return {key: _plain(value) for key, value in row.items()}
 
 
@@ -252,11 +295,44 @@ def assess_galaxy(
     )
     if not masking.ok:
         return GalaxyQA(masking.status, masking.reason, masking, deblend, None)
-    model_input = crop_and_resize(masking.apply(image))
+    try:
+        model_input = crop_and_resize(masking.apply(image))
+    except GalamInputError as exc:
+        return GalaxyQA("black_mask", str(exc), masking, deblend, None)
+    target = masking.target
+    companions = shape = None
+    if deblend.status == "ok":
+        region = masking.mask & np.isin(deblend.segments, deblend.target_labels)
+        shape = moment_ellipse(deblend.smoothed, region)
+        if params.companion_check:
+            companions = find_companions(
+                deblend.smoothed,
+                smoothed_noise(
+                    deblend.threshold / params.nsigma,
+                    kernel_fwhm=params.kernel_fwhm,
+                    kernel_size=params.kernel_size,
+                ),
+                masking.mask,
+                (target.y, target.x),
+                nsigma=params.companion_nsigma,
+                n_pixels=params.n_pixels,
+                min_separation=params.companion_min_separation,
+                min_fraction=params.companion_min_fraction,
+                structure_noise=True,
+            )
+    found = companions.n_companions if companions is not None else 0
+    verdict = GalaxyQA("accepted", "", masking, deblend, model_input, companions, shape)
+    reasons = []
     if deblend.blended:
-        reason = f"{deblend.n_sources} deblended sources inside the masking ellipse"
-        return GalaxyQA("blended", reason, masking, deblend, model_input)
-    return GalaxyQA("accepted", "", masking, deblend, model_input)
+        reasons.append(f"{deblend.n_sources} deblended sources inside the masking ellipse")
+    if found:
+        reasons.append(
+            f"{found} companion{'s' if found > 1 else ''} without a peak of its own in the "
+            "rotation residual"
+        )
+    if reasons:
+        return replace(verdict, status="blended", reason="; ".join(reasons))
+    return verdict
 
 
 def cutout_array(data: NDArray[Any], kind: str = "") -> NDArray[Any]:
@@ -437,6 +513,8 @@ def _sheet_record(image: NDArray[Any], qa: GalaxyQA) -> dict[str, Any]:
         )
         keep = np.isin(qa.deblend.peak_label, qa.deblend.target_labels)
         record["peaks"] = qa.deblend.peak_yx[keep] if qa.masking.ok else qa.deblend.peak_yx
+    if qa.companions is not None and qa.companions.n_companions:
+        record["companions"] = qa.companions.yx
     return record
 
 
@@ -445,7 +523,8 @@ def draw_galaxy_qa(ax: Any, record: dict[str, Any], title: str = "") -> None:
 
     ``record`` holds ``image`` (display array), ``scale`` (row, col factors from the
     cutout to the display), ``status``, ``target`` and ``candidates`` (ellipses), and
-    ``saddles`` / ``peaks`` as ``(n, 2)`` row/col arrays in cutout pixels.
+    ``saddles`` / ``peaks`` (and optionally ``companions``, drawn as gold rings) as
+    ``(n, 2)`` row/col arrays in cutout pixels.
     """
     from matplotlib.patches import Ellipse as EllipsePatch
 
@@ -499,6 +578,17 @@ def draw_galaxy_qa(ax: Any, record: dict[str, Any], title: str = "") -> None:
             "x",
             color="#ff00ff",
             ms=5,
+            mew=1.2,
+        )
+    companions = record.get("companions", np.empty((0, 2)))
+    if len(companions):
+        ax.plot(
+            (companions[:, 1] + 0.5) * sx - 0.5,
+            (companions[:, 0] + 0.5) * sy - 0.5,
+            "o",
+            mfc="none",
+            color="#ffd700",
+            ms=7,
             mew=1.2,
         )
     ax.set_xlim(-0.5, image.shape[1] - 0.5)
@@ -616,6 +706,8 @@ def _write_table(rows: list[dict[str, Any]], out_dir: Path, params: QAParameters
         ("angle_deg", ".2f"),
         ("axis_ratio", ".4f"),
         ("threshold", ".2f"),
+        ("shape_angle_deg", ".2f"),
+        ("shape_axis_ratio", ".4f"),
     ):
         table[name].format = fmt
     for suffix, fmt in ((".ecsv", "ascii.ecsv"), (".csv", "csv")):
