@@ -115,3 +115,29 @@ def test_strong_halpha_sets_the_minmax_scale_as_in_real_star_forming_spectra(lib
         good = spec.ivar > 0
         spectra.append(preprocess_spectrum(spec.wave[good], spec.flux[good]))
     assert np.median(spectra[1]) < 0.8 * np.median(spectra[0])
+
+
+def test_broad_populations_reach_the_young_and_old_ends_of_the_grid(library):
+    from napari_galam.simulate.observe import fibre_light
+
+    def fibre_ages(**options):
+        rng = np.random.default_rng(9)
+        ages = []
+        for _ in range(60):
+            galaxy = draw_galaxy(rng, library=library, **options)
+            light = fibre_light(galaxy)
+            ages.append(float(light @ galaxy.basis_log_ages / light.sum()))
+        return np.array(ages)
+
+    narrow, broad = fibre_ages(), fibre_ages(broad_populations=1.0)
+    assert broad.min() < 8.4 and broad.max() > 10.0
+    assert np.ptp(broad) > np.ptp(narrow) + 0.4
+    # Off by default: the same generator gives the same galaxies as before the option.
+    again = draw_galaxy(np.random.default_rng(9), library=library, broad_populations=0.0)
+    before = draw_galaxy(np.random.default_rng(9), library=library)
+    assert (again.redshift, again.mag_r, again.theta_deg) == (
+        before.redshift,
+        before.mag_r,
+        before.theta_deg,
+    )
+    np.testing.assert_array_equal(again.basis_log_ages, before.basis_log_ages)

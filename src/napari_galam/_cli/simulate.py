@@ -41,6 +41,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="cutouts: share of galaxies from the nearby end of SDSS, z < 0.02 (default 0.2)",
     )
     parser.add_argument(
+        "--broad-populations",
+        type=float,
+        default=0.3,
+        help="cutouts: share of galaxies with ages and [M/H] uniform over the SSP grid "
+        "(default 0.3)",
+    )
+    parser.add_argument(
         "--no-emission",
         action="store_true",
         help="cutouts: spectra without nebular emission lines",
@@ -70,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
             "blend_probability": args.blend_probability,
             "store_gri": args.store_gri,
             "nearby_fraction": args.nearby_fraction,
+            "broad_populations": args.broad_populations,
             "emission": not args.no_emission,
             "calibration_rms": args.calibration_rms,
         }

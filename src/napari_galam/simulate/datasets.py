@@ -79,6 +79,7 @@ def simulate_sdss_galaxy(
     nearby_fraction: float = 0.0,
     emission: bool = False,
     calibration_rms: float = 0.0,
+    broad_populations: float = 0.0,
 ) -> SDSSGalaxy:
     """Draw (or take) a galaxy and render its SDSS-like cutout and fibre spectrum.
 
@@ -96,8 +97,9 @@ def simulate_sdss_galaxy(
         Cutout size (ny, nx).
     galaxy
         Use this model instead of drawing one.
-    nearby_fraction
-        Share of galaxies drawn from the nearby, bright end of SDSS (see
+    nearby_fraction, broad_populations
+        Share of galaxies drawn from the nearby, bright end of SDSS, and share with
+        stellar populations drawn uniformly over the SSP grid (see
         :func:`~napari_galam.simulate.galaxy.draw_galaxy`).
     emission, calibration_rms
         Nebular emission lines and a smooth flux-calibration error in the spectrum (see
@@ -109,7 +111,12 @@ def simulate_sdss_galaxy(
     galaxy = (
         galaxy
         if galaxy is not None
-        else draw_galaxy(rng, library=library, nearby_fraction=nearby_fraction)
+        else draw_galaxy(
+            rng,
+            library=library,
+            nearby_fraction=nearby_fraction,
+            broad_populations=broad_populations,
+        )
     )
     snr = float(np.exp(rng.uniform(np.log(5.0), np.log(50.0)))) if snr is None else float(snr)
     seeing = float(np.clip(rng.normal(1.4, 0.2), 0.9, 2.0))
@@ -234,6 +241,7 @@ def iter_simulate_cutouts(
     nearby_fraction: float = 0.2,
     emission: bool = True,
     calibration_rms: float = 0.03,
+    broad_populations: float = 0.3,
 ) -> Iterator[int]:
     """Write an MMLforGalAM-style dataset of ``n`` galaxies to HDF5, yielding the count done.
 
@@ -246,8 +254,9 @@ def iter_simulate_cutouts(
     equivalent width of the emission lines).
 
     The defaults make training data wider than a magnitude-limited draw: 20% of the
-    galaxies come from the nearby end of SDSS (z < 0.02), spectra carry emission lines
-    and a 3% flux-calibration error (real spectra have both; the labels are stellar).
+    galaxies come from the nearby end of SDSS (z < 0.02), 30% have stellar populations
+    drawn uniformly over the SSP grid (the young and old ends), and spectra carry emission
+    lines and a 3% flux-calibration error (real spectra have both; the labels are stellar).
     """
     import h5py
 
@@ -305,6 +314,7 @@ def iter_simulate_cutouts(
                 nearby_fraction=nearby_fraction,
                 emission=emission,
                 calibration_rms=calibration_rms,
+                broad_populations=broad_populations,
             )
             rgb[index] = jpeg_roundtrip(sim.cutout.rgb, quality=jpeg_quality)
             if gri is not None:
@@ -354,6 +364,7 @@ def iter_simulate_cutouts(
                 "snr_range": [5.0, 50.0],
                 "jpeg_quality": jpeg_quality,
                 "nearby_fraction": nearby_fraction,
+                "broad_populations": broad_populations,
                 "emission_lines": bool(emission),
                 "calibration_rms": calibration_rms,
             },

@@ -459,6 +459,7 @@ PARAMETER_RANGES: dict[str, dict[str, Any]] = {
         "mag_r": [13.0, 17.77],
         "absolute_mag_r": [-23.5, -17.5],
         "nearby": "with probability nearby_fraction: z log-uniform 0.002-0.02, M_r -22..-16, r 10-17.77",
+        "broad_populations": "with that probability: galaxy log age U(7.9, 10.25), [M/H] U(-1.0, 0.22)",
         "bulge_fraction": [0.0, 0.95],
         "inclination_deg": [0.0, 85.0],
         "velocity_dispersion_kms": [30.0, 350.0],
@@ -513,6 +514,7 @@ def draw_galaxy(
     library: Any = None,
     dust: bool = True,
     nearby_fraction: float = 0.0,
+    broad_populations: float = 0.0,
 ) -> GalaxyModel:
     """Draw a random, realistic galaxy.
 
@@ -537,9 +539,19 @@ def draw_galaxy(
         draw puts almost none there (~1%), yet the real spectra that ship with pPXF
         (NGC 3073, NGC 3522, NGC 4636: z ~ 0.003-0.004) are such galaxies; in the
         observed frame the network must have seen their redshift to read them.
+    broad_populations
+        The share of galaxies whose stellar populations are drawn uniformly over the grid
+        instead of from the mass-dependent relations: one log age uniform in 7.9-10.25
+        and one [M/H] uniform in -1.0..+0.22 for the galaxy (the disc up to 0.3 dex
+        younger, narrower age spreads). The relations put under 1% of fibre labels below log
+        age 8.75 or above 10.05, so a network trained on them alone pulls a young
+        star-forming dwarf or an old, metal-rich elliptical towards the middle; a
+        training set with a broad share covers the whole SSP grid.
     """
     if not 0.0 <= nearby_fraction <= 1.0:
         raise GalamInputError(f"nearby_fraction: expected 0..1, got {nearby_fraction}")
+    if not 0.0 <= broad_populations <= 1.0:
+        raise GalamInputError(f"broad_populations: expected 0..1, got {broad_populations}")
     if survey not in ("sdss", "califa"):
         raise GalamInputError(f"survey: expected 'sdss' or 'califa', got {survey!r}")
     if not isinstance(rng, np.random.Generator):
@@ -568,15 +580,27 @@ def draw_galaxy(
         np.clip(10 ** (1.7 + 0.5 * mass + 0.2 * bulge_fraction + rng.normal(0, 0.05)), 30, 350)
     )
     mixing_radius = 2.0
+    broad = broad_populations > 0 and rng.random() < broad_populations
+    age_range, mh_max = ((7.9, 10.25), 0.22) if broad else ((8.4, 10.15), 0.2)
+    if broad:
+        base_age, base_mh = float(rng.uniform(7.9, 10.25)), float(rng.uniform(-1.0, 0.22))
 
     def populations(
         log_age: float, mh: float, age_gradient: float, mh_gradient: float, spread: float
     ) -> tuple[StellarPopulation, StellarPopulation]:
         slope = float(rng.uniform(-0.4, -0.1))
-        inner_age = float(np.clip(log_age, 8.4, 10.15))
-        inner_mh = float(np.clip(mh, -1.4, 0.2))
-        outer_age = float(np.clip(inner_age + age_gradient * mixing_radius, 8.3, 10.15))
-        outer_mh = float(np.clip(inner_mh + mh_gradient * mixing_radius, -1.5, 0.2))
+        if broad:
+            # One age and [M/H] for the galaxy; the disc a little younger than the bulge.
+            is_disc = spread >= 0.2  # the disc's spreads are drawn from 0.2-0.45
+            log_age = base_age - (float(rng.uniform(0.0, 0.3)) if is_disc else 0.0)
+            mh = base_mh + float(rng.normal(0.0, 0.05))
+            spread = min(spread, 0.15)
+        inner_age = float(np.clip(log_age, *age_range))
+        inner_mh = float(np.clip(mh, -1.4, mh_max))
+        outer_age = float(
+            np.clip(inner_age + age_gradient * mixing_radius, age_range[0] - 0.1, age_range[1])
+        )
+        outer_mh = float(np.clip(inner_mh + mh_gradient * mixing_radius, -1.5, mh_max))
         inner = composite_population(
             library, log_age=inner_age, mh=inner_mh, log_age_spread=spread, enrichment_slope=slope
         )
