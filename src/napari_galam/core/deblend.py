@@ -770,6 +770,58 @@ def _rotated_180(data: NDArray[np.float64], cy2: int, cx2: int) -> NDArray[np.fl
     return out
 
 
+def _mirror_of_box(
+    data: NDArray[np.float64], cy2: int, cx2: int, r0: int, r1: int, c0: int, c1: int
+) -> NDArray[np.float64]:
+    """``data[r0:r1, c0:c1]`` of the image rotated by 180 degrees about (cy2/2, cx2/2)."""
+    ny, nx = data.shape
+    rows = cy2 - np.arange(r0, r1)
+    cols = cx2 - np.arange(c0, c1)
+    ok_r = (rows >= 0) & (rows < ny)
+    ok_c = (cols >= 0) & (cols < nx)
+    out = np.full((r1 - r0, c1 - c0), np.nan)
+    out[np.ix_(ok_r, ok_c)] = data[np.ix_(rows[ok_r], cols[ok_c])]
+    return out
+
+
+def _symmetry_centre(
+    data: NDArray[np.float64], pr: int, pc: int, core_radius: float
+) -> tuple[int, int]:
+    """Twice the (row, col) of the half-pixel centre near (pr, pc) with the smallest
+    mean absolute 180-degree residual within ``core_radius`` (as the CAS asymmetry)."""
+    ny, nx = data.shape
+    reach = int(math.ceil(core_radius)) + 2
+    pad = reach + 2
+    padded = np.zeros((ny + 2 * pad, nx + 2 * pad))
+    known = np.zeros(padded.shape, dtype=bool)
+    finite = np.isfinite(data)
+    padded[pad:-pad, pad:-pad] = np.where(finite, data, 0.0)
+    known[pad:-pad, pad:-pad] = True
+    rr0, rr1 = max(pr - reach, 0), min(pr + reach + 1, ny)
+    cc0, cc1 = max(pc - reach, 0), min(pc + reach + 1, nx)
+    here = padded[rr0 + pad : rr1 + pad, cc0 + pad : cc1 + pad]
+    rows = np.arange(rr0, rr1)[:, None]
+    cols = np.arange(cc0, cc1)[None, :]
+    best = (np.inf, 2 * pr, 2 * pc)
+    for dy2 in (-2, -1, 0, 1, 2):
+        cy2 = 2 * pr + dy2
+        # mirror rows cy2 - r for r in rr0..rr1-1, i.e. a reversed slice
+        mr0, mr1 = cy2 - rr1 + 1 + pad, cy2 - rr0 + 1 + pad
+        for dx2 in (-2, -1, 0, 1, 2):
+            cx2 = 2 * pc + dx2
+            mc0, mc1 = cx2 - cc1 + 1 + pad, cx2 - cc0 + 1 + pad
+            mirror = padded[mr0:mr1, mc0:mc1][::-1, ::-1]
+            core = (rows - cy2 / 2.0) ** 2 + (cols - cx2 / 2.0) ** 2 <= core_radius**2
+            core &= known[mr0:mr1, mc0:mc1][::-1, ::-1]
+            count = int(np.count_nonzero(core))
+            if count == 0:
+                continue
+            cost = float(np.abs(here - mirror)[core].sum()) / count
+            if cost < best[0]:
+                best = (cost, cy2, cx2)
+    return best[1], best[2]
+
+
 def find_companions(
     smoothed: NDArray[np.float64],
     noise: NDArray[np.float64] | float,
@@ -840,51 +892,39 @@ def find_companions(
             f"{min_separation})."
         )
     ny, nx = data.shape
-    finite = np.isfinite(data)
-    values = np.where(region & finite, data, -np.inf)
+    rows_in, cols_in = np.nonzero(region)
+    if rows_in.size == 0:
+        return _no_companions()
     r0 = int(round(min(max(centre_yx[0], 0), ny - 1)))
     c0 = int(round(min(max(centre_yx[1], 0), nx - 1)))
-    window = values[
-        max(r0 - search_radius, 0) : r0 + search_radius + 1,
-        max(c0 - search_radius, 0) : c0 + search_radius + 1,
-    ]
+    wr0, wc0 = max(r0 - search_radius, 0), max(c0 - search_radius, 0)
+    window = data[wr0 : r0 + search_radius + 1, wc0 : c0 + search_radius + 1]
+    window = np.where(
+        region[wr0 : r0 + search_radius + 1, wc0 : c0 + search_radius + 1], window, np.nan
+    )
     if not np.isfinite(window).any():
         return _no_companions()
-    pr, pc = np.unravel_index(int(np.argmax(window)), window.shape)
-    pr += max(r0 - search_radius, 0)
-    pc += max(c0 - search_radius, 0)
-    filled = np.where(finite, data, 0.0)
-    # Symmetry centre: half-pixel steps around the peak, smallest core residual.
-    reach = int(math.ceil(core_radius)) + 2
-    rr0, rr1 = max(pr - reach, 0), min(pr + reach + 1, ny)
-    cc0, cc1 = max(pc - reach, 0), min(pc + reach + 1, nx)
-    rows, cols = np.ogrid[rr0:rr1, cc0:cc1]
-    best = (np.inf, 2 * pr, 2 * pc)
-    for dy2 in (-2, -1, 0, 1, 2):
-        for dx2 in (-2, -1, 0, 1, 2):
-            cy2, cx2 = 2 * pr + dy2, 2 * pc + dx2
-            core = (rows - cy2 / 2.0) ** 2 + (cols - cx2 / 2.0) ** 2 <= core_radius**2
-            mr, mc = cy2 - rows, cx2 - cols
-            core = core & (mr >= 0) & (mr < ny) & (mc >= 0) & (mc < nx)
-            if not core.any():
-                continue
-            mr_c = np.clip(mr, 0, ny - 1)
-            mc_c = np.clip(mc, 0, nx - 1)
-            here = filled[rr0:rr1, cc0:cc1]
-            cost = float(np.abs(here - filled[mr_c, mc_c])[core].mean())
-            if cost < best[0]:
-                best = (cost, cy2, cx2)
-    _, cy2, cx2 = best
+    pr, pc = np.unravel_index(int(np.nanargmax(window)), window.shape)
+    pr, pc = int(pr) + wr0, int(pc) + wc0
+    cy2, cx2 = _symmetry_centre(data, pr, pc, core_radius)
     centre = (cy2 / 2.0, cx2 / 2.0)
-    residual = data - _rotated_180(data, cy2, cx2)
+    # Work on the bounding box of the region only (the residual is needed nowhere else).
+    br0, br1 = int(rows_in.min()), int(rows_in.max()) + 1
+    bc0, bc1 = int(cols_in.min()), int(cols_in.max()) + 1
+    box = data[br0:br1, bc0:bc1]
+    inside = region[br0:br1, bc0:bc1]
+    residual = box - _mirror_of_box(data, cy2, cx2, br0, br1, bc0, bc1)
+    valid = inside & np.isfinite(residual)
     sigma = math.sqrt(2.0) * np.asarray(noise, dtype=np.float64)
+    if sigma.ndim == 2:
+        sigma = sigma[br0:br1, bc0:bc1]
     if structure_noise:
-        inside = residual[region & np.isfinite(residual)]
-        if inside.size:
-            spread = 1.4826 * float(np.median(np.abs(inside - np.median(inside))))
+        values = residual[valid]
+        if values.size:
+            spread = 1.4826 * float(np.median(np.abs(values - np.median(values))))
             sigma = np.maximum(sigma, spread)
     with np.errstate(invalid="ignore", divide="ignore"):
-        significance = np.where(region & np.isfinite(residual), residual / sigma, 0.0)
+        significance = np.where(valid, residual / sigma, 0.0)
     significance = np.nan_to_num(significance, nan=0.0, posinf=0.0, neginf=0.0)
     labels, n = ndimage.label(significance > nsigma, structure=_FOOTPRINT_8)
     if n == 0:
@@ -896,13 +936,13 @@ def find_companions(
     for (row, col), size in zip(peaks, sizes, strict=True):
         if size < n_pixels:
             continue
-        if math.hypot(row - centre[0], col - centre[1]) < min_separation:
+        if math.hypot(row + br0 - centre[0], col + bc0 - centre[1]) < min_separation:
             continue
-        light = data[row, col]
+        light = box[row, col]
         fraction = residual[row, col] / light if light > 0 else 0.0
         if not fraction >= min_fraction:
             continue
-        found_yx.append((float(row), float(col)))
+        found_yx.append((float(row + br0), float(col + bc0)))
         found_sig.append(float(significance[row, col]))
         found_frac.append(float(fraction))
         found_n.append(int(size))
