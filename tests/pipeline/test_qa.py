@@ -216,3 +216,22 @@ def test_an_ellipse_over_black_pixels_is_a_status_not_a_crash():
     qa = assess_galaxy(np.asarray(cutout_around(hdf, 753, 566, 96).data))
     assert qa.status in QA_STATUSES
     assert qa.status == "black_mask" and "black" in qa.reason
+
+
+def test_companion_check_flags_a_neighbour_segment_reaching_into_the_mask():
+    # Hubble Deep Field, row 204, col 505: a faint elongated galaxy whose masking ellipse
+    # takes in part of two deblended neighbours whose peaks lie outside it. The seed's
+    # rule counts peaks only; the companion check also counts such intruding segments.
+    from skimage import data
+
+    from napari_galam.core.cutout import cutout_around
+    from napari_galam.pipeline.qa import QAParameters
+
+    cutout = np.asarray(cutout_around(data.hubble_deep_field(), 204, 505, 128).data)
+    seed = assess_galaxy(cutout)
+    assert seed.status == "accepted"
+    checked = assess_galaxy(cutout, QAParameters(companion_check=True))
+    assert checked.status == "blended" and "reaching" in checked.reason
+    labels = checked.deblend.segments[checked.masking.mask]
+    others = set(np.unique(labels[labels > 0])) - set(checked.deblend.target_labels)
+    assert others

@@ -140,7 +140,11 @@ class QAParameters:
         Also call the target blended when its 180-degree-rotation residual holds a
         companion (:func:`napari_galam.core.deblend.find_companions`): a neighbour on
         the slope of the target with no peak of its own, which the seed's peak-based
-        deblending cannot split. False gives the seed's procedure exactly.
+        deblending cannot split; or when a deblended neighbour whose peak lies outside
+        the masking ellipse has a segment reaching ``n_pixels`` or more into it (its
+        light enters the model input). False gives the seed's procedure exactly. Off
+        by default: on the Hubble Deep Field it also flags isolated galaxies' own
+        asymmetries (spiral arms, knots, saturated cores), see the QA benchmark notes.
     companion_nsigma, companion_min_fraction, companion_min_separation
         Residual threshold (in units of the larger of its pixel noise and the robust
         spread of the residual inside the mask), the minimum non-symmetric share of the
@@ -325,6 +329,22 @@ def assess_galaxy(
     reasons = []
     if deblend.blended:
         reasons.append(f"{deblend.n_sources} deblended sources inside the masking ellipse")
+    if params.companion_check and deblend.status == "ok" and not deblend.blended:
+        # A neighbour whose own peak is outside the ellipse but whose deblended segment
+        # reaches into it puts its light into the model input (its wings touch the
+        # target's footprint: the benchmark's truth).
+        labels = deblend.segments[masking.mask]
+        counts = np.bincount(labels[labels > 0])
+        intruders = [
+            int(label)
+            for label in np.flatnonzero(counts >= params.n_pixels)
+            if int(label) not in deblend.target_labels
+        ]
+        if intruders:
+            reasons.append(
+                f"{len(intruders)} neighbour segment{'s' if len(intruders) > 1 else ''} "
+                f"reaching {params.n_pixels}+ px into the masking ellipse"
+            )
     if found:
         reasons.append(
             f"{found} companion{'s' if found > 1 else ''} without a peak of its own in the "
