@@ -76,7 +76,9 @@ def test_whole_cutout_gives_layers_of_the_right_types(dock_and_viewer, notes):
     assert type(points).__name__ == "Points" and type(image).__name__ == "Image"
     roles = list(shapes.features["role"])
     assert roles.count("target") == 1 and roles.count("mask") == 1
-    assert len(shapes.data) == len(result.masking.candidates) + 1
+    assert roles.count("moments") == 16  # the dashed moment ellipse
+    assert len(shapes.data) == len(result.masking.candidates) + 1 + 16
+    assert shapes.shape_type[roles.index("moments")] == "path"
     target_colour = shapes.edge_color[roles.index("target")]
     np.testing.assert_allclose(target_colour[:3], [1.0, 127 / 255, 14 / 255], atol=0.01)
     assert labels.data.max() == result.deblend.n_segments
@@ -115,6 +117,46 @@ def test_parameter_change_reruns_in_a_thread(dock_and_viewer, qtbot, notes):
     dock.edges_box.setCurrentText("canny")
     qtbot.waitUntil(lambda: dock.result is not third and dock._worker is None, timeout=20000)
     assert dock.parameters.edges == "canny" and dock.result.masking.target is not None
+    assert not [n for n in notes if n[0] == "error"]
+
+
+def faint_companion(seed=3):
+    """A bright elongated galaxy with a faint neighbour on its slope (no peak of its own)."""
+    rng = np.random.default_rng(seed)
+    rows, cols = np.indices((128, 128), dtype=float)
+    theta = np.radians(30.0)
+    u = (cols - 63.5) * np.cos(theta) + (rows - 63.5) * np.sin(theta)
+    v = -(cols - 63.5) * np.sin(theta) + (rows - 63.5) * np.cos(theta)
+    image = 200.0 * np.exp(-((np.hypot(u, v / 0.75) / 8.0) ** 0.8))
+    image = image + blob((128, 128), 72.5, 54.5, 30.0, 3.0)
+    return (image + rng.normal(0, 1, image.shape)).astype(np.float32)
+
+
+def test_toggling_the_companion_check_reruns_and_updates_the_points(dock_and_viewer, qtbot, notes):
+    dock, viewer = dock_and_viewer
+    viewer.add_image(faint_companion(), name="cutout")
+    dock.layer_box.setCurrentText("cutout")
+    dock.companion_box.setChecked(False)
+    dock.run_whole_layer()  # threaded
+    qtbot.waitUntil(lambda: dock.result is not None and dock._worker is None, timeout=20000)
+    first = dock.result
+    assert first.status == "accepted" and first.companions is None
+    points = viewer.layers[QA_LAYER_NAMES["points"]]
+    assert "companion" not in list(points.features["kind"])
+    dock.companion_box.setChecked(True)
+    qtbot.waitUntil(lambda: dock.result is not first and dock._worker is None, timeout=20000)
+    second = dock.result
+    assert second.status == "blended" and second.companions.n_companions == 1
+    points = viewer.layers[QA_LAYER_NAMES["points"]]
+    kinds = list(points.features["kind"])
+    assert kinds.count("companion") == 1
+    ring = np.asarray(points.data)[kinds.index("companion")]
+    assert np.hypot(ring[0] - 72.5, ring[1] - 54.5) < 3  # on the neighbour
+    assert "blended" in dock.status_label.text()
+    dock.companion_box.setChecked(False)
+    qtbot.waitUntil(lambda: dock.result is not second and dock._worker is None, timeout=20000)
+    assert dock.result.status == "accepted"
+    assert "companion" not in list(viewer.layers[QA_LAYER_NAMES["points"]].features["kind"])
     assert not [n for n in notes if n[0] == "error"]
 
 

@@ -6,7 +6,8 @@ click. The dock runs :func:`napari_galam.pipeline.qa.assess_galaxy` in a worker 
 and shows the result as four layers placed on the galaxy:
 
 - Shapes ``QA ellipses``: the target ellipse coloured by verdict (accepted green,
-  blended orange, rejected red) and the other fitted ellipses thinner;
+  blended orange, rejected red), the mask ellipse and the other fitted ellipses
+  thinner, and the light-weighted moment ellipse (the reported shape) dashed white;
 - Labels ``QA segments``: the deblended sources;
 - Points ``QA peaks & saddles``: the peak of each source (crosses), companions found by
   the optional rotation-residual check (gold rings) and the saddle point
@@ -97,6 +98,10 @@ def layer_image(layer: Any) -> Any:
             "galaxy QA needs one cutout or field."
         )
     return data  # may be lazy (dask): callers read only what they need
+
+
+#: Vertices of the dashed moment ellipse (a dash of 3 vertices every 4).
+_DASH_VERTICES = 64
 
 
 class QADock(QWidget):
@@ -409,6 +414,19 @@ class QADock(QWidget):
             colours.append(status_colour)
             widths.append(0.8)
             roles.append("mask")
+            if result.shape is not None:
+                # The light-weighted moment ellipse (GalaxyQA.shape, the reported PA),
+                # scaled to the contour ellipse's major axis, drawn dashed (napari
+                # Shapes have no dash style: 16 short paths).
+                moments = result.shape.scaled(
+                    masking.target.semi_major / max(result.shape.semi_major, 1e-9)
+                )
+                outline = moments.polygon(_DASH_VERTICES)
+                for start in range(0, _DASH_VERTICES, 4):
+                    polygons.append(outline[start : start + 3])
+                    colours.append("#ffffff")
+                    widths.append(0.5)
+                    roles.append("moments")
         else:
             # No ellipse: a red frame around the cutout says so.
             frame = [[0, 0], [0, nx - 1], [ny - 1, nx - 1], [ny - 1, 0]]
@@ -416,12 +434,13 @@ class QADock(QWidget):
             colours.append(status_colour)
             widths.append(2.0)
             roles.append("rejected")
+        types = ["path" if role == "moments" else "polygon" for role in roles]
         shape_features = pd.DataFrame({"role": roles, "status": [result.status] * len(roles)})
         shapes = self._existing("shapes")
         if shapes is None:
             shapes = self.viewer.add_shapes(
                 polygons,
-                shape_type="polygon",
+                shape_type=types,
                 name=QA_LAYER_NAMES["shapes"],
                 face_color="transparent",
                 edge_color=colours,
@@ -429,7 +448,7 @@ class QADock(QWidget):
                 features=shape_features,
             )
         else:
-            shapes.data = [(polygon, "polygon") for polygon in polygons]
+            shapes.data = list(zip(polygons, types, strict=True))
             shapes.face_color = "transparent"
             shapes.edge_color = colours
             shapes.edge_width = widths
