@@ -36,6 +36,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
+def _print_table(table, float_format: str) -> None:
+    for column in table.colnames:
+        if table[column].dtype.kind == "f":
+            table[column].format = float_format
+    table.pprint(max_width=-1)
+
+
 def run(args: argparse.Namespace) -> int:
     """Print (and optionally write) the evaluation tables."""
     from napari_galam.errors import GalamInputError
@@ -57,10 +64,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"per galaxy, {table.meta['galaxies']} simulated galaxies, QA: {table.meta['qa_statuses']}"
         )
-        for column in shown.colnames:
-            if shown[column].dtype.kind == "f":
-                shown[column].format = ".4f"
-        shown.pprint(max_width=-1)
+        _print_table(shown, ".4f")
         if args.plot is not None:
             plot_predicted_vs_true(table, args.plot)
             print(f"predicted-vs-true plots: {args.plot}")
@@ -84,10 +88,7 @@ def run(args: argparse.Namespace) -> int:
             f"|d log age| <= {limits['log_age']} and |d [M/H]| <= {limits['mh']} dex: "
             f"{int(table['agrees'].sum())}/{len(table)} galaxies"
         )
-        for column in table.colnames:
-            if table[column].dtype.kind == "f":
-                table[column].format = ".3f"
-        table.pprint(max_width=-1)
+        _print_table(table, ".3f")
         if args.output is not None:
             from napari_galam.io.writers import write_table
 
