@@ -229,9 +229,7 @@ def draw_emission_lines(
     names = list(EMISSION_LINES_VACUUM_A)
     waves = np.array([EMISSION_LINES_VACUUM_A[name] for name in names])
     transmitted = calzetti_attenuation(waves, float(ebv) / 0.44)
-    halpha = float(
-        calzetti_attenuation(np.array([EMISSION_LINES_VACUUM_A["Ha"]]), float(ebv) / 0.44)[0]
-    )
+    halpha = float(transmitted[names.index("Ha")])
     relative = {
         name: float(intrinsic[name] * t / halpha)
         for name, t in zip(names, transmitted, strict=True)
