@@ -581,36 +581,16 @@ def draw_galaxy_qa(ax: Any, record: dict[str, Any], title: str = "") -> None:
                 ec=colour,
             )
         )
-    peaks, saddles = record["peaks"], record["saddles"]
-    if len(peaks):
-        ax.plot(
-            (peaks[:, 1] + 0.5) * sx - 0.5,
-            (peaks[:, 0] + 0.5) * sy - 0.5,
-            "+",
-            color="#17becf",
-            ms=5,
-            mew=1,
-        )
-    if len(saddles):
-        ax.plot(
-            (saddles[:, 1] + 0.5) * sx - 0.5,
-            (saddles[:, 0] + 0.5) * sy - 0.5,
-            "x",
-            color="#ff00ff",
-            ms=5,
-            mew=1.2,
-        )
-    companions = record.get("companions", np.empty((0, 2)))
-    if len(companions):
-        ax.plot(
-            (companions[:, 1] + 0.5) * sx - 0.5,
-            (companions[:, 0] + 0.5) * sy - 0.5,
-            "o",
-            mfc="none",
-            color="#ffd700",
-            ms=7,
-            mew=1.2,
-        )
+
+    def mark(yx: NDArray[Any], marker: str, **style: Any) -> None:
+        if len(yx):
+            ax.plot((yx[:, 1] + 0.5) * sx - 0.5, (yx[:, 0] + 0.5) * sy - 0.5, marker, **style)
+
+    mark(record["peaks"], "+", color="#17becf", ms=5, mew=1)
+    mark(record["saddles"], "x", color="#ff00ff", ms=5, mew=1.2)
+    mark(
+        record.get("companions", np.empty((0, 2))), "o", mfc="none", color="#ffd700", ms=7, mew=1.2
+    )
     ax.set_xlim(-0.5, image.shape[1] - 0.5)
     ax.set_ylim(image.shape[0] - 0.5, -0.5)
     ax.set_xticks([])
