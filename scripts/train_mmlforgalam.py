@@ -53,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--balance-labels",
+        action="store_true",
+        help="weight galaxies to a flat (log age, [M/H]) distribution (TrainingSettings.balance_labels)",
+    )
     parser.add_argument("--no-ship", action="store_true")
     args = parser.parse_args(argv)
 
@@ -88,7 +93,11 @@ def main(argv: list[str] | None = None) -> int:
         usable=usable,
     )
     settings = TrainingSettings(
-        epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, seed=args.seed
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        patience=args.patience,
+        seed=args.seed,
+        balance_labels=args.balance_labels,
     )
     result = None
     for item in iter_train_mmlforgalam(data, args.workdir, config="compact", settings=settings):

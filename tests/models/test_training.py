@@ -90,6 +90,66 @@ def test_dataset_from_hdf5_reads_the_documented_layout(toy_galaxy_h5):
     np.testing.assert_allclose(np.sort(seen[:, 0]), np.sort(data.labels[rows, 0]))
 
 
+def test_label_balance_weights_flatten_the_training_labels():
+    rng = np.random.default_rng(3)
+    # A crowded middle (900 galaxies in one cell) and a sparse edge (100 in another).
+    labels = np.concatenate(
+        [
+            np.column_stack([rng.uniform(9.50, 9.59, 900), rng.uniform(-0.29, -0.21, 900)]),
+            np.column_stack([rng.uniform(10.11, 10.19, 100), rng.uniform(0.11, 0.19, 100)]),
+        ]
+    )
+    rows = np.arange(1000)
+    w = tr.label_balance_weights(labels, rows, bin_dex=0.1, max_weight=10.0)
+    assert w.dtype == np.float32 and w.shape == (1000,)
+    np.testing.assert_allclose(w[:900], 1000 / (2 * 900), rtol=1e-6)
+    np.testing.assert_allclose(w[900:], 1000 / (2 * 100), rtol=1e-6)
+    # Both cells now carry the same total weight, and the mean stays 1.
+    assert w[:900].sum() == pytest.approx(w[900:].sum())
+    assert w.mean() == pytest.approx(1.0)
+    # The cap holds; rows outside the split take their cell's training weight.
+    capped = tr.label_balance_weights(labels, rows, bin_dex=0.1, max_weight=2.0)
+    assert capped.max() == pytest.approx(2.0)
+    half = tr.label_balance_weights(labels, np.arange(0, 1000, 2))
+    assert half[1] == pytest.approx(half[0])
+    with pytest.raises(GalamInputError, match="bin_dex"):
+        tr.label_balance_weights(labels, rows, bin_dex=0.0)
+
+
+@pytest.mark.tensorflow
+def test_weighted_dataset_yields_each_rows_weight(toy_galaxy_h5):
+    data = tr.open_galaxy_hdf5(toy_galaxy_h5)
+    rows = np.array([3, 7, 50], dtype=np.int64)
+    weights = np.arange(len(data), dtype=np.float32)
+    ds = tr.make_dataset(
+        [(data.cutouts, None)], data.labels, rows, batch_size=2, shuffle=False, weights=weights
+    )
+    got = np.concatenate([w for _, _, w in ds.as_numpy_iterator()])
+    np.testing.assert_array_equal(got, [3, 7, 50])
+    with pytest.raises(GalamInputError, match="sample weights"):
+        tr.make_dataset(
+            [(data.cutouts, None)],
+            data.labels,
+            rows,
+            batch_size=2,
+            shuffle=False,
+            weights=weights[:5],
+        )
+
+
+@pytest.mark.tensorflow
+def test_balanced_training_watches_the_weighted_validation_mse(tmp_path, toy_galaxy_h5):
+    data = tr.open_galaxy_hdf5(toy_galaxy_h5)
+    settings = tr.TrainingSettings(epochs=2, balance_labels=True, **FAST)
+    result = tr.train_mmlforgalam(data, tmp_path / "run", config=TINY, settings=settings)
+    for stage in ("m1", "m2", "m3", "m4"):
+        state = json.loads((tmp_path / "run" / stage / "state.json").read_text())
+        assert all(np.isfinite(h["val_wmse"]) for h in state["history"]), stage
+        assert state["best_val_loss"] == min(h["val_wmse"] for h in state["history"])
+    assert result.settings["balance_labels"] is True
+    assert np.isfinite(result.metrics["spectra-only"]["log_age"]["sd"])
+
+
 @pytest.mark.tensorflow
 def test_staged_training_lowers_the_loss_and_resumes(tmp_path, toy_galaxy_h5):
     data = tr.open_galaxy_hdf5(toy_galaxy_h5)

@@ -50,6 +50,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--patience", type=int, default=None, help="early-stopping patience")
     parser.add_argument("--seed", type=int, default=0, help="split and initialisation seed")
     parser.add_argument(
+        "--balance-labels",
+        action="store_true",
+        help="cutouts: weight galaxies to a flat (log age, [M/H]) distribution so the grid's "
+        "edges are not pulled to the middle (not in the paper)",
+    )
+    parser.add_argument(
         "--set", dest="split", choices=("A", "B"), default="B", help="SED CNN split (default B)"
     )
     parser.add_argument(
@@ -142,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         mixed_precision=_SWITCH[args.mixed_precision],
         jit_compile=_SWITCH[args.xla],
+        balance_labels=args.balance_labels,
         **extra,
     )
     if kind == "cutouts":

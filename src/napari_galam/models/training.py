@@ -424,6 +424,50 @@ def regression_metrics(
     return out
 
 
+def label_balance_weights(
+    labels: NDArray[Any],
+    rows: NDArray[np.int64],
+    *,
+    bin_dex: float = 0.1,
+    max_weight: float = 10.0,
+) -> NDArray[np.float32]:
+    """Sample weights that flatten the label distribution of the training rows.
+
+    Every galaxy (all ``labels``, not only ``rows``) gets ``N / (K * n_cell)``, where
+    ``n_cell`` is the number of training rows in its cell of a ``bin_dex`` grid over the
+    label columns, ``N`` the number of training rows and ``K`` the number of occupied
+    cells; a weight is at most ``max_weight``. Cells no training row reaches get the
+    weight of the rarest occupied cell. On the training rows the weights average about 1
+    (exactly 1 when nothing is capped), so learning rates keep their meaning.
+
+    Parameters
+    ----------
+    labels : (N_all, n_labels) array
+    rows : int array
+        The training split.
+    bin_dex : float
+        Cell width in every label (dex).
+    max_weight : float
+        Cap, so that a lone galaxy in a corner cannot dominate a batch.
+    """
+    values = np.asarray(labels, dtype=np.float64)
+    if values.ndim != 2 or len(rows) == 0:
+        raise GalamInputError("label weights: need (N, n_labels) labels and a non-empty split")
+    if not (bin_dex > 0 and max_weight >= 1):
+        raise GalamInputError(
+            f"label weights: bin_dex must be > 0 and max_weight >= 1, got {bin_dex}, {max_weight}"
+        )
+    low = values[rows].min(axis=0)
+    cells = np.floor((values - low) / bin_dex).astype(np.int64)
+    _, inverse = np.unique(cells, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    counts = np.bincount(inverse[rows], minlength=int(inverse.max()) + 1).astype(np.float64)
+    occupied = int(np.count_nonzero(counts))
+    per_cell = np.where(counts > 0, len(rows) / (occupied * np.maximum(counts, 1)), np.nan)
+    per_cell = np.where(np.isnan(per_cell), np.nanmax(per_cell), per_cell)
+    return np.minimum(per_cell[inverse], max_weight).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class TrainingSettings:
     """How to train; learning rates are the papers' (Wang et al. 2025, Sect. 3).
@@ -432,6 +476,13 @@ class TrainingSettings:
     ``True``/``False`` force them (``True`` also works on a CPU, slowly).
     ``lr_sed`` is Keras's Adam default (Liew-Cain et al. tuned theirs with Hyperas and do
     not list it); ``patience_sed`` is their 25.
+
+    ``balance_labels`` weights every galaxy by the inverse number of training galaxies in
+    its (log age, [M/H]) cell of ``balance_bin_dex`` dex (see
+    :func:`label_balance_weights`), capped at ``balance_max_weight``: the loss then sees
+    a flat label distribution, so the rare old and metal-rich galaxies at the grid's edge
+    are not pulled towards the middle of the training set. Early stopping then watches
+    the weighted validation MSE. Not in the papers (their labels are a real survey's).
     """
 
     epochs: int = 100
@@ -449,6 +500,9 @@ class TrainingSettings:
     mixed_precision: bool | None = None
     jit_compile: bool | None = None
     shuffle_buffer_batches: int = 0
+    balance_labels: bool = False
+    balance_bin_dex: float = 0.1
+    balance_max_weight: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -523,6 +577,7 @@ def make_dataset(
     batch_size: int,
     shuffle: bool,
     seed: int = 0,
+    weights: NDArray[Any] | None = None,
 ) -> Any:
     """A ``tf.data.Dataset`` of ``(inputs, targets)`` batches read from arrays or HDF5.
 
@@ -539,12 +594,14 @@ def make_dataset(
     shuffle : bool
         Reshuffle the rows at every pass (seeded: ``seed`` + pass number).
     seed : int
+    weights : (N,) array, optional
+        Per-row sample weights; when given the dataset yields ``(x, y, w)``.
 
     Returns
     -------
     tf.data.Dataset
-        Yields ``(x, y)`` where ``x`` is one array or a tuple when there are several
-        inputs; prefetched. Rows inside a batch are in increasing order.
+        Yields ``(x, y)`` (or ``(x, y, w)``) where ``x`` is one array or a tuple when
+        there are several inputs; prefetched. Rows inside a batch are in increasing order.
     """
     import tensorflow as tf
 
@@ -552,6 +609,11 @@ def make_dataset(
     if rows.size == 0:
         raise GalamInputError("training data: a split is empty; use more galaxies")
     target_array = np.asarray(targets, dtype=np.float32)
+    weight_array = None if weights is None else np.asarray(weights, dtype=np.float32)
+    if weight_array is not None and weight_array.shape != (len(target_array),):
+        raise GalamInputError(
+            f"training data: {weight_array.shape} sample weights for {len(target_array)} rows"
+        )
     transforms = [(src, fn or (lambda a: np.asarray(a, dtype=np.float32))) for src, fn in inputs]
     passes = [0]
 
@@ -563,9 +625,14 @@ def make_dataset(
         for start in range(0, order.size, batch_size):
             chunk = np.sort(order[start : start + batch_size])
             xs = tuple(fn(_take(src, chunk)) for src, fn in transforms)
-            yield (xs[0] if len(xs) == 1 else xs), target_array[chunk]
+            x = xs[0] if len(xs) == 1 else xs
+            if weight_array is None:
+                yield x, target_array[chunk]
+            else:
+                yield x, target_array[chunk], weight_array[chunk]
 
-    probe_x, probe_y = next(iter(batches()))
+    probe = next(iter(batches()))
+    probe_x, probe_y = probe[0], probe[1]
     passes[0] = 0
     n_batches = -(-rows.size // batch_size)
 
@@ -573,7 +640,10 @@ def make_dataset(
         return tf.TensorSpec(shape=(None, *a.shape[1:]), dtype=tf.as_dtype(a.dtype))
 
     x_spec = spec(probe_x) if isinstance(probe_x, np.ndarray) else tuple(spec(a) for a in probe_x)
-    dataset = tf.data.Dataset.from_generator(batches, output_signature=(x_spec, spec(probe_y)))
+    signature = (x_spec, spec(probe_y))
+    if weight_array is not None:
+        signature = (*signature, tf.TensorSpec(shape=(None,), dtype=tf.float32))
+    dataset = tf.data.Dataset.from_generator(batches, output_signature=signature)
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(n_batches))
     return dataset.prefetch(2)
 
@@ -615,8 +685,13 @@ def _iter_stage(
     patience: int,
     mixed: bool,
     jit: bool,
+    weighted: bool = False,
 ) -> Iterator[TrainingProgress]:
-    """Train one model with checkpoints; resumes from ``workdir/stage``; leaves ``best.keras``."""
+    """Train one model with checkpoints; resumes from ``workdir/stage``; leaves ``best.keras``.
+
+    ``weighted``: the datasets carry sample weights; early stopping watches the
+    weighted validation MSE (``val_wmse``) instead of the plain one.
+    """
     import keras
 
     folder = workdir / stage
@@ -651,6 +726,7 @@ def _iter_stage(
             optimizer=keras.optimizers.Adam(learning_rate),
             loss="mse",
             metrics=[keras.metrics.MeanSquaredError(name="mse")],
+            weighted_metrics=[keras.metrics.MeanSquaredError(name="wmse")] if weighted else None,
             jit_compile=jit,
         )
         state.update(epoch=0, best_val_loss=math.inf, wait=0, history=[])
@@ -668,7 +744,8 @@ def _iter_stage(
         loss = float(history.history["loss"][-1])
         # Early stopping and "best" use the validation MSE alone (the paper's metric),
         # not the loss, which also holds the L2 penalty of M1's and M3's convolutions.
-        val_loss = float(history.history["val_mse"][-1])
+        watched = "val_wmse" if weighted else "val_mse"
+        val_loss = float(history.history[watched][-1])
         if not math.isfinite(loss):
             raise GalamInputError(
                 f"training {stage}: the loss became {loss} at epoch {epoch + 1}; lower the learning rate or check the data for NaN"
@@ -687,7 +764,8 @@ def _iter_stage(
                 "loss": loss,
                 "mse": float(history.history["mse"][-1]),
                 "val_loss": float(history.history["val_loss"][-1]),
-                "val_mse": val_loss,
+                "val_mse": float(history.history["val_mse"][-1]),
+                **({"val_wmse": val_loss} if weighted else {}),
             }
         )
         stop = state["wait"] >= patience or epoch + 1 >= settings.epochs
@@ -800,6 +878,16 @@ def iter_train_mmlforgalam(
     mean, std = _label_stats(labels[split.train])
     all_rows = np.arange(len(data), dtype=np.int64)
     bs = opts.batch_size
+    weights = (
+        label_balance_weights(
+            labels,
+            split.train,
+            bin_dex=opts.balance_bin_dex,
+            max_weight=opts.balance_max_weight,
+        )
+        if opts.balance_labels
+        else None
+    )
 
     def images(batch: NDArray[Any]) -> NDArray[np.float32]:
         if image_transform is not None:
@@ -819,13 +907,22 @@ def iter_train_mmlforgalam(
             build,
             lr,
             lambda: make_dataset(
-                inputs, targets, split.train, batch_size=bs, shuffle=True, seed=opts.seed
+                inputs,
+                targets,
+                split.train,
+                batch_size=bs,
+                shuffle=True,
+                seed=opts.seed,
+                weights=weights,
             ),
-            lambda: make_dataset(inputs, targets, split.val, batch_size=bs, shuffle=False),
+            lambda: make_dataset(
+                inputs, targets, split.val, batch_size=bs, shuffle=False, weights=weights
+            ),
             opts,
             patience=opts.patience,
             mixed=mixed,
             jit=jit,
+            weighted=weights is not None,
         )
 
     final = root / "final"
