@@ -6,7 +6,8 @@ Prints four tables:
    ms per cutout for each step; cutouts/s in one process and in two processes);
 2. agreement of the fast deblending with ``photutils.segmentation.deblend_sources``;
 3. blend recall by neighbour separation (in PSF FWHM) and flux ratio, the false-positive
-   rate on isolated galaxies, and the precision of the blend flag;
+   rate on isolated galaxies (smooth, and spirals with arms and clumps), and the
+   precision of the blend flag;
 4. ellipse centre and position-angle errors for isolated galaxies with b/a < 0.8;
 5. verdicts on a paper-like simulated sample (25% close neighbours, stars, JPEG), next to
    the paper's rejection rates.
@@ -46,10 +47,17 @@ SEPARATIONS_FWHM = (1.5, 2.0, 3.0, 4.0, 6.0)
 FLUX_RATIOS = (0.1, 0.3, 1.0)
 
 
-def make_scenes(seed: int, n_isolated: int, per_cell: int):
-    """Render isolated galaxies and target + one neighbour on a separation x flux grid."""
+def make_scenes(seed: int, n_isolated: int, per_cell: int, n_spirals: int = 0):
+    """Render isolated galaxies, target + one neighbour on a separation x flux grid, and
+    isolated disc galaxies with spiral arms and clumps (drawn after the rest, so the
+    first two sets do not depend on ``n_spirals``)."""
     from napari_galam.simulate.galaxy import draw_galaxy
-    from napari_galam.simulate.imaging import SDSS_PIXEL_SCALE, Neighbour, render_cutout
+    from napari_galam.simulate.imaging import (
+        SDSS_PIXEL_SCALE,
+        Neighbour,
+        draw_disc_structure,
+        render_cutout,
+    )
     from napari_galam.simulate.observe import observed_basis
     from napari_galam.simulate.populations import default_library
 
@@ -86,8 +94,26 @@ def make_scenes(seed: int, n_isolated: int, per_cell: int):
                     target_basis=basis,
                 )
                 scenes.append({"kind": "pair", "cutout": cutout, "sep": sep, "flux": flux})
+    spirals = 0
+    while spirals < n_spirals:
+        galaxy = draw_galaxy(rng, library=library)
+        structure = draw_disc_structure(rng, galaxy)
+        if structure is None:
+            continue
+        cutout = render_cutout(
+            galaxy,
+            rng=rng,
+            library=library,
+            psf_fwhm_arcsec=PSF_FWHM_ARCSEC,
+            centre_offset_px=tuple(float(v) for v in rng.uniform(-0.5, 0.5, 2)),
+            target_structure=structure,
+        )
+        scenes.append({"kind": "spiral", "cutout": cutout, "sep": None, "flux": None})
+        spirals += 1
+    n_pairs = len(scenes) - n_isolated - n_spirals
     print(
-        f"{len(scenes)} scenes: {n_isolated} isolated, {len(scenes) - n_isolated} pairs "
+        f"{len(scenes)} scenes: {n_isolated} isolated, {n_pairs} pairs, {n_spirals} isolated "
+        "spirals (arms + clumps) "
         f'(PSF {PSF_FWHM_ARCSEC}" = {PSF_FWHM_ARCSEC / SDSS_PIXEL_SCALE:.1f} px)'
     )
     return scenes
@@ -299,6 +325,7 @@ def accuracy(scenes) -> None:
     )
     pairs = [i for i, s in enumerate(scenes) if s["kind"] == "pair" and s["sep"] > 2.0]
     isolated = [i for i, s in enumerate(scenes) if s["kind"] == "isolated"]
+    spirals = [i for i, s in enumerate(scenes) if s["kind"] == "spiral"]
     rows = []
     for truth_name, truth in (("A (footprints touch)", truth_a), ("B (in model input)", truth_b)):
         for name, results in (("seed", seed), ("seed + companion check", comp)):
@@ -307,21 +334,36 @@ def accuracy(scenes) -> None:
             fn = sum(truth[i] and not flagged[i] for i in pairs)
             fp_pairs = sum(flagged[i] and not truth[i] for i in pairs)
             fp_iso = sum(flagged[i] for i in isolated)
-            precision = tp / (tp + fp_pairs + fp_iso) if tp + fp_pairs + fp_iso else float("nan")
+            fp_spiral = sum(flagged[i] for i in spirals)
+
+            def precision(false: int, tp: int = tp) -> str:
+                return f"{tp / (tp + false):.3f}" if tp + false else "-"
+
             rows.append(
                 [
                     truth_name,
                     name,
                     f"{tp / max(1, tp + fn):.3f} ({tp}/{tp + fn})",
-                    f"{precision:.3f}",
+                    precision(fp_pairs + fp_iso),
                     f"{fp_iso}/{len(isolated)}",
+                    f"{fp_spiral}/{len(spirals)}" if spirals else "-",
+                    precision(fp_pairs + fp_iso + fp_spiral) if spirals else "-",
                     sum(results[i].status not in ("accepted", "blended") for i in isolated),
                 ]
             )
     print_table(
         "Blend flag summary (pairs with sep > 2 FWHM and flux ratio >= 0.1; the isolated "
-        "galaxies count as negatives)",
-        ["truth", "method", "recall", "precision", "isolated flagged", "isolated no ellipse"],
+        "galaxies count as negatives; the last precision also counts the isolated spirals)",
+        [
+            "truth",
+            "method",
+            "recall",
+            "precision",
+            "isolated flagged",
+            "spirals flagged",
+            "precision with spirals",
+            "isolated no ellipse",
+        ],
         rows,
     )
     # Ellipses of isolated, elongated galaxies.
@@ -460,6 +502,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-cell", type=int, default=12, help="pairs per grid cell")
     parser.add_argument("--isolated", type=int, default=80, help="isolated galaxies")
+    parser.add_argument(
+        "--spirals", type=int, default=80, help="isolated disc galaxies with arms and clumps"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--population", type=int, default=200, help="paper-like simulated cutouts (0: skip)"
@@ -467,7 +512,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     start = time.perf_counter()
-    scenes = make_scenes(args.seed, args.isolated, args.per_cell)
+    scenes = make_scenes(args.seed, args.isolated, args.per_cell, args.spirals)
     print(f"rendered in {time.perf_counter() - start:.0f} s")
     images = [scene["cutout"].rgb for scene in scenes]
     throughput(images)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -17,7 +19,15 @@ from napari_galam.simulate.cubes import (
     render_narrowband_cube,
 )
 from napari_galam.simulate.galaxy import draw_galaxy, uniform_population_galaxy
-from napari_galam.simulate.imaging import Neighbour, Star, lupton_rgb, render_cutout
+from napari_galam.simulate.imaging import (
+    DiscStructure,
+    Neighbour,
+    Star,
+    apply_disc_structure,
+    draw_disc_structure,
+    lupton_rgb,
+    render_cutout,
+)
 from napari_galam.simulate.populations import single_ssp_population
 from napari_galam.simulate.spectra import MML_WAVE, render_fibre_spectrum, to_linear_grid
 from napari_galam.simulate.writers import (
@@ -51,6 +61,63 @@ def test_cutout_with_a_close_neighbour_is_a_blend(library):
     isolated = render_cutout(target, rng=np.random.default_rng(3), library=library)
     assert not isolated.truth.blended
     assert set(np.unique(isolated.truth.segmentation)) == {0, 1}
+
+
+def _disc_galaxy(library, seed=4):
+    rng = np.random.default_rng(seed)
+    while True:
+        galaxy = draw_galaxy(rng, library=library)
+        if galaxy.disc.light_fraction > 0.6 and galaxy.disc.re_arcsec > 3.0:
+            return galaxy, rng
+
+
+def test_spiral_arms_and_clumps_keep_the_light_and_break_the_symmetry(library):
+    from napari_galam.simulate.galaxy import light_maps
+
+    galaxy, rng = _disc_galaxy(library)
+    centre = (63.5, 63.5)
+    maps = light_maps(galaxy, shape=(128, 128), pixel_scale=0.396, centre_xy=centre)
+    clumps = np.array([[1.0, 0.3, 1.0, 1.0], [1.5, 2.0, 0.8, 0.5]])
+    structure = DiscStructure(
+        n_arms=2, pitch_deg=20, amplitude=0.5, clumps=clumps, clump_fraction=0.06
+    )
+    laid = apply_disc_structure(maps, galaxy, structure, pixel_scale=0.396, centre_xy=centre)
+    # Bulge untouched; each disc map keeps its light (so photometry and labels hold).
+    np.testing.assert_array_equal(laid[:2], maps[:2])
+    np.testing.assert_allclose(laid[2:].sum(axis=(1, 2)).sum(), maps[2:].sum(), rtol=1e-9)
+    np.testing.assert_allclose(laid[2].sum(), maps[2].sum() * (1 - 0.06), rtol=1e-9)
+    assert laid.min() >= -1e-12 * laid.max()  # light_maps itself rounds to -1e-24
+
+    # A smooth disc is point-symmetric; arms (an even number: still symmetric) plus clumps are not.
+    def asymmetry(image):
+        return float(np.abs(image - image[::-1, ::-1]).sum() / image.sum())
+
+    smooth, spiral = maps.sum(axis=0), laid.sum(axis=0)
+    assert asymmetry(smooth) < 0.01 < asymmetry(spiral)
+    # Arms alone modulate the light along a ring by about the amplitude.
+    arms = apply_disc_structure(
+        maps, galaxy, DiscStructure(amplitude=0.5), pixel_scale=0.396, centre_xy=centre
+    )
+    ratio = arms[2:].sum(axis=0) / np.maximum(maps[2:].sum(axis=0), 1e-30)
+    ring = ratio[40:88, 40:88]
+    assert ring.max() > 1.3 and ring.min() < 0.7
+    # The rendered cutout carries the pattern; draws are None for discless galaxies.
+    drawn = draw_disc_structure(rng, galaxy)
+    assert drawn is not None and 2 <= drawn.n_arms <= 4 and 0.1 <= drawn.amplitude <= 0.6
+    cutout = render_cutout(
+        galaxy, rng=np.random.default_rng(1), library=library, target_structure=drawn
+    )
+    assert cutout.rgb.shape == (128, 128, 3) and not cutout.truth.blended
+    elliptical = dataclasses.replace(
+        galaxy,
+        bulge=dataclasses.replace(galaxy.bulge, light_fraction=0.9),
+        disc=dataclasses.replace(galaxy.disc, light_fraction=0.1),
+    )
+    assert draw_disc_structure(rng, elliptical) is None
+    with pytest.raises(GalamInputError, match="amplitude"):
+        DiscStructure(amplitude=1.5)
+    with pytest.raises(GalamInputError, match="pitch"):
+        DiscStructure(pitch_deg=80)
 
 
 def test_cutout_colours_and_noise_look_like_sdss(library):
