@@ -50,7 +50,8 @@ def write_compact_weights(folder: str, with_training: bool) -> dict:
     models = {
         "mmlforgalam": arch.build_mmlforgalam(m2, m3, m4),
         "image-only": m3,
-        "spectra-only": arch.build_m1(cfg, target_mean=mean, target_std=std),
+        # The shipped spectra-only model reads rest-frame spectra (3201 points).
+        "spectra-only": arch.build_m1(arch.COMPACT_REST, target_mean=mean, target_std=std),
         "sed-cnn": arch.combine_sed_cnns(
             arch.build_sed_cnn(cfg, n_filters=N_SED_FILTERS, name="sed_log_age"),
             arch.build_sed_cnn(cfg, n_filters=N_SED_FILTERS, name="sed_mh"),
@@ -58,12 +59,13 @@ def write_compact_weights(folder: str, with_training: bool) -> dict:
     }
     configuration = {**cfg.to_dict(), "sed_n_filters": N_SED_FILTERS}
     for name, model in models.items():
+        config = arch.COMPACT_REST.to_dict() if name == "spectra-only" else configuration
         save_model_with_card(
             model,
             name,
             architecture=name,
-            configuration=configuration,
-            input_spec=model_input_spec(name, configuration),
+            configuration=config,
+            input_spec=model_input_spec(name, config),
             training_data={"name": "untrained (benchmark)"},
             directory=folder,
         )
@@ -105,9 +107,11 @@ def write_compact_weights(folder: str, with_training: bool) -> dict:
 
 
 def ppxf_seconds_per_spectrum(n: int = 4) -> tuple[float, NDArray]:
-    """Median pPXF fit time on ``n`` simulated SDSS-like spectra; also their 1 A spectra."""
+    """Median pPXF fit time on ``n`` simulated SDSS-like spectra; also their rest-frame
+    model inputs (1 A, 3800-7000 A)."""
     import h5py
 
+    from napari_galam.core.preprocess import rest_frame_spectra
     from napari_galam.simulate.datasets import simulate_dataset
     from napari_galam.sps.reference_fit import fit_population
 
@@ -119,7 +123,7 @@ def ppxf_seconds_per_spectrum(n: int = 4) -> tuple[float, NDArray]:
             flux = handle["spectra/loglam_flux"][()]
             ivar = handle["spectra/loglam_ivar"][()]
             redshift = handle["truth/redshift"][()]
-            on_grid = handle["spectra/flux"][()]
+    on_grid = rest_frame_spectra(wave, flux, redshift)
     times = []
     for i in range(n):
         noise = np.where(ivar[i] > 0, 1.0 / np.sqrt(np.maximum(ivar[i], 1e-30)), np.inf)
@@ -145,9 +149,9 @@ def main() -> None:
 
         rng = np.random.default_rng(1)
         one_image = rng.integers(0, 256, (1, 128, 128, 3), dtype=np.uint8)
-        one_spectrum = rng.random((1, 4171))
         images = rng.integers(0, 256, (1024, 128, 128, 3), dtype=np.uint8)
         ppxf_s, sim_spectra = ppxf_seconds_per_spectrum()
+        one_spectrum = rng.random((1, sim_spectra.shape[1]))
         spectra = np.resize(sim_spectra, (1024, sim_spectra.shape[1])).astype(np.float32)
         cube = rng.random((200, 200, N_SED_FILTERS)).astype(np.float32) + 0.1
 

@@ -103,9 +103,12 @@ def time_dask(inputs: list, n_workers: int, folder: Path, partition_size: int) -
 def spectra_vs_ppxf(h5: Path, n_spectra: int, n_ppxf: int) -> dict:
     import h5py
 
-    from napari_galam.core.preprocess import preprocess_spectrum
+    from napari_galam.core.preprocess import model_spectrum
     from napari_galam.models.inference import predict_galaxies
+    from napari_galam.models.registry import spectrum_frame
     from napari_galam.sps.reference_fit import fit_population
+
+    frame = spectrum_frame()
 
     with h5py.File(h5, "r") as handle:
         wave = 10.0 ** handle["spectra/loglam"][()]
@@ -113,14 +116,15 @@ def spectra_vs_ppxf(h5: Path, n_spectra: int, n_ppxf: int) -> dict:
         ivar = handle["spectra/loglam_ivar"][()]
         redshift = handle["truth/redshift"][()]
     index = np.arange(n_spectra) % len(flux)
-    predict_galaxies(
-        spectra=np.stack([preprocess_spectrum(wave, flux[0])] * 4), model="spectra-only"
-    )  # load + trace once
+    first = model_spectrum(wave, flux[0], redshift=float(redshift[0]), frame=frame)
+    predict_galaxies(spectra=np.stack([first] * 4), model="spectra-only")  # load + trace once
     start = time.perf_counter()
     stacked = []
     for i in index:
         good = ivar[i] > 0
-        stacked.append(preprocess_spectrum(wave[good], flux[i][good]))
+        stacked.append(
+            model_spectrum(wave[good], flux[i][good], redshift=float(redshift[i]), frame=frame)
+        )
     predict_galaxies(spectra=np.stack(stacked), model="spectra-only")
     network_s = time.perf_counter() - start
     fits = []

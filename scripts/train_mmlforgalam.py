@@ -9,7 +9,9 @@ Every cutout first goes through the paper's image preprocessing exactly as at in
 (:func:`napari_galam.pipeline.qa.assess_galaxy`: masking ellipse, blend check, crop and
 nearest-neighbour resize to 128x128); galaxies the QA rejects (no ellipse, blended) are
 left out of training, as in Wang et al. (2025, Sect. 2.2.2). Spectra are the simulator's
-fibre spectra on the paper's grid (observed frame, 1 A steps over 3830-8000 A). The
+fibre spectra: with ``--config compact-rest`` (the default) moved to the rest frame with the
+galaxy's redshift (1 A over 3800-7000 A), with ``--config compact`` on the paper's
+observed-frame grid (1 A steps over 3830-8000 A). The
 staged training (M1 -> M2, M3 -> M4), the 8:1:1 split by galaxy and the learning rates are
 those of :mod:`napari_galam.models.training`. The three final models are copied into the
 package with model cards holding the test-split metrics.
@@ -58,9 +60,22 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="weight galaxies to a flat (log age, [M/H]) distribution (TrainingSettings.balance_labels)",
     )
+    parser.add_argument(
+        "--config",
+        default="compact-rest",
+        choices=("compact", "compact-rest", "paper"),
+        help="architecture sizes and M1's spectrum frame (compact-rest: compact sizes, "
+        "rest-frame spectra; compact: the paper's observed frame)",
+    )
+    parser.add_argument(
+        "--spectra-only",
+        action="store_true",
+        help="train and ship only the spectra-only model (M1)",
+    )
     parser.add_argument("--no-ship", action="store_true")
     args = parser.parse_args(argv)
 
+    from napari_galam.models.architectures import get_config
     from napari_galam.models.training import (
         GalaxyArrays,
         TrainingProgress,
@@ -71,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     start = time.time()
-    stored = open_galaxy_hdf5(args.train)
+    config = get_config(args.config)
+    stored = open_galaxy_hdf5(args.train, spectrum_frame=config.spectrum_frame)
     args.workdir.mkdir(parents=True, exist_ok=True)
     cache = args.workdir / "qa_inputs.npz"
     if cache.exists():
@@ -100,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         balance_labels=args.balance_labels,
     )
     result = None
-    for item in iter_train_mmlforgalam(data, args.workdir, config="compact", settings=settings):
+    for item in iter_train_mmlforgalam(
+        data, args.workdir, config=config, settings=settings, spectra_only=args.spectra_only
+    ):
         if isinstance(item, TrainingProgress):
             print(
                 f"[{(time.time() - start) / 60:5.1f} min] {item.stage} epoch {item.epoch}/"
@@ -124,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             "qa_statuses": statuses,
             "preprocessing": "napari_galam.pipeline.qa.assess_galaxy model_input "
             "(masking ellipse, crop, nearest resize to 128x128); rejected galaxies left out",
+            "spectrum_frame": config.spectrum_frame,
             "training_minutes_cpu": round(minutes, 1),
         },
     )

@@ -51,6 +51,42 @@ def test_minmax_is_idempotent_and_flat_spectra_become_zero():
         pp.preprocess_spectra(np.zeros((2, 4000)))
 
 
+def test_rest_frame_spectrum_puts_a_line_at_its_rest_wavelength():
+    assert pp.N_REST_POINTS == 3201 and pp.REST_WAVELENGTH[[0, -1]].tolist() == [3800.0, 7000.0]
+    z = 0.12
+    wave = np.linspace(3800.0, 9200.0, 6000)  # SDSS's observed range
+    # A continuum falling to the red and an emission line at rest H-beta (4861.3 A).
+    flux = 5.0 - wave / 3000.0 + 4.0 * np.exp(-0.5 * ((wave - 4861.3 * (1 + z)) / 3.0) ** 2)
+    rest = pp.rest_frame_spectrum(wave, flux, z)
+    assert rest.shape == (3201,) and rest.dtype == np.float32
+    assert rest.min() == 0.0 and rest.max() == pytest.approx(1.0)
+    assert pp.REST_WAVELENGTH[np.argmax(rest)] == pytest.approx(4861.0, abs=1.0)
+    # The batch form agrees row by row; model_spectrum dispatches on the frame.
+    batch = pp.rest_frame_spectra(wave, np.stack([flux, flux]), [z, z])
+    np.testing.assert_array_equal(batch[1], rest)
+    np.testing.assert_array_equal(pp.model_spectrum(wave, flux, redshift=z, frame="rest"), rest)
+    observed = pp.model_spectrum(wave, flux, redshift=z, frame="observed")
+    np.testing.assert_array_equal(observed, pp.preprocess_spectrum(wave, flux))
+    np.testing.assert_allclose(pp.preprocess_spectra(batch, frame="rest"), batch, atol=1e-6)
+
+
+def test_rest_frame_spectrum_says_what_it_needs():
+    wave = np.linspace(3800.0, 9200.0, 2000)
+    flux = np.ones_like(wave)
+    for bad in (None, float("nan"), "z", 2.0):
+        with pytest.raises(GalamInputError, match="redshift"):
+            pp.rest_frame_spectrum(wave, flux, bad)
+    # At z = 0.5 the red end reaches only 6133 A in the rest frame.
+    with pytest.raises(GalamInputError, match="3800-7000"):
+        pp.rest_frame_spectrum(wave, flux, 0.5)
+    with pytest.raises(GalamInputError, match="rest_frame_spectrum"):
+        pp.preprocess_spectra(np.zeros((2, 4171)), frame="rest")
+    with pytest.raises(GalamInputError, match="frame"):
+        pp.model_spectrum(wave, flux, frame="sideways")
+    with pytest.raises(GalamInputError, match="needs"):
+        pp.model_spectrum(wave, flux, frame="rest")
+
+
 def test_preprocess_images_scales_and_block_averages():
     images = np.zeros((2, 128, 128, 3), dtype=np.uint8)
     images[0, :2, :2, 0] = 255  # one 2x2 block, fully on -> 1.0 after 2x2 mean

@@ -242,3 +242,40 @@ def test_the_simulators_files_plug_in(tmp_path):
     card = read_model_card("sed-cnn", directory=tmp_path / "w")
     assert card["input"]["filters"] == list(spaxels.filter_names)
     assert sed.split_sizes["test"] > 0
+
+
+@pytest.mark.tensorflow
+def test_spectra_only_trains_in_the_rest_frame_and_says_so_in_its_card(tmp_path):
+    """M1 alone on rest-frame spectra of a simulated file; the card names the frame."""
+    import dataclasses
+
+    from napari_galam.core.preprocess import N_REST_POINTS, rest_frame_spectrum
+    from napari_galam.models.registry import read_model_card, spectrum_frame
+    from napari_galam.simulate.datasets import simulate_dataset
+
+    path = tmp_path / "cutouts.h5"
+    simulate_dataset(path, kind="cutouts", n=24, seed=5)
+    data = tr.open_galaxy_hdf5(path, spectrum_frame="rest")
+    assert data.spectra.shape == (24, N_REST_POINTS) and data.spectra.dtype == np.float32
+    import h5py
+
+    with h5py.File(path) as handle:
+        wave = 10.0 ** handle["spectra/loglam"][()]
+        flux, z = handle["spectra/loglam_flux"][3], float(handle["truth/redshift"][3])
+    np.testing.assert_array_equal(data.spectra[3], rest_frame_spectrum(wave, flux, z))
+
+    rest_tiny = dataclasses.replace(
+        TINY, name="tiny-rest", n_spectrum_points=N_REST_POINTS, spectrum_frame="rest"
+    )
+    settings = tr.TrainingSettings(epochs=1, batch_size=8)
+    result = tr.train_mmlforgalam(
+        data, tmp_path / "m1", config=rest_tiny, settings=settings, spectra_only=True
+    )
+    assert set(result.model_paths) == {"spectra-only"}
+    assert not (tmp_path / "m1" / "m2").exists()
+    tr.export_trained_models(result, training_data={"name": "toy"}, directory=tmp_path / "w")
+    card = read_model_card("spectra-only", directory=tmp_path / "w")
+    assert card["input"]["frame"] == "rest" and card["input"]["shape"] == [N_REST_POINTS]
+    assert spectrum_frame(directory=tmp_path / "w") == "rest"
+    with pytest.raises(GalamInputError, match="frame"):
+        tr.open_galaxy_hdf5(path, spectrum_frame="sideways")

@@ -44,7 +44,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default="auto",
         help="dataset kind (default: from the file's dataset card)",
     )
-    parser.add_argument("--config", choices=("compact", "paper"), default="compact")
+    parser.add_argument(
+        "--config",
+        choices=("compact", "compact-rest", "paper"),
+        default="compact",
+        help="network sizes (compact: CPU; paper: the papers'); compact-rest: compact with "
+        "M1 on rest-frame spectra, as the shipped spectra-only model",
+    )
+    parser.add_argument(
+        "--spectra-only",
+        action="store_true",
+        help="cutouts: train only M1, the spectra-only model",
+    )
     parser.add_argument("--epochs", type=int, default=100, help="most epochs per model (100)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--patience", type=int, default=None, help="early-stopping patience")
@@ -152,12 +163,19 @@ def run(args: argparse.Namespace) -> int:
         **extra,
     )
     if kind == "cutouts":
-        data = training.open_galaxy_hdf5(args.data)
+        from napari_galam.models.architectures import get_config
+
+        frame = get_config(args.config).spectrum_frame
+        data = training.open_galaxy_hdf5(args.data, spectrum_frame=frame)
         if args.qa:
             args.workdir.mkdir(parents=True, exist_ok=True)
             data = qa_cutouts(data, args.workdir / "qa_cutouts.h5")
         steps = training.iter_train_mmlforgalam(
-            data, args.workdir, config=args.config, settings=settings
+            data,
+            args.workdir,
+            config=args.config,
+            settings=settings,
+            spectra_only=args.spectra_only,
         )
     elif kind == "cubes":
         data = training.open_spaxel_hdf5(args.data)

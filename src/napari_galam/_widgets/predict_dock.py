@@ -266,7 +266,8 @@ class PredictDock(QWidget):
 
     def predict_spectrum(self) -> GalaxyResult | None:
         """Predict the chosen spectrum layer's galaxy with the spectra-only model."""
-        from napari_galam.core.preprocess import preprocess_spectrum
+        from napari_galam.core.preprocess import model_spectrum
+        from napari_galam.models.registry import spectrum_frame
 
         layer = layer_named(self.viewer, self.spectrum_layer.currentText())
         if layer is None:
@@ -275,8 +276,11 @@ class PredictDock(QWidget):
         spectrum = layer.metadata[SPECTRUM_KEY]
         good = np.asarray(spectrum.ivar) > 0
         try:
-            inputs = preprocess_spectrum(
-                np.asarray(spectrum.wave)[good], np.asarray(spectrum.flux)[good]
+            inputs = model_spectrum(
+                np.asarray(spectrum.wave)[good],
+                np.asarray(spectrum.flux)[good],
+                redshift=spectrum.redshift,
+                frame=spectrum_frame(),
             )
             worker = shared_worker()
             answer = worker.predict_galaxies(spectra=inputs[None], model="spectra-only")

@@ -8,7 +8,13 @@ the model worker calls the same functions, so there is one definition of each st
 
 - Spectra (Wang et al. 2025, Sect. 2.2.1): linear interpolation onto a 1 Å grid over
   3830-8000 Å (4171 points, :data:`SPECTRUM_WAVELENGTH`), then min-max normalisation of
-  each spectrum to [0, 1].
+  each spectrum to [0, 1]. The paper keeps the observed frame; this package's shipped
+  spectra-only model reads the rest frame instead (:func:`rest_frame_spectrum`: divide
+  the wavelengths by 1 + z, then the same steps on 1 Å over 3800-7000 Å,
+  :data:`REST_WAVELENGTH`, which every SDSS spectrum at z <= 0.3 covers), because a
+  network trained on simulated galaxies had to learn every line at every redshift and
+  did so worst where few training galaxies were (z < 0.02, where the real test spectra
+  are). Which frame a model takes is written in its model card (``input.frame``).
 - Images (Sect. 2.2.2 ends with 128 x 128 x 3 cutouts): ``uint8`` values scaled to
   [0, 1] as ``float32``; the compact model configuration works on 64 x 64 images, which
   are made by averaging 2 x 2 pixel blocks (any integer factor works the same way).
@@ -31,11 +37,19 @@ __all__ = [
     "SPECTRUM_WAVE_MIN",
     "SPECTRUM_WAVE_MAX",
     "N_SPECTRUM_POINTS",
+    "REST_WAVELENGTH",
+    "REST_WAVE_MIN",
+    "REST_WAVE_MAX",
+    "N_REST_POINTS",
+    "SPECTRUM_FRAMES",
     "CUTOUT_SIZE",
     "resample_spectrum",
     "minmax_normalise",
     "preprocess_spectrum",
     "preprocess_spectra",
+    "rest_frame_spectrum",
+    "rest_frame_spectra",
+    "model_spectrum",
     "preprocess_images",
     "normalise_seds",
 ]
@@ -48,6 +62,23 @@ SPECTRUM_WAVELENGTH: NDArray[np.float64] = np.arange(
     SPECTRUM_WAVE_MIN, SPECTRUM_WAVE_MAX + 0.5, 1.0, dtype=np.float64
 )
 N_SPECTRUM_POINTS: int = int(SPECTRUM_WAVELENGTH.size)
+#: Rest-frame grid (Å): covered by SDSS's 3800-9200 Å at every 0.002 <= z <= 0.3; it holds
+#: the 4000 Å break, the Balmer lines up to H-alpha, Mg b, Fe 5270/5335 and Na D.
+REST_WAVE_MIN: float = 3800.0
+REST_WAVE_MAX: float = 7000.0
+REST_WAVELENGTH: NDArray[np.float64] = np.arange(
+    REST_WAVE_MIN, REST_WAVE_MAX + 0.5, 1.0, dtype=np.float64
+)
+N_REST_POINTS: int = int(REST_WAVELENGTH.size)
+#: How far (Å) a spectrum may stop short of either end of the rest grid: SDSS spectra
+#: often lose their first good pixels to about 3825 Å observed (NGC 3522's starts at
+#: 3811 Å in the rest frame); the gap is padded with the edge value.
+REST_EDGE_TOLERANCE: float = 25.0
+#: Spectrum frames a model card's ``input.frame`` may name, with their grids.
+SPECTRUM_FRAMES: dict[str, NDArray[np.float64]] = {
+    "observed": SPECTRUM_WAVELENGTH,
+    "rest": REST_WAVELENGTH,
+}
 #: Side, in pixels, of the cutouts the paper's models take (128 x 128 x 3).
 CUTOUT_SIZE: int = 128
 
@@ -136,28 +167,126 @@ def preprocess_spectrum(wavelength: NDArray[Any], flux: NDArray[Any]) -> NDArray
     return minmax_normalise(resample_spectrum(wavelength, flux))
 
 
-def preprocess_spectra(spectra: NDArray[Any]) -> NDArray[np.float32]:
-    """Check and min-max normalise spectra that are already on the 4171-point grid.
+def preprocess_spectra(spectra: NDArray[Any], *, frame: str = "observed") -> NDArray[np.float32]:
+    """Check and min-max normalise spectra that are already on a model grid.
 
     Parameters
     ----------
-    spectra : (n, 4171) or (4171,) array
-        Spectra on :data:`SPECTRUM_WAVELENGTH` (the layout the simulator writes).
+    spectra : (n, m) or (m,) array
+        Spectra on :data:`SPECTRUM_WAVELENGTH` (``frame="observed"``, m = 4171, the
+        layout the simulator writes) or :data:`REST_WAVELENGTH` (``"rest"``, m = 3201).
+    frame : str
+        ``"observed"`` or ``"rest"``.
 
     Returns
     -------
-    (n, 4171) float32 array in [0, 1].
+    (n, m) float32 array in [0, 1].
     """
+    grid = _frame_grid(frame)
     data = np.asarray(spectra)
     if data.ndim == 1:
         data = data[np.newaxis]
-    if data.ndim != 2 or data.shape[1] != N_SPECTRUM_POINTS:
+    if data.ndim != 2 or data.shape[1] != grid.size:
+        how = (
+            "rest_frame_spectrum(wavelength, flux, redshift)"
+            if frame == "rest"
+            else "preprocess_spectrum(wavelength, flux)"
+        )
         raise GalamInputError(
-            f"spectra: expected shape (n, {N_SPECTRUM_POINTS}) on the 1 Å grid "
-            f"{SPECTRUM_WAVE_MIN:.0f}-{SPECTRUM_WAVE_MAX:.0f} Å, got {data.shape}; "
-            "resample with preprocess_spectrum(wavelength, flux) first"
+            f"spectra: expected shape (n, {grid.size}) on the {frame}-frame 1 Å grid "
+            f"{grid[0]:.0f}-{grid[-1]:.0f} Å, got {data.shape}; resample with {how} first"
         )
     return minmax_normalise(data, axis=1)
+
+
+def _frame_grid(frame: str) -> NDArray[np.float64]:
+    try:
+        return SPECTRUM_FRAMES[frame]
+    except KeyError:
+        raise GalamInputError(
+            f"spectrum frame {frame!r}: expected one of {', '.join(SPECTRUM_FRAMES)}"
+        ) from None
+
+
+def _check_redshift(redshift: Any) -> float:
+    try:
+        z = float(redshift)
+    except (TypeError, ValueError):
+        z = float("nan")
+    if not (np.isfinite(z) and -0.01 < z < 1.0):
+        raise GalamInputError(
+            f"spectrum: the rest-frame model needs the galaxy's redshift (-0.01 < z < 1), "
+            f"got {redshift!r}"
+        )
+    return z
+
+
+def rest_frame_spectrum(
+    wavelength: NDArray[Any], flux: NDArray[Any], redshift: float
+) -> NDArray[np.float32]:
+    """De-redshift one observed spectrum onto :data:`REST_WAVELENGTH` and min-max it.
+
+    Parameters
+    ----------
+    wavelength, flux : (n,) arrays
+        The observed spectrum (Å, any flux unit).
+    redshift : float
+        The galaxy's redshift (SDSS's ``Z``).
+
+    Returns
+    -------
+    (3201,) float32 array in [0, 1].
+
+    Raises
+    ------
+    GalamInputError
+        No usable redshift, or the spectrum does not cover 3800-7000 Å in the rest frame
+        to within :data:`REST_EDGE_TOLERANCE` (shorter gaps take the edge value, as
+        :func:`resample_spectrum` pads).
+    """
+    z = _check_redshift(redshift)
+    wave = np.asarray(wavelength, dtype=np.float64) / (1.0 + z)
+    finite = wave[np.isfinite(wave)]
+    if finite.size and (
+        finite.min() > REST_WAVE_MIN + REST_EDGE_TOLERANCE
+        or finite.max() < REST_WAVE_MAX - REST_EDGE_TOLERANCE
+    ):
+        raise GalamInputError(
+            f"spectrum: at z = {z:.4f} it covers {finite.min():.0f}-{finite.max():.0f} Å in "
+            f"the rest frame; the rest-frame model needs {REST_WAVE_MIN:.0f}-"
+            f"{REST_WAVE_MAX:.0f} Å"
+        )
+    return minmax_normalise(resample_spectrum(wave, flux, grid=REST_WAVELENGTH))
+
+
+def rest_frame_spectra(
+    wavelength: NDArray[Any], fluxes: NDArray[Any], redshifts: NDArray[Any]
+) -> NDArray[np.float32]:
+    """:func:`rest_frame_spectrum` for ``(n, m)`` fluxes on one observed grid."""
+    wave = np.asarray(wavelength, dtype=np.float64)
+    values = np.asarray(fluxes)
+    z = np.asarray(redshifts, dtype=np.float64).reshape(-1)
+    if values.ndim != 2 or values.shape[0] != z.size:
+        raise GalamInputError(
+            f"spectra: {values.shape} fluxes for {z.size} redshifts; give one row per galaxy"
+        )
+    out = np.empty((z.size, N_REST_POINTS), dtype=np.float32)
+    for i in range(z.size):
+        out[i] = rest_frame_spectrum(wave, values[i], z[i])
+    return out
+
+
+def model_spectrum(
+    wavelength: NDArray[Any],
+    flux: NDArray[Any],
+    *,
+    redshift: float | None = None,
+    frame: str = "observed",
+) -> NDArray[np.float32]:
+    """The input of a spectrum model that reads ``frame`` (from its card's ``input.frame``)."""
+    if _frame_grid(frame) is REST_WAVELENGTH:
+        return rest_frame_spectrum(wavelength, flux, redshift)  # type: ignore[arg-type]
+    return preprocess_spectrum(wavelength, flux)
 
 
 def preprocess_images(images: NDArray[Any], *, size: int = CUTOUT_SIZE) -> NDArray[np.float32]:

@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from napari_galam.errors import GalamInputError
@@ -106,7 +106,11 @@ class ArchitectureConfig:
     name : str
         ``"paper"``, ``"compact"`` or a custom name (tests use tiny ones).
     n_spectrum_points : int
-        Length of M1's input (4171 on the 1 Å 3830-8000 Å grid).
+        Length of M1's input (4171 on the observed 1 Å 3830-8000 Å grid; 3201 on the
+        rest-frame 3800-7000 Å grid).
+    spectrum_frame : str
+        ``"observed"`` (the paper's) or ``"rest"``: which grid M1 reads (see
+        :mod:`napari_galam.core.preprocess`); recorded in the model card's input.
     image_size : int
         Side of the square gri input of M2 and M3 (128 in the paper).
     m1_filters, m1_convs_per_block, m1_kernel, m1_pool, m1_dense
@@ -129,6 +133,7 @@ class ArchitectureConfig:
 
     name: str = "paper"
     n_spectrum_points: int = 4171
+    spectrum_frame: str = "observed"
     image_size: int = 128
     m1_filters: tuple[int, ...] = (16, 32, 64, 128)
     m1_convs_per_block: int = 2
@@ -153,6 +158,11 @@ class ArchitectureConfig:
     notes: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
+        if self.spectrum_frame not in ("observed", "rest"):
+            raise GalamInputError(
+                f"architecture config {self.name!r}: spectrum_frame must be 'observed' or "
+                f"'rest', got {self.spectrum_frame!r}"
+            )
         feature = self.m1_dense[-1] if self.m1_dense else 0
         if not self.m1_dense or not self.m3_dense or self.m3_dense[-1] != feature:
             raise GalamInputError(
@@ -220,7 +230,19 @@ COMPACT = ArchitectureConfig(
     m4_dense=(256, 128, 64, 32, 16),
     notes="CPU-sized: 64 x 64 images, half the filters, 256-wide features",
 )
-CONFIGS: dict[str, ArchitectureConfig] = {"paper": PAPER, "compact": COMPACT}
+#: The compact sizes with M1 reading rest-frame spectra (the shipped spectra-only model).
+COMPACT_REST = replace(
+    COMPACT,
+    name="compact-rest",
+    n_spectrum_points=3201,
+    spectrum_frame="rest",
+    notes=COMPACT.notes + "; M1 reads rest-frame spectra, 1 A over 3800-7000 A",
+)
+CONFIGS: dict[str, ArchitectureConfig] = {
+    "paper": PAPER,
+    "compact": COMPACT,
+    "compact-rest": COMPACT_REST,
+}
 
 
 def get_config(name: str | ArchitectureConfig) -> ArchitectureConfig:

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from napari_galam.core.preprocess import normalise_seds, preprocess_images, preprocess_spectra
 from napari_galam.errors import GalamInputError
-from napari_galam.models.registry import load_model, read_model_card
+from napari_galam.models.registry import load_model, read_model_card, spectrum_frame
 
 __all__ = [
     "GALAXY_MODELS",
@@ -42,6 +42,7 @@ __all__ = [
     "model_input_spec",
     "predict_batches",
     "predict_galaxies",
+    "spectrum_frame",
     "predict_seds",
 ]
 
@@ -86,7 +87,7 @@ def resolve_galaxy_model(model: str, *, have_images: bool, have_spectra: bool) -
             f"predict_galaxies: unknown model {model!r}; use 'auto' or one of {', '.join(GALAXY_MODELS)}"
         )
     if model == "spectra-only" and not have_spectra:
-        raise GalamInputError("predict_galaxies: model 'spectra-only' needs spectra (n, 4171)")
+        raise GalamInputError("predict_galaxies: model 'spectra-only' needs spectra")
     if model != "spectra-only" and not have_images:
         raise GalamInputError(f"predict_galaxies: model {model!r} needs images (n, 128, 128, 3)")
     return model
@@ -115,8 +116,18 @@ def model_input_spec(name: str, configuration: dict[str, Any]) -> dict[str, Any]
             "preprocessing": f"napari_galam.core.preprocess.preprocess_images(size={size}): /255, {128 // size}x{128 // size} block mean",
         }
     if name == "spectra-only":
+        if configuration.get("spectrum_frame", "observed") == "rest":
+            return {
+                "kind": "spectrum",
+                "frame": "rest",
+                "shape": [int(configuration["n_spectrum_points"])],
+                "dtype": "float32",
+                "raw_input": "observed spectrum (any flux unit) and the galaxy's redshift",
+                "preprocessing": "napari_galam.core.preprocess.rest_frame_spectrum: wavelengths / (1 + z), linear onto 1 A grid 3800-7000 A, min-max to [0, 1]",
+            }
         return {
             "kind": "spectrum",
+            "frame": "observed",
             "shape": [int(configuration["n_spectrum_points"])],
             "dtype": "float32",
             "raw_input": "observed-frame spectrum, any flux unit",
@@ -189,9 +200,11 @@ def predict_galaxies(
     ----------
     images : (n, 128, 128, 3) uint8 array, optional
         gri cutouts after masking and cropping (one galaxy per cutout).
-    spectra : (n, 4171) array, optional
-        Spectra on the 1 Å 3830-8000 Å grid (see
-        :func:`~napari_galam.core.preprocess.preprocess_spectrum`).
+    spectra : (n, m) array, optional
+        Spectra on the grid of the spectra-only model's frame (:func:`spectrum_frame`):
+        ``model_spectrum(wave, flux, redshift=z, frame=spectrum_frame())`` of
+        :mod:`napari_galam.core.preprocess` makes them (rest frame: 3201 points over
+        3800-7000 Å; observed: 4171 over 3830-8000 Å).
     model : str
         ``"auto"``, ``"mmlforgalam"``, ``"image-only"`` or ``"spectra-only"``.
     batch_size : int
@@ -210,7 +223,7 @@ def predict_galaxies(
         )
     shape = _input_shape(name)
     if name == "spectra-only":
-        x = preprocess_spectra(spectra)
+        x = preprocess_spectra(spectra, frame=spectrum_frame(name))
         if x.shape[1:] != shape:
             raise GalamInputError(
                 f"model {name!r} expects spectra of shape {shape}, got {x.shape[1:]}"

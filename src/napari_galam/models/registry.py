@@ -47,6 +47,7 @@ __all__ = [
     "weights_dir",
     "available_models",
     "read_model_card",
+    "spectrum_frame",
     "file_sha256",
     "load_model",
     "save_model_with_card",
@@ -307,3 +308,19 @@ def save_model_with_card(
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(leftover)
     return card_path
+
+
+def spectrum_frame(
+    name: str = "spectra-only", *, directory: str | os.PathLike | None = None
+) -> str:
+    """``"observed"`` or ``"rest"``: the spectrum frame model ``name`` reads (its card).
+
+    Reads only the JSON card, so the napari process may call it to prepare inputs
+    (:func:`napari_galam.core.preprocess.model_spectrum`) without TensorFlow. Cards
+    without ``input.frame`` (older ones) mean the paper's observed frame.
+    """
+    entry = read_model_card(name, directory=directory).get("input", {})
+    frame = entry.get("frame", "observed") if isinstance(entry, dict) else "observed"
+    if frame not in ("observed", "rest"):
+        raise GalamInputError(f"model card of {name!r}: unknown spectrum frame {frame!r}")
+    return str(frame)

@@ -60,7 +60,12 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from napari_galam.core.preprocess import normalise_seds, preprocess_images, preprocess_spectra
+from napari_galam.core.preprocess import (
+    normalise_seds,
+    preprocess_images,
+    preprocess_spectra,
+    rest_frame_spectra,
+)
 from napari_galam.errors import GalamInputError
 from napari_galam.models.architectures import (
     IMAGE_FEATURE_LAYER,
@@ -87,6 +92,7 @@ __all__ = [
     "TrainingResult",
     "open_galaxy_hdf5",
     "open_spaxel_hdf5",
+    "dataset_spectra",
     "split_by_galaxy",
     "split_spaxels_within_galaxies",
     "regression_metrics",
@@ -223,6 +229,7 @@ def open_galaxy_hdf5(
     *,
     group: str | None = None,
     exclude_blended: bool = True,
+    spectrum_frame: str = "observed",
 ) -> GalaxyArrays:
     """Open per-galaxy training data from HDF5; cutouts and spectra stay on disk.
 
@@ -240,6 +247,10 @@ def open_galaxy_hdf5(
     exclude_blended : bool
         Leave galaxies flagged ``truth/blended`` out of training, as the paper rejects
         blended images (Wang et al. 2025, Sect. 2.2.2).
+    spectrum_frame : str
+        ``"observed"``: ``spectra/flux`` as stored (the paper's grid). ``"rest"``: the
+        SDSS-grid spectra ``spectra/loglam_flux`` de-redshifted with ``truth/redshift``
+        onto the rest-frame grid (:func:`dataset_spectra`), read into memory.
     """
     _, node = _h5_group(path, group)
     card = _attrs_card(node)
@@ -255,7 +266,7 @@ def open_galaxy_hdf5(
             galaxy_id=np.asarray(node["truth/galaxy_id"][()], dtype=np.int64)
             if "truth/galaxy_id" in node
             else np.arange(log_age.size, dtype=np.int64),
-            spectra=node["spectra/flux"] if "spectra/flux" in node else None,
+            spectra=dataset_spectra(node, spectrum_frame, path) if "spectra/flux" in node else None,
             card=card,
             usable=usable,
         )
@@ -267,6 +278,33 @@ def open_galaxy_hdf5(
         spectra=node["spectra"] if "spectra" in node else None,
         card=card,
     )
+
+
+def dataset_spectra(
+    node: Any, frame: str, path: str | os.PathLike = "", *, n: int | None = None
+) -> Any:
+    """The spectra of a ``galam simulate --kind cutouts`` file in ``frame``.
+
+    ``"observed"``: the ``spectra/flux`` dataset (on disk; its first ``n`` rows read
+    into memory when ``n`` is given); ``"rest"``: the SDSS-grid ``spectra/loglam_flux``
+    moved to the rest frame with ``truth/redshift``, as an ``(N, 3201)`` float32 array in
+    [0, 1] (:func:`napari_galam.core.preprocess.rest_frame_spectra`).
+    """
+    if frame == "observed":
+        stored = _need(node, "spectra/flux", path)
+        return stored if n is None else np.asarray(stored[:n], dtype=np.float32)
+    if frame != "rest":
+        raise GalamInputError(f"spectrum frame {frame!r}: expected 'observed' or 'rest'")
+    loglam = np.asarray(_need(node, "spectra/loglam", path)[()], dtype=np.float64)
+    flux = _need(node, "spectra/loglam_flux", path)
+    redshift = np.asarray(_need(node, "truth/redshift", path)[()], dtype=np.float64)
+    if n is not None:
+        redshift = redshift[:n]
+    out = []
+    for start in range(0, redshift.size, 2048):
+        stop = start + 2048
+        out.append(rest_frame_spectra(10.0**loglam, flux[start:stop], redshift[start:stop]))
+    return np.concatenate(out) if out else np.zeros((0, 3201), np.float32)
 
 
 def open_spaxel_hdf5(path: str | os.PathLike, *, group: str | None = None) -> SpaxelArrays:
@@ -834,6 +872,7 @@ def iter_train_mmlforgalam(
     config: ArchitectureConfig | str = "compact",
     settings: TrainingSettings | None = None,
     image_transform: Callable[[NDArray[np.uint8]], NDArray[np.uint8]] | None = None,
+    spectra_only: bool = False,
 ) -> Iterator[TrainingProgress | TrainingResult]:
     """Train M1 -> M2, M3 -> M4 in the papers' order; yield progress, then the result.
 
@@ -852,6 +891,9 @@ def iter_train_mmlforgalam(
         :func:`~napari_galam.core.preprocess.preprocess_images`: pass the QA step
         (ellipse masking, crop, nearest-neighbour resize to 128) so that training sees
         what inference will see. ``None`` uses the cutouts as stored.
+    spectra_only : bool
+        Train M1 only and return the spectra-only model (e.g. to retrain it in another
+        spectrum frame, ``config.spectrum_frame``, without the image models).
 
     Yields
     ------
@@ -931,27 +973,51 @@ def iter_train_mmlforgalam(
     metrics: dict[str, Any] = {}
     test_labels = labels[split.test]
 
+    def spectra(batch: NDArray[Any]) -> NDArray[np.float32]:
+        return preprocess_spectra(batch, frame=cfg.spectrum_frame)
+
+    def finished() -> TrainingResult:
+        return TrainingResult(
+            workdir=root,
+            model_paths=paths,
+            split_sizes=split.sizes(),
+            metrics=metrics,
+            configuration=cfg.to_dict(),
+            settings={
+                **dataclasses.asdict(opts),
+                "mixed_precision_used": mixed,
+                "jit_compile_used": jit,
+            },
+        )
+
+    if spectra_only and data.spectra is None:
+        raise GalamInputError("training spectra-only: the data hold no spectra")
     if data.spectra is not None:
         yield from stage(
             "m1",
             lambda: build_m1(cfg, target_mean=mean, target_std=std),
             opts.lr_m1,
-            [(data.spectra, preprocess_spectra)],
+            [(data.spectra, spectra)],
             labels,
         )
         m1 = _load(root / "m1" / "best.keras", compile=False)
         paths["spectra-only"] = final / "spectra-only.keras"
         m1.save(paths["spectra-only"])
         metrics["spectra-only"] = regression_metrics(
-            _predict(m1, data.spectra, split.test, preprocess_spectra, bs), test_labels
+            _predict(m1, data.spectra, split.test, spectra, bs), test_labels
         )
+    if spectra_only:
+        _atomic_json(root / "metrics.json", metrics)
+        yield finished()
+        return
+    if data.spectra is not None:
         m1_features = _cached_features(
             root / "features_m1.npy",
             lambda: _predict(
                 feature_extractor(m1, SPECTRAL_FEATURE_LAYER),
                 data.spectra,
                 all_rows,
-                preprocess_spectra,
+                spectra,
                 bs,
             ),
         )
@@ -1004,18 +1070,7 @@ def iter_train_mmlforgalam(
         real = m4.predict_on_batch([m1_features[split.test], m3_features[split.test]])  # one call
         metrics["m4-real-m1-features"] = regression_metrics(np.asarray(real), test_labels)
     _atomic_json(root / "metrics.json", metrics)
-    yield TrainingResult(
-        workdir=root,
-        model_paths=paths,
-        split_sizes=split.sizes(),
-        metrics=metrics,
-        configuration=cfg.to_dict(),
-        settings={
-            **dataclasses.asdict(opts),
-            "mixed_precision_used": mixed,
-            "jit_compile_used": jit,
-        },
-    )
+    yield finished()
 
 
 def _run_to_end(iterator: Iterator[Any]) -> TrainingResult:
@@ -1034,11 +1089,17 @@ def train_mmlforgalam(
     config: ArchitectureConfig | str = "compact",
     settings: TrainingSettings | None = None,
     image_transform: Callable[[NDArray[np.uint8]], NDArray[np.uint8]] | None = None,
+    spectra_only: bool = False,
 ) -> TrainingResult:
     """Run :func:`iter_train_mmlforgalam` to the end and return its result."""
     return _run_to_end(
         iter_train_mmlforgalam(
-            data, workdir, config=config, settings=settings, image_transform=image_transform
+            data,
+            workdir,
+            config=config,
+            settings=settings,
+            image_transform=image_transform,
+            spectra_only=spectra_only,
         )
     )
 

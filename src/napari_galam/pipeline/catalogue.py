@@ -129,9 +129,12 @@ def collect_inputs(paths: Sequence[str | os.PathLike]) -> list[GalaxyInput]:
     return inputs
 
 
-def _prepare(galaxy: GalaxyInput, params: Any) -> tuple[Any, Any, str]:
-    """Model inputs of one galaxy: (image or None, spectrum or None, reason if none)."""
-    from napari_galam.core.preprocess import preprocess_spectrum
+def _prepare(galaxy: GalaxyInput, params: Any, frame: str) -> tuple[Any, Any, str]:
+    """Model inputs of one galaxy: (image or None, spectrum or None, reason if none).
+
+    ``frame`` is the spectra-only model's (``"rest"`` needs the file's redshift).
+    """
+    from napari_galam.core.preprocess import model_spectrum
     from napari_galam.io.images import read_cutout
     from napari_galam.io.spectra import read_sdss_spectrum
     from napari_galam.pipeline.qa import assess_galaxy, cutout_array
@@ -152,10 +155,16 @@ def _prepare(galaxy: GalaxyInput, params: Any) -> tuple[Any, Any, str]:
     if galaxy.spectrum is not None:
         try:
             spec = read_sdss_spectrum(galaxy.spectrum)
-            good = spec.ivar > 0
-            spectrum = preprocess_spectrum(spec.wave[good], spec.flux[good])
         except GalamError as exc:
             reasons.append(str(exc))
+        else:
+            good = spec.ivar > 0
+            try:
+                spectrum = model_spectrum(
+                    spec.wave[good], spec.flux[good], redshift=spec.redshift, frame=frame
+                )
+            except GalamError as exc:
+                reasons.append(f"{Path(galaxy.spectrum).name}: {exc}")
     return image, spectrum, "; ".join(reasons)
 
 
@@ -170,8 +179,13 @@ def iter_predict_catalogue(
     """Prepare every galaxy, predict in batches per model; yield progress, then rows."""
     rows: list[dict[str, Any]] = []
     pending: dict[str, list[tuple[int, Any]]] = {}
+    frame = "observed"
+    if any(galaxy.spectrum is not None for galaxy in inputs):
+        from napari_galam.models.registry import spectrum_frame
+
+        frame = spectrum_frame()
     for index, galaxy in enumerate(inputs):
-        image, spectrum, reason = _prepare(galaxy, params)
+        image, spectrum, reason = _prepare(galaxy, params, frame)
         row = {
             "source": galaxy.source,
             "image": str(galaxy.image or ""),

@@ -106,18 +106,24 @@ def compare_real_spectra(
     """
     from astropy.table import Table
 
-    from napari_galam.core.preprocess import preprocess_spectrum
+    from napari_galam.core.preprocess import model_spectrum
     from napari_galam.io.spectra import read_sdss_spectrum, real_sdss_spectra
+    from napari_galam.models.registry import spectrum_frame
     from napari_galam.sps.reference_fit import fit_population
 
     paths = real_sdss_spectra() if spectra is None else {k: Path(v) for k, v in spectra.items()}
     if not paths:
         raise GalamInputError("no real SDSS spectra found (pPXF's spectra/ folder is missing)")
     rows, inputs = [], []
+    frame = spectrum_frame()
     for name, path in paths.items():
         spectrum = read_sdss_spectrum(path)
         good = spectrum.ivar > 0
-        inputs.append(preprocess_spectrum(spectrum.wave[good], spectrum.flux[good]))
+        inputs.append(
+            model_spectrum(
+                spectrum.wave[good], spectrum.flux[good], redshift=spectrum.redshift, frame=frame
+            )
+        )
         noise = np.full(spectrum.flux.shape, np.inf)
         noise[good] = 1.0 / np.sqrt(spectrum.ivar[good])
         redshift = spectrum.redshift if np.isfinite(spectrum.redshift) else 0.0
@@ -173,7 +179,11 @@ def evaluate_galaxies(
     from astropy.table import Table
 
     from napari_galam.core.preprocess import preprocess_spectra
+    from napari_galam.models.registry import spectrum_frame
+    from napari_galam.models.training import dataset_spectra
     from napari_galam.pipeline.qa import assess_galaxy
+
+    frame = spectrum_frame() if "spectra-only" in models else "observed"
 
     with h5py.File(path, "r") as handle:
         if "images/rgb" not in handle:
@@ -184,7 +194,7 @@ def evaluate_galaxies(
             else min(limit, handle["labels/log_age"].shape[0])
         )
         images = handle["images/rgb"][:n]
-        spectra = handle["spectra/flux"][:n]
+        spectra = dataset_spectra(handle, frame, path, n=n)
         log_age = handle["labels/log_age"][:n].astype(float)
         mh = handle["labels/mh"][:n].astype(float)
         snr = handle["truth/snr"][:n].astype(float) if "truth/snr" in handle else np.full(n, np.nan)
@@ -199,7 +209,7 @@ def evaluate_galaxies(
         raise GalamInputError(f"{path}: the QA accepted none of the {n} cutouts.")
     keep = np.asarray(keep)
     images_in = np.stack(inputs)
-    spectra_in = preprocess_spectra(spectra[keep])
+    spectra_in = preprocess_spectra(spectra[keep], frame=frame)
     rows = []
     predictions: dict[str, dict[str, Any]] = {}
     for model in models:
