@@ -72,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="train and ship only the spectra-only model (M1)",
     )
+    parser.add_argument(
+        "--note", default="", help="provenance written into the model cards' training data"
+    )
     parser.add_argument("--no-ship", action="store_true")
     args = parser.parse_args(argv)
 
@@ -144,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
             "(masking ellipse, crop, nearest resize to 128x128); rejected galaxies left out",
             "spectrum_frame": config.spectrum_frame,
             "training_minutes_cpu": round(minutes, 1),
+            **({"note": args.note} if args.note else {}),
         },
     )
     for card in cards:

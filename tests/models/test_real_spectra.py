@@ -3,10 +3,12 @@
 Labels in the paper are pPXF fits with MILES SSPs; here pPXF fits the same real spectra
 with the very E-MILES library the simulator trained the model on. The target is agreement
 within :data:`napari_galam.pipeline.evaluate.REAL_AGREEMENT_DEX` (0.2 dex in age, 0.15 in
-[M/H]) galaxy by galaxy; the shipped model does not reach it yet (README, "The shipped
-models"), so these tests hold what it does reach: every galaxy within 0.3 dex in both,
-and pPXF's age order. The model shipped before emission lines, nearby galaxies and broad
-populations entered the training data was off by 0.44-0.78 dex in age and failed both.
+[M/H]) galaxy by galaxy. The shipped rest-frame model meets it for NGC 3522 and NGC 4636;
+NGC 3073, the star-forming dwarf, is 0.15 dex older and 0.19 dex more metal-poor than
+pPXF reads it (README, "The shipped models"), so these tests hold what is reached: both
+early types within the target, every galaxy within 0.2 dex in both, and pPXF's age order.
+The observed-frame model shipped before was off by up to 0.28 dex in age and 0.25 in
+[M/H], and the one before it by 0.44-0.78 dex in age.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from napari_galam.pipeline.evaluate import compare_real_spectra
 
 pytestmark = pytest.mark.tensorflow
 
-#: What the shipped model holds on the three real spectra (dex), a regression bound.
-SHIPPED_BOUND_DEX = 0.3
+#: What the shipped model holds on all three real spectra (dex), a regression bound.
+SHIPPED_BOUND_DEX = 0.2
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +46,15 @@ def test_spectra_only_is_near_ppxf(comparison, galaxy):
     assert abs(row["d_log_age"]) <= SHIPPED_BOUND_DEX, described
     assert abs(row["d_mh"]) <= SHIPPED_BOUND_DEX, described
     assert row["agrees"] == (abs(row["d_log_age"]) <= 0.2 and abs(row["d_mh"]) <= 0.15)
+    if galaxy != "NGC3073":
+        assert row["agrees"], described
+
+
+def test_the_shipped_model_reads_rest_frame_spectra():
+    from napari_galam.models.registry import read_model_card, spectrum_frame
+
+    assert spectrum_frame() == "rest"
+    assert read_model_card("spectra-only")["input"]["shape"] == [3201]
 
 
 def test_model_orders_the_galaxies_by_age_as_ppxf_does(comparison):
