@@ -116,22 +116,19 @@ def model_input_spec(name: str, configuration: dict[str, Any]) -> dict[str, Any]
             "preprocessing": f"napari_galam.core.preprocess.preprocess_images(size={size}): /255, {128 // size}x{128 // size} block mean",
         }
     if name == "spectra-only":
-        if configuration.get("spectrum_frame", "observed") == "rest":
-            return {
-                "kind": "spectrum",
-                "frame": "rest",
-                "shape": [int(configuration["n_spectrum_points"])],
-                "dtype": "float32",
-                "raw_input": "observed spectrum (any flux unit) and the galaxy's redshift",
-                "preprocessing": "napari_galam.core.preprocess.rest_frame_spectrum: wavelengths / (1 + z), linear onto 1 A grid 3800-7000 A, min-max to [0, 1]",
-            }
+        frame = configuration.get("spectrum_frame", "observed")
+        rest = frame == "rest"
         return {
             "kind": "spectrum",
-            "frame": "observed",
+            "frame": frame,
             "shape": [int(configuration["n_spectrum_points"])],
             "dtype": "float32",
-            "raw_input": "observed-frame spectrum, any flux unit",
-            "preprocessing": "napari_galam.core.preprocess.preprocess_spectrum: linear onto 1 A grid 3830-8000 A, min-max to [0, 1]",
+            "raw_input": "observed spectrum (any flux unit) and the galaxy's redshift"
+            if rest
+            else "observed-frame spectrum, any flux unit",
+            "preprocessing": "napari_galam.core.preprocess.rest_frame_spectrum: wavelengths / (1 + z), linear onto 1 A grid 3800-7000 A, min-max to [0, 1]"
+            if rest
+            else "napari_galam.core.preprocess.preprocess_spectrum: linear onto 1 A grid 3830-8000 A, min-max to [0, 1]",
         }
     if name == SED_MODEL:
         return {
