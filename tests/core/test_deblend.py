@@ -327,3 +327,21 @@ def test_find_companions_validates_its_inputs():
         find_companions(data, 1.0, np.ones((16, 16), bool), (8, 8), nsigma=0)
     # An empty region is "nothing found", not an error.
     assert find_companions(data, 1.0, np.zeros((16, 16), bool), (8, 8)).n_companions == 0
+
+
+def test_smoothing_equals_astropy_convolution_with_and_without_nans():
+    from astropy.convolution import convolve
+
+    from napari_galam.core.deblend import _gaussian_kernel
+
+    rng = np.random.default_rng(13)
+    image = blob((90, 70), 40, 30, 120, 6) + rng.normal(0, 2, (90, 70))
+    kernel = _gaussian_kernel(3.0, 5)
+    expected = convolve(image, kernel, normalize_kernel=True)
+    np.testing.assert_allclose(smooth_image(image), expected, rtol=0, atol=1e-12)
+    holed = image.copy()
+    holed[10:13, 50:52] = np.nan  # NaNs take astropy's interpolating path
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = convolve(holed, kernel, normalize_kernel=True)
+    np.testing.assert_allclose(smooth_image(holed), expected, rtol=0, atol=1e-12)
