@@ -252,3 +252,26 @@ def test_huge_lazy_field_is_refused_whole_but_clickable(dock_and_viewer, notes, 
     assert notes[-1][0] == "error" and "20000x20000 field" in notes[-1][1]
     dock.pick_galaxy(5000.0, 5000.0)
     assert dock.result.status == "flat" and notes[-1][0] == "warning"
+
+
+def test_centre_offset_test_applies_to_cutouts_not_to_clicks(dock_and_viewer, notes):
+    # The extended check calls a galaxy whose ellipse sits > 3 px off the cutout centre
+    # blended (a merged neighbour); a cutout taken around a click is centred on the
+    # click, so there the test is skipped.
+    dock, viewer = dock_and_viewer
+    dock.synchronous = True
+    dock.companion_box.setChecked(True)
+    rng = np.random.default_rng(2)
+    rows, cols = np.indices((200, 200), dtype=float)
+    field = 150.0 * np.exp(-(((rows - 100) / 0.7) ** 2 + (cols - 100) ** 2) / (2 * 100.0))
+    field = (field + rng.normal(0, 1, field.shape)).astype(np.float32)
+    viewer.add_image(field[36:164, 42:170], name="off-centre cutout")  # galaxy 6 px left
+    dock.layer_box.setCurrentText("off-centre cutout")
+    dock.run_whole_layer()
+    assert dock.result.status == "blended" and "cutout centre" in dock.result.reason
+    viewer.add_image(field, name="field")
+    dock.layer_box.setCurrentText("field")
+    dock.click_box.setChecked(True)
+    dock.pick_galaxy(100.0, 106.0)  # a click 6 px off the galaxy
+    assert dock.result.status == "accepted", dock.result.reason
+    assert not [n for n in notes if n[0] == "error"]

@@ -312,6 +312,25 @@ def test_rotation_residual_finds_a_companion_that_deblending_cannot_split():
     assert abs(found.centre_yx[0] - 63.5) <= 0.5 and abs(found.centre_yx[1] - 63.5) <= 0.5
 
 
+def test_companions_whose_residual_exceeds_their_light_are_outskirt_noise():
+    from napari_galam.core.deblend import find_companions, smoothed_noise
+
+    image = faint_companion_scene()
+    masking = fit_target_ellipse(image)
+    result = detect_blends(image, target_mask=masking.mask)
+    args = (
+        result.smoothed,
+        smoothed_noise(result.threshold / 1.5),
+        masking.mask,
+        (masking.target.y, masking.target.x),
+    )
+    found = find_companions(*args, structure_noise=True)
+    fraction = float(found.fraction[0])
+    assert 0.3 <= fraction <= 1.0
+    capped = find_companions(*args, structure_noise=True, max_fraction=fraction - 0.01)
+    assert capped.n_companions == 0
+
+
 def test_rotation_residual_of_an_isolated_galaxy_is_empty():
     _, found = _companions_of(faint_companion_scene(amplitude=0.0))
     assert found.n_companions == 0
@@ -325,6 +344,10 @@ def test_find_companions_validates_its_inputs():
         find_companions(data, 1.0, np.ones((8, 8), bool), (8, 8))
     with pytest.raises(GalamInputError, match="nsigma"):
         find_companions(data, 1.0, np.ones((16, 16), bool), (8, 8), nsigma=0)
+    with pytest.raises(GalamInputError, match="max_fraction"):
+        find_companions(
+            data, 1.0, np.ones((16, 16), bool), (8, 8), min_fraction=0.5, max_fraction=0.4
+        )
     # An empty region is "nothing found", not an error.
     assert find_companions(data, 1.0, np.zeros((16, 16), bool), (8, 8)).n_companions == 0
 

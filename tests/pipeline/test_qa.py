@@ -230,8 +230,60 @@ def test_companion_check_flags_a_neighbour_segment_reaching_into_the_mask():
     cutout = np.asarray(cutout_around(data.hubble_deep_field(), 204, 505, 128).data)
     seed = assess_galaxy(cutout)
     assert seed.status == "accepted"
-    checked = assess_galaxy(cutout, QAParameters(companion_check=True))
+    params = QAParameters(companion_check=True, intruder_check=True, max_centre_offset=None)
+    checked = assess_galaxy(cutout, params)
     assert checked.status == "blended" and "reaching" in checked.reason
+    without = assess_galaxy(cutout, QAParameters(companion_check=True, max_centre_offset=None))
+    assert "reaching" not in without.reason  # the intruder rule is opt-in
     labels = checked.deblend.segments[checked.masking.mask]
     others = set(np.unique(labels[labels > 0])) - set(checked.deblend.target_labels)
     assert others
+
+
+def _gaussian(row, col, amplitude, sigma, axis_ratio=1.0, shape=(128, 128)):
+    rows, cols = np.indices(shape, dtype=float)
+    return amplitude * np.exp(
+        -(((rows - row) / axis_ratio) ** 2 + (cols - col) ** 2) / (2 * sigma * sigma)
+    )
+
+
+def test_extended_check_does_not_count_a_knot_with_a_small_share_of_the_light():
+    # A sharp knot with 1.5% of the galaxy's light (a spiral's star-forming clump): the
+    # seed's deblending splits it off and calls the galaxy blended; the extended check
+    # counts only sources with >= 5% of the brightest one's light inside the mask.
+    from napari_galam.pipeline.qa import source_shares
+
+    rng = np.random.default_rng(5)
+    image = _gaussian(63.5, 63.5, 150.0, 9.0, 0.8) + _gaussian(63.5 + 9.6, 63.5 - 12.8, 150.0, 1.0)
+    image = image + rng.normal(0, 1, image.shape)
+    seed = assess_galaxy(image)
+    assert seed.status == "blended" and seed.deblend.n_sources == 2
+    extended = assess_galaxy(image, QAParameters(companion_check=True))
+    shares = source_shares(extended.deblend, extended.masking.mask)
+    assert shares[0] == 1.0 and 0.0 < shares[1] < 0.05
+    assert extended.status == "accepted", extended.reason
+    counted = assess_galaxy(image, QAParameters(companion_check=True, min_source_share=0.0))
+    assert counted.status == "blended" and "2 deblended sources" in counted.reason
+    # A real neighbour (a quarter of the light) still counts.
+    brighter = image + _gaussian(63.5 - 12.0, 63.5 + 9.0, 60.0, 4.0)
+    assert assess_galaxy(brighter, QAParameters(companion_check=True)).status == "blended"
+
+
+def test_extended_check_flags_a_galaxy_centred_off_the_cutout_centre():
+    # Two galaxies of similar brightness closer than ~3 PSF FWHM make one peak and one
+    # ellipse centred between them; in a cutout centred on the target's catalogue
+    # position that shows as an offset. A cutout taken around a click skips the test.
+    rng = np.random.default_rng(5)
+    noise = rng.normal(0, 1, (128, 128))
+    pair = _gaussian(63.5, 63.5, 120.0, 6.0) + _gaussian(63.5, 72.5, 120.0, 6.0) + noise
+    seed = assess_galaxy(pair)
+    assert seed.status == "accepted" and seed.deblend.n_sources == 1  # one merged peak
+    extended = assess_galaxy(pair, QAParameters(companion_check=True))
+    assert extended.status == "blended"
+    assert "centred" in extended.reason and "from the cutout centre" in extended.reason
+    assert extended.row("pair.fits")["blended"] is True
+    assert abs(extended.masking.target.x - 68.0) < 1.5
+    clicked = assess_galaxy(pair, QAParameters(companion_check=True, max_centre_offset=None))
+    assert "centred" not in clicked.reason
+    centred = _gaussian(63.5, 63.5, 120.0, 6.0, 0.7) + noise
+    assert assess_galaxy(centred, QAParameters(companion_check=True)).status == "accepted"

@@ -78,8 +78,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--companion-nsigma",
         type=float,
-        default=3.0,
-        help="rotation-residual threshold of the companion check (default 3)",
+        default=1.5,
+        help="rotation-residual threshold of the companion check (default 1.5)",
     )
     parser.add_argument("--workers", type=int, default=1, help="processes (default 1)")
     parser.add_argument("--no-sheets", action="store_true", help="do not draw contact sheets")

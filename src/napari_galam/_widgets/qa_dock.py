@@ -21,7 +21,7 @@ become napari notifications; nothing raises into Qt.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -158,16 +158,18 @@ class QADock(QWidget):
         self.pixels_box.setRange(1, 10000)
         self.pixels_box.setValue(10)
         self.pixels_box.setToolTip("Minimum connected pixels of a source")
-        self.companion_box = QCheckBox("Companion check (rotation residual)")
+        self.companion_box = QCheckBox("Extended blend check (rotation residual)")
         self.companion_box.setChecked(COMPANION_CHECK_DEFAULT)
         self.companion_box.setToolTip(
             "Also flag a neighbour with no peak of its own, found in the target's "
-            "180-degree rotation residual (off: the seed's procedure exactly)"
+            "180-degree rotation residual, and a whole-layer cutout whose galaxy sits "
+            "more than 3 px off its centre (a merged neighbour); deblended knots with "
+            "under 5% of the light are not counted. Off: the seed's procedure exactly"
         )
         self.companion_sigma_box = QDoubleSpinBox()
         self.companion_sigma_box.setRange(0.5, 50.0)
         self.companion_sigma_box.setSingleStep(0.5)
-        self.companion_sigma_box.setValue(3.0)
+        self.companion_sigma_box.setValue(QAParameters.companion_nsigma)
         self.companion_sigma_box.setToolTip("Rotation-residual threshold of the companion check")
         self.status_label = QLabel("Pick a layer, then run or click a galaxy.")
         self.status_label.setWordWrap(True)
@@ -301,6 +303,9 @@ class QADock(QWidget):
         if self.galaxy is None:
             return
         galaxy, params = self.galaxy, self.parameters
+        if galaxy.centre is not None:
+            # A cutout around a click is centred on the click, not on the galaxy.
+            params = replace(params, max_centre_offset=None)
         self.status_label.setText("running...")
         if self.synchronous:
             try:

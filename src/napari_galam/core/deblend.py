@@ -993,6 +993,7 @@ def find_companions(
     n_pixels: int = 10,
     min_separation: float = 6.0,
     min_fraction: float = 0.3,
+    max_fraction: float = math.inf,
     search_radius: int = 3,
     core_radius: float = 4.0,
     structure_noise: bool = False,
@@ -1017,7 +1018,9 @@ def find_companions(
     residuals are centring and sampling errors of the core, not neighbours: the
     benchmark's blends are more than 2 PSF FWHM apart), and where at least
     ``min_fraction`` of the light at that peak is not symmetric (real galaxies' own
-    asymmetries, spiral arms and clumps, are a smaller share of their local light).
+    asymmetries, spiral arms and clumps, are a smaller share of their local light), and
+    at most ``max_fraction``: a residual larger than the light itself means the mirror
+    pixel is below the background, i.e. noise in the outskirts, not a neighbour.
 
     Parameters
     ----------
@@ -1029,9 +1032,10 @@ def find_companions(
         Boolean: where to look (the target's masking region).
     centre_yx
         Approximate target centre (row, col), e.g. the masking ellipse's centre.
-    nsigma, n_pixels, min_separation, min_fraction
+    nsigma, n_pixels, min_separation, min_fraction, max_fraction
         Detection threshold (residual noise units), minimum size (pixels), minimum
-        distance from the centre (pixels), minimum asymmetric share of the light.
+        distance from the centre (pixels), lowest and highest asymmetric share of the
+        light at the residual peak.
     search_radius, core_radius
         Pixels around ``centre_yx`` searched for the brightest pixel, and radius of the
         core whose residual fixes the symmetry centre.
@@ -1046,11 +1050,13 @@ def find_companions(
         raise GalamInputError(
             f"region: shape {region.shape} does not match the image {data.shape}."
         )
-    if not (nsigma > 0 and min_fraction >= 0 and n_pixels >= 1 and min_separation >= 0):
+    if not (
+        nsigma > 0 and 0 <= min_fraction <= max_fraction and n_pixels >= 1 and min_separation >= 0
+    ):
         raise GalamInputError(
-            "companions: nsigma and n_pixels must be > 0, min_fraction and "
-            f"min_separation >= 0 (got {nsigma}, {n_pixels}, {min_fraction}, "
-            f"{min_separation})."
+            "companions: nsigma and n_pixels must be > 0, min_separation >= 0 and "
+            f"0 <= min_fraction <= max_fraction (got {nsigma}, {n_pixels}, "
+            f"{min_separation}, {min_fraction}, {max_fraction})."
         )
     ny, nx = data.shape
     rows_in, cols_in = np.nonzero(region)
@@ -1101,7 +1107,7 @@ def find_companions(
             continue
         light = box[row, col]
         fraction = residual[row, col] / light if light > 0 else 0.0
-        if not fraction >= min_fraction:
+        if not min_fraction <= fraction <= max_fraction:
             continue
         found_yx.append((float(row + br0), float(col + bc0)))
         found_sig.append(float(significance[row, col]))
