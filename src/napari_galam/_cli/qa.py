@@ -72,8 +72,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--companion-check",
         action=argparse.BooleanOptionalAction,
         default=False,
-        help="also flag companions without a peak of their own, found in the target's "
-        "180-degree rotation residual (default off: the seed's procedure)",
+        help="the extended blend check: also flag companions without a peak of their "
+        "own (the target's 180-degree rotation residual) and galaxies whose ellipse sits "
+        "more than 3 px off the cutout centre, and do not count deblended knots with "
+        "under 5%% of the light (default off: the seed's procedure)",
     )
     parser.add_argument(
         "--companion-nsigma",
