@@ -1,4 +1,7 @@
-"""Turn what the readers return into napari layer-data tuples (no napari import).
+"""Layer metadata keys and layer-data tuples from what the readers return (no napari import).
+
+Every ``galam_*`` key a layer's metadata may carry is defined here, once, so docks
+share layers without importing each other.
 
 Used by the napari reader and the sample-data contributions, so that a file opened by
 drag-and-drop and a sample look and behave the same.
@@ -15,6 +18,10 @@ from napari_galam.io.spectra import SdssSpectrum
 
 __all__ = [
     "CUBE_KEY",
+    "ELLIPSE_KEY",
+    "MAPS_KEY",
+    "RE_KEY",
+    "TRUTH_KEY",
     "NARROWBAND_KEY",
     "SPECTRUM_KEY",
     "cube_layer_data",
@@ -36,6 +43,19 @@ CUBE_KEY = "galam_cube"
 #: Layer-metadata key under which a narrow-band stack (:class:`io.narrowband.NarrowBandStack`)
 #: is stored.
 NARROWBAND_KEY = "galam_narrowband"
+
+#: Key of the :class:`pipeline.maps.SpaxelMaps` behind a maps layer (Spaxel maps dock).
+MAPS_KEY = "galam_maps"
+
+#: Key of a galaxy's ellipse (dict of ``x, y, angle_deg, axis_ratio``) on a map layer,
+#: read by the Gradients dock.
+ELLIPSE_KEY = "galam_ellipse"
+
+#: Key of a galaxy's half-light radius in pixels on a map layer (Gradients dock).
+RE_KEY = "galam_r_e_pix"
+
+#: Key of the simulator's truth (labels, positions) on a simulated sample layer.
+TRUTH_KEY = "galam_truth"
 
 LayerData = tuple[Any, dict[str, Any], str]
 

@@ -19,7 +19,12 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from napari_galam._layerdata import cube_layer_data, narrowband_layer_data, spectrum_layer_data
+from napari_galam._layerdata import (
+    TRUTH_KEY,
+    cube_layer_data,
+    narrowband_layer_data,
+    spectrum_layer_data,
+)
 from napari_galam.errors import GalamInputError
 from napari_galam.io.spectra import read_sdss_spectrum
 
@@ -34,11 +39,9 @@ __all__ = [
     "sample_simulated_califa_cube",
     "sample_simulated_jpas_cube",
     "simulated_cube_path",
-    "TRUTH_KEY",
 ]
 
 #: Layer-metadata key holding the simulator's truth of a simulated sample.
-TRUTH_KEY = "galam_truth"
 
 
 def hubble_deep_field() -> Any:

@@ -27,6 +27,7 @@ from qtpy.QtWidgets import (
     QSpinBox,
 )
 
+from napari_galam._layerdata import ELLIPSE_KEY, RE_KEY
 from napari_galam._widgets._choices import layer_named, refill_choices
 from napari_galam._widgets._mpl import MplDock
 from napari_galam.core.gradients import (
@@ -42,11 +43,8 @@ from napari_galam.plots import plot_gradient
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["GradientsDock", "GradientResult", "ellipse_from_shape", "ELLIPSE_KEY", "RE_KEY"]
+__all__ = ["GradientsDock", "GradientResult", "ellipse_from_shape"]
 
-#: Layer-metadata keys a maps layer may carry: the galaxy's ellipse and R_e in pixels.
-ELLIPSE_KEY = "galam_ellipse"
-RE_KEY = "galam_r_e_pix"
 _NO_LAYER = "(none)"
 
 

@@ -29,11 +29,10 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_galam._layerdata import CUBE_KEY, NARROWBAND_KEY
+from napari_galam._layerdata import CUBE_KEY, ELLIPSE_KEY, MAPS_KEY, NARROWBAND_KEY, RE_KEY
 from napari_galam._widgets._choices import refill_choices
 from napari_galam._widgets._jobs import start_job
 from napari_galam._widgets._model_worker import shared_worker
-from napari_galam._widgets.gradients_dock import ELLIPSE_KEY, RE_KEY
 from napari_galam.core.gradients import ellipse_from_moments, half_light_radius
 from napari_galam.errors import GalamError, GalamInputError
 from napari_galam.pipeline.maps import (
@@ -48,7 +47,7 @@ from napari_galam.pipeline.maps import (
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["MapsDock", "AGE_LIMITS", "MH_LIMITS", "MAPS_KEY", "DISTRIBUTED_MIN_SPAXELS"]
+__all__ = ["MapsDock", "AGE_LIMITS", "MH_LIMITS", "DISTRIBUTED_MIN_SPAXELS"]
 
 #: Cubes with at least this many spaxels (e.g. a 300x300 MUSE cube) go to Dask.
 DISTRIBUTED_MIN_SPAXELS = 60_000
@@ -57,7 +56,6 @@ DISTRIBUTED_MIN_SPAXELS = 60_000
 AGE_LIMITS = (8.5, 10.2)
 MH_LIMITS = (-1.2, 0.3)
 #: Layer-metadata key holding the :class:`SpaxelMaps` a map layer came from.
-MAPS_KEY = "galam_maps"
 
 
 def _source_layers(viewer: Any) -> list[Any]:

@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ __all__ = [
     "map_cube_to_file",
     "maps_target",
     "start_client",
+    "dask_client",
     "load_models_on_worker",
     "iter_run_partitions",
     "run_partitions",
@@ -382,6 +384,27 @@ def start_client(*, scheduler: str | None = None, n_workers: int | None = None) 
         env=one_thread,
     )
     return Client(cluster), cluster
+
+
+@contextmanager
+def dask_client(
+    client: Any = None, *, scheduler: str | None = None, n_workers: int | None = None
+) -> Iterator[Any]:
+    """A Dask client for the ``with`` block: ``client`` as given, else a new one.
+
+    The one place that opens and closes a client (see :func:`start_client`): a client
+    passed in is used and left open; one made here is closed with its LocalCluster.
+    """
+    if client is not None:
+        yield client
+        return
+    client, cluster = start_client(scheduler=scheduler, n_workers=n_workers)
+    try:
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def _crash_rows(partition: Partition, kind: str, error: BaseException) -> list[dict[str, Any]]:
