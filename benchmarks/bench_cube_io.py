@@ -24,13 +24,14 @@ from astropy.io import fits  # noqa: E402
 from survey_files import write_califa_cube, write_sparse_muse_cube  # noqa: E402
 
 from napari_galam.io import cubes  # noqa: E402
+from napari_galam.io.fits import clear_scan_cache  # noqa: E402
 
 
 def cold_open(path: Path) -> float:
     """Median time of read_cube with the header-scan cache cleared (a first open)."""
 
     def run() -> None:
-        cubes._scan_fits_cached.cache_clear()
+        clear_scan_cache()
         cubes.close_gzip_streams()
         cubes.read_cube(path)
 

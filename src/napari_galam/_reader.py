@@ -1,7 +1,9 @@
-"""The napari reader contribution: cutouts (JPEG/PNG/FITS), SDSS spectra and IFU cubes.
+"""The napari reader contribution: cutouts (JPEG/PNG/FITS), SDSS spectra, IFU cubes and
+narrow-band stacks.
 
 ``napari_get_reader`` claims files by name (JPEG, PNG, FITS) and returns ``None`` for
-anything else. A claimed file that turns out to be damaged is answered by a napari
+anything else. Cubes and narrow-band stacks open through
+:func:`napari_galam.io.sources.open_source`, the function mapping uses too. A claimed file that turns out to be damaged is answered by a napari
 notification naming the file and the problem, never by a traceback: the reader then
 returns napari's "nothing to add" sentinel so the viewer carries on.
 """
@@ -22,9 +24,9 @@ from napari_galam._layerdata import (
     spectrum_layer_data,
 )
 from napari_galam.errors import GalamInputError
-from napari_galam.io.cubes import read_cube, sniff_cube_layout
 from napari_galam.io.images import RASTER_SUFFIXES, is_fits_path, read_cutout
-from napari_galam.io.narrowband import read_narrowband, sniff_narrowband
+from napari_galam.io.narrowband import NarrowBandStack
+from napari_galam.io.sources import open_source, sniff_source
 from napari_galam.io.spectra import looks_like_sdss_spectrum, read_sdss_spectrum
 
 __all__ = ["napari_get_reader", "read_galam_files", "read_path"]
@@ -45,16 +47,22 @@ def napari_get_reader(path: PathOrPaths) -> Callable[..., list[Any]] | None:
     return read_galam_files
 
 
+def _source_layer_data(path_or_paths: PathOrPaths) -> Any:
+    """Open an IFU cube or a narrow-band stack (:func:`open_source`) as one layer."""
+    source = open_source(path_or_paths)
+    if isinstance(source, NarrowBandStack):
+        return narrowband_layer_data(source)
+    return cube_layer_data(source)
+
+
 def read_path(path: str | os.PathLike) -> list[Any]:
     """Read one file into layer-data tuples; raise GalamInputError when it is bad."""
     path = Path(path)
     if is_fits_path(path):
         if looks_like_sdss_spectrum(path):
             return [spectrum_layer_data(read_sdss_spectrum(path))]
-        if sniff_narrowband(path) is not None:
-            return [narrowband_layer_data(read_narrowband(path))]
-        if sniff_cube_layout(path) is not None:
-            return [cube_layer_data(read_cube(path))]
+        if sniff_source(path) is not None:
+            return [_source_layer_data(path)]
     return cutout_layer_data(read_cutout(path))
 
 
@@ -82,10 +90,10 @@ def read_galam_files(path: PathOrPaths, **_: Any) -> list[Any]:
     """Read the given files; report bad ones as notifications and keep the good ones."""
     paths = [path] if isinstance(path, str | os.PathLike) else list(path)
     layers: list[Any] = []
-    if len(paths) > 1 and sniff_narrowband(paths) == "files":
+    if len(paths) > 1 and sniff_source(paths) == "narrowband":
         # one image per filter, opened together: one stack, not N unrelated images
         try:
-            return [narrowband_layer_data(read_narrowband(paths))]
+            return [_source_layer_data(paths)]
         except GalamInputError as exc:
             _notify_error(f"napari-galam could not open {exc}")
             return [(None,)]

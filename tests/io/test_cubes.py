@@ -21,13 +21,8 @@ from survey_files import (
 )
 
 from napari_galam.errors import GalamInputError
-from napari_galam.io.cubes import (
-    SpectralCube,
-    parse_flux_unit,
-    read_cube,
-    sniff_cube_layout,
-    spaxel_spectrum,
-)
+from napari_galam.io.cubes import SpectralCube, read_cube, sniff_cube_layout, spaxel_spectrum
+from napari_galam.io.headers import parse_flux_unit
 
 FLAM = u.erg / u.s / u.cm**2 / u.AA
 

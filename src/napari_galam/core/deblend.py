@@ -5,7 +5,9 @@ found inside the masked target after photutils deblending. The defaults here are
 released pipeline's: a median ``Background2D`` (box about 50 px for a 128 px cutout), a
 detection threshold of 1.5 times the background RMS, a Gaussian smoothing kernel (FWHM
 3 px, 5x5), ``detect_sources`` with 10 connected pixels and ``deblend_sources`` with 90
-exponential levels and contrast 1e-6.
+exponential levels and contrast 1e-6. The background and the smoothing are
+:mod:`napari_galam.core.background`; companions that make no peak of their own are
+found by :mod:`napari_galam.core.companions`.
 
 Deblending is the slow step (about 57 ms per 128 px cutout with 90 levels), so
 :func:`deblend_segments` re-implements photutils' multi-threshold + watershed deblending
@@ -24,16 +26,16 @@ value (the level at which the two sources merge into one).
 
 from __future__ import annotations
 
-import functools
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from scipy import ndimage
 
+from napari_galam.core.background import estimate_background, smooth_image
 from napari_galam.errors import GalamInputError
 
 __all__ = [
@@ -41,15 +43,10 @@ __all__ = [
     "DEBLEND_STATUSES",
     "MAX_DEBLEND_PIXELS",
     "to_single_band",
-    "estimate_background",
-    "smooth_image",
     "deblend_segments",
     "find_peaks_of_segments",
     "find_saddle_points",
     "detect_blends",
-    "Companions",
-    "find_companions",
-    "smoothed_noise",
 ]
 
 #: Images larger than this are refused (take a cutout first).
@@ -150,254 +147,8 @@ def to_single_band(image: Any, *, max_pixels: int = MAX_DEBLEND_PIXELS) -> NDArr
     return np.array(array, dtype=np.float64)
 
 
-def estimate_background(
-    data: NDArray[np.float64], *, box_size: int | None = None, filter_size: int = 3
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Median background and background RMS maps, as photutils ``Background2D`` makes them.
-
-    ``Background2D(data, box_size, filter_size=..., bkg_estimator=MedianBackground())``
-    with its defaults (3-sigma clipping with at most 10 iterations, standard-deviation
-    RMS, boxes with more than 10% of their pixels clipped or masked left out and filled
-    by inverse-distance weighting, a nan-median filter of the mesh, bicubic zoom) gives
-    the same maps; it is re-implemented (:func:`_background_meshes`, :func:`_zoom_mesh`)
-    because for a 128 px cutout photutils spends about 7 ms on it, over half of the
-    whole blend detection, mostly in per-call overheads. The tests compare the two.
-
-    Parameters
-    ----------
-    data
-        Single-band image; NaN pixels are masked.
-    box_size
-        Box size in pixels; default ``round(50 * min(ny, nx) / 128)`` (50 px for 128 px),
-        at least 8 and at most the image size.
-    filter_size
-        Median filter size applied to the low-resolution maps.
-
-    Returns
-    -------
-    background, rms
-        Two arrays of the shape of ``data``. When no box has enough unclipped pixels,
-        sigma-clipped global values are used instead.
-    """
-    ny, nx = data.shape
-    if box_size is None:
-        box_size = int(round(50 * min(ny, nx) / 128))
-    box_size = int(min(max(box_size, 8), ny, nx))
-    try:
-        bkg_mesh, rms_mesh = _background_meshes(data, box_size, filter_size)
-    except ValueError:
-        values = data[np.isfinite(data)]
-        if values.size == 0:
-            background, rms = float("nan"), float("nan")
-        else:
-            _, background, rms = _clipped_stats(values, maxiters=5)  # sigma_clipped_stats
-        return np.full(data.shape, background), np.full(data.shape, rms)
-    background = _zoom_mesh(bkg_mesh, box_size, data.shape)
-    rms = _zoom_mesh(rms_mesh, box_size, data.shape)
-    return background, rms
-
-
-def _clipped_stats(
-    values: NDArray[np.float64], sigma: float = 3.0, maxiters: int = 10
-) -> tuple[int, float, float]:
-    """Number kept, median and standard deviation after astropy's fast sigma clipping.
-
-    astropy's C clipper repeats: median and population standard deviation of the kept
-    values, keep those within ``median +- sigma * std``, until nothing changes, nothing
-    is left or ``maxiters`` passes are done; the final bounds are then applied to all
-    values. The kept values are always a contiguous run of the sorted values, so one
-    sort and running sums (of values less their median, against cancellation) make each
-    pass two binary searches and a few scalar operations.
-    """
-    ordered = np.sort(values)
-    shift = float(ordered[ordered.size // 2])
-    centred = ordered - shift
-    sums = np.concatenate(([0.0], np.cumsum(centred)))
-    squares = np.concatenate(([0.0], np.cumsum(centred * centred)))
-
-    def median_of(first: int, stop: int) -> float:
-        count, half = stop - first, first + (stop - first) // 2
-        if count % 2:
-            return float(ordered[half])
-        return 0.5 * (float(ordered[half]) + float(ordered[half - 1]))
-
-    def std_of(first: int, stop: int) -> float:
-        count = stop - first
-        mean = (sums[stop] - sums[first]) / count
-        return math.sqrt(max((squares[stop] - squares[first]) / count - mean * mean, 0.0))
-
-    first, stop = 0, ordered.size
-    lower = upper = 0.0
-    for _ in range(maxiters):
-        median, std = median_of(first, stop), std_of(first, stop)
-        lower, upper = median - sigma * std, median + sigma * std
-        new_first = int(np.searchsorted(ordered, lower, side="left"))
-        new_stop = int(np.searchsorted(ordered, upper, side="right"))
-        new_first, new_stop = max(new_first, first), min(new_stop, stop)
-        if new_stop - new_first in (stop - first, 0):
-            break
-        first, stop = new_first, new_stop
-    first = int(np.searchsorted(ordered, lower, side="left"))
-    stop = int(np.searchsorted(ordered, upper, side="right"))
-    if stop <= first:
-        return 0, float("nan"), float("nan")
-    return stop - first, median_of(first, stop), std_of(first, stop)
-
-
-def _background_meshes(
-    data: NDArray[np.float64], box_size: int, filter_size: int
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Low-resolution background and RMS meshes of ``Background2D`` (see above).
-
-    Boxes tile the image from the origin; the last row and column of boxes hold what is
-    left over (photutils counts their pixels against a full box, so they are usually
-    left out and filled). Raises ``ValueError`` when no box is usable, as photutils does.
-    """
-    ny, nx = data.shape
-    rows = list(range(0, ny - box_size + 1, box_size))
-    cols = list(range(0, nx - box_size + 1, box_size))
-    if rows[-1] + box_size < ny:
-        rows.append(rows[-1] + box_size)
-    if cols[-1] + box_size < nx:
-        cols.append(cols[-1] + box_size)
-    threshold = (1 - 10.0 / 100.0) * (box_size * box_size)  # exclude_percentile 10
-    bkg = np.full((len(rows), len(cols)), np.nan)
-    rms = np.full_like(bkg, np.nan)
-    for i, y0 in enumerate(rows):
-        for j, x0 in enumerate(cols):
-            box = data[y0 : y0 + box_size, x0 : x0 + box_size].ravel()
-            box = box[np.isfinite(box)]
-            if box.size <= threshold:
-                continue
-            n_good, median, std = _clipped_stats(box)
-            if n_good > threshold:
-                bkg[i, j], rms[i, j] = median, std
-    good = np.isfinite(bkg)
-    if not good.any():
-        raise ValueError("no box has enough unclipped pixels")
-    if not good.all():
-        _fill_mesh_holes(bkg, good)
-        _fill_mesh_holes(rms, good)
-    return _nan_median_filter(bkg, filter_size), _nan_median_filter(rms, filter_size)
-
-
-def _nan_median_filter(mesh: NDArray[np.float64], size: int) -> NDArray[np.float64]:
-    """``generic_filter(mesh, nanmedian, size, mode="constant", cval=nan)``, vectorised."""
-    if size <= 1:
-        return mesh
-    pad, (ny, nx) = size // 2, mesh.shape
-    padded = np.full((ny + 2 * pad, nx + 2 * pad), np.nan)
-    padded[pad : pad + ny, pad : pad + nx] = mesh
-    windows = [padded[i : i + ny, j : j + nx] for i in range(size) for j in range(size)]
-    ordered = np.sort(np.stack(windows), axis=0)  # NaNs sort last
-    count = np.count_nonzero(np.isfinite(ordered), axis=0)
-    low = np.take_along_axis(ordered, (np.maximum(count - 1, 0) // 2)[None], axis=0)[0]
-    high = np.take_along_axis(ordered, (count // 2)[None], axis=0)[0]
-    median = np.where(count % 2 == 1, low, 0.5 * (low + high))
-    median[count == 0] = np.nan
-    return median
-
-
-def _fill_mesh_holes(mesh: NDArray[np.float64], good: NDArray[np.bool_]) -> None:
-    """Fill the left-out boxes as photutils does: inverse-distance weighting (power 1)
-    over the 10 nearest good boxes, in place."""
-    points = np.argwhere(good).astype(np.float64)
-    holes = np.argwhere(~good)
-    if len(points) > 10:
-        from photutils.utils import ShepardIDWInterpolator
-
-        mesh[~good] = ShepardIDWInterpolator(points, mesh[good])(
-            holes, n_neighbors=10, power=1.0, eps=0.0
-        )
-        return
-    distance = np.hypot(
-        holes[:, None, 0] - points[None, :, 0], holes[:, None, 1] - points[None, :, 1]
-    )
-    weights = 1.0 / distance
-    mesh[~good] = (weights @ mesh[good]) / weights.sum(axis=1)
-
-
-@functools.lru_cache(maxsize=16)
-def _zoom_basis(
-    mesh_shape: tuple[int, int], box_size: int, shape: tuple[int, int]
-) -> NDArray[np.float64]:
-    """Responses of photutils' bicubic mesh zoom to each unit mesh value.
-
-    ``Background2D`` turns its low-resolution mesh into a full image with
-    ``scipy.ndimage.zoom(mesh, box_size, order=3, mode="reflect", grid_mode=True)``,
-    cropped to the image and clipped to the mesh range. Zooming is linear in the mesh,
-    so the image is a weighted sum of these per-cell responses: computing them once per
-    (mesh, box, image) shape replaces two spline zooms per cutout by one tensor product.
-    """
-    n_cells = mesh_shape[0] * mesh_shape[1]
-    basis = np.empty((n_cells, *shape))
-    for k in range(n_cells):
-        unit = np.zeros(mesh_shape)
-        unit.flat[k] = 1.0
-        zoomed = ndimage.zoom(unit, box_size, order=3, mode="reflect", grid_mode=True)
-        basis[k] = zoomed[: shape[0], : shape[1]]
-    basis.setflags(write=False)
-    return basis
-
-
-def _zoom_mesh(
-    mesh: NDArray[np.float64], box_size: int, shape: tuple[int, int]
-) -> NDArray[np.float64]:
-    """Full-size image of a background mesh, as photutils' default interpolator makes it."""
-    lo, hi = float(np.min(mesh)), float(np.max(mesh))
-    if hi == lo:
-        return np.full(shape, lo)
-    basis = _zoom_basis(mesh.shape, int(box_size), tuple(shape))
-    image = np.tensordot(mesh.ravel(), basis, axes=1)
-    return np.clip(image, lo, hi, out=image)
-
-
-@functools.lru_cache(maxsize=16)
-def _gaussian_kernel(fwhm: float, size: int) -> NDArray[np.float64]:
-    from photutils.segmentation import make_2dgaussian_kernel
-
-    kernel = np.asarray(make_2dgaussian_kernel(fwhm, size=size).array, dtype=np.float64)
-    kernel.setflags(write=False)
-    return kernel
-
-
-def smooth_image(data: NDArray[np.float64], *, fwhm: float = 3.0, size: int = 5) -> NDArray:
-    """Convolve with a normalised 2-D Gaussian kernel (photutils ``make_2dgaussian_kernel``).
-
-    NaN pixels are interpolated from their neighbours (astropy ``convolve``). Without
-    NaNs the kernel, a pixel-integrated Gaussian, is an outer product of two 1-D
-    kernels, and two 1-D passes give astropy's result (zero fill beyond the edges) to
-    rounding in half the time.
-    """
-    from astropy.convolution import convolve
-
-    kernel = _gaussian_kernel(float(fwhm), int(size))
-    if np.isfinite(data).all():
-        column, row = _separable_kernel(float(fwhm), int(size))
-        if column is not None:
-            passed = ndimage.correlate1d(data, column, axis=0, mode="constant", cval=0.0)
-            return ndimage.correlate1d(passed, row, axis=1, mode="constant", cval=0.0)
-    with warnings.catch_warnings():
-        # Blank regions wider than the kernel stay NaN; they are never detected.
-        warnings.simplefilter("ignore")
-        smoothed = convolve(data, kernel, normalize_kernel=True)
-    return np.asarray(smoothed, dtype=np.float64)
-
-
-@functools.lru_cache(maxsize=16)
-def _separable_kernel(fwhm: float, size: int) -> tuple[Any, Any]:
-    """The two 1-D factors of the smoothing kernel, or (None, None) if it has none."""
-    kernel = _gaussian_kernel(fwhm, size)
-    u, singular, vt = np.linalg.svd(kernel)
-    column, row = u[:, 0] * np.sqrt(singular[0]), vt[0] * np.sqrt(singular[0])
-    if column.sum() < 0:
-        column, row = -column, -row
-    if np.abs(np.outer(column, row) - kernel).max() > 1e-12 * kernel.max():
-        return None, None
-    column = column / kernel.sum()  # as astropy's normalize_kernel
-    column.setflags(write=False)
-    row.setflags(write=False)
-    return column, row
+# --------------------------------------------------------------------------------------
+# Deblending (photutils deblend_sources, exactly)
 
 
 def _plateau_values(data: NDArray[np.float64], mask: NDArray[np.bool_]) -> NDArray[np.float64]:
@@ -720,6 +471,10 @@ def find_saddle_points(
     )
 
 
+# --------------------------------------------------------------------------------------
+# The blend decision
+
+
 def detect_blends(
     image: NDArray[Any],
     *,
@@ -766,38 +521,15 @@ def detect_blends(
     -------
     DeblendResult
     """
-    from photutils.segmentation import deblend_sources, detect_sources
+    from photutils.segmentation import detect_sources
 
     data = to_single_band(image, max_pixels=max_pixels)
-    if nsigma <= 0 or not math.isfinite(nsigma):
-        raise GalamInputError(f"nsigma: must be a positive number, got {nsigma}.")
-    if method not in ("fast", "photutils"):
-        raise GalamInputError(f"method: expected 'fast' or 'photutils', got {method!r}.")
-    if target_mask is not None:
-        target_mask = np.asarray(target_mask, dtype=bool)
-        if target_mask.shape != data.shape:
-            raise GalamInputError(
-                f"target_mask: shape {target_mask.shape} does not match the image {data.shape}."
-            )
-    empty = DeblendResult(
-        status="flat",
-        reason="",
-        segments=np.zeros(data.shape, dtype=np.int32),
-        target_labels=(),
-        blended=False,
-        peak_yx=np.empty((0, 2)),
-        peak_level=np.empty(0),
-        peak_label=np.empty(0, dtype=np.int64),
-        saddle_yx=np.empty((0, 2)),
-        saddle_level=np.empty(0),
-        saddle_labels=np.empty((0, 2), dtype=np.int64),
-        smoothed=np.zeros(data.shape),
-        threshold=np.zeros(data.shape),
-    )
+    target_mask = _checked_detection_inputs(data, target_mask, nsigma, method)
+    empty = _empty_result(data.shape)
     finite = np.isfinite(data)
     if np.count_nonzero(finite) < 2 or np.nanmax(data) == np.nanmin(data):
         what = "no finite pixels" if not finite.any() else "all pixels are equal"
-        return _replace(empty, status="flat", reason=f"flat image: {what}")
+        return replace(empty, status="flat", reason=f"flat image: {what}")
     background, rms = estimate_background(data, box_size=box_size)
     smoothed = smooth_image(data - background, fwhm=kernel_fwhm, size=kernel_size)
     threshold = nsigma * rms
@@ -805,55 +537,40 @@ def detect_blends(
         warnings.simplefilter("ignore")
         detected = detect_sources(smoothed, threshold, n_pixels=n_pixels)
     if detected is None:
-        return _replace(
+        return replace(
             empty,
             status="no_source",
             reason=f"no source of {n_pixels}+ pixels above {nsigma} x background RMS",
             smoothed=smoothed,
             threshold=threshold,
         )
-    parents = np.asarray(detected.data)
-    if target_mask is None or deblend_all:
-        to_deblend = None
-    else:
-        to_deblend = np.unique(parents[target_mask])
-        to_deblend = to_deblend[to_deblend != 0]
-    if to_deblend is not None and to_deblend.size == 0:
-        segments = _relabel_consecutive(parents.astype(np.int32))
-    elif method == "fast":
-        segments = deblend_segments(
-            smoothed,
-            parents,
-            labels=to_deblend,
-            n_pixels=n_pixels,
-            n_levels=n_levels,
-            contrast=contrast,
-            mode=mode,
-        )
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            segments = np.asarray(
-                deblend_sources(
-                    smoothed,
-                    detected,
-                    n_pixels,
-                    labels=to_deblend,
-                    n_levels=n_levels,
-                    contrast=contrast,
-                    mode=mode,
-                    progress_bar=False,
-                ).data,
-                dtype=np.int32,
-            )
+    segments = _deblend_detected(
+        smoothed,
+        detected,
+        None if deblend_all else target_mask,
+        method=method,
+        n_pixels=n_pixels,
+        n_levels=n_levels,
+        contrast=contrast,
+        mode=mode,
+    )
+    return _described_segments(
+        segments, smoothed, threshold, target_mask, n_detected=int(detected.n_labels)
+    )
+
+
+def _described_segments(
+    segments: NDArray[np.int32],
+    smoothed: NDArray[np.float64],
+    threshold: NDArray[np.float64],
+    target_mask: NDArray[np.bool_] | None,
+    *,
+    n_detected: int,
+) -> DeblendResult:
+    """The ``"ok"`` result: peaks and saddles of the segments and the blend decision."""
     peak_yx, peak_level, peak_label = find_peaks_of_segments(smoothed, segments)
     saddle_yx, saddle_level, saddle_labels = find_saddle_points(smoothed, segments)
-    if target_mask is None:
-        target_labels = tuple(int(v) for v in peak_label)
-    else:
-        rows, cols = peak_yx[:, 0].astype(int), peak_yx[:, 1].astype(int)
-        inside = target_mask[rows, cols]
-        target_labels = tuple(int(v) for v in peak_label[inside])
+    target_labels = _labels_peaking_inside(peak_yx, peak_label, target_mask)
     return DeblendResult(
         status="ok",
         reason="",
@@ -868,263 +585,107 @@ def detect_blends(
         saddle_labels=saddle_labels,
         smoothed=smoothed,
         threshold=threshold,
-        n_detected=int(detected.n_labels),
+        n_detected=n_detected,
     )
 
 
-def _replace(result: DeblendResult, **changes: Any) -> DeblendResult:
-    from dataclasses import replace
-
-    return replace(result, **changes)
-
-
-@dataclass(frozen=True)
-class Companions:
-    """Companions of the target found in its 180-degree-rotation residual.
-
-    Attributes
-    ----------
-    centre_yx
-        The symmetry centre used (row, col), on a half-pixel grid; NaN when not run.
-    yx
-        ``(k, 2)`` row/col of the residual peak of each companion.
-    significance
-        Peak residual in units of its noise (sqrt(2) x the smoothed image's noise).
-    fraction
-        Fraction of the light at the companion's peak that is not point-symmetric
-        about the target centre (residual over the smoothed image there).
-    n_pixels
-        Pixels of each residual component.
-    """
-
-    centre_yx: tuple[float, float]
-    yx: NDArray[np.float64] = field(repr=False)
-    significance: NDArray[np.float64] = field(repr=False)
-    fraction: NDArray[np.float64] = field(repr=False)
-    n_pixels: NDArray[np.int64] = field(repr=False)
-
-    @property
-    def n_companions(self) -> int:
-        """Number of companions found."""
-        return int(self.significance.size)
+def _checked_detection_inputs(
+    data: NDArray[np.float64], target_mask: Any, nsigma: float, method: str
+) -> NDArray[np.bool_] | None:
+    """Refuse a bad ``nsigma``, ``method`` or mask shape; the mask as booleans (or None)."""
+    if nsigma <= 0 or not math.isfinite(nsigma):
+        raise GalamInputError(f"nsigma: must be a positive number, got {nsigma}.")
+    if method not in ("fast", "photutils"):
+        raise GalamInputError(f"method: expected 'fast' or 'photutils', got {method!r}.")
+    if target_mask is not None:
+        target_mask = np.asarray(target_mask, dtype=bool)
+        if target_mask.shape != data.shape:
+            raise GalamInputError(
+                f"target_mask: shape {target_mask.shape} does not match the image {data.shape}."
+            )
+    return target_mask
 
 
-def _no_companions(centre_yx=(float("nan"), float("nan"))) -> Companions:
-    return Companions(
-        centre_yx=centre_yx,
-        yx=np.empty((0, 2)),
-        significance=np.empty(0),
-        fraction=np.empty(0),
-        n_pixels=np.empty(0, dtype=np.int64),
+def _empty_result(shape: tuple[int, ...]) -> DeblendResult:
+    """A result with no segment, peak or saddle, for images where nothing is detected."""
+    return DeblendResult(
+        status="flat",
+        reason="",
+        segments=np.zeros(shape, dtype=np.int32),
+        target_labels=(),
+        blended=False,
+        peak_yx=np.empty((0, 2)),
+        peak_level=np.empty(0),
+        peak_label=np.empty(0, dtype=np.int64),
+        saddle_yx=np.empty((0, 2)),
+        saddle_level=np.empty(0),
+        saddle_labels=np.empty((0, 2), dtype=np.int64),
+        smoothed=np.zeros(shape),
+        threshold=np.zeros(shape),
     )
 
 
-def _rotated_180(data: NDArray[np.float64], cy2: int, cx2: int) -> NDArray[np.float64]:
-    """``data`` rotated by 180 degrees about (cy2 / 2, cx2 / 2); NaN where nothing maps."""
-    ny, nx = data.shape
-    rows = cy2 - np.arange(ny)
-    cols = cx2 - np.arange(nx)
-    ok_r = (rows >= 0) & (rows < ny)
-    ok_c = (cols >= 0) & (cols < nx)
-    out = np.full(data.shape, np.nan)
-    out[np.ix_(ok_r, ok_c)] = data[np.ix_(rows[ok_r], cols[ok_c])]
-    return out
-
-
-def _mirror_of_box(
-    data: NDArray[np.float64], cy2: int, cx2: int, r0: int, r1: int, c0: int, c1: int
-) -> NDArray[np.float64]:
-    """``data[r0:r1, c0:c1]`` of the image rotated by 180 degrees about (cy2/2, cx2/2)."""
-    ny, nx = data.shape
-    rows = cy2 - np.arange(r0, r1)
-    cols = cx2 - np.arange(c0, c1)
-    ok_r = (rows >= 0) & (rows < ny)
-    ok_c = (cols >= 0) & (cols < nx)
-    out = np.full((r1 - r0, c1 - c0), np.nan)
-    out[np.ix_(ok_r, ok_c)] = data[np.ix_(rows[ok_r], cols[ok_c])]
-    return out
-
-
-def _symmetry_centre(
-    data: NDArray[np.float64], pr: int, pc: int, core_radius: float
-) -> tuple[int, int]:
-    """Twice the (row, col) of the half-pixel centre near (pr, pc) with the smallest
-    mean absolute 180-degree residual within ``core_radius`` (as the CAS asymmetry)."""
-    ny, nx = data.shape
-    reach = int(math.ceil(core_radius)) + 2
-    pad = reach + 2
-    padded = np.zeros((ny + 2 * pad, nx + 2 * pad))
-    known = np.zeros(padded.shape, dtype=bool)
-    finite = np.isfinite(data)
-    padded[pad:-pad, pad:-pad] = np.where(finite, data, 0.0)
-    known[pad:-pad, pad:-pad] = True
-    rr0, rr1 = max(pr - reach, 0), min(pr + reach + 1, ny)
-    cc0, cc1 = max(pc - reach, 0), min(pc + reach + 1, nx)
-    here = padded[rr0 + pad : rr1 + pad, cc0 + pad : cc1 + pad]
-    rows = np.arange(rr0, rr1)[:, None]
-    cols = np.arange(cc0, cc1)[None, :]
-    best = (np.inf, 2 * pr, 2 * pc)
-    for dy2 in (-2, -1, 0, 1, 2):
-        cy2 = 2 * pr + dy2
-        # mirror rows cy2 - r for r in rr0..rr1-1, i.e. a reversed slice
-        mr0, mr1 = cy2 - rr1 + 1 + pad, cy2 - rr0 + 1 + pad
-        for dx2 in (-2, -1, 0, 1, 2):
-            cx2 = 2 * pc + dx2
-            mc0, mc1 = cx2 - cc1 + 1 + pad, cx2 - cc0 + 1 + pad
-            mirror = padded[mr0:mr1, mc0:mc1][::-1, ::-1]
-            core = (rows - cy2 / 2.0) ** 2 + (cols - cx2 / 2.0) ** 2 <= core_radius**2
-            core &= known[mr0:mr1, mc0:mc1][::-1, ::-1]
-            count = int(np.count_nonzero(core))
-            if count == 0:
-                continue
-            cost = float(np.abs(here - mirror)[core].sum()) / count
-            if cost < best[0]:
-                best = (cost, cy2, cx2)
-    return best[1], best[2]
-
-
-def find_companions(
+def _deblend_detected(
     smoothed: NDArray[np.float64],
-    noise: NDArray[np.float64] | float,
-    region: NDArray[np.bool_],
-    centre_yx: tuple[float, float],
+    detected: Any,
+    deblend_mask: NDArray[np.bool_] | None,
     *,
-    nsigma: float = 3.0,
-    n_pixels: int = 10,
-    min_separation: float = 6.0,
-    min_fraction: float = 0.3,
-    max_fraction: float = math.inf,
-    search_radius: int = 3,
-    core_radius: float = 4.0,
-    structure_noise: bool = False,
-) -> Companions:
-    """Find companions of the target that have no peak of their own (rotation residual).
+    method: str,
+    n_pixels: int,
+    n_levels: int,
+    contrast: float,
+    mode: str,
+) -> NDArray[np.int32]:
+    """Deblend the detected segments that overlap ``deblend_mask`` (all when None).
 
-    Peak-based deblending (the seed's photutils step) can only split a neighbour that
-    makes its own local maximum, with an island of at least ``n_pixels`` above the
-    saddle, in the smoothed image. A fainter neighbour on the slope of a brighter target
-    makes neither, but it breaks the target's point symmetry. Galaxy light profiles are
-    close to point-symmetric about their centre, so the residual ``I(x) - I(x')`` with
-    ``x'`` the 180-degree rotation of ``x`` about the target centre holds the neighbour
-    as a positive blob (and its mirror image as a negative one). This is the symmetric
-    template of the SDSS deblender (Lupton) and the residual of the CAS asymmetry index
-    (Conselice 2000), used as a detector.
-
-    The symmetry centre is chosen on a half-pixel grid near the brightest pixel close
-    to ``centre_yx``, minimising the absolute residual within ``core_radius`` (as the
-    asymmetry index does). A companion is a connected component of the residual above
-    ``nsigma`` times its noise, inside ``region``, of at least ``n_pixels`` pixels,
-    whose residual peak lies at least ``min_separation`` pixels from the centre (closer
-    residuals are centring and sampling errors of the core, not neighbours: the
-    benchmark's blends are more than 2 PSF FWHM apart), and where at least
-    ``min_fraction`` of the light at that peak is not symmetric (real galaxies' own
-    asymmetries, spiral arms and clumps, are a smaller share of their local light), and
-    at most ``max_fraction``: a residual larger than the light itself means the mirror
-    pixel is below the background, i.e. noise in the outskirts, not a neighbour.
-
-    Parameters
-    ----------
-    smoothed
-        Background-subtracted, smoothed image (as :attr:`DeblendResult.smoothed`).
-    noise
-        Noise of ``smoothed`` per pixel (a map or a number).
-    region
-        Boolean: where to look (the target's masking region).
-    centre_yx
-        Approximate target centre (row, col), e.g. the masking ellipse's centre.
-    nsigma, n_pixels, min_separation, min_fraction, max_fraction
-        Detection threshold (residual noise units), minimum size (pixels), minimum
-        distance from the centre (pixels), lowest and highest asymmetric share of the
-        light at the residual peak.
-    search_radius, core_radius
-        Pixels around ``centre_yx`` searched for the brightest pixel, and radius of the
-        core whose residual fixes the symmetry centre.
-
-    Returns
-    -------
-    Companions
+    ``detected`` is photutils' ``SegmentationImage``; ``method`` picks this module's
+    :func:`deblend_segments` (``"fast"``) or ``photutils.segmentation.deblend_sources``.
     """
-    data = np.asarray(smoothed, dtype=np.float64)
-    region = np.asarray(region, dtype=bool)
-    if region.shape != data.shape:
-        raise GalamInputError(
-            f"region: shape {region.shape} does not match the image {data.shape}."
+    from photutils.segmentation import deblend_sources
+
+    parents = np.asarray(detected.data)
+    if deblend_mask is None:
+        to_deblend = None
+    else:
+        to_deblend = np.unique(parents[deblend_mask])
+        to_deblend = to_deblend[to_deblend != 0]
+    if to_deblend is not None and to_deblend.size == 0:
+        return _relabel_consecutive(parents.astype(np.int32))
+    if method == "fast":
+        return deblend_segments(
+            smoothed,
+            parents,
+            labels=to_deblend,
+            n_pixels=n_pixels,
+            n_levels=n_levels,
+            contrast=contrast,
+            mode=mode,
         )
-    if not (
-        nsigma > 0 and 0 <= min_fraction <= max_fraction and n_pixels >= 1 and min_separation >= 0
-    ):
-        raise GalamInputError(
-            "companions: nsigma and n_pixels must be > 0, min_separation >= 0 and "
-            f"0 <= min_fraction <= max_fraction (got {nsigma}, {n_pixels}, "
-            f"{min_separation}, {min_fraction}, {max_fraction})."
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(
+            deblend_sources(
+                smoothed,
+                detected,
+                n_pixels,
+                labels=to_deblend,
+                n_levels=n_levels,
+                contrast=contrast,
+                mode=mode,
+                progress_bar=False,
+            ).data,
+            dtype=np.int32,
         )
-    ny, nx = data.shape
-    rows_in, cols_in = np.nonzero(region)
-    if rows_in.size == 0:
-        return _no_companions()
-    r0 = int(round(min(max(centre_yx[0], 0), ny - 1)))
-    c0 = int(round(min(max(centre_yx[1], 0), nx - 1)))
-    wr0, wc0 = max(r0 - search_radius, 0), max(c0 - search_radius, 0)
-    window = data[wr0 : r0 + search_radius + 1, wc0 : c0 + search_radius + 1]
-    window = np.where(
-        region[wr0 : r0 + search_radius + 1, wc0 : c0 + search_radius + 1], window, np.nan
-    )
-    if not np.isfinite(window).any():
-        return _no_companions()
-    pr, pc = np.unravel_index(int(np.nanargmax(window)), window.shape)
-    pr, pc = int(pr) + wr0, int(pc) + wc0
-    cy2, cx2 = _symmetry_centre(data, pr, pc, core_radius)
-    centre = (cy2 / 2.0, cx2 / 2.0)
-    # Work on the bounding box of the region only (the residual is needed nowhere else).
-    br0, br1 = int(rows_in.min()), int(rows_in.max()) + 1
-    bc0, bc1 = int(cols_in.min()), int(cols_in.max()) + 1
-    box = data[br0:br1, bc0:bc1]
-    inside = region[br0:br1, bc0:bc1]
-    residual = box - _mirror_of_box(data, cy2, cx2, br0, br1, bc0, bc1)
-    valid = inside & np.isfinite(residual)
-    sigma = math.sqrt(2.0) * np.asarray(noise, dtype=np.float64)
-    if sigma.ndim == 2:
-        sigma = sigma[br0:br1, bc0:bc1]
-    if structure_noise:
-        values = residual[valid]
-        if values.size:
-            spread = 1.4826 * float(np.median(np.abs(values - np.median(values))))
-            sigma = np.maximum(sigma, spread)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        significance = np.where(valid, residual / sigma, 0.0)
-    significance = np.nan_to_num(significance, nan=0.0, posinf=0.0, neginf=0.0)
-    labels, n = ndimage.label(significance > nsigma, structure=_FOOTPRINT_8)
-    if n == 0:
-        return _no_companions(centre)
-    index = np.arange(1, n + 1)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    peaks = ndimage.maximum_position(significance, labels, index=index)
-    found_yx, found_sig, found_frac, found_n = [], [], [], []
-    for (row, col), size in zip(peaks, sizes, strict=True):
-        if size < n_pixels:
-            continue
-        if math.hypot(row + br0 - centre[0], col + bc0 - centre[1]) < min_separation:
-            continue
-        light = box[row, col]
-        fraction = residual[row, col] / light if light > 0 else 0.0
-        if not min_fraction <= fraction <= max_fraction:
-            continue
-        found_yx.append((float(row + br0), float(col + bc0)))
-        found_sig.append(float(significance[row, col]))
-        found_frac.append(float(fraction))
-        found_n.append(int(size))
-    if not found_yx:
-        return _no_companions(centre)
-    return Companions(
-        centre_yx=centre,
-        yx=np.asarray(found_yx, dtype=np.float64).reshape(-1, 2),
-        significance=np.asarray(found_sig),
-        fraction=np.asarray(found_frac),
-        n_pixels=np.asarray(found_n, dtype=np.int64),
-    )
 
 
-def smoothed_noise(rms: Any, *, kernel_fwhm: float = 3.0, kernel_size: int = 5) -> Any:
-    """Noise of the smoothed image from the per-pixel background RMS (white noise)."""
-    kernel = _gaussian_kernel(float(kernel_fwhm), int(kernel_size))
-    return np.asarray(rms, dtype=np.float64) * float(np.sqrt(np.sum(kernel**2)))
+def _labels_peaking_inside(
+    peak_yx: NDArray[np.float64],
+    peak_label: NDArray[np.int64],
+    target_mask: NDArray[np.bool_] | None,
+) -> tuple[int, ...]:
+    """Labels of the sources whose peak lies inside ``target_mask`` (all when None)."""
+    if target_mask is None:
+        return tuple(int(v) for v in peak_label)
+    rows, cols = peak_yx[:, 0].astype(int), peak_yx[:, 1].astype(int)
+    inside = target_mask[rows, cols]
+    return tuple(int(v) for v in peak_label[inside])

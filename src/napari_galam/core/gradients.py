@@ -298,39 +298,15 @@ def bootstrap_gradient(
     r, v = r[finite], v[finite]
     inside = r <= max_radius
     n_in, n_out = int(inside.sum()), int((~inside).sum())
-    empty = np.full(0, np.nan)
-    problem = ""
-    if n_in < max(min_points, 3):
-        problem = (
-            f"only {n_in} valid spaxels within {max_radius:g} R_e; "
-            f"a gradient needs at least {max(min_points, 3)}"
-        )
-    elif require_outside and n_out == 0:
-        problem = f"no valid spaxel beyond {max_radius:g} R_e; the map does not reach R_e"
-    elif np.ptp(r[inside]) == 0:
-        problem = "all spaxels within R_e lie at one radius"
+    problem = _selection_problem(r[inside], n_out, max_radius, min_points, require_outside)
     if problem:
+        empty = np.full(0, np.nan)
         return GradientFit(
             np.nan, np.nan, np.nan, np.nan, empty, empty, n_in, n_out, r, v,
             max_radius=max_radius, status="too_few_points", reason=problem,
         )  # fmt: skip
-
-    x, y = r[inside], v[inside]
-    n_take = max(2, int(round(fraction * x.size)))
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    keys = rng.random((n_boot, x.size), dtype=np.float32)
-    if n_take < x.size:
-        cut = np.partition(keys, n_take - 1, axis=1)[:, n_take - 1 : n_take]
-        weights = (keys <= cut).astype(np.float64)
-    else:
-        weights = np.ones_like(keys, dtype=np.float64)
-    # the five sums of each least-squares line at once
-    sums = weights @ np.column_stack([np.ones_like(x), x, y, x * x, x * y])
-    sw, sx, sy, sxx, sxy = sums.T
-    denom = sw * sxx - sx * sx
-    with np.errstate(invalid="ignore", divide="ignore"):
-        slopes = (sw * sxy - sx * sy) / denom
-        intercepts = (sy - slopes * sx) / sw
+    slopes, intercepts = _bootstrap_lines(r[inside], v[inside], n_boot, fraction, rng)
     return GradientFit(
         slope=float(np.nanmean(slopes)),
         slope_sd=float(np.nanstd(slopes, ddof=1)),
@@ -344,3 +320,50 @@ def bootstrap_gradient(
         values=v,
         max_radius=max_radius,
     )
+
+
+def _selection_problem(
+    r_inside: NDArray[np.float64],
+    n_out: int,
+    max_radius: float,
+    min_points: int,
+    require_outside: bool,
+) -> str:
+    """Why the points fail the paper's selection, or ``""`` when they pass it."""
+    n_in = int(r_inside.size)
+    if n_in < max(min_points, 3):
+        return (
+            f"only {n_in} valid spaxels within {max_radius:g} R_e; "
+            f"a gradient needs at least {max(min_points, 3)}"
+        )
+    if require_outside and n_out == 0:
+        return f"no valid spaxel beyond {max_radius:g} R_e; the map does not reach R_e"
+    if np.ptp(r_inside) == 0:
+        return "all spaxels within R_e lie at one radius"
+    return ""
+
+
+def _bootstrap_lines(
+    x: NDArray[np.float64],
+    y: NDArray[np.float64],
+    n_boot: int,
+    fraction: float,
+    rng: np.random.Generator,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Slopes and intercepts of ``n_boot`` least-squares lines, each through a random
+    ``fraction`` of the points drawn without replacement, solved at once."""
+    n_take = max(2, int(round(fraction * x.size)))
+    keys = rng.random((n_boot, x.size), dtype=np.float32)
+    if n_take < x.size:
+        cut = np.partition(keys, n_take - 1, axis=1)[:, n_take - 1 : n_take]
+        weights = (keys <= cut).astype(np.float64)
+    else:
+        weights = np.ones_like(keys, dtype=np.float64)
+    # the five sums of each least-squares line at once
+    sums = weights @ np.column_stack([np.ones_like(x), x, y, x * x, x * y])
+    sw, sx, sy, sxx, sxy = sums.T
+    denom = sw * sxx - sx * sx
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slopes = (sw * sxy - sx * sy) / denom
+        intercepts = (sy - slopes * sx) / sw
+    return slopes, intercepts

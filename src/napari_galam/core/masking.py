@@ -400,20 +400,11 @@ def fit_target_ellipse(
     if not (tolerance > 0 and math.isfinite(tolerance)):
         raise GalamInputError(f"tolerance: must be a positive number, got {tolerance}.")
     shape = array.shape[:2]
-    empty_mask = np.zeros(shape, dtype=bool)
     grey = scale_to_grey(array)
 
     def failed(status: str, reason: str, threshold: float, candidates=()) -> MaskingResult:
-        return MaskingResult(
-            status=status,
-            reason=reason,
-            target=None,
-            candidates=tuple(candidates),
-            mask=empty_mask,
-            threshold=threshold,
-            grey=grey if grey is not None else np.zeros(shape, dtype=np.uint8),
-            mask_scale=mask_scale,
-            tolerance=tolerance,
+        return _failed_masking(
+            status, reason, threshold, candidates, shape, grey, mask_scale, tolerance
         )
 
     if grey is None:
@@ -430,20 +421,14 @@ def fit_target_ellipse(
             f"no contour of 5 or more points above the threshold {threshold:.1f}/255",
             threshold,
         )
-    ny, nx = shape
-    cx, cy = (nx - 1) / 2.0, (ny - 1) / 2.0
-    radii = [float(e.elliptical_radius(cx, cy)) for e in candidates]
-    inside = [i for i, r in enumerate(radii) if r <= 1.0]
-    if not inside:
+    target = _target_among(candidates, shape)
+    if target is None:
         return failed(
             "no_ellipse",
             f"none of the {len(candidates)} fitted ellipses contains the image centre",
             threshold,
             candidates,
         )
-    # When several ellipses contain the centre, the one whose own centre is closest
-    # to the image centre in its own elliptical radius is the target.
-    target = candidates[min(inside, key=lambda i: radii[i])]
     mask = ellipse_mask(shape, target.scaled(mask_scale))
     return MaskingResult(
         status="ok",
@@ -458,16 +443,55 @@ def fit_target_ellipse(
     )
 
 
+def _target_among(candidates: tuple[Ellipse, ...], shape: tuple[int, int]) -> Ellipse | None:
+    """The ellipse that contains the image centre, or None when none does.
+
+    When several ellipses contain the centre, the one whose own centre is closest to the
+    image centre in its own elliptical radius is the target.
+    """
+    ny, nx = shape
+    cx, cy = (nx - 1) / 2.0, (ny - 1) / 2.0
+    radii = [float(e.elliptical_radius(cx, cy)) for e in candidates]
+    inside = [i for i, r in enumerate(radii) if r <= 1.0]
+    if not inside:
+        return None
+    return candidates[min(inside, key=lambda i: radii[i])]
+
+
+def _failed_masking(
+    status: str,
+    reason: str,
+    threshold: float,
+    candidates: Any,
+    shape: tuple[int, int],
+    grey: NDArray[np.uint8] | None,
+    mask_scale: float,
+    tolerance: float,
+) -> MaskingResult:
+    """A :class:`MaskingResult` without a target: an empty mask and the given status."""
+    return MaskingResult(
+        status=status,
+        reason=reason,
+        target=None,
+        candidates=tuple(candidates),
+        mask=np.zeros(shape, dtype=bool),
+        threshold=threshold,
+        grey=grey if grey is not None else np.zeros(shape, dtype=np.uint8),
+        mask_scale=mask_scale,
+        tolerance=tolerance,
+    )
+
+
 def moment_ellipse(image: NDArray[Any], region: NDArray[np.bool_]) -> Ellipse | None:
     """Ellipse from the light-weighted second moments of ``image`` inside ``region``.
 
-    The seed's contour ellipse is fitted to the isodata outline, a bright isophote that
+    The published procedure's contour ellipse is fitted to the isodata outline, a bright isophote that
     the PSF and a round bulge make rounder than the galaxy: for b/a of 0.7-0.8 its angle
     follows the noise of a few outline pixels (40% of simulated galaxies off by more
     than 5 degrees). Second moments use every pixel of the galaxy, weighted by its light,
     and give the angle to within 5 degrees for 97% of simulated isolated galaxies with
     b/a < 0.8 (``benchmarks/bench_qa.py``). The masking still uses the contour ellipse
-    (the seed's); this one is reported as the galaxy's shape.
+    (the published procedure's); this one is reported as the galaxy's shape.
 
     Parameters
     ----------

@@ -11,7 +11,7 @@ variance propagated. Cubes can be numpy, memmap or dask arrays of shape
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from napari_galam.errors import GalamInputError
+from napari_galam.progress import Progress, ProgressGenerator, run_to_end
 
 __all__ = [
     "SpaxelSEDs",
@@ -98,10 +99,10 @@ def iter_cube_to_seds(
     mask: Any = None,
     rows_per_block: int | None = None,
     what: str = "cube",
-) -> Iterator[tuple[int, int] | SpaxelSEDs]:
-    """Compute :class:`SpaxelSEDs` block by block, yielding ``(rows_done, ny)`` progress.
+) -> ProgressGenerator[SpaxelSEDs]:
+    """Compute :class:`SpaxelSEDs` block by block; yield ``Progress("photometry", rows, ny)``.
 
-    The last item yielded is the result. See :func:`cube_to_seds` for the parameters.
+    Returns the SEDs. See :func:`cube_to_seds` for the parameters.
     """
     from napari_galam.sps.photometry import filter_matrix
 
@@ -141,11 +142,11 @@ def iter_cube_to_seds(
                 band_err = np.sqrt(squared @ var_flat) / norm
                 band_err[~covered] = np.nan
                 error[:, start:stop, :] = band_err.reshape(n_f, stop - start, nx)
-        yield (stop, ny)
+        yield Progress("photometry", stop, ny)
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN spaxels
         snr = np.nanmedian(flux / error, axis=0).astype(np.float32)
-    yield SpaxelSEDs(
+    return SpaxelSEDs(
         flux=flux,
         error=error,
         snr=snr,
@@ -186,11 +187,12 @@ def cube_to_seds(
     -------
     SpaxelSEDs
     """
-    *_progress, result = iter_cube_to_seds(
-        wave, data, filters, variance=variance, mask=mask,
-        rows_per_block=rows_per_block, what=what,
+    return run_to_end(
+        iter_cube_to_seds(
+            wave, data, filters, variance=variance, mask=mask,
+            rows_per_block=rows_per_block, what=what,
+        )
     )  # fmt: skip
-    return result
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,9 @@ Three layouts are accepted (FORMATS.md):
 
 The planes of a stack must share one pixel grid: images whose celestial WCS puts the
 grid's centre more than half a pixel away from the first image's are refused. Arrays
-are memory-mapped or dask-backed like the cubes of :mod:`napari_galam.io.cubes`
-(``lazy=True``) or read into memory (``lazy=False``).
+are memory-mapped or dask-backed by the lazy FITS layer :mod:`napari_galam.io.fits`,
+as the cubes of :mod:`napari_galam.io.cubes` are (``lazy=True``), or read into memory
+(``lazy=False``).
 """
 
 from __future__ import annotations
@@ -35,18 +36,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from napari_galam.errors import GalamInputError
-from napari_galam.io.cubes import (
-    _celestial,
-    _DiskArray,
-    _FitsScan,
-    _HduInfo,
-    _invert_ivar,
-    _map,
-    _pixel_scale,
-    _scan_fits,
-    _square,
-    parse_flux_unit,
+from napari_galam.io.fits import (
+    DiskArray,
+    FitsScan,
+    HduInfo,
+    map_elementwise,
+    scan_fits,
+    variance_from_ivar,
+    variance_from_sigma,
 )
+from napari_galam.io.headers import celestial_wcs, parse_flux_unit, pixel_scale_arcsec
 
 __all__ = [
     "NARROWBAND_LAYOUTS",
@@ -161,21 +160,21 @@ def _header_float(header: Any, keys: tuple[str, ...]) -> float:
     return float("nan")
 
 
-def _filter_name(hdu: _HduInfo) -> str | None:
+def _filter_name(hdu: HduInfo) -> str | None:
     value = hdu.header.get("FILTER")
     if value is None or not str(value).strip():
         return None
     return str(value).strip()
 
 
-def _uncertainty_suffix(hdu: _HduInfo) -> str | None:
+def _uncertainty_suffix(hdu: HduInfo) -> str | None:
     for suffix in ("_VAR", "_ERR"):
         if hdu.name.endswith(suffix):
             return suffix
     return None
 
 
-def _filter_images(scan: _FitsScan) -> list[_HduInfo]:
+def _filter_images(scan: FitsScan) -> list[HduInfo]:
     return [
         h
         for h in scan.hdus
@@ -183,7 +182,7 @@ def _filter_images(scan: _FitsScan) -> list[_HduInfo]:
     ]
 
 
-def _detect(scan: _FitsScan) -> str | None:
+def _detect(scan: FitsScan) -> str | None:
     filters = scan.get("FILTERS")
     if filters is not None and filters.is_table:
         if any(h.is_image and h.ndim == 3 for h in scan.hdus):
@@ -221,7 +220,7 @@ def _in_angstrom(column: Any, path: Path, what: str) -> NDArray[np.float64]:
 
 def _check_same_grid(path: Path, first: Any, header: Any, shape: tuple[int, ...]) -> None:
     """Refuse an image whose celestial WCS is not the first image's (beyond 0.5 px)."""
-    other = _celestial(header)
+    other = celestial_wcs(header)
     if first is None or other is None:
         return
     centre = np.array([[(shape[1] - 1) / 2.0, (shape[0] - 1) / 2.0]])
@@ -236,7 +235,7 @@ def _check_same_grid(path: Path, first: Any, header: Any, shape: tuple[int, ...]
         )
 
 
-def _stack_2d(arrays: list[_DiskArray], lazy: bool) -> Any:
+def _stack_2d(arrays: list[DiskArray], lazy: bool) -> Any:
     if not lazy:
         return np.stack([a.load().astype(np.float32, copy=False) for a in arrays])
     import dask.array as da
@@ -265,7 +264,7 @@ def _finish(
         raise GalamInputError(
             f"{paths[0]}: filter names must be unique; repeated: {', '.join(duplicates)}."
         )
-    celestial = _celestial(header)
+    celestial = celestial_wcs(header)
     return NarrowBandStack(
         data=data,
         filter_names=tuple(names),
@@ -277,7 +276,7 @@ def _finish(
         header=header.copy(),
         layout=layout,
         paths=tuple(paths),
-        pixel_scale_arcsec=_pixel_scale(celestial, "generic"),
+        pixel_scale_arcsec=pixel_scale_arcsec(celestial),
     )
 
 
@@ -285,10 +284,10 @@ def _finish(
 # The three layouts
 
 
-def _read_mef(scan: _FitsScan, lazy: bool) -> NarrowBandStack:
+def _read_mef(scan: FitsScan, lazy: bool) -> NarrowBandStack:
     images = _filter_images(scan)
     first = images[0]
-    first_wcs = _celestial(first.header)
+    first_wcs = celestial_wcs(first.header)
     for hdu in images[1:]:
         if hdu.shape != first.shape:
             raise GalamInputError(
@@ -297,7 +296,7 @@ def _read_mef(scan: _FitsScan, lazy: bool) -> NarrowBandStack:
             )
         _check_same_grid(scan.path, first_wcs, hdu.header, hdu.shape)
     names = [_filter_name(h) for h in images]
-    uncertainties: dict[str, tuple[str, _HduInfo]] = {}
+    uncertainties: dict[str, tuple[str, HduInfo]] = {}
     for hdu in scan.hdus:
         suffix = _uncertainty_suffix(hdu)
         if suffix and hdu.is_image:
@@ -319,16 +318,20 @@ def _read_mef(scan: _FitsScan, lazy: bool) -> NarrowBandStack:
                     f"{scan.path}: extension {hdu.name} has shape {hdu.shape}; expected "
                     f"{first.shape} like the filter images."
                 )
-            array = _DiskArray.from_hdu(scan, hdu)
+            array = DiskArray.from_hdu(scan, hdu)
             source = array.as_dask() if lazy else array.load()
-            planes.append(source if suffix == "_VAR" else _map(_square, np.float32, source))
+            planes.append(
+                source
+                if suffix == "_VAR"
+                else map_elementwise(variance_from_sigma, np.float32, source)
+            )
         if lazy:
             import dask.array as da
 
             variance = da.stack([p.astype(np.float32) for p in planes])
         else:
             variance = np.stack([np.asarray(p, dtype=np.float32) for p in planes])
-    data = _stack_2d([_DiskArray.from_hdu(scan, h) for h in images], lazy)
+    data = _stack_2d([DiskArray.from_hdu(scan, h) for h in images], lazy)
     return _finish(
         data=data,
         names=names,
@@ -341,7 +344,7 @@ def _read_mef(scan: _FitsScan, lazy: bool) -> NarrowBandStack:
     )
 
 
-def _read_cube_with_table(scan: _FitsScan, lazy: bool) -> NarrowBandStack:
+def _read_cube_with_table(scan: FitsScan, lazy: bool) -> NarrowBandStack:
     from astropy.io import fits
     from astropy.table import Table
 
@@ -369,7 +372,7 @@ def _read_cube_with_table(scan: _FitsScan, lazy: bool) -> NarrowBandStack:
         if fwhm_col is not None
         else np.full(len(table), np.nan)
     )
-    flux = _DiskArray.from_hdu(scan, cube)
+    flux = DiskArray.from_hdu(scan, cube)
     variance = None
     for names, kind in (
         (("VAR", "VARIANCE", "STAT"), "variance"),
@@ -384,12 +387,12 @@ def _read_cube_with_table(scan: _FitsScan, lazy: bool) -> NarrowBandStack:
                 f"{scan.path}: extension {hdu.name} has shape {hdu.shape}; expected "
                 f"{cube.shape} like the cube."
             )
-        array = _DiskArray.from_hdu(scan, hdu)
+        array = DiskArray.from_hdu(scan, hdu)
         if kind == "variance":
             variance = array.lazy() if lazy else array.load()
         else:
-            func = _square if kind == "sigma" else _invert_ivar
-            variance = _map(func, np.float32, array.as_dask() if lazy else array.load())
+            func = variance_from_sigma if kind == "sigma" else variance_from_ivar
+            variance = map_elementwise(func, np.float32, array.as_dask() if lazy else array.load())
         break
     data = flux.lazy() if lazy else flux.load().astype(np.float32, copy=False)
     return _finish(
@@ -407,7 +410,7 @@ def _read_cube_with_table(scan: _FitsScan, lazy: bool) -> NarrowBandStack:
 def _read_files(paths: list[Path], lazy: bool) -> NarrowBandStack:
     entries = []
     for path in paths:
-        scan = _scan_fits(path)
+        scan = scan_fits(path)
         image = next((h for h in scan.hdus if h.is_image and h.ndim == 2), None)
         if image is None:
             raise GalamInputError(
@@ -417,7 +420,7 @@ def _read_files(paths: list[Path], lazy: bool) -> NarrowBandStack:
         name = _filter_name(image) or path.name.split(".")[0]
         entries.append((scan, image, name))
     first_scan, first, _ = entries[0]
-    first_wcs = _celestial(first.header)
+    first_wcs = celestial_wcs(first.header)
     for scan, image, _ in entries[1:]:
         if image.shape != first.shape:
             raise GalamInputError(
@@ -429,7 +432,7 @@ def _read_files(paths: list[Path], lazy: bool) -> NarrowBandStack:
     if all(np.isfinite(wavelength)):
         order = np.argsort(wavelength, kind="stable")
         entries = [entries[i] for i in order]
-    data = _stack_2d([_DiskArray.from_hdu(scan, image) for scan, image, _ in entries], lazy)
+    data = _stack_2d([DiskArray.from_hdu(scan, image) for scan, image, _ in entries], lazy)
     return _finish(
         data=data,
         names=[name for _, _, name in entries],
@@ -462,12 +465,12 @@ def sniff_narrowband(path_or_paths: PathOrPaths) -> str | None:
         is_folder = isinstance(path_or_paths, str | os.PathLike) and Path(path_or_paths).is_dir()
         paths = _as_paths(path_or_paths)
         if len(paths) == 1 and not is_folder:
-            layout = _detect(_scan_fits(paths[0]))
+            layout = _detect(scan_fits(paths[0]))
             return layout if layout in ("mef", "cube+table") else None
         if len(paths) < 2:
             return None
         for path in paths:
-            if _detect(_scan_fits(path)) != "files":
+            if _detect(scan_fits(path)) != "files":
                 return None
         return "files"
     except (GalamInputError, OSError):
@@ -501,7 +504,7 @@ def read_narrowband(path_or_paths: PathOrPaths, *, lazy: bool = True) -> NarrowB
     is_folder = isinstance(path_or_paths, str | os.PathLike) and Path(path_or_paths).is_dir()
     if len(paths) > 1 or is_folder:
         return _read_files(paths, lazy)
-    scan = _scan_fits(paths[0])
+    scan = scan_fits(paths[0])
     layout = _detect(scan)
     if layout == "cube+table":
         return _read_cube_with_table(scan, lazy)

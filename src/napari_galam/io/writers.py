@@ -139,6 +139,71 @@ def _celestial_header(celestial_wcs: Any) -> Any:
         return wcs.to_header()
 
 
+def _checked_map_arrays(
+    path: Path, maps: Mapping[str, ArrayLike], units: Mapping[str, Any]
+) -> dict[str, NDArray[Any]]:
+    """The maps as arrays under their upper-cased names, after checking names and shapes.
+
+    Raises
+    ------
+    GalamInputError
+        When there are no maps, units name maps that do not exist, a name is empty or
+        collides once upper-cased, a map is not a 2-D numeric array, or shapes differ.
+    """
+    if not maps:
+        raise GalamInputError(f"{path}: no maps to write.")
+    unknown = sorted(set(units) - set(maps))
+    if unknown:
+        raise GalamInputError(f"{path}: units given for maps that do not exist: {unknown}.")
+    arrays: dict[str, NDArray[Any]] = {}
+    for name, values in maps.items():
+        extname = str(name).strip().upper()
+        if not extname:
+            raise GalamInputError(f"{path}: a map has an empty name.")
+        if extname in arrays:
+            raise GalamInputError(f"{path}: two maps are both named {extname!r} once upper-cased.")
+        arrays[extname] = _map_array(str(name), values)
+    shapes = {a.shape for a in arrays.values()}
+    if len(shapes) > 1:
+        listing = ", ".join(f"{n} {a.shape}" for n, a in arrays.items())
+        raise GalamInputError(f"{path}: maps must share one shape; got {listing}.")
+    return arrays
+
+
+def _provenance_hdu(path: Path, n_maps: int, header_extra: Mapping[str, Any]) -> Any:
+    """The empty primary HDU: who wrote the file and when, the map count, ``header_extra``.
+
+    Raises
+    ------
+    GalamInputError
+        When a ``header_extra`` value is not a string, number or bool.
+    """
+    from astropy.io import fits
+
+    primary = fits.PrimaryHDU()
+    primary.header["ORIGIN"] = ("napari-galam", "software that wrote this file")
+    primary.header["DATE"] = (
+        datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
+        "UTC time the file was written",
+    )
+    primary.header["NMAPS"] = (n_maps, "number of map extensions")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # HIERARCH cards for long keys
+        for key, value in header_extra.items():
+            key = str(key).upper()
+            card_key = key if len(key) <= 8 and " " not in key else f"HIERARCH {key}"
+            if isinstance(value, Path):
+                value = str(value)
+            if isinstance(value, np.generic):
+                value = value.item()
+            if not isinstance(value, str | int | float | bool):
+                raise GalamInputError(
+                    f"{path}: header_extra[{key!r}] = {value!r}; expected a string, number or bool."
+                )
+            primary.header[card_key] = value
+    return primary
+
+
 def write_maps(
     path: str | os.PathLike,
     maps: Mapping[str, ArrayLike],
@@ -188,48 +253,10 @@ def write_maps(
     suffix = _suffix_of(path, MAP_SUFFIXES)
     if suffix is None:
         raise GalamInputError(f"{path}: maps are written as FITS; expected a name ending in .fits.")
-    if not maps:
-        raise GalamInputError(f"{path}: no maps to write.")
-    units = dict(units or {})
-    unknown = sorted(set(units) - set(maps))
-    if unknown:
-        raise GalamInputError(f"{path}: units given for maps that do not exist: {unknown}.")
-    arrays: dict[str, NDArray[Any]] = {}
-    for name, values in maps.items():
-        extname = str(name).strip().upper()
-        if not extname:
-            raise GalamInputError(f"{path}: a map has an empty name.")
-        if extname in arrays:
-            raise GalamInputError(f"{path}: two maps are both named {extname!r} once upper-cased.")
-        arrays[extname] = _map_array(str(name), values)
-    shapes = {a.shape for a in arrays.values()}
-    if len(shapes) > 1:
-        listing = ", ".join(f"{n} {a.shape}" for n, a in arrays.items())
-        raise GalamInputError(f"{path}: maps must share one shape; got {listing}.")
+    arrays = _checked_map_arrays(path, maps, units or {})
     wcs_header = _celestial_header(celestial_wcs)
-    bunits = {str(k).strip().upper(): _unit_string(v, str(k)) for k, v in units.items()}
-
-    primary = fits.PrimaryHDU()
-    primary.header["ORIGIN"] = ("napari-galam", "software that wrote this file")
-    primary.header["DATE"] = (
-        datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S"),
-        "UTC time the file was written",
-    )
-    primary.header["NMAPS"] = (len(arrays), "number of map extensions")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # HIERARCH cards for long keys
-        for key, value in (header_extra or {}).items():
-            key = str(key).upper()
-            card_key = key if len(key) <= 8 and " " not in key else f"HIERARCH {key}"
-            if isinstance(value, Path):
-                value = str(value)
-            if isinstance(value, np.generic):
-                value = value.item()
-            if not isinstance(value, str | int | float | bool):
-                raise GalamInputError(
-                    f"{path}: header_extra[{key!r}] = {value!r}; expected a string, number or bool."
-                )
-            primary.header[card_key] = value
+    bunits = {str(k).strip().upper(): _unit_string(v, str(k)) for k, v in (units or {}).items()}
+    primary = _provenance_hdu(path, len(arrays), header_extra or {})
     hdus: list[Any] = [primary]
     for extname, array in arrays.items():
         header = wcs_header.copy()

@@ -17,7 +17,9 @@ simulated spectrum) and for the benchmarks; they are not fast (about a second ea
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -180,121 +182,95 @@ def fit_population(
         If the arrays are malformed, the redshift is out of range, too few good pixels
         overlap the library, or ``fwhm_gal`` does not match ``wave``.
     """
-    from ppxf import ppxf_util, sps_util
-    from ppxf.ppxf import ppxf
-
     wave, flux, noise = _check_inputs(wave, flux, noise, redshift)
     library = load_ssp_library()
-
-    if fwhm_gal is not None:
-        fwhm_gal = np.asarray(fwhm_gal, dtype=np.float64)
-        if fwhm_gal.ndim == 1 and fwhm_gal.shape != wave.shape:
-            raise GalamInputError(
-                f"fwhm_gal: expected a number or {wave.size} values (one per pixel), "
-                f"got shape {fwhm_gal.shape}"
-            )
-        fwhm_gal = np.broadcast_to(fwhm_gal, wave.shape)
-        if not np.all(np.isfinite(fwhm_gal) & (fwhm_gal > 0)):
-            raise GalamInputError("fwhm_gal: the instrumental FWHM must be finite and positive")
-
-    if vacuum:
-        wave = wave * np.median(ppxf_util.vac_to_air(wave) / wave)
-    wave_rest = wave / (1.0 + redshift)
-
+    fwhm_gal = _checked_fwhm(fwhm_gal, wave)
     # Keep the part of the spectrum the templates cover with a velocity margin.
     margin = np.exp(3000.0 / SPEED_OF_LIGHT_KMS)
-    inside = (wave_rest > library.wave[0] * margin) & (wave_rest < library.wave[-1] / margin)
-    valid = np.isfinite(flux)
-    if noise is not None:
-        valid &= np.isfinite(noise) & (noise > 0)
-    if np.count_nonzero(inside & valid) < 100:
-        raise GalamInputError(
-            f"spectrum: fewer than 100 good pixels fall in the library's rest-frame range "
-            f"{library.wave[0]:.0f}-{library.wave[-1]:.0f} Angstrom at z={redshift}"
-        )
-    keep = np.flatnonzero(inside)
-    keep = slice(keep[0], keep[-1] + 1)
-    wave_rest, flux, valid = wave_rest[keep], np.where(valid, flux, 0.0)[keep], valid[keep]
-    noise = None if noise is None else np.where(valid, noise, 1.0)[keep]
-    if fwhm_gal is not None:
-        fwhm_gal = fwhm_gal[keep] / (1.0 + redshift)
+    spectrum = _rest_frame_log_spectrum(
+        wave, flux, noise, fwhm_gal, redshift=redshift, vacuum=vacuum,
+        library_wave=library.wave, margin=margin,
+    )  # fmt: skip
+    valid, velscale = spectrum.valid, spectrum.velscale
+    lam_gal = np.exp(spectrum.ln_lam)
 
-    if _is_log_sampled(wave_rest):
-        ln_lam = np.log(wave_rest)
-        velscale = SPEED_OF_LIGHT_KMS * (ln_lam[-1] - ln_lam[0]) / (ln_lam.size - 1)
-        galaxy = flux
-    else:
-        galaxy, ln_lam, velscale = ppxf_util.log_rebin(wave_rest, flux)
-        bad_fraction = ppxf_util.log_rebin(wave_rest, (~valid).astype(float))[0]
-        new_wave = np.exp(ln_lam)
-        valid = bad_fraction < 1e-6
-        if noise is not None:
-            noise = np.interp(new_wave, wave_rest, noise)
-        if fwhm_gal is not None:
-            fwhm_gal = np.interp(new_wave, wave_rest, fwhm_gal)
-        velscale = float(np.atleast_1d(velscale)[0])
-    lam_gal = np.exp(ln_lam)
-
-    flux_scale = float(np.median(galaxy[valid]))
+    flux_scale = float(np.median(spectrum.galaxy[valid]))
     if not flux_scale > 0:
         raise GalamInputError("flux: the median flux of the good pixels is not positive")
-    galaxy = galaxy / flux_scale
+    galaxy = spectrum.galaxy / flux_scale
 
-    fwhm_arg = None if fwhm_gal is None else {"lam": lam_gal, "fwhm": fwhm_gal}
-    lam_range = [lam_gal[0] / margin**2, lam_gal[-1] * margin**2]
-    sps = sps_util.sps_lib(
-        str(ssp_library_path()),
-        velscale,
-        fwhm_arg,
-        norm_range=list(LIGHT_WEIGHT_BAND),
-        lam_range=lam_range,
-    )
+    sps = _library_templates(lam_gal, velscale, spectrum.fwhm_gal, margin)
+    fitted = _fitted_pixels(valid, spectrum.ln_lam, sps.lam_temp, mask_emission_lines)
+    goodpixels = np.flatnonzero(fitted)
+    run_ppxf = functools.partial(
+        _run_ppxf, sps, galaxy, velscale=velscale, goodpixels=goodpixels, lam_gal=lam_gal,
+        sigma_guess=sigma_guess, degree=degree, mdegree=mdegree, regul=regul,
+    )  # fmt: skip
+    noise_estimated = spectrum.noise is None
+    if noise_estimated:
+        fit, noise_vector = _fit_estimating_noise(run_ppxf, galaxy, goodpixels, regul)
+    else:
+        noise_vector = spectrum.noise / flux_scale
+        fit = run_ppxf(noise_vector)
+    return _population_fit(
+        fit, sps, galaxy, noise_vector, fitted, noise_estimated=noise_estimated,
+        redshift=redshift, velscale=velscale, lam_gal=lam_gal, flux_scale=flux_scale,
+    )  # fmt: skip
+
+
+def _run_ppxf(
+    sps: Any,
+    galaxy: NDArray,
+    noise_vector: NDArray,
+    *,
+    velscale: float,
+    goodpixels: NDArray,
+    lam_gal: NDArray,
+    sigma_guess: float,
+    degree: int,
+    mdegree: int,
+    regul: float,
+) -> Any:
+    """One pPXF fit of ``galaxy`` with the templates of ``sps`` (velocity and dispersion)."""
+    from ppxf.ppxf import ppxf
+
     reg_dim = sps.templates.shape[1:]
     templates = sps.templates.reshape(sps.templates.shape[0], -1)
+    return ppxf(
+        templates,
+        galaxy,
+        noise_vector,
+        velscale,
+        [0.0, sigma_guess],
+        goodpixels=goodpixels,
+        lam=lam_gal,
+        lam_temp=sps.lam_temp,
+        moments=2,
+        degree=degree,
+        mdegree=mdegree,
+        regul=regul,
+        reg_dim=reg_dim if regul > 0 else None,
+        quiet=True,
+    )
 
-    fitted = valid.copy()
-    if mask_emission_lines:
-        good = ppxf_util.determine_goodpixels(ln_lam, [sps.lam_temp[0], sps.lam_temp[-1]])
-        lines_ok = np.zeros_like(fitted)
-        lines_ok[good] = True
-        fitted &= lines_ok
+
+def _population_fit(
+    fit: Any,
+    sps: Any,
+    galaxy: NDArray,
+    noise_vector: NDArray,
+    fitted: NDArray,
+    *,
+    noise_estimated: bool,
+    redshift: float,
+    velscale: float,
+    lam_gal: NDArray,
+    flux_scale: float,
+) -> PopulationFit:
+    """The :class:`PopulationFit` of a pPXF fit: weighted labels, weights and chi^2."""
     goodpixels = np.flatnonzero(fitted)
-
-    def run_ppxf(noise_vector: NDArray) -> ppxf:
-        return ppxf(
-            templates,
-            galaxy,
-            noise_vector,
-            velscale,
-            [0.0, sigma_guess],
-            goodpixels=goodpixels,
-            lam=lam_gal,
-            lam_temp=sps.lam_temp,
-            moments=2,
-            degree=degree,
-            mdegree=mdegree,
-            regul=regul,
-            reg_dim=reg_dim if regul > 0 else None,
-            quiet=True,
-        )
-
-    noise_estimated = noise is None
-    if noise_estimated:
-        fit = run_ppxf(np.ones_like(galaxy))
-        residual = (galaxy - fit.bestfit)[goodpixels]
-        rms = 1.4826 * np.median(np.abs(residual - np.median(residual)))
-        noise_vector = np.full_like(galaxy, max(rms, 1e-6))
-        if regul > 0:
-            fit = run_ppxf(noise_vector)
-    else:
-        noise_vector = noise / flux_scale
-        fit = run_ppxf(noise_vector)
-
     chi2 = float(np.mean(((galaxy - fit.bestfit) / noise_vector)[goodpixels] ** 2))
-    light = fit.weights.reshape(reg_dim)
-    light = light / light.sum()
-    mass = light / sps.flux
-    mass = mass / mass.sum()
+    light, mass = _light_and_mass_weights(fit.weights.reshape(sps.templates.shape[1:]), sps.flux)
     log_ages = np.log10(sps.age_grid[:, 0]) + 9.0
     metals = sps.metal_grid[0].copy()
     return PopulationFit(
@@ -319,3 +295,160 @@ def fit_population(
         fitted=fitted,
         flux_scale=flux_scale,
     )
+
+
+def _checked_fwhm(fwhm_gal: ArrayLike | float | None, wave: NDArray) -> NDArray | None:
+    """The instrumental FWHM per pixel of ``wave`` (None stays None).
+
+    Raises
+    ------
+    GalamInputError
+        When it is an array of another length, or not finite and positive.
+    """
+    if fwhm_gal is None:
+        return None
+    fwhm_gal = np.asarray(fwhm_gal, dtype=np.float64)
+    if fwhm_gal.ndim == 1 and fwhm_gal.shape != wave.shape:
+        raise GalamInputError(
+            f"fwhm_gal: expected a number or {wave.size} values (one per pixel), "
+            f"got shape {fwhm_gal.shape}"
+        )
+    fwhm_gal = np.broadcast_to(fwhm_gal, wave.shape)
+    if not np.all(np.isfinite(fwhm_gal) & (fwhm_gal > 0)):
+        raise GalamInputError("fwhm_gal: the instrumental FWHM must be finite and positive")
+    return fwhm_gal
+
+
+@dataclass(frozen=True, eq=False)
+class _LogSpectrum:
+    """A spectrum moved to the rest frame, cut to the library and sampled in ln(lambda).
+
+    ``galaxy`` is the flux (unscaled, 0 at bad pixels), ``ln_lam`` its log wavelengths
+    (rest frame, Angstrom), ``velscale`` the pixel size in km/s, ``valid`` the good
+    pixels, ``noise`` the 1-sigma error (1 at bad pixels; None when not given) and
+    ``fwhm_gal`` the rest-frame instrumental FWHM (None: the templates' resolution).
+    """
+
+    galaxy: NDArray
+    ln_lam: NDArray
+    velscale: float
+    valid: NDArray
+    noise: NDArray | None
+    fwhm_gal: NDArray | None
+
+
+def _rest_frame_log_spectrum(
+    wave: NDArray,
+    flux: NDArray,
+    noise: NDArray | None,
+    fwhm_gal: NDArray | None,
+    *,
+    redshift: float,
+    vacuum: bool,
+    library_wave: NDArray,
+    margin: float,
+) -> _LogSpectrum:
+    """Move to air and the rest frame, cut to ``library_wave`` / ``margin`` and log-rebin
+    (log-sampled spectra are kept as they are).
+
+    Raises
+    ------
+    GalamInputError
+        When fewer than 100 good pixels fall in the library's rest-frame range.
+    """
+    from ppxf import ppxf_util
+
+    if vacuum:
+        wave = wave * np.median(ppxf_util.vac_to_air(wave) / wave)
+    wave_rest = wave / (1.0 + redshift)
+    inside = (wave_rest > library_wave[0] * margin) & (wave_rest < library_wave[-1] / margin)
+    valid = np.isfinite(flux)
+    if noise is not None:
+        valid &= np.isfinite(noise) & (noise > 0)
+    if np.count_nonzero(inside & valid) < 100:
+        raise GalamInputError(
+            f"spectrum: fewer than 100 good pixels fall in the library's rest-frame range "
+            f"{library_wave[0]:.0f}-{library_wave[-1]:.0f} Angstrom at z={redshift}"
+        )
+    keep = np.flatnonzero(inside)
+    keep = slice(keep[0], keep[-1] + 1)
+    wave_rest, flux, valid = wave_rest[keep], np.where(valid, flux, 0.0)[keep], valid[keep]
+    noise = None if noise is None else np.where(valid, noise, 1.0)[keep]
+    if fwhm_gal is not None:
+        fwhm_gal = fwhm_gal[keep] / (1.0 + redshift)
+
+    if _is_log_sampled(wave_rest):
+        ln_lam = np.log(wave_rest)
+        velscale = SPEED_OF_LIGHT_KMS * (ln_lam[-1] - ln_lam[0]) / (ln_lam.size - 1)
+        galaxy = flux
+    else:
+        galaxy, ln_lam, velscale = ppxf_util.log_rebin(wave_rest, flux)
+        bad_fraction = ppxf_util.log_rebin(wave_rest, (~valid).astype(float))[0]
+        new_wave = np.exp(ln_lam)
+        valid = bad_fraction < 1e-6
+        if noise is not None:
+            noise = np.interp(new_wave, wave_rest, noise)
+        if fwhm_gal is not None:
+            fwhm_gal = np.interp(new_wave, wave_rest, fwhm_gal)
+        velscale = float(np.atleast_1d(velscale)[0])
+    return _LogSpectrum(galaxy, ln_lam, velscale, valid, noise, fwhm_gal)
+
+
+def _library_templates(
+    lam_gal: NDArray, velscale: float, fwhm_gal: NDArray | None, margin: float
+) -> Any:
+    """The shipped E-MILES templates for pPXF (``ppxf.sps_util.sps_lib``): broadened to
+    ``fwhm_gal`` (None: left as they are), normalised in :data:`LIGHT_WEIGHT_BAND`,
+    cut to the galaxy's range widened by ``margin**2``."""
+    from ppxf import sps_util
+
+    fwhm_arg = None if fwhm_gal is None else {"lam": lam_gal, "fwhm": fwhm_gal}
+    lam_range = [lam_gal[0] / margin**2, lam_gal[-1] * margin**2]
+    return sps_util.sps_lib(
+        str(ssp_library_path()),
+        velscale,
+        fwhm_arg,
+        norm_range=list(LIGHT_WEIGHT_BAND),
+        lam_range=lam_range,
+    )
+
+
+def _light_and_mass_weights(weights: NDArray, template_flux: NDArray) -> tuple[NDArray, NDArray]:
+    """Light fractions (pPXF's weights normalised to one) and mass fractions (light over
+    each template's flux in the normalisation band, normalised to one)."""
+    light = weights / weights.sum()
+    mass = light / template_flux
+    mass = mass / mass.sum()
+    return light, mass
+
+
+def _fitted_pixels(
+    valid: NDArray, ln_lam: NDArray, lam_temp: NDArray, mask_emission_lines: bool
+) -> NDArray:
+    """The pixels pPXF fits: the valid ones, less gas emission lines when asked."""
+    from ppxf import ppxf_util
+
+    fitted = valid.copy()
+    if mask_emission_lines:
+        good = ppxf_util.determine_goodpixels(ln_lam, [lam_temp[0], lam_temp[-1]])
+        lines_ok = np.zeros_like(fitted)
+        lines_ok[good] = True
+        fitted &= lines_ok
+    return fitted
+
+
+def _fit_estimating_noise(
+    run_ppxf: Any, galaxy: NDArray, goodpixels: NDArray, regul: float
+) -> tuple[Any, NDArray]:
+    """Fit with uniform errors, then set the noise to the residuals' robust rms.
+
+    With regularisation the weights depend on the noise, so the fit is repeated with it.
+    Returns the fit and the noise vector.
+    """
+    fit = run_ppxf(np.ones_like(galaxy))
+    residual = (galaxy - fit.bestfit)[goodpixels]
+    rms = 1.4826 * np.median(np.abs(residual - np.median(residual)))
+    noise_vector = np.full_like(galaxy, max(rms, 1e-6))
+    if regul > 0:
+        fit = run_ppxf(noise_vector)
+    return fit, noise_vector
