@@ -13,7 +13,7 @@ fibre spectra: with ``--config compact-rest`` (the default) moved to the rest fr
 galaxy's redshift (1 A over 3800-7000 A), with ``--config compact`` on the paper's
 observed-frame grid (1 A steps over 3830-8000 A). The
 staged training (M1 -> M2, M3 -> M4), the 8:1:1 split by galaxy and the learning rates are
-those of :mod:`napari_galam.models.training`. The three final models are copied into the
+those of :mod:`napari_galam.models.train_mmlforgalam`. The three final models are copied into the
 package with model cards holding the test-split metrics.
 """
 
@@ -79,14 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from napari_galam.models.architectures import get_config
-    from napari_galam.models.training import (
-        GalaxyArrays,
-        TrainingProgress,
-        TrainingSettings,
-        export_trained_models,
-        iter_train_mmlforgalam,
-        open_galaxy_hdf5,
-    )
+    from napari_galam.models.datasets import GalaxyArrays, open_galaxy_hdf5
+    from napari_galam.models.train_mmlforgalam import iter_train_mmlforgalam
+    from napari_galam.models.training_loop import TrainingSettings, export_trained_models
+    from napari_galam.progress import run_to_end
 
     start = time.time()
     config = get_config(args.config)
@@ -118,18 +114,20 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         balance_labels=args.balance_labels,
     )
-    result = None
-    for item in iter_train_mmlforgalam(
-        data, args.workdir, config=config, settings=settings, spectra_only=args.spectra_only
-    ):
-        if isinstance(item, TrainingProgress):
-            print(
-                f"[{(time.time() - start) / 60:5.1f} min] {item.stage} epoch {item.epoch}/"
-                f"{item.epochs} loss {item.loss:.4f} val {item.val_loss:.4f} {item.message}",
-                flush=True,
-            )
-        else:
-            result = item
+
+    def print_epoch(item) -> None:
+        print(
+            f"[{(time.time() - start) / 60:5.1f} min] {item.stage} epoch {item.epoch}/"
+            f"{item.epochs} loss {item.loss:.4f} val {item.val_loss:.4f} {item.message}",
+            flush=True,
+        )
+
+    result = run_to_end(
+        iter_train_mmlforgalam(
+            data, args.workdir, config=config, settings=settings, spectra_only=args.spectra_only
+        ),
+        on_progress=print_epoch,
+    )
     minutes = (time.time() - start) / 60
     print(json.dumps(result.metrics, indent=1, default=float))
     print(f"trained in {minutes:.1f} min; split sizes {result.split_sizes}")

@@ -44,7 +44,7 @@ def _read_cubes(path: Path):
 
 def load_spaxels(paths: list[Path], *, max_radius: float, max_spaxels: int | None, seed: int):
     """Per-spaxel SEDs, labels and galaxy ids of simulated cube datasets (ids made unique)."""
-    from napari_galam.models.training import SpaxelArrays
+    from napari_galam.models.datasets import SpaxelArrays
 
     parts = [_read_cubes(path) for path in paths]
     names = parts[0][4]
@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from napari_galam.models.inference import SED_MODEL, model_input_spec
     from napari_galam.models.registry import save_model_with_card
-    from napari_galam.models.training import TrainingSettings, train_sed_cnn
+    from napari_galam.models.train_sed_cnn import train_sed_cnn
+    from napari_galam.models.training_loop import TrainingSettings
     from napari_galam.pipeline.evaluate import evaluate_spaxels
 
     start = time.time()

@@ -123,7 +123,9 @@ def test_models_package_imports_without_tensorflow():
     code = (
         "import sys\n"
         "import napari_galam.models, napari_galam.models.architectures, napari_galam.models.registry\n"
-        "import napari_galam.models.training, napari_galam.models.inference, napari_galam.models.worker\n"
+        "import napari_galam.models.datasets, napari_galam.models.training_loop\n"
+        "import napari_galam.models.train_mmlforgalam, napari_galam.models.train_sed_cnn\n"
+        "import napari_galam.models.inference, napari_galam.models.worker\n"
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported'\n"
         "assert 'keras' not in sys.modules, 'keras imported'\n"
     )

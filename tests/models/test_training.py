@@ -9,7 +9,25 @@ import pytest
 from galam_model_helpers import TINY, make_toy_galaxies
 
 from napari_galam.errors import GalamInputError
-from napari_galam.models import training as tr
+from napari_galam.models.datasets import (
+    GalaxyArrays,
+    label_balance_weights,
+    make_dataset,
+    open_galaxy_hdf5,
+    open_spaxel_hdf5,
+    split_by_galaxy,
+    split_spaxels_within_galaxies,
+)
+from napari_galam.models.train_mmlforgalam import iter_train_mmlforgalam, train_mmlforgalam
+from napari_galam.models.train_sed_cnn import train_sed_cnn
+from napari_galam.models.training_loop import (
+    TrainingProgress,
+    TrainingResult,
+    TrainingSettings,
+    export_trained_models,
+    regression_metrics,
+)
+from napari_galam.progress import run_to_end
 
 FAST = dict(batch_size=16, patience=50, lr_m1=3e-3, lr_m2=3e-3, lr_m3=3e-3, lr_m4=3e-3)
 
@@ -19,9 +37,9 @@ FAST = dict(batch_size=16, patience=50, lr_m1=3e-3, lr_m2=3e-3, lr_m3=3e-3, lr_m
 
 def test_split_by_galaxy_is_8_1_1_deterministic_and_keeps_galaxies_whole():
     ids = np.repeat(np.arange(50), 4)  # 50 galaxies x 4 rows
-    split = tr.split_by_galaxy(ids, seed=3)
-    again = tr.split_by_galaxy(ids, seed=3)
-    other = tr.split_by_galaxy(ids, seed=4)
+    split = split_by_galaxy(ids, seed=3)
+    again = split_by_galaxy(ids, seed=3)
+    other = split_by_galaxy(ids, seed=4)
     for a, b in zip(
         (split.train, split.val, split.test), (again.train, again.val, again.test), strict=True
     ):
@@ -39,20 +57,20 @@ def test_split_by_galaxy_is_8_1_1_deterministic_and_keeps_galaxies_whole():
 
 def test_set_a_spreads_every_galaxy_over_the_subsets():
     ids = np.repeat(np.arange(5), 40)
-    split = tr.split_spaxels_within_galaxies(ids, seed=0)
+    split = split_spaxels_within_galaxies(ids, seed=0)
     for rows in (split.train, split.val, split.test):
         assert set(ids[rows]) == set(range(5))
     assert split.sizes() == {"train": 160, "val": 20, "test": 20}
     with pytest.raises(GalamInputError, match="fractions"):
-        tr.split_by_galaxy(ids, fractions=(0.5, 0.5, 0.5))
+        split_by_galaxy(ids, fractions=(0.5, 0.5, 0.5))
     with pytest.raises(GalamInputError, match="3 galaxies"):
-        tr.split_by_galaxy(np.zeros(10))
+        split_by_galaxy(np.zeros(10))
 
 
 def test_regression_metrics_follow_the_papers_definitions():
     true = np.array([[9.0, 0.0], [9.5, -0.5], [10.0, -1.0]])
     pred = true + np.array([[0.1, 0.0], [0.1, 0.2], [0.4, -0.2]])
-    m = tr.regression_metrics(pred, true)
+    m = regression_metrics(pred, true)
     assert m["log_age"]["bias"] == pytest.approx(0.2)
     assert m["log_age"]["mse"] == pytest.approx((0.01 + 0.01 + 0.16) / 3)
     assert m["mh"]["mae"] == pytest.approx(0.4 / 3)
@@ -63,7 +81,7 @@ def test_galaxy_arrays_check_lengths():
     arrays = make_toy_galaxies(10)
     arrays["mh"] = arrays["mh"][:5]
     with pytest.raises(GalamInputError, match="one row per galaxy"):
-        tr.GalaxyArrays(**arrays)
+        GalaxyArrays(**arrays)
 
 
 # ------------------------------------------------------------------ with TensorFlow
@@ -73,10 +91,10 @@ def test_galaxy_arrays_check_lengths():
 def test_dataset_from_hdf5_reads_the_documented_layout(toy_galaxy_h5):
     from napari_galam.core.preprocess import preprocess_images
 
-    data = tr.open_galaxy_hdf5(toy_galaxy_h5)
+    data = open_galaxy_hdf5(toy_galaxy_h5)
     assert len(data) == 160 and data.card == {"name": "toy", "seed": 0}
     rows = np.array([3, 7, 50, 51, 99], dtype=np.int64)
-    ds = tr.make_dataset(
+    ds = make_dataset(
         [(data.cutouts, lambda b: preprocess_images(b, size=16))],
         data.labels,
         rows,
@@ -100,7 +118,7 @@ def test_label_balance_weights_flatten_the_training_labels():
         ]
     )
     rows = np.arange(1000)
-    w = tr.label_balance_weights(labels, rows, bin_dex=0.1, max_weight=10.0)
+    w = label_balance_weights(labels, rows, bin_dex=0.1, max_weight=10.0)
     assert w.dtype == np.float32 and w.shape == (1000,)
     np.testing.assert_allclose(w[:900], 1000 / (2 * 900), rtol=1e-6)
     np.testing.assert_allclose(w[900:], 1000 / (2 * 100), rtol=1e-6)
@@ -108,26 +126,26 @@ def test_label_balance_weights_flatten_the_training_labels():
     assert w[:900].sum() == pytest.approx(w[900:].sum())
     assert w.mean() == pytest.approx(1.0)
     # The cap holds; rows outside the split take their cell's training weight.
-    capped = tr.label_balance_weights(labels, rows, bin_dex=0.1, max_weight=2.0)
+    capped = label_balance_weights(labels, rows, bin_dex=0.1, max_weight=2.0)
     assert capped.max() == pytest.approx(2.0)
-    half = tr.label_balance_weights(labels, np.arange(0, 1000, 2))
+    half = label_balance_weights(labels, np.arange(0, 1000, 2))
     assert half[1] == pytest.approx(half[0])
     with pytest.raises(GalamInputError, match="bin_dex"):
-        tr.label_balance_weights(labels, rows, bin_dex=0.0)
+        label_balance_weights(labels, rows, bin_dex=0.0)
 
 
 @pytest.mark.tensorflow
 def test_weighted_dataset_yields_each_rows_weight(toy_galaxy_h5):
-    data = tr.open_galaxy_hdf5(toy_galaxy_h5)
+    data = open_galaxy_hdf5(toy_galaxy_h5)
     rows = np.array([3, 7, 50], dtype=np.int64)
     weights = np.arange(len(data), dtype=np.float32)
-    ds = tr.make_dataset(
+    ds = make_dataset(
         [(data.cutouts, None)], data.labels, rows, batch_size=2, shuffle=False, weights=weights
     )
     got = np.concatenate([w for _, _, w in ds.as_numpy_iterator()])
     np.testing.assert_array_equal(got, [3, 7, 50])
     with pytest.raises(GalamInputError, match="sample weights"):
-        tr.make_dataset(
+        make_dataset(
             [(data.cutouts, None)],
             data.labels,
             rows,
@@ -139,9 +157,9 @@ def test_weighted_dataset_yields_each_rows_weight(toy_galaxy_h5):
 
 @pytest.mark.tensorflow
 def test_balanced_training_watches_the_weighted_validation_mse(tmp_path, toy_galaxy_h5):
-    data = tr.open_galaxy_hdf5(toy_galaxy_h5)
-    settings = tr.TrainingSettings(epochs=2, balance_labels=True, **FAST)
-    result = tr.train_mmlforgalam(data, tmp_path / "run", config=TINY, settings=settings)
+    data = open_galaxy_hdf5(toy_galaxy_h5)
+    settings = TrainingSettings(epochs=2, balance_labels=True, **FAST)
+    result = train_mmlforgalam(data, tmp_path / "run", config=TINY, settings=settings)
     for stage in ("m1", "m2", "m3", "m4"):
         state = json.loads((tmp_path / "run" / stage / "state.json").read_text())
         assert all(np.isfinite(h["val_wmse"]) for h in state["history"]), stage
@@ -152,21 +170,25 @@ def test_balanced_training_watches_the_weighted_validation_mse(tmp_path, toy_gal
 
 @pytest.mark.tensorflow
 def test_staged_training_lowers_the_loss_and_resumes(tmp_path, toy_galaxy_h5):
-    data = tr.open_galaxy_hdf5(toy_galaxy_h5)
-    settings = tr.TrainingSettings(epochs=3, **FAST)
+    data = open_galaxy_hdf5(toy_galaxy_h5)
+    settings = TrainingSettings(epochs=3, **FAST)
     work = tmp_path / "run"
 
     # Interrupt during M3 (after M1 and M2 finished), as a crash or Ctrl-C would.
     seen = []
-    for item in tr.iter_train_mmlforgalam(data, work, config=TINY, settings=settings):
+    for item in iter_train_mmlforgalam(data, work, config=TINY, settings=settings):
         seen.append(item)
-        if isinstance(item, tr.TrainingProgress) and item.stage == "m3" and item.epoch == 2:
+        if isinstance(item, TrainingProgress) and item.stage == "m3" and item.epoch == 2:
             break
     assert [p.stage for p in seen[:3]] == ["m1"] * 3
     assert json.loads((work / "m3" / "state.json").read_text())["epoch"] == 2
 
-    resumed = list(tr.iter_train_mmlforgalam(data, work, config=TINY, settings=settings))
-    progress = [p for p in resumed if isinstance(p, tr.TrainingProgress)]
+    progress = []
+    result = run_to_end(
+        iter_train_mmlforgalam(data, work, config=TINY, settings=settings),
+        on_progress=progress.append,
+    )
+    assert all(isinstance(p, TrainingProgress) for p in progress)
     assert [(p.stage, p.message) for p in progress if p.message] == [
         ("m1", "finished earlier; skipped"),
         ("m2", "finished earlier; skipped"),
@@ -174,8 +196,7 @@ def test_staged_training_lowers_the_loss_and_resumes(tmp_path, toy_galaxy_h5):
         ("m4", "started"),
     ]
     assert [p.epoch for p in progress if p.stage == "m3"] == [3]
-    result = resumed[-1]
-    assert isinstance(result, tr.TrainingResult)
+    assert isinstance(result, TrainingResult)
     assert set(result.model_paths) == {"spectra-only", "image-only", "mmlforgalam"}
     assert result.split_sizes == {"train": 128, "val": 16, "test": 16}
     assert not result.settings["mixed_precision_used"]  # no GPU here
@@ -192,18 +213,16 @@ def test_staged_training_lowers_the_loss_and_resumes(tmp_path, toy_galaxy_h5):
     assert metrics["m2_feature_r2_weighted"] <= 1.0
 
     # A third run finds everything finished and trains nothing.
-    third = list(tr.iter_train_mmlforgalam(data, work, config=TINY, settings=settings))
+    third = list(iter_train_mmlforgalam(data, work, config=TINY, settings=settings))
     assert all(
-        p.message == "finished earlier; skipped"
-        for p in third
-        if isinstance(p, tr.TrainingProgress)
+        p.message == "finished earlier; skipped" for p in third if isinstance(p, TrainingProgress)
     )
 
     # The exported models go into a registry with cards and predict.
     from napari_galam.models.registry import available_models, load_model
 
     reg = tmp_path / "weights"
-    tr.export_trained_models(result, training_data={"name": "toy"}, directory=reg)
+    export_trained_models(result, training_data={"name": "toy"}, directory=reg)
     assert available_models(reg) == ["image-only", "mmlforgalam", "spectra-only"]
     card = json.loads((reg / "mmlforgalam.json").read_text())
     assert card["training_data"]["split_sizes"]["train"] == 128
@@ -218,25 +237,25 @@ def test_the_simulators_files_plug_in(tmp_path):
 
     cutouts = tmp_path / "cutouts.h5"
     simulate_dataset(cutouts, kind="cutouts", n=30, seed=2)
-    data = tr.open_galaxy_hdf5(cutouts)
+    data = open_galaxy_hdf5(cutouts)
     assert data.cutouts.shape == (30, 128, 128, 3) and data.spectra.shape == (30, 4171)
     assert data.card["kind"] == "cutouts" and data.card["n"] == 30
     blended = np.flatnonzero(~data.usable)
-    settings = tr.TrainingSettings(epochs=1, batch_size=8)
-    result = tr.train_mmlforgalam(data, tmp_path / "mml", config=TINY, settings=settings)
+    settings = TrainingSettings(epochs=1, batch_size=8)
+    result = train_mmlforgalam(data, tmp_path / "mml", config=TINY, settings=settings)
     assert sum(result.split_sizes.values()) == 30 - blended.size
     assert set(result.model_paths) == {"spectra-only", "image-only", "mmlforgalam"}
 
     cubes = tmp_path / "cubes.h5"
     simulate_dataset(cubes, kind="cubes", n=3, seed=2, store_cubes=False)
-    spaxels = tr.open_spaxel_hdf5(cubes)
+    spaxels = open_spaxel_hdf5(cubes)
     assert spaxels.seds.ndim == 2 and set(np.unique(spaxels.galaxy_id)) == {0, 1, 2}
     assert np.all(np.isfinite(spaxels.log_age))
-    sed = tr.train_sed_cnn(spaxels, tmp_path / "sed", split="B", config=TINY, settings=settings)
+    sed = train_sed_cnn(spaxels, tmp_path / "sed", split="B", config=TINY, settings=settings)
     assert sed.configuration["sed_n_filters"] == spaxels.seds.shape[1]
     assert len(spaxels.filter_names) == spaxels.seds.shape[1]
     assert spaxels.filter_names[0].startswith("galam_jpas-J")
-    tr.export_trained_models(sed, training_data=spaxels.card, directory=tmp_path / "w")
+    export_trained_models(sed, training_data=spaxels.card, directory=tmp_path / "w")
     from napari_galam.models.registry import read_model_card
 
     card = read_model_card("sed-cnn", directory=tmp_path / "w")
@@ -255,7 +274,7 @@ def test_spectra_only_trains_in_the_rest_frame_and_says_so_in_its_card(tmp_path)
 
     path = tmp_path / "cutouts.h5"
     simulate_dataset(path, kind="cutouts", n=24, seed=5)
-    data = tr.open_galaxy_hdf5(path, spectrum_frame="rest")
+    data = open_galaxy_hdf5(path, spectrum_frame="rest")
     assert data.spectra.shape == (24, N_REST_POINTS) and data.spectra.dtype == np.float32
     import h5py
 
@@ -267,15 +286,15 @@ def test_spectra_only_trains_in_the_rest_frame_and_says_so_in_its_card(tmp_path)
     rest_tiny = dataclasses.replace(
         TINY, name="tiny-rest", n_spectrum_points=N_REST_POINTS, spectrum_frame="rest"
     )
-    settings = tr.TrainingSettings(epochs=1, batch_size=8)
-    result = tr.train_mmlforgalam(
+    settings = TrainingSettings(epochs=1, batch_size=8)
+    result = train_mmlforgalam(
         data, tmp_path / "m1", config=rest_tiny, settings=settings, spectra_only=True
     )
     assert set(result.model_paths) == {"spectra-only"}
     assert not (tmp_path / "m1" / "m2").exists()
-    tr.export_trained_models(result, training_data={"name": "toy"}, directory=tmp_path / "w")
+    export_trained_models(result, training_data={"name": "toy"}, directory=tmp_path / "w")
     card = read_model_card("spectra-only", directory=tmp_path / "w")
     assert card["input"]["frame"] == "rest" and card["input"]["shape"] == [N_REST_POINTS]
     assert spectrum_frame(directory=tmp_path / "w") == "rest"
     with pytest.raises(GalamInputError, match="frame"):
-        tr.open_galaxy_hdf5(path, spectrum_frame="sideways")
+        open_galaxy_hdf5(path, spectrum_frame="sideways")

@@ -9,7 +9,9 @@ import pytest
 from galam_model_helpers import TINY, make_toy_galaxies
 
 from napari_galam.errors import GalamInputError
-from napari_galam.models import training as tr
+from napari_galam.models.datasets import SpaxelArrays
+from napari_galam.models.train_sed_cnn import train_sed_cnn
+from napari_galam.models.training_loop import TrainingSettings
 
 
 @pytest.mark.tensorflow
@@ -17,14 +19,14 @@ def test_mixed_precision_and_xla_forced_on_cpu_give_finite_results(tmp_path):
     import keras
 
     arrays = make_toy_galaxies(64, size=16)
-    data = tr.SpaxelArrays(
+    data = SpaxelArrays(
         seds=arrays["cutouts"].reshape(64, -1)[:, :16].astype(np.float32) + 1.0,
         log_age=arrays["log_age"],
         mh=arrays["mh"],
         galaxy_id=np.arange(64) // 8,
     )
-    settings = tr.TrainingSettings(epochs=1, batch_size=16, mixed_precision=True, jit_compile=True)
-    result = tr.train_sed_cnn(data, tmp_path, split="B", config=TINY, settings=settings)
+    settings = TrainingSettings(epochs=1, batch_size=16, mixed_precision=True, jit_compile=True)
+    result = train_sed_cnn(data, tmp_path, split="B", config=TINY, settings=settings)
     assert result.settings["mixed_precision_used"] and result.settings["jit_compile_used"]
     assert keras.config.dtype_policy().name == "float32"  # global policy restored
     model = keras.saving.load_model(tmp_path / "sed_log_age" / "last.keras", compile=False)
@@ -52,9 +54,9 @@ def test_sed_cnn_learns_on_set_a_and_set_b(tmp_path, which):
         + rng.normal(0, 0.01, (gid.size, 20))
     )
     seds[0] = np.nan  # a masked spaxel is skipped, not fatal
-    data = tr.SpaxelArrays(seds=seds.astype(np.float32), log_age=age, mh=mh, galaxy_id=gid)
-    settings = tr.TrainingSettings(epochs=6, batch_size=32, lr_sed=3e-3)
-    result = tr.train_sed_cnn(data, tmp_path, split=which, config=TINY, settings=settings)
+    data = SpaxelArrays(seds=seds.astype(np.float32), log_age=age, mh=mh, galaxy_id=gid)
+    settings = TrainingSettings(epochs=6, batch_size=32, lr_sed=3e-3)
+    result = train_sed_cnn(data, tmp_path, split=which, config=TINY, settings=settings)
     assert result.metrics["split"] == which
     for target in ("log_age", "mh"):
         history = json.loads((tmp_path / f"sed_{target}" / "state.json").read_text())["history"]
@@ -62,4 +64,4 @@ def test_sed_cnn_learns_on_set_a_and_set_b(tmp_path, which):
     sizes = result.split_sizes
     assert sizes["train"] + sizes["val"] + sizes["test"] == gid.size - 1
     with pytest.raises(GalamInputError, match="'A'"):
-        tr.train_sed_cnn(data, tmp_path, split="C")
+        train_sed_cnn(data, tmp_path, split="C")

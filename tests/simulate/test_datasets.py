@@ -12,6 +12,7 @@ import pytest
 
 from napari_galam.cli import main
 from napari_galam.errors import GalamInputError
+from napari_galam.progress import run_to_end
 from napari_galam.simulate.datasets import (
     iter_simulate_cutouts,
     simulate_dataset,
@@ -31,8 +32,12 @@ def test_sdss_galaxy_is_deterministic_for_a_seed(library):
 
 def test_cutout_dataset_layout_card_and_determinism(library, tmp_path):
     path = tmp_path / "train.h5"
-    steps = list(iter_simulate_cutouts(path, n=4, seed=5, library=library))
-    assert steps == [1, 2, 3, 4]
+    steps = []
+    card = run_to_end(
+        iter_simulate_cutouts(path, n=4, seed=5, library=library), on_progress=steps.append
+    )
+    assert [step.done for step in steps] == [1, 2, 3, 4]
+    assert card["n"] == 4
     assert not (tmp_path / "train.h5.part").exists()
     with h5py.File(path) as handle:
         assert handle["images/rgb"].shape == (4, 128, 128, 3)

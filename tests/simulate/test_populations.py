@@ -8,13 +8,8 @@ import numpy as np
 import pytest
 
 from napari_galam.errors import GalamInputError
-from napari_galam.simulate.galaxy import (
-    deprojected_radius_map,
-    draw_galaxy,
-    label_maps,
-    light_maps,
-    uniform_population_galaxy,
-)
+from napari_galam.simulate.galaxy import draw_galaxy, uniform_population_galaxy
+from napari_galam.simulate.galaxy_maps import deprojected_radius_map, label_maps, light_maps
 from napari_galam.simulate.observe import fibre_light
 from napari_galam.simulate.populations import (
     composite_population,

@@ -72,7 +72,7 @@ def _disc_galaxy(library, seed=4):
 
 
 def test_spiral_arms_and_clumps_keep_the_light_and_break_the_symmetry(library):
-    from napari_galam.simulate.galaxy import light_maps
+    from napari_galam.simulate.galaxy_maps import light_maps
 
     galaxy, rng = _disc_galaxy(library)
     centre = (63.5, 63.5)

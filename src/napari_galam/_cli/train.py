@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from napari_galam.errors import GalamInputError
+
+if TYPE_CHECKING:
+    from napari_galam.models.training_loop import TrainingProgress
 
 __all__ = ["add_parser", "run", "qa_cutouts"]
 
@@ -136,11 +139,25 @@ def qa_cutouts(data: Any, path: Path, *, progress_every: int = 500) -> Any:
     )
 
 
+def _print_epoch(step: TrainingProgress) -> None:
+    """Print one finished epoch of a training stage."""
+    note = f"  ({step.message})" if step.message else ""
+    print(
+        f"{step.stage:>10} epoch {step.epoch:>3}/{step.epochs}  loss {step.loss:.4f}  "
+        f"val {step.val_loss:.4f}  best {step.best_val_loss:.4f}{note}",
+        flush=True,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``galam train``."""
     import json
 
-    from napari_galam.models import training
+    from napari_galam.models.datasets import open_galaxy_hdf5, open_spaxel_hdf5
+    from napari_galam.models.train_mmlforgalam import iter_train_mmlforgalam
+    from napari_galam.models.train_sed_cnn import iter_train_sed_cnn
+    from napari_galam.models.training_loop import TrainingSettings, export_trained_models
+    from napari_galam.progress import run_to_end
 
     if not args.data.is_file():
         raise GalamInputError(f"{args.data}: no such dataset file")
@@ -153,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     extra = (
         {} if args.patience is None else {"patience": args.patience, "patience_sed": args.patience}
     )
-    settings = training.TrainingSettings(
+    settings = TrainingSettings(
         epochs=args.epochs,
         batch_size=args.batch_size,
         seed=args.seed,
@@ -166,11 +183,11 @@ def run(args: argparse.Namespace) -> int:
         from napari_galam.models.architectures import get_config
 
         frame = get_config(args.config).spectrum_frame
-        data = training.open_galaxy_hdf5(args.data, spectrum_frame=frame)
+        data = open_galaxy_hdf5(args.data, spectrum_frame=frame)
         if args.qa:
             args.workdir.mkdir(parents=True, exist_ok=True)
             data = qa_cutouts(data, args.workdir / "qa_cutouts.h5")
-        steps = training.iter_train_mmlforgalam(
+        steps = iter_train_mmlforgalam(
             data,
             args.workdir,
             config=args.config,
@@ -178,30 +195,18 @@ def run(args: argparse.Namespace) -> int:
             spectra_only=args.spectra_only,
         )
     elif kind == "cubes":
-        data = training.open_spaxel_hdf5(args.data)
-        steps = training.iter_train_sed_cnn(
+        data = open_spaxel_hdf5(args.data)
+        steps = iter_train_sed_cnn(
             data, args.workdir, split=args.split, config=args.config, settings=settings
         )
     else:
         raise GalamInputError(
             f"{args.data}: dataset kind {kind!r} is neither 'cutouts' nor 'cubes'"
         )
-    result = None
-    for step in steps:
-        if isinstance(step, training.TrainingProgress):
-            note = f"  ({step.message})" if step.message else ""
-            print(
-                f"{step.stage:>10} epoch {step.epoch:>3}/{step.epochs}  loss {step.loss:.4f}  "
-                f"val {step.val_loss:.4f}  best {step.best_val_loss:.4f}{note}",
-                flush=True,
-            )
-        else:
-            result = step
-    if result is None:  # pragma: no cover - defensive
-        return 1
+    result = run_to_end(steps, on_progress=_print_epoch)
     print(json.dumps({"split_sizes": result.split_sizes, "metrics": result.metrics}, indent=2))
     if args.export:
-        cards = training.export_trained_models(
+        cards = export_trained_models(
             result,
             training_data={**data.card, "file": args.data.name, "n_rows": len(data)},
             directory=args.weights_dir,

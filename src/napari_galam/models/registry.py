@@ -276,28 +276,18 @@ def save_model_with_card(
     tmp_card = None
     try:
         model.save(tmp_weights, overwrite=True)
-        digest = file_sha256(tmp_weights)
         card = {
             "name": name,
             "file": weights_path.name,
-            "sha256": digest,
+            "sha256": file_sha256(tmp_weights),
             "size_bytes": os.path.getsize(tmp_weights),
             "architecture": architecture,
             "configuration": configuration,
             "input": input_spec,
-            "outputs": outputs or ["log_age", "mh"],
-            "output_units": {"log_age": "log10(age / yr)", "mh": "dex ([M/H])"},
-            "training_data": training_data or {},
-            "metrics": metrics or {},
-            "n_parameters": int(model.count_params()),
-            "frameworks": _framework_versions(),
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            **_card_provenance(model, outputs, training_data, metrics),
             "notes": notes,
         }
-        handle, tmp_card = tempfile.mkstemp(prefix=f".{name}-", suffix=".json", dir=folder)
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(card, out, indent=2, sort_keys=True)
-            out.write("\n")
+        tmp_card = _write_card_file(card, folder, name)
         for tmp in (tmp_weights, tmp_card):
             os.chmod(tmp, 0o644)  # mkstemp makes 0600; shipped files are world-readable
         os.replace(tmp_weights, weights_path)
@@ -308,6 +298,33 @@ def save_model_with_card(
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(leftover)
     return card_path
+
+
+def _card_provenance(
+    model: Any,
+    outputs: list[str] | None,
+    training_data: dict[str, Any] | None,
+    metrics: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The card's outputs, training data, metrics, size, framework versions and date."""
+    return {
+        "outputs": outputs or ["log_age", "mh"],
+        "output_units": {"log_age": "log10(age / yr)", "mh": "dex ([M/H])"},
+        "training_data": training_data or {},
+        "metrics": metrics or {},
+        "n_parameters": int(model.count_params()),
+        "frameworks": _framework_versions(),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _write_card_file(card: dict[str, Any], folder: Path, name: str) -> str:
+    """Write ``card`` as sorted, indented JSON to a new temporary file in ``folder``."""
+    handle, tmp_card = tempfile.mkstemp(prefix=f".{name}-", suffix=".json", dir=folder)
+    with os.fdopen(handle, "w", encoding="utf-8") as out:
+        json.dump(card, out, indent=2, sort_keys=True)
+        out.write("\n")
+    return tmp_card
 
 
 def spectrum_frame(

@@ -20,12 +20,8 @@ from numpy.typing import NDArray
 from scipy.signal import fftconvolve
 
 from napari_galam.errors import GalamInputError
-from napari_galam.simulate.galaxy import (
-    GalaxyModel,
-    deprojected_radius_map,
-    label_maps,
-    light_maps,
-)
+from napari_galam.simulate.galaxy import GalaxyModel
+from napari_galam.simulate.galaxy_maps import deprojected_radius_map, label_maps, light_maps
 from napari_galam.simulate.observe import band_set, gaussian_kernel, observed_basis
 from napari_galam.simulate.spectral import broaden_constant_fwhm, log_lambda_library
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -27,6 +27,7 @@ import numpy as np
 
 from napari_galam import __version__
 from napari_galam.errors import GalamInputError
+from napari_galam.progress import Progress, ProgressGenerator, run_to_end
 from napari_galam.simulate.cubes import (
     CALIFA_SHAPE,
     CALIFA_WAVE,
@@ -228,6 +229,153 @@ def _finish(handle: Any, temporary: Path, path: Path, card: dict[str, Any]) -> N
     path.with_suffix(".json").write_text(json.dumps(card, indent=2))
 
 
+def _create_cutout_datasets(
+    handle: Any, n: int, shape: tuple[int, int], *, store_gri: bool
+) -> dict[str, Any]:
+    """The per-galaxy datasets of a cutout file (``gri`` is ``None`` unless stored)."""
+    ny, nx = shape
+    opts = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+    rgb = handle.create_dataset(
+        "images/rgb", (n, ny, nx, 3), np.uint8, chunks=(min(n, 64), ny, nx, 3), **opts
+    )
+    gri = (
+        handle.create_dataset(
+            "images/gri", (n, 3, ny, nx), np.float32, chunks=(1, 3, ny, nx), **opts
+        )
+        if store_gri
+        else None
+    )
+    handle.create_dataset("spectra/wave", data=MML_WAVE)
+    handle.create_dataset("spectra/loglam", data=SDSS_LOGLAM)
+    flux = handle.create_dataset(
+        "spectra/flux",
+        (n, MML_WAVE.size),
+        np.float32,
+        chunks=(min(n, 64), MML_WAVE.size),
+        **opts,
+    )
+    loglam_flux = handle.create_dataset(
+        "spectra/loglam_flux",
+        (n, SDSS_LOGLAM.size),
+        np.float32,
+        chunks=(min(n, 64), SDSS_LOGLAM.size),
+        **opts,
+    )
+    loglam_ivar = handle.create_dataset(
+        "spectra/loglam_ivar",
+        (n, SDSS_LOGLAM.size),
+        np.float32,
+        chunks=(min(n, 64), SDSS_LOGLAM.size),
+        **opts,
+    )
+    segmentation = handle.create_dataset(
+        "truth/segmentation", (n, ny, nx), np.uint8, chunks=(min(n, 64), ny, nx), **opts
+    )
+    return {
+        "rgb": rgb,
+        "gri": gri,
+        "flux": flux,
+        "loglam_flux": loglam_flux,
+        "loglam_ivar": loglam_ivar,
+        "segmentation": segmentation,
+    }
+
+
+def _write_cutout_row(
+    datasets: dict[str, Any], index: int, sim: SDSSGalaxy, *, jpeg_quality: int
+) -> None:
+    """Store one galaxy's cutout, spectra and segmentation in row ``index``."""
+    datasets["rgb"][index] = jpeg_roundtrip(sim.cutout.rgb, quality=jpeg_quality)
+    if datasets["gri"] is not None:
+        datasets["gri"][index] = sim.cutout.images
+    spec = sim.spectrum
+    datasets["flux"][index] = to_linear_grid(spec.loglam, spec.flux)
+    datasets["loglam_flux"][index] = spec.flux
+    datasets["loglam_ivar"][index] = spec.ivar
+    datasets["segmentation"][index] = np.clip(sim.cutout.truth.segmentation, 0, 255)
+
+
+def _cutout_truth_row(sim: SDSSGalaxy) -> dict[str, float]:
+    """The ``truth/*`` values of one simulated SDSS galaxy."""
+    spec = sim.spectrum
+    ellipse = sim.cutout.truth.ellipse
+    return {
+        **_galaxy_row(sim.galaxy),
+        "snr": spec.snr,
+        "ew_halpha": spec.emission.ew_halpha if spec.emission is not None else 0.0,
+        "psf_fwhm_arcsec": sim.cutout.truth.psf_fwhm_arcsec,
+        "blended": float(sim.cutout.truth.blended),
+        "n_sources": float(len(sim.cutout.truth.sources)),
+        "ellipse_x": ellipse.x,
+        "ellipse_y": ellipse.y,
+        "ellipse_semi_major": ellipse.semi_major,
+        "ellipse_semi_minor": ellipse.semi_minor,
+        "ellipse_theta_deg": ellipse.theta_deg,
+    }
+
+
+def _write_cutout_columns(
+    handle: Any, labels: dict[str, list[float]], truth: dict[str, list[float]]
+) -> None:
+    """Store the labels and the one-value-per-galaxy truth of a cutout file."""
+    for key, values in labels.items():
+        handle.create_dataset(f"labels/{key}", data=np.array(values, dtype=np.float32))
+    for key, values in truth.items():
+        dtype = bool if key == "blended" else np.float32
+        handle.create_dataset(f"truth/{key}", data=np.array(values).astype(dtype))
+
+
+def _write_dataset(
+    path: Path,
+    fill: Callable[[Any], ProgressGenerator[dict[str, Any]]],
+) -> ProgressGenerator[dict[str, Any]]:
+    """Open ``path``'s temporary file, let ``fill`` write it, finish it with its card.
+
+    ``fill`` yields progress and returns the card; on any error (or when the caller stops
+    the generator) the temporary file is removed. Returns the card as written (JSON).
+    """
+    import h5py
+
+    temporary = path.with_name(path.name + ".part")
+    handle = h5py.File(temporary, "w", rdcc_nbytes=_CHUNK_CACHE_BYTES)
+    try:
+        card = yield from fill(handle)
+        _finish(handle, temporary, path, card)
+    except BaseException:
+        handle.close()
+        temporary.unlink(missing_ok=True)
+        raise
+    return json.loads(path.with_suffix(".json").read_text())
+
+
+def _cutouts_card(
+    n: int, seed: int, shape: tuple[int, int], options: dict[str, Any]
+) -> dict[str, Any]:
+    """The dataset card of a cutout file; ``options`` are the simulation's keywords."""
+    ny, nx = shape
+    return _card(
+        "cutouts",
+        n,
+        seed,
+        {
+            "cutout": [ny, nx, 3],
+            "spectrum_1a": int(MML_WAVE.size),
+            "spectrum_loglam": int(SDSS_LOGLAM.size),
+        },
+        {
+            "pixel_scale_arcsec": 0.396,
+            "spectrum_grid": "observed frame, 1 A, 3830-8000 A (MMLforGalAM Sect. 2.2.1)",
+            "blend_probability": options["blend_probability"],
+            "snr_range": [5.0, 50.0],
+            "jpeg_quality": options["jpeg_quality"],
+            "nearby_fraction": options["nearby_fraction"],
+            "broad_populations": options["broad_populations"],
+            "emission_lines": bool(options["emission"]),
+            "calibration_rms": options["calibration_rms"],
+        },
+    )
+
+
 def iter_simulate_cutouts(
     path: str | os.PathLike[str],
     *,
@@ -242,8 +390,8 @@ def iter_simulate_cutouts(
     emission: bool = True,
     calibration_rms: float = 0.03,
     broad_populations: float = 0.3,
-) -> Iterator[int]:
-    """Write an MMLforGalAM-style dataset of ``n`` galaxies to HDF5, yielding the count done.
+) -> ProgressGenerator[dict[str, Any]]:
+    """Write an MMLforGalAM-style dataset of ``n`` galaxies to HDF5; return its card.
 
     Layout: ``images/rgb`` (n, ny, nx, 3) uint8 (JPEG round-tripped), optional
     ``images/gri`` (n, 3, ny, nx) nanomaggies; ``spectra/flux`` (n, 4171) on
@@ -257,52 +405,30 @@ def iter_simulate_cutouts(
     galaxies come from the nearby end of SDSS (z < 0.02), 30% have stellar populations
     drawn uniformly over the SSP grid (the young and old ends), and spectra carry emission
     lines and a 3% flux-calibration error (real spectra have both; the labels are stellar).
-    """
-    import h5py
 
+    Yields
+    ------
+    Progress
+        After every galaxy (``done`` galaxies of ``n``).
+
+    Returns
+    -------
+    dict
+        The dataset card, as written to the JSON file beside the data.
+    """
     path = _check_common(path, n, seed)
     library = default_library() if library is None else library
-    temporary = path.with_name(path.name + ".part")
-    handle = h5py.File(temporary, "w", rdcc_nbytes=_CHUNK_CACHE_BYTES)
-    try:
-        ny, nx = shape
-        opts = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
-        rgb = handle.create_dataset(
-            "images/rgb", (n, ny, nx, 3), np.uint8, chunks=(min(n, 64), ny, nx, 3), **opts
-        )
-        gri = (
-            handle.create_dataset(
-                "images/gri", (n, 3, ny, nx), np.float32, chunks=(1, 3, ny, nx), **opts
-            )
-            if store_gri
-            else None
-        )
-        handle.create_dataset("spectra/wave", data=MML_WAVE)
-        handle.create_dataset("spectra/loglam", data=SDSS_LOGLAM)
-        flux = handle.create_dataset(
-            "spectra/flux",
-            (n, MML_WAVE.size),
-            np.float32,
-            chunks=(min(n, 64), MML_WAVE.size),
-            **opts,
-        )
-        loglam_flux = handle.create_dataset(
-            "spectra/loglam_flux",
-            (n, SDSS_LOGLAM.size),
-            np.float32,
-            chunks=(min(n, 64), SDSS_LOGLAM.size),
-            **opts,
-        )
-        loglam_ivar = handle.create_dataset(
-            "spectra/loglam_ivar",
-            (n, SDSS_LOGLAM.size),
-            np.float32,
-            chunks=(min(n, 64), SDSS_LOGLAM.size),
-            **opts,
-        )
-        segmentation = handle.create_dataset(
-            "truth/segmentation", (n, ny, nx), np.uint8, chunks=(min(n, 64), ny, nx), **opts
-        )
+    options = {
+        "blend_probability": blend_probability,
+        "jpeg_quality": jpeg_quality,
+        "nearby_fraction": nearby_fraction,
+        "broad_populations": broad_populations,
+        "emission": emission,
+        "calibration_rms": calibration_rms,
+    }
+
+    def fill(handle: Any) -> ProgressGenerator[dict[str, Any]]:
+        datasets = _create_cutout_datasets(handle, n, shape, store_gri=store_gri)
         labels: dict[str, list[float]] = {"log_age": [], "mh": []}
         truth: dict[str, list[float]] = {}
         for index, rng in enumerate(galaxy_rngs(seed, n)):
@@ -316,64 +442,93 @@ def iter_simulate_cutouts(
                 calibration_rms=calibration_rms,
                 broad_populations=broad_populations,
             )
-            rgb[index] = jpeg_roundtrip(sim.cutout.rgb, quality=jpeg_quality)
-            if gri is not None:
-                gri[index] = sim.cutout.images
-            spec = sim.spectrum
-            flux[index] = to_linear_grid(spec.loglam, spec.flux)
-            loglam_flux[index] = spec.flux
-            loglam_ivar[index] = spec.ivar
-            segmentation[index] = np.clip(sim.cutout.truth.segmentation, 0, 255)
-            labels["log_age"].append(spec.log_age)
-            labels["mh"].append(spec.mh)
-            ellipse = sim.cutout.truth.ellipse
-            row = {
-                **_galaxy_row(sim.galaxy),
-                "snr": spec.snr,
-                "ew_halpha": spec.emission.ew_halpha if spec.emission is not None else 0.0,
-                "psf_fwhm_arcsec": sim.cutout.truth.psf_fwhm_arcsec,
-                "blended": float(sim.cutout.truth.blended),
-                "n_sources": float(len(sim.cutout.truth.sources)),
-                "ellipse_x": ellipse.x,
-                "ellipse_y": ellipse.y,
-                "ellipse_semi_major": ellipse.semi_major,
-                "ellipse_semi_minor": ellipse.semi_minor,
-                "ellipse_theta_deg": ellipse.theta_deg,
-            }
-            for key, value in row.items():
+            _write_cutout_row(datasets, index, sim, jpeg_quality=jpeg_quality)
+            labels["log_age"].append(sim.spectrum.log_age)
+            labels["mh"].append(sim.spectrum.mh)
+            for key, value in _cutout_truth_row(sim).items():
                 truth.setdefault(key, []).append(value)
-            yield index + 1
-        for key, values in labels.items():
-            handle.create_dataset(f"labels/{key}", data=np.array(values, dtype=np.float32))
-        for key, values in truth.items():
-            dtype = bool if key == "blended" else np.float32
-            handle.create_dataset(f"truth/{key}", data=np.array(values).astype(dtype))
-        card = _card(
-            "cutouts",
-            n,
-            seed,
-            {
-                "cutout": [ny, nx, 3],
-                "spectrum_1a": int(MML_WAVE.size),
-                "spectrum_loglam": int(SDSS_LOGLAM.size),
-            },
-            {
-                "pixel_scale_arcsec": 0.396,
-                "spectrum_grid": "observed frame, 1 A, 3830-8000 A (MMLforGalAM Sect. 2.2.1)",
-                "blend_probability": blend_probability,
-                "snr_range": [5.0, 50.0],
-                "jpeg_quality": jpeg_quality,
-                "nearby_fraction": nearby_fraction,
-                "broad_populations": broad_populations,
-                "emission_lines": bool(emission),
-                "calibration_rms": calibration_rms,
-            },
+            yield Progress("simulating cutouts", index + 1, n)
+        _write_cutout_columns(handle, labels, truth)
+        return _cutouts_card(n, seed, shape, options)
+
+    return (yield from _write_dataset(path, fill))
+
+
+_CUBE_MAP_NAMES = ("log_age", "mh", "intrinsic_log_age", "intrinsic_mh", "r_over_re")
+
+
+def _create_cube_datasets(
+    handle: Any, n: int, *, store_cubes: bool, opts: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The per-galaxy cube datasets (empty unless ``store_cubes``) and truth-map datasets."""
+    ny, nx = CALIFA_SHAPE
+    nw = CALIFA_WAVE.size
+    handle.create_dataset("cubes/wave", data=CALIFA_WAVE)
+    cube_sets = {}
+    if store_cubes:
+        for name, dtype in (("flux", np.float32), ("error", np.float32), ("badpix", np.uint8)):
+            cube_sets[name] = handle.create_dataset(
+                f"cubes/{name}", (n, nw, ny, nx), dtype, chunks=(1, nw, 8, 8), **opts
+            )
+    maps = {
+        name: handle.create_dataset(
+            f"maps/{name}", (n, ny, nx), np.float32, chunks=(1, ny, nx), **opts
         )
-        _finish(handle, temporary, path, card)
-    except BaseException:
-        handle.close()
-        temporary.unlink(missing_ok=True)
-        raise
+        for name in _CUBE_MAP_NAMES
+    }
+    return cube_sets, maps
+
+
+def _create_sed_dataset(handle: Any, n: int, names: Any, centres: Any, opts: dict[str, Any]) -> Any:
+    """The ``seds/flux`` dataset with its filter names and centres (made at the first cube)."""
+    ny, nx = CALIFA_SHAPE
+    seds = handle.create_dataset(
+        "seds/flux",
+        (n, ny, nx, len(names)),
+        np.float32,
+        chunks=(1, ny, nx, len(names)),
+        **opts,
+    )
+    handle.create_dataset("seds/filter_names", data=np.array(names, dtype="S"))
+    handle.create_dataset("seds/centres", data=centres)
+    return seds
+
+
+def _cube_truth_row(galaxy: GalaxyModel, cube: IFUCube, snr: float, psf: float) -> dict[str, float]:
+    """The ``gradients/*`` and ``truth/*`` values of one simulated cube."""
+    truth = cube.truth
+    return {
+        **_galaxy_row(galaxy),
+        "snr_at_re": snr,
+        "psf_fwhm_arcsec": psf,
+        "gradient_log_age": truth.gradient_log_age,
+        "gradient_mh": truth.gradient_mh,
+        "observed_gradient_log_age": truth.observed_gradient_log_age,
+        "observed_gradient_mh": truth.observed_gradient_mh,
+        "re_pixels": truth.re_pixels,
+        "axis_ratio": truth.axis_ratio,
+    }
+
+
+def _cubes_card(n: int, seed: int, seds: Any, store_cubes: bool) -> dict[str, Any]:
+    ny, nx = CALIFA_SHAPE
+    return _card(
+        "cubes",
+        n,
+        seed,
+        {
+            "cube": [CALIFA_WAVE.size, ny, nx],
+            "seds": [ny, nx, int(seds.shape[-1]) if seds is not None else 0],
+        },
+        {
+            "spaxel_arcsec": 1.0,
+            "wavelength": "air, 3749-7501 A in 2 A steps, FWHM 6 A (CALIFA V500)",
+            "flux_unit": "1e-16 erg/s/cm^2/A per spaxel",
+            "gradients": "least-squares slope of the truth maps against deprojected R/R_e "
+            "inside R_e (dex/R_e)",
+            "store_cubes": store_cubes,
+        },
+    )
 
 
 def iter_simulate_cubes(
@@ -383,39 +538,31 @@ def iter_simulate_cubes(
     seed: int = 0,
     library: Any = None,
     store_cubes: bool = True,
-) -> Iterator[int]:
-    """Write ``n`` CALIFA-like cubes with truth maps, gradients and SEDs to HDF5.
+) -> ProgressGenerator[dict[str, Any]]:
+    """Write ``n`` CALIFA-like cubes with truth maps, gradients and SEDs to HDF5; return the card.
 
     Layout: ``cubes/flux``, ``cubes/error`` (n, 1877, 73, 78) float32 and ``cubes/badpix``
     uint8 (if ``store_cubes``), ``cubes/wave``; ``maps/log_age``, ``maps/mh``,
     ``maps/intrinsic_log_age``, ``maps/intrinsic_mh``, ``maps/r_over_re`` (n, 73, 78);
     ``seds/flux`` (n, 73, 78, n_filters) with ``seds/filter_names`` and
     ``seds/centres``; ``gradients/*`` and ``truth/*`` one value per galaxy.
-    """
-    import h5py
 
+    Yields
+    ------
+    Progress
+        After every cube (``done`` cubes of ``n``).
+
+    Returns
+    -------
+    dict
+        The dataset card, as written to the JSON file beside the data.
+    """
     path = _check_common(path, n, seed)
     library = default_library() if library is None else library
-    temporary = path.with_name(path.name + ".part")
-    handle = h5py.File(temporary, "w", rdcc_nbytes=_CHUNK_CACHE_BYTES)
-    try:
-        ny, nx = CALIFA_SHAPE
-        nw = CALIFA_WAVE.size
+
+    def fill(handle: Any) -> ProgressGenerator[dict[str, Any]]:
         opts = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
-        handle.create_dataset("cubes/wave", data=CALIFA_WAVE)
-        cube_sets = {}
-        if store_cubes:
-            for name, dtype in (("flux", np.float32), ("error", np.float32), ("badpix", np.uint8)):
-                cube_sets[name] = handle.create_dataset(
-                    f"cubes/{name}", (n, nw, ny, nx), dtype, chunks=(1, nw, 8, 8), **opts
-                )
-        map_names = ("log_age", "mh", "intrinsic_log_age", "intrinsic_mh", "r_over_re")
-        maps = {
-            name: handle.create_dataset(
-                f"maps/{name}", (n, ny, nx), np.float32, chunks=(1, ny, nx), **opts
-            )
-            for name in map_names
-        }
+        cube_sets, maps = _create_cube_datasets(handle, n, store_cubes=store_cubes, opts=opts)
         seds = None
         scalars: dict[str, list[float]] = {}
         for index, rng in enumerate(galaxy_rngs(seed, n)):
@@ -427,60 +574,21 @@ def iter_simulate_cubes(
             )
             for name, dataset in cube_sets.items():
                 dataset[index] = getattr(cube, name)
-            for name in map_names:
+            for name in _CUBE_MAP_NAMES:
                 maps[name][index] = getattr(cube.truth, name)
             sed, names, centres = narrowband_seds(cube.wave, cube.flux)
             if seds is None:
-                seds = handle.create_dataset(
-                    "seds/flux",
-                    (n, ny, nx, len(names)),
-                    np.float32,
-                    chunks=(1, ny, nx, len(names)),
-                    **opts,
-                )
-                handle.create_dataset("seds/filter_names", data=np.array(names, dtype="S"))
-                handle.create_dataset("seds/centres", data=centres)
+                seds = _create_sed_dataset(handle, n, names, centres, opts)
             seds[index] = sed
-            truth = cube.truth
-            row = {
-                **_galaxy_row(galaxy),
-                "snr_at_re": snr,
-                "psf_fwhm_arcsec": psf,
-                "gradient_log_age": truth.gradient_log_age,
-                "gradient_mh": truth.gradient_mh,
-                "observed_gradient_log_age": truth.observed_gradient_log_age,
-                "observed_gradient_mh": truth.observed_gradient_mh,
-                "re_pixels": truth.re_pixels,
-                "axis_ratio": truth.axis_ratio,
-            }
-            for key, value in row.items():
+            for key, value in _cube_truth_row(galaxy, cube, snr, psf).items():
                 scalars.setdefault(key, []).append(value)
-            yield index + 1
+            yield Progress("simulating cubes", index + 1, n)
         for key, values in scalars.items():
             group = "gradients" if key.startswith(("gradient_", "observed_gradient_")) else "truth"
             handle.create_dataset(f"{group}/{key}", data=np.array(values, dtype=np.float32))
-        card = _card(
-            "cubes",
-            n,
-            seed,
-            {
-                "cube": [nw, ny, nx],
-                "seds": [ny, nx, int(seds.shape[-1]) if seds is not None else 0],
-            },
-            {
-                "spaxel_arcsec": 1.0,
-                "wavelength": "air, 3749-7501 A in 2 A steps, FWHM 6 A (CALIFA V500)",
-                "flux_unit": "1e-16 erg/s/cm^2/A per spaxel",
-                "gradients": "least-squares slope of the truth maps against deprojected R/R_e "
-                "inside R_e (dex/R_e)",
-                "store_cubes": store_cubes,
-            },
-        )
-        _finish(handle, temporary, path, card)
-    except BaseException:
-        handle.close()
-        temporary.unlink(missing_ok=True)
-        raise
+        return _cubes_card(n, seed, seds, store_cubes)
+
+    return (yield from _write_dataset(path, fill))
 
 
 def simulate_dataset(
@@ -503,12 +611,9 @@ def simulate_dataset(
         steps = iter_simulate_cubes(path, n=n, seed=seed, **options)
     else:
         raise GalamInputError(f"kind: expected 'cutouts' or 'cubes', got {kind!r}")
-    if progress:
-        from tqdm import tqdm
+    if not progress:
+        return run_to_end(steps)
+    from tqdm import tqdm
 
-        for _ in tqdm(steps, total=n, desc=f"simulating {kind}", unit="galaxy"):
-            pass
-    else:
-        for _ in steps:
-            pass
-    return json.loads(Path(path).with_suffix(".json").read_text())
+    with tqdm(total=n, desc=f"simulating {kind}", unit="galaxy") as bar:
+        return run_to_end(steps, on_progress=lambda _: bar.update(1))

@@ -150,11 +150,8 @@ def save_example_figures(folder: str | Path, *, seed: int = 1) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from napari_galam.simulate.cubes import render_califa_cube
     from napari_galam.simulate.datasets import galaxy_rngs, simulate_sdss_galaxy
-    from napari_galam.simulate.galaxy import draw_galaxy
     from napari_galam.simulate.populations import default_library
-    from napari_galam.simulate.samples import simulated_jpas_cube, simulated_sdss_field
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -165,6 +162,16 @@ def save_example_figures(folder: str | Path, *, seed: int = 1) -> list[Path]:
         simulate_sdss_galaxy(rng, library=library, blend_probability=0.4)
         for rng in galaxy_rngs(seed, 24)
     ]
+    written += _save_sdss_figures(plt, sims, folder)
+    written += _save_califa_figures(plt, seed, library, folder)
+    written.append(_save_field_figure(plt, seed, folder))
+    written.append(_save_jpas_figure(plt, seed, folder))
+    return written
+
+
+def _save_sdss_figures(plt: Any, sims: list[Any], folder: Path) -> list[Path]:
+    """The cutout grid, the cutouts with their truth, and the spectrum of an old galaxy."""
+    written = []
     fig, axes = plt.subplots(4, 6, figsize=(12, 8.4))
     for ax, sim in zip(axes.ravel(), sims, strict=True):
         draw_cutout(ax, sim.cutout, show_truth=False, title=_cutout_title(sim))
@@ -189,7 +196,15 @@ def save_example_figures(folder: str | Path, *, seed: int = 1) -> list[Path]:
     draw_spectrum(ax, old.spectrum)
     fig.tight_layout()
     written.append(_save(fig, folder / "spectrum.png"))
+    return written
 
+
+def _save_califa_figures(plt: Any, seed: int, library: Any, folder: Path) -> list[Path]:
+    """A simulated CALIFA cube's maps, and two of its spaxels' spectra."""
+    from napari_galam.simulate.cubes import render_califa_cube
+    from napari_galam.simulate.galaxy import draw_galaxy
+
+    written = []
     rng = np.random.default_rng(seed)
     galaxy = draw_galaxy(rng, survey="califa", library=library)
     cube = render_califa_cube(galaxy, rng=rng, library=library, snr_at_re=25.0)
@@ -224,6 +239,12 @@ def save_example_figures(folder: str | Path, *, seed: int = 1) -> list[Path]:
     ax.set_title("Two spaxels of the simulated CALIFA cube (centre and 1.5 R_e)", fontsize=9)
     fig.tight_layout()
     written.append(_save(fig, folder / "califa_spaxels.png"))
+    return written
+
+
+def _save_field_figure(plt: Any, seed: int, folder: Path) -> Path:
+    """A simulated 512 x 512 SDSS field with its source ids."""
+    from napari_galam.simulate.samples import simulated_sdss_field
 
     field = simulated_sdss_field(seed)
     fig, ax = plt.subplots(figsize=(8, 8))
@@ -242,7 +263,12 @@ def save_example_figures(folder: str | Path, *, seed: int = 1) -> list[Path]:
     ax.set_xticks([])
     ax.set_yticks([])
     fig.tight_layout()
-    written.append(_save(fig, folder / "sdss_field.png", dpi=80))
+    return _save(fig, folder / "sdss_field.png", dpi=80)
+
+
+def _save_jpas_figure(plt: Any, seed: int, folder: Path) -> Path:
+    """Four bands of a simulated J-PAS-like cube and the SEDs of two of its pixels."""
+    from napari_galam.simulate.samples import simulated_jpas_cube
 
     jpas: NarrowBandCube = simulated_jpas_cube(seed)
     fig, axes = plt.subplots(1, 5, figsize=(16, 3.4))
@@ -271,8 +297,7 @@ def save_example_figures(folder: str | Path, *, seed: int = 1) -> list[Path]:
     ax.legend(fontsize=7)
     fig.suptitle("Simulated J-PAS-like narrow-band cube (0.456″/px)", fontsize=10)
     fig.tight_layout()
-    written.append(_save(fig, folder / "jpas_cube.png"))
-    return written
+    return _save(fig, folder / "jpas_cube.png")
 
 
 def _cutout_title(sim: Any) -> str:

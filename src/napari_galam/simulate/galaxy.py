@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 from scipy.optimize import brentq
-from scipy.special import gamma, gammainc, gammaincinv
+from scipy.special import gammainc, gammaincinv
 
 from napari_galam.errors import GalamInputError
 from napari_galam.simulate.populations import (
@@ -39,9 +39,6 @@ __all__ = [
     "disc_axis_ratio",
     "kpc_per_arcsec",
     "distance_modulus",
-    "light_maps",
-    "deprojected_radius_map",
-    "label_maps",
     "draw_galaxy",
     "uniform_population_galaxy",
 ]
@@ -245,171 +242,6 @@ def distance_modulus(redshift: float | NDArray[np.floating]) -> NDArray[np.float
     return np.interp(np.log(redshift), np.log(z), modulus)
 
 
-def _rotated_coordinates(
-    ys: NDArray[np.float64],
-    xs: NDArray[np.float64],
-    centre_xy: tuple[float, float],
-    theta_deg: float,
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    theta = np.radians(theta_deg)
-    dx = xs - centre_xy[0]
-    dy = ys - centre_xy[1]
-    major = dx * np.cos(theta) + dy * np.sin(theta)
-    minor = -dx * np.sin(theta) + dy * np.cos(theta)
-    return major, minor
-
-
-def _bin_subpixels(values: NDArray[np.float64], oversample: int) -> NDArray[np.float64]:
-    """Sum (ny * k, nx * k) sub-pixel samples into (ny, nx) pixels."""
-    if oversample == 1:
-        return values
-    if oversample <= 3:
-        out = values[0::oversample, 0::oversample].copy()
-        for dy in range(oversample):
-            for dx in range(oversample):
-                if dy or dx:
-                    out += values[dy::oversample, dx::oversample]
-        return out
-    ny, nx = values.shape[0] // oversample, values.shape[1] // oversample
-    return values.reshape(ny, oversample, nx, oversample).sum(axis=(1, 3))
-
-
-def _component_maps(
-    comp: SersicComponent,
-    *,
-    galaxy: GalaxyModel,
-    shape: tuple[int, int],
-    pixel_scale: float,
-    centre_xy: tuple[float, float],
-    box: tuple[int, int, int, int],
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Inner- and outer-population light per pixel (fractions of the galaxy's band light)."""
-    inner = np.zeros(shape)
-    outer = np.zeros(shape)
-    if comp.light_fraction == 0:
-        return inner, outer
-    n = comp.sersic_n
-    b = sersic_b(n)
-    re_px = comp.re_arcsec / pixel_scale
-    norm = comp.light_fraction / (
-        2 * np.pi * n * comp.axis_ratio * re_px**2 * gamma(2 * n) / b ** (2 * n)
-    )
-    mix_px = galaxy.mixing_radius * galaxy.re_arcsec / pixel_scale
-    y0, y1, x0, x1 = box
-
-    def evaluate(ylo: int, yhi: int, xlo: int, xhi: int, oversample: int) -> None:
-        if yhi <= ylo or xhi <= xlo:
-            return
-        offsets = (np.arange(oversample) + 0.5) / oversample - 0.5
-        ys = (np.arange(ylo, yhi)[:, None] + offsets[None, :]).ravel()
-        xs = (np.arange(xlo, xhi)[:, None] + offsets[None, :]).ravel()
-        major, minor = _rotated_coordinates(ys[:, None], xs[None, :], centre_xy, galaxy.theta_deg)
-        radius = np.sqrt(major**2 + (minor / comp.axis_ratio) ** 2)
-        scaled = radius / re_px if n == 1.0 else (radius / re_px) ** (1.0 / n)
-        light = np.exp(-b * scaled)
-        weight = norm / oversample**2
-        total = _bin_subpixels(light, oversample) * weight
-        light *= np.minimum(radius, mix_px)
-        out = _bin_subpixels(light, oversample) * (weight / mix_px)
-        inner[ylo:yhi, xlo:xhi] = total - out
-        outer[ylo:yhi, xlo:xhi] = out
-
-    evaluate(y0, y1, x0, x1, 2)
-    # The cusp of a Sersic profile needs finer sampling near the centre.
-    half = 4 if re_px > 3 else 6
-    cx, cy = int(round(centre_xy[0])), int(round(centre_xy[1]))
-    fine = 15 if re_px < 8 else 7
-    evaluate(
-        max(cy - half, y0), min(cy + half + 1, y1), max(cx - half, x0), min(cx + half + 1, x1), fine
-    )
-    return inner, outer
-
-
-def light_maps(
-    galaxy: GalaxyModel,
-    *,
-    shape: tuple[int, int],
-    pixel_scale: float,
-    centre_xy: tuple[float, float],
-    extent_re: float | None = None,
-) -> NDArray[np.float64]:
-    """Intrinsic band light of each basis population in each pixel, before any PSF.
-
-    Parameters
-    ----------
-    galaxy
-        The model.
-    shape
-        (ny, nx) of the image.
-    pixel_scale
-        Arcsec per pixel, > 0.
-    centre_xy
-        Galaxy centre (x, y) in pixels; it may lie outside the image.
-    extent_re
-        Evaluate only within this many R_e of the centre (faster for fields); None: all.
-
-    Returns
-    -------
-    numpy.ndarray
-        Shape (4, ny, nx): bulge inner, bulge outer, disc inner, disc outer; each is the
-        fraction of the galaxy's total intrinsic 5070-5950 A light in that pixel.
-    """
-    if not pixel_scale > 0:
-        raise GalamInputError(f"pixel_scale: expected > 0 arcsec/px, got {pixel_scale}")
-    ny, nx = shape
-    if extent_re is None:
-        box = (0, ny, 0, nx)
-    else:
-        reach = extent_re * max(galaxy.re_arcsec, galaxy.bulge.re_arcsec, galaxy.disc.re_arcsec)
-        reach_px = max(reach / pixel_scale, 8.0)
-        box = (
-            int(np.clip(np.floor(centre_xy[1] - reach_px), 0, ny)),
-            int(np.clip(np.ceil(centre_xy[1] + reach_px) + 1, 0, ny)),
-            int(np.clip(np.floor(centre_xy[0] - reach_px), 0, nx)),
-            int(np.clip(np.ceil(centre_xy[0] + reach_px) + 1, 0, nx)),
-        )
-    maps = np.empty((4, ny, nx))
-    for index, comp in enumerate((galaxy.bulge, galaxy.disc)):
-        maps[2 * index], maps[2 * index + 1] = _component_maps(
-            comp, galaxy=galaxy, shape=shape, pixel_scale=pixel_scale, centre_xy=centre_xy, box=box
-        )
-    return maps
-
-
-def deprojected_radius_map(
-    galaxy: GalaxyModel,
-    *,
-    shape: tuple[int, int],
-    pixel_scale: float,
-    centre_xy: tuple[float, float],
-) -> NDArray[np.float64]:
-    """Radius in the disc plane in units of the galaxy's R_e, per pixel (R / R_e)."""
-    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
-    major, minor = _rotated_coordinates(ys, xs, centre_xy, galaxy.theta_deg)
-    q = galaxy.disc.axis_ratio
-    return np.sqrt(major**2 + (minor / q) ** 2) * pixel_scale / galaxy.re_arcsec
-
-
-def label_maps(
-    galaxy: GalaxyModel, maps: NDArray[np.floating]
-) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Luminosity-weighted log age and [M/H] of light maps of shape (4, ...).
-
-    Pixels without light get NaN.
-    """
-    maps = np.asarray(maps, dtype=np.float64)
-    total = maps.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        # Offsets from the first population keep the labels exact when all are equal.
-        ages, metals = galaxy.basis_log_ages, galaxy.basis_mh
-        log_age = ages[0] + np.tensordot(ages - ages[0], maps, axes=(0, 0)) / total
-        mh = metals[0] + np.tensordot(metals - metals[0], maps, axes=(0, 0)) / total
-    bad = ~(total > 0)
-    log_age[bad] = np.nan
-    mh[bad] = np.nan
-    return log_age, mh
-
-
 def uniform_population_galaxy(
     population: StellarPopulation,
     *,
@@ -548,6 +380,84 @@ def draw_galaxy(
         star-forming dwarf or an old, metal-rich elliptical towards the middle; a
         training set with a broad share covers the whole SSP grid.
     """
+    _check_draw_options(rng, survey, nearby_fraction, broad_populations)
+    library = default_library() if library is None else library
+    z, mag_r, absolute = _draw_redshift_and_magnitudes(rng, survey, nearby_fraction)
+    mass = float(np.clip((-absolute - 17.5) / 6.0, 0.0, 1.0))
+    early = rng.random() < 0.15 + 0.55 * mass
+    bulge_fraction = float(rng.uniform(0.55, 0.95) if early else rng.uniform(0.0, 0.4))
+    inclination = float(np.degrees(np.arccos(rng.uniform(np.cos(np.radians(85.0)), 1.0))))
+    if survey == "califa":
+        inclination = min(inclination, 80.0)
+    disc_re, bulge_re = _draw_effective_radii(rng, survey, z, absolute, early)
+    sigma = float(
+        np.clip(10 ** (1.7 + 0.5 * mass + 0.2 * bulge_fraction + rng.normal(0, 0.05)), 30, 350)
+    )
+    mixing_radius = 2.0
+    populations = _draw_component_populations(
+        rng, library, mass, early, broad_populations, mixing_radius
+    )
+    bulge, disc = _draw_components(
+        rng, early, bulge_fraction, inclination, (bulge_re, disc_re), populations, dust=dust
+    )
+    return GalaxyModel(
+        redshift=z,
+        mag_r=mag_r,
+        theta_deg=float(rng.uniform(0.0, 180.0)),
+        inclination_deg=inclination,
+        bulge=bulge,
+        disc=disc,
+        velocity_dispersion_kms=sigma,
+        mixing_radius=mixing_radius,
+    )
+
+
+def _draw_components(
+    rng: np.random.Generator,
+    early: bool,
+    bulge_fraction: float,
+    inclination: float,
+    radii: tuple[float, float],
+    populations: tuple[StellarPopulation, ...],
+    *,
+    dust: bool,
+) -> tuple[SersicComponent, SersicComponent]:
+    """The bulge and the disc: dust screens, Sersic index and shape of the bulge.
+
+    ``radii``: the bulge's and the disc's effective radii (arcsec); ``populations``: as
+    :func:`_draw_component_populations` returns them.
+    """
+    bulge_re, disc_re = radii
+    ebv_disc = (
+        float(min(rng.exponential(0.1) * (1.0 + 1.0 - np.cos(np.radians(inclination))), 0.5))
+        if dust
+        else 0.0
+    )
+    bulge = SersicComponent(
+        sersic_n=float(rng.uniform(2.5, 5.0) if early else rng.uniform(1.5, 4.0)),
+        re_arcsec=bulge_re,
+        axis_ratio=float(rng.uniform(0.6, 1.0)),
+        light_fraction=bulge_fraction,
+        inner=populations[0],
+        outer=populations[1],
+        ebv=float(0.3 * ebv_disc),
+    )
+    disc = SersicComponent(
+        sersic_n=1.0,
+        re_arcsec=disc_re,
+        axis_ratio=disc_axis_ratio(inclination),
+        light_fraction=1.0 - bulge_fraction,
+        inner=populations[2],
+        outer=populations[3],
+        ebv=ebv_disc,
+    )
+    return bulge, disc
+
+
+def _check_draw_options(
+    rng: Any, survey: str, nearby_fraction: float, broad_populations: float
+) -> None:
+    """Refuse options :func:`draw_galaxy` cannot draw with."""
     if not 0.0 <= nearby_fraction <= 1.0:
         raise GalamInputError(f"nearby_fraction: expected 0..1, got {nearby_fraction}")
     if not 0.0 <= broad_populations <= 1.0:
@@ -558,14 +468,12 @@ def draw_galaxy(
         raise GalamInputError(
             "rng: expected a numpy.random.Generator (np.random.default_rng(seed))"
         )
-    library = default_library() if library is None else library
-    z, mag_r, absolute = _draw_redshift_and_magnitudes(rng, survey, nearby_fraction)
-    mass = float(np.clip((-absolute - 17.5) / 6.0, 0.0, 1.0))
-    early = rng.random() < 0.15 + 0.55 * mass
-    bulge_fraction = float(rng.uniform(0.55, 0.95) if early else rng.uniform(0.0, 0.4))
-    inclination = float(np.degrees(np.arccos(rng.uniform(np.cos(np.radians(85.0)), 1.0))))
-    if survey == "califa":
-        inclination = min(inclination, 80.0)
+
+
+def _draw_effective_radii(
+    rng: np.random.Generator, survey: str, z: float, absolute: float, early: bool
+) -> tuple[float, float]:
+    """The disc's and the bulge's effective radii in arcsec (CALIFA: filling its field)."""
     disc_re_kpc = 10 ** (0.55 + 0.16 * (-absolute - 21.0) + rng.normal(0.0, 0.12))
     bulge_re_kpc = disc_re_kpc * float(rng.uniform(0.35, 0.8) if early else rng.uniform(0.12, 0.45))
     scale = float(kpc_per_arcsec(z))
@@ -576,10 +484,22 @@ def draw_galaxy(
         target = float(rng.uniform(4.0, 22.0))
         ratio = target / (0.5 * (disc_re + bulge_re))
         disc_re, bulge_re = disc_re * ratio, bulge_re * ratio
-    sigma = float(
-        np.clip(10 ** (1.7 + 0.5 * mass + 0.2 * bulge_fraction + rng.normal(0, 0.05)), 30, 350)
-    )
-    mixing_radius = 2.0
+    return disc_re, bulge_re
+
+
+def _draw_component_populations(
+    rng: np.random.Generator,
+    library: Any,
+    mass: float,
+    early: bool,
+    broad_populations: float,
+    mixing_radius: float,
+) -> tuple[StellarPopulation, StellarPopulation, StellarPopulation, StellarPopulation]:
+    """The bulge's inner and outer, then the disc's inner and outer stellar populations.
+
+    From the mass-dependent relations, or (with probability ``broad_populations``) from
+    one age and [M/H] for the galaxy drawn uniformly over the SSP grid.
+    """
     broad = broad_populations > 0 and rng.random() < broad_populations
     age_range, mh_max = ((7.9, 10.25), 0.22) if broad else ((8.4, 10.15), 0.2)
     if broad:
@@ -623,37 +543,4 @@ def draw_galaxy(
         rng.normal(-0.1, 0.08),
         float(rng.uniform(0.2, 0.45)),
     )
-    ebv_disc = (
-        float(min(rng.exponential(0.1) * (1.0 + 1.0 - np.cos(np.radians(inclination))), 0.5))
-        if dust
-        else 0.0
-    )
-    ebv_bulge = float(0.3 * ebv_disc)
-    bulge = SersicComponent(
-        sersic_n=float(rng.uniform(2.5, 5.0) if early else rng.uniform(1.5, 4.0)),
-        re_arcsec=bulge_re,
-        axis_ratio=float(rng.uniform(0.6, 1.0)),
-        light_fraction=bulge_fraction,
-        inner=bulge_inner,
-        outer=bulge_outer,
-        ebv=ebv_bulge,
-    )
-    disc = SersicComponent(
-        sersic_n=1.0,
-        re_arcsec=disc_re,
-        axis_ratio=disc_axis_ratio(inclination),
-        light_fraction=1.0 - bulge_fraction,
-        inner=disc_inner,
-        outer=disc_outer,
-        ebv=ebv_disc,
-    )
-    return GalaxyModel(
-        redshift=z,
-        mag_r=mag_r,
-        theta_deg=float(rng.uniform(0.0, 180.0)),
-        inclination_deg=inclination,
-        bulge=bulge,
-        disc=disc,
-        velocity_dispersion_kms=sigma,
-        mixing_radius=mixing_radius,
-    )
+    return bulge_inner, bulge_outer, disc_inner, disc_outer

@@ -23,13 +23,15 @@ from scipy import ndimage
 from scipy.signal import fftconvolve
 
 from napari_galam.errors import GalamInputError
-from napari_galam.simulate.galaxy import (
-    GalaxyModel,
-    _rotated_coordinates,
-    draw_galaxy,
-    light_maps,
+from napari_galam.simulate.galaxy import GalaxyModel, draw_galaxy
+from napari_galam.simulate.galaxy_maps import light_maps, rotated_coordinates
+from napari_galam.simulate.observe import (
+    SDSS_GRI,
+    BandSet,
+    ObservedBasis,
+    band_set,
+    observed_basis,
 )
-from napari_galam.simulate.observe import SDSS_GRI, ObservedBasis, band_set, observed_basis
 from napari_galam.simulate.spectral import observed_log_grid
 
 __all__ = [
@@ -339,7 +341,7 @@ def apply_disc_structure(
         return out
     ny, nx = out.shape[1:]
     ys, xs = np.mgrid[0:ny, 0:nx].astype(np.float64)
-    major, minor = _rotated_coordinates(ys, xs, centre_xy, galaxy.theta_deg)
+    major, minor = rotated_coordinates(ys, xs, centre_xy, galaxy.theta_deg)
     q = galaxy.disc.axis_ratio
     re_px = galaxy.disc.re_arcsec / pixel_scale
     radius = np.hypot(major, minor / q)
@@ -428,65 +430,123 @@ def render_cutout(
     ny, nx = shape
     centre = ((nx - 1) / 2.0 + centre_offset_px[0], (ny - 1) / 2.0 + centre_offset_px[1])
     basis = target_basis or observed_basis(target, library=library)
+    layer, row = _target_layer(target, basis, bands, shape, pixel_scale, centre, target_structure)
+    layers, rows = [layer], [row]
+    for neighbour in neighbours:
+        layer, row = _neighbour_layer(neighbour, target, library, bands, shape, pixel_scale, centre)
+        layers.append(layer)
+        rows.append(row)
+    for star in stars:
+        layer, row = _star_layer(star, target, shape, pixel_scale, centre)
+        layers.append(layer)
+        rows.append(row)
+    blurred, noiseless, images = _observe_gri(layers, psf_fwhm_arcsec / pixel_scale, rng)
+    threshold = threshold_sigma * float(SKY_SIGMA_NMGY[1])
+    truth = _segmentation_truth(
+        blurred, noiseless, centre, threshold, rows, psf_fwhm_arcsec=float(psf_fwhm_arcsec)
+    )
+    return Cutout(
+        rgb=lupton_rgb(images),
+        images=images.astype(np.float32),
+        noiseless=noiseless.astype(np.float32),
+        truth=truth,
+        pixel_scale=float(pixel_scale),
+    )
+
+
+def _target_layer(
+    target: GalaxyModel,
+    basis: ObservedBasis,
+    bands: BandSet,
+    shape: tuple[int, int],
+    pixel_scale: float,
+    centre: tuple[float, float],
+    structure: DiscStructure | None,
+) -> tuple[NDArray[np.float64], dict[str, Any]]:
+    """The target's unblurred gri light (3, ny, nx) and its row of the source table."""
     target_nmgy = basis.band_nanomaggies(bands)
     maps = light_maps(target, shape=shape, pixel_scale=pixel_scale, centre_xy=centre)
-    if target_structure is not None:
+    if structure is not None:
         maps = apply_disc_structure(
-            maps, target, target_structure, pixel_scale=pixel_scale, centre_xy=centre
+            maps, target, structure, pixel_scale=pixel_scale, centre_xy=centre
         )
-    layers = [np.tensordot(target_nmgy, maps, axes=(0, 0))]
-    rows: list[dict[str, Any]] = [
-        dict(
-            kind="target",
-            x=centre[0],
-            y=centre[1],
-            mag_r=target.mag_r,
-            redshift=target.redshift,
-            separation_arcsec=0.0,
-            flux_ratio=1.0,
-        )
-    ]
-    for neighbour in neighbours:
-        angle = np.radians(neighbour.angle_deg)
-        x = centre[0] + neighbour.separation_arcsec / pixel_scale * np.cos(angle)
-        y = centre[1] + neighbour.separation_arcsec / pixel_scale * np.sin(angle)
-        nb_basis = observed_basis(neighbour.galaxy, library=library, broaden=False)
-        nb_maps = light_maps(
-            neighbour.galaxy,
-            shape=shape,
-            pixel_scale=pixel_scale,
-            centre_xy=(x, y),
-            extent_re=25.0,  # beyond, even an n = 4 bulge is below 1e-4 of its I_e
-        )
-        layers.append(np.tensordot(nb_basis.band_nanomaggies(bands), nb_maps, axes=(0, 0)))
-        rows.append(
-            dict(
-                kind="galaxy",
-                x=x,
-                y=y,
-                mag_r=neighbour.galaxy.mag_r,
-                redshift=neighbour.galaxy.redshift,
-                separation_arcsec=neighbour.separation_arcsec,
-                flux_ratio=10 ** (-0.4 * (neighbour.galaxy.mag_r - target.mag_r)),
-            )
-        )
-    for star in stars:
-        point = _deposit_point(shape, star.x, star.y)
-        layers.append(_star_gri(star.mag_r, star.temperature_k)[:, None, None] * point[None])
-        rows.append(
-            dict(
-                kind="star",
-                x=star.x,
-                y=star.y,
-                mag_r=star.mag_r,
-                redshift=0.0,
-                separation_arcsec=float(
-                    np.hypot(star.x - centre[0], star.y - centre[1]) * pixel_scale
-                ),
-                flux_ratio=10 ** (-0.4 * (star.mag_r - target.mag_r)),
-            )
-        )
-    kernel = moffat_kernel(psf_fwhm_arcsec / pixel_scale)
+    row = dict(
+        kind="target",
+        x=centre[0],
+        y=centre[1],
+        mag_r=target.mag_r,
+        redshift=target.redshift,
+        separation_arcsec=0.0,
+        flux_ratio=1.0,
+    )
+    return np.tensordot(target_nmgy, maps, axes=(0, 0)), row
+
+
+def _neighbour_layer(
+    neighbour: Neighbour,
+    target: GalaxyModel,
+    library: Any,
+    bands: BandSet,
+    shape: tuple[int, int],
+    pixel_scale: float,
+    centre: tuple[float, float],
+) -> tuple[NDArray[np.float64], dict[str, Any]]:
+    """A neighbour galaxy's unblurred gri light (3, ny, nx) and its row of the source table."""
+    angle = np.radians(neighbour.angle_deg)
+    x = centre[0] + neighbour.separation_arcsec / pixel_scale * np.cos(angle)
+    y = centre[1] + neighbour.separation_arcsec / pixel_scale * np.sin(angle)
+    nb_basis = observed_basis(neighbour.galaxy, library=library, broaden=False)
+    nb_maps = light_maps(
+        neighbour.galaxy,
+        shape=shape,
+        pixel_scale=pixel_scale,
+        centre_xy=(x, y),
+        extent_re=25.0,  # beyond, even an n = 4 bulge is below 1e-4 of its I_e
+    )
+    layer = np.tensordot(nb_basis.band_nanomaggies(bands), nb_maps, axes=(0, 0))
+    row = dict(
+        kind="galaxy",
+        x=x,
+        y=y,
+        mag_r=neighbour.galaxy.mag_r,
+        redshift=neighbour.galaxy.redshift,
+        separation_arcsec=neighbour.separation_arcsec,
+        flux_ratio=10 ** (-0.4 * (neighbour.galaxy.mag_r - target.mag_r)),
+    )
+    return layer, row
+
+
+def _star_layer(
+    star: Star,
+    target: GalaxyModel,
+    shape: tuple[int, int],
+    pixel_scale: float,
+    centre: tuple[float, float],
+) -> tuple[NDArray[np.float64], dict[str, Any]]:
+    """A star's unblurred gri light (3, ny, nx) and its row of the source table."""
+    point = _deposit_point(shape, star.x, star.y)
+    layer = _star_gri(star.mag_r, star.temperature_k)[:, None, None] * point[None]
+    row = dict(
+        kind="star",
+        x=star.x,
+        y=star.y,
+        mag_r=star.mag_r,
+        redshift=0.0,
+        separation_arcsec=float(np.hypot(star.x - centre[0], star.y - centre[1]) * pixel_scale),
+        flux_ratio=10 ** (-0.4 * (star.mag_r - target.mag_r)),
+    )
+    return layer, row
+
+
+def _observe_gri(
+    layers: list[NDArray[np.float64]], psf_fwhm_px: float, rng: np.random.Generator
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """Blur every source with the PSF and add sky and photon noise.
+
+    Returns the blurred sources (n_sources, 3, ny, nx), their noiseless sum and the noisy
+    gri images (3, ny, nx).
+    """
+    kernel = moffat_kernel(psf_fwhm_px)
     stack = np.stack(layers)  # (n_sources, 3, ny, nx)
     blurred = fftconvolve(stack, kernel[None, None], mode="same", axes=(2, 3))
     noiseless = blurred.sum(axis=0)
@@ -495,8 +555,20 @@ def render_cutout(
         + np.clip(noiseless, 0.0, None) / ELECTRONS_PER_NMGY[:, None, None]
     )
     images = noiseless + sigma * rng.standard_normal(noiseless.shape)
+    return blurred, noiseless, images
 
-    threshold = threshold_sigma * float(SKY_SIGMA_NMGY[1])
+
+def _segmentation_truth(
+    blurred: NDArray[np.float64],
+    noiseless: NDArray[np.float64],
+    centre: tuple[float, float],
+    threshold: float,
+    rows: list[dict[str, Any]],
+    *,
+    psf_fwhm_arcsec: float,
+) -> CutoutTruth:
+    """Segmentation, target ellipse and blend flags from the noiseless r-band light."""
+    ny, nx = noiseless.shape[1:]
     r_layers = blurred[:, 1]
     above = noiseless[1] > threshold
     segmentation = np.where(above, np.argmax(r_layers, axis=0) + 1, 0).astype(np.int32)
@@ -518,20 +590,13 @@ def render_cutout(
     blobs, counts = np.unique(pairs[0], return_counts=True)
     shared = set(pairs[1][np.isin(pairs[0], blobs[counts > 1])].tolist())
     sources["blended"] = [i in shared for i in sources["id"]]
-    truth = CutoutTruth(
+    return CutoutTruth(
         segmentation=segmentation,
         ellipse=ellipse,
         blended=bool(blended_ids),
         sources=sources,
-        psf_fwhm_arcsec=float(psf_fwhm_arcsec),
+        psf_fwhm_arcsec=psf_fwhm_arcsec,
         threshold_nmgy=threshold,
-    )
-    return Cutout(
-        rgb=lupton_rgb(images),
-        images=images.astype(np.float32),
-        noiseless=noiseless.astype(np.float32),
-        truth=truth,
-        pixel_scale=float(pixel_scale),
     )
 
 

@@ -18,7 +18,8 @@ from numpy.typing import NDArray
 from scipy.signal import fftconvolve
 
 from napari_galam.errors import GalamInputError
-from napari_galam.simulate.galaxy import GalaxyModel, light_maps
+from napari_galam.simulate.galaxy import GalaxyModel
+from napari_galam.simulate.galaxy_maps import light_maps
 from napari_galam.simulate.spectral import (
     SPEED_OF_LIGHT_KMS,
     basis_rest_spectra,

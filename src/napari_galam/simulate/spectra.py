@@ -182,38 +182,62 @@ def draw_emission_lines(
     sigma = max(30.0, float(stellar_sigma_kms) * float(rng.uniform(0.5, 1.0)))
     star_forming = rng.random() < 1.0 / (1.0 + np.exp((log_age - 9.6) / 0.15))
     if star_forming:
-        ew = 10 ** float(np.clip(1.3 - 1.1 * (log_age - 9.0) + rng.normal(0.0, 0.3), 0.0, 2.7))
-        n2 = float(np.clip(-0.4 + 0.4 * mh + rng.normal(0.0, 0.12), -1.2, -0.3))
-        o3 = 0.61 / (n2 - 0.05) + 1.3 - 0.25 + rng.normal(0.0, 0.15)
-        ratios_hb = {
-            "Hb": 1.0,
-            "[OIII]5008": 10**o3,
-            "[OII]3727": 0.5 * 10 ** rng.normal(0.35, 0.15),
-            "[NeIII]3870": 0.06 * 10**o3,
-            "HeI5877": 0.11,
-        }
-        ratios_ha = {
-            "[NII]6585": 10**n2,
-            "[SII]6718": 0.55 * 10 ** rng.normal(-0.6, 0.1),
-            "[OI]6302": 10 ** rng.normal(-1.5, 0.15),
-        }
+        ew, ratios_hb, ratios_ha = _draw_star_forming_ratios(rng, log_age=log_age, mh=mh)
         kind = "star-forming"
     else:
-        ew = 10 ** float(rng.uniform(-0.5, 0.5))
-        o3 = rng.normal(0.3, 0.2)
-        ratios_hb = {
-            "Hb": 1.0,
-            "[OIII]5008": 10**o3,
-            "[OII]3727": 0.5 * 10 ** rng.normal(0.6, 0.15),
-            "[NeIII]3870": 0.1 * 10**o3,
-            "HeI5877": 0.05,
-        }
-        ratios_ha = {
-            "[NII]6585": 10 ** rng.normal(0.15, 0.15),
-            "[SII]6718": 0.55 * 10 ** rng.normal(-0.1, 0.1),
-            "[OI]6302": 10 ** rng.normal(-0.7, 0.15),
-        }
+        ew, ratios_hb, ratios_ha = _draw_retired_ratios(rng)
         kind = "retired"
+    relative = _relative_line_fluxes(ratios_hb, ratios_ha, ebv=ebv)
+    return EmissionLines(ew_halpha=float(ew), relative_flux=relative, sigma_kms=sigma, kind=kind)
+
+
+def _draw_star_forming_ratios(
+    rng: np.random.Generator, *, log_age: float, mh: float
+) -> tuple[float, dict[str, float], dict[str, float]]:
+    """EW(H-alpha) and line ratios (to H-beta, to H-alpha) of a star-forming galaxy."""
+    ew = 10 ** float(np.clip(1.3 - 1.1 * (log_age - 9.0) + rng.normal(0.0, 0.3), 0.0, 2.7))
+    n2 = float(np.clip(-0.4 + 0.4 * mh + rng.normal(0.0, 0.12), -1.2, -0.3))
+    o3 = 0.61 / (n2 - 0.05) + 1.3 - 0.25 + rng.normal(0.0, 0.15)
+    ratios_hb = {
+        "Hb": 1.0,
+        "[OIII]5008": 10**o3,
+        "[OII]3727": 0.5 * 10 ** rng.normal(0.35, 0.15),
+        "[NeIII]3870": 0.06 * 10**o3,
+        "HeI5877": 0.11,
+    }
+    ratios_ha = {
+        "[NII]6585": 10**n2,
+        "[SII]6718": 0.55 * 10 ** rng.normal(-0.6, 0.1),
+        "[OI]6302": 10 ** rng.normal(-1.5, 0.15),
+    }
+    return ew, ratios_hb, ratios_ha
+
+
+def _draw_retired_ratios(
+    rng: np.random.Generator,
+) -> tuple[float, dict[str, float], dict[str, float]]:
+    """EW(H-alpha) and LINER-like line ratios (to H-beta, to H-alpha) of a retired galaxy."""
+    ew = 10 ** float(rng.uniform(-0.5, 0.5))
+    o3 = rng.normal(0.3, 0.2)
+    ratios_hb = {
+        "Hb": 1.0,
+        "[OIII]5008": 10**o3,
+        "[OII]3727": 0.5 * 10 ** rng.normal(0.6, 0.15),
+        "[NeIII]3870": 0.1 * 10**o3,
+        "HeI5877": 0.05,
+    }
+    ratios_ha = {
+        "[NII]6585": 10 ** rng.normal(0.15, 0.15),
+        "[SII]6718": 0.55 * 10 ** rng.normal(-0.1, 0.1),
+        "[OI]6302": 10 ** rng.normal(-0.7, 0.15),
+    }
+    return ew, ratios_hb, ratios_ha
+
+
+def _relative_line_fluxes(
+    ratios_hb: dict[str, float], ratios_ha: dict[str, float], *, ebv: float
+) -> dict[str, float]:
+    """Every line's observed flux relative to H-alpha: case B, the ratios, doublets, dust."""
     intrinsic = {"Ha": 1.0}
     for name, ratio in _CASE_B_TO_HBETA.items():
         if name != "Ha":
@@ -230,11 +254,10 @@ def draw_emission_lines(
     waves = np.array([EMISSION_LINES_VACUUM_A[name] for name in names])
     transmitted = calzetti_attenuation(waves, float(ebv) / 0.44)
     halpha = float(transmitted[names.index("Ha")])
-    relative = {
+    return {
         name: float(intrinsic[name] * t / halpha)
         for name, t in zip(names, transmitted, strict=True)
     }
-    return EmissionLines(ew_halpha=float(ew), relative_flux=relative, sigma_kms=sigma, kind=kind)
 
 
 def emission_line_spectrum(
@@ -414,18 +437,8 @@ def render_fibre_spectrum(
         )
     basis = basis or observed_basis(galaxy, library=library)
     light = fibre_light(galaxy, seeing_fwhm_arcsec=seeing_fwhm_arcsec)
-    fine = light @ basis.spectra * 1e17
-    # Each SDSS pixel spans two internal pixels: average with weights 1/4, 1/2, 1/4.
-    index = np.rint((SDSS_LOGLAM - basis.loglam[0]) / LOG_STEP).astype(int)
-    model = 0.25 * fine[index - 1] + 0.5 * fine[index] + 0.25 * fine[index + 1]
-    covered = basis.covered[index - 1] & basis.covered[index + 1]
-    total = float(light.sum())
-    if total <= 0:
-        raise GalamInputError("galaxy: no light falls into the fibre")
-    # Offsets from the first population keep the labels exact when all are equal.
-    ages, metals = galaxy.basis_log_ages, galaxy.basis_mh
-    log_age = float(ages[0] + light @ (ages - ages[0]) / total)
-    mh = float(metals[0] + light @ (metals - metals[0]) / total)
+    model, covered = _fibre_model(light, basis)
+    log_age, mh = _fibre_labels(galaxy, light)
     lines = None
     if emission:
         lines = draw_emission_lines(
@@ -439,26 +452,15 @@ def render_fibre_spectrum(
     if calibration_rms > 0:
         model = model * calibration_error_factor(SDSS_LOGLAM, rng, calibration_rms)
     sky = _sdss_grid_sky()
-    shape = np.sqrt(np.clip(model, 0.0, None) + sky)
-    scale = float(np.median(model[covered] / shape[covered])) / snr
-    sigma = scale * shape
-    flux = model + sigma * rng.standard_normal(model.size)
-    ivar = np.where(covered, 1.0 / sigma**2, 0.0)
-    and_mask = np.zeros(model.size, dtype=np.int32)
-    and_mask[~covered] |= NOPLUG_NODATA_BIT
-    bright = sky > 4.0 * np.clip(model, 1e-3, None)
-    and_mask[bright] |= BRIGHTSKY_BIT
-    wdisp = np.full(
-        model.size, 1.0 / (SDSS_RESOLUTION * 2.3548 * np.log(10.0) * 1e-4), dtype=np.float32
-    )
+    flux, ivar = _add_fibre_noise(model, sky, covered, snr, rng)
     return FibreSpectrum(
         loglam=SDSS_LOGLAM.copy(),
         flux=flux.astype(np.float32),
         ivar=ivar.astype(np.float32),
         model=model.astype(np.float32),
         sky=sky.astype(np.float32),
-        and_mask=and_mask,
-        wdisp=wdisp,
+        and_mask=_sdss_and_mask(model, sky, covered),
+        wdisp=np.full(model.size, _SDSS_WDISP_PIXELS, dtype=np.float32),
         redshift=galaxy.redshift,
         snr=float(snr),
         velocity_dispersion_kms=galaxy.velocity_dispersion_kms,
@@ -467,6 +469,64 @@ def render_fibre_spectrum(
         fibre_light=light,
         emission=lines,
     )
+
+
+def _fibre_model(
+    light: NDArray[np.float64], basis: ObservedBasis
+) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """The noiseless fibre spectrum on SDSS's grid and where the basis covers it.
+
+    Raises :class:`~napari_galam.errors.GalamInputError` when no light falls into the fibre.
+    """
+    fine = light @ basis.spectra * 1e17
+    # Each SDSS pixel spans two internal pixels: average with weights 1/4, 1/2, 1/4.
+    index = np.rint((SDSS_LOGLAM - basis.loglam[0]) / LOG_STEP).astype(int)
+    model = 0.25 * fine[index - 1] + 0.5 * fine[index] + 0.25 * fine[index + 1]
+    covered = basis.covered[index - 1] & basis.covered[index + 1]
+    if float(light.sum()) <= 0:
+        raise GalamInputError("galaxy: no light falls into the fibre")
+    return model, covered
+
+
+def _fibre_labels(galaxy: GalaxyModel, light: NDArray[np.float64]) -> tuple[float, float]:
+    """Luminosity-weighted log age and [M/H] of the light in the fibre."""
+    total = float(light.sum())
+    # Offsets from the first population keep the labels exact when all are equal.
+    ages, metals = galaxy.basis_log_ages, galaxy.basis_mh
+    log_age = float(ages[0] + light @ (ages - ages[0]) / total)
+    mh = float(metals[0] + light @ (metals - metals[0]) / total)
+    return log_age, mh
+
+
+#: SDSS's ``wdisp``: the line-spread sigma in pixels of 1e-4 in log10(lambda).
+_SDSS_WDISP_PIXELS = 1.0 / (SDSS_RESOLUTION * 2.3548 * np.log(10.0) * 1e-4)
+
+
+def _sdss_and_mask(
+    model: NDArray[np.float64], sky: NDArray[np.float64], covered: NDArray[np.bool_]
+) -> NDArray[np.int32]:
+    """SDSS's AND_MASK bits: no data where the basis does not cover, bright sky."""
+    and_mask = np.zeros(model.size, dtype=np.int32)
+    and_mask[~covered] |= NOPLUG_NODATA_BIT
+    bright = sky > 4.0 * np.clip(model, 1e-3, None)
+    and_mask[bright] |= BRIGHTSKY_BIT
+    return and_mask
+
+
+def _add_fibre_noise(
+    model: NDArray[np.float64],
+    sky: NDArray[np.float64],
+    covered: NDArray[np.bool_],
+    snr: float,
+    rng: np.random.Generator,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Noisy flux with a median S/N per pixel of ``snr``, and its inverse variance."""
+    shape = np.sqrt(np.clip(model, 0.0, None) + sky)
+    scale = float(np.median(model[covered] / shape[covered])) / snr
+    sigma = scale * shape
+    flux = model + sigma * rng.standard_normal(model.size)
+    ivar = np.where(covered, 1.0 / sigma**2, 0.0)
+    return flux, ivar
 
 
 def to_linear_grid(

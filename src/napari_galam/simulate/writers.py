@@ -75,6 +75,26 @@ def write_sdss_spectrum(
     path = Path(path)
     if path.is_dir():
         path = path / sdss_spectrum_filename(plate, mjd, fiber)
+    hdus = fits.HDUList(
+        [
+            _sdss_primary_hdu(plate=plate, mjd=mjd, fiber=fiber, ra=ra, dec=dec),
+            _sdss_coadd_hdu(spectrum),
+            fits.BinTableHDU(
+                _sdss_specobj(spectrum, plate=plate, mjd=mjd, fiber=fiber, ra=ra, dec=dec),
+                name="SPECOBJ",
+            ),
+            fits.BinTableHDU(_empty_spzline(), name="SPZLINE"),
+            fits.BinTableHDU(_truth_table(spectrum), name="GALAM_TRUTH"),
+        ]
+    )
+    _write_atomically(hdus, path, overwrite)
+    return path
+
+
+def _sdss_primary_hdu(
+    *, plate: int, mjd: int, fiber: int, ra: float, dec: float
+) -> fits.PrimaryHDU:
+    """The primary HDU of an SDSS ``spec-*.fits`` file: plate, MJD, fibre, position."""
     primary = fits.PrimaryHDU()
     header = primary.header
     header["TELESCOP"] = "SDSS 2.5-M (simulated)"
@@ -84,7 +104,12 @@ def write_sdss_spectrum(
     header["PLUG_RA"] = ra
     header["PLUG_DEC"] = dec
     header["ORIGIN"] = f"napari-galam {__version__} simulate"
-    coadd = fits.BinTableHDU(
+    return primary
+
+
+def _sdss_coadd_hdu(spectrum: FibreSpectrum) -> fits.BinTableHDU:
+    """The ``COADD`` table: flux, log-lambda, ivar, masks, wdisp, sky and model per pixel."""
+    return fits.BinTableHDU(
         Table(
             {
                 "flux": spectrum.flux.astype(np.float32),
@@ -99,9 +124,15 @@ def write_sdss_spectrum(
         ),
         name="COADD",
     )
+
+
+def _sdss_specobj(
+    spectrum: FibreSpectrum, *, plate: int, mjd: int, fiber: int, ra: float, dec: float
+) -> Table:
+    """The one-row ``SPECOBJ`` table: redshift, class, dispersion and S/N of the spectrum."""
     good = spectrum.ivar > 0
     band_snr = _band_snr(spectrum)
-    specobj = Table(
+    return Table(
         {
             "PLATE": np.array([plate], dtype=np.int32),
             "MJD": np.array([mjd], dtype=np.int32),
@@ -123,7 +154,11 @@ def write_sdss_spectrum(
             "WAVEMAX": np.array([spectrum.wave[-1]], dtype=np.float32),
         }
     )
-    spzline = Table(
+
+
+def _empty_spzline() -> Table:
+    """An ``SPZLINE`` table with SDSS's columns and no rows (no line fits)."""
+    return Table(
         {
             "PLATE": np.zeros(0, np.int32),
             "MJD": np.zeros(0, np.int32),
@@ -135,7 +170,11 @@ def write_sdss_spectrum(
             "LINEAREA_ERR": np.zeros(0, np.float32),
         }
     )
-    truth = Table(
+
+
+def _truth_table(spectrum: FibreSpectrum) -> Table:
+    """The ``GALAM_TRUTH`` table: the simulator's labels of the fibre light."""
+    return Table(
         {
             "LOG_AGE": [spectrum.log_age],
             "MH": [spectrum.mh],
@@ -145,17 +184,6 @@ def write_sdss_spectrum(
         },
         meta={"COMMENT": "luminosity-weighted (rest 5070-5950 A) labels of the fibre light"},
     )
-    hdus = fits.HDUList(
-        [
-            primary,
-            coadd,
-            fits.BinTableHDU(specobj, name="SPECOBJ"),
-            fits.BinTableHDU(spzline, name="SPZLINE"),
-            fits.BinTableHDU(truth, name="GALAM_TRUTH"),
-        ]
-    )
-    _write_atomically(hdus, path, overwrite)
-    return path
 
 
 def write_jpeg(path: str | os.PathLike[str], rgb: NDArray[np.uint8], *, quality: int = 90) -> Path:
