@@ -65,11 +65,11 @@ def time_dask(inputs: list, n_workers: int, folder: Path, partition_size: int) -
     from astropy.table import Table  # noqa: F401 - imported before the clock
 
     from napari_galam.io.writers import write_table
+    from napari_galam.pipeline.catalogue import PREDICT_JOB, predict_partition
     from napari_galam.pipeline.distributed import (
         merge_partitions,
         open_partitions_dir,
         partition_inputs,
-        predict_partition,
         run_partitions,
         start_client,
     )
@@ -81,11 +81,15 @@ def time_dask(inputs: list, n_workers: int, folder: Path, partition_size: int) -
         client.run(predict_partition, warm, str(folder / f"warm{n_workers}.ecsv"))
         ready = time.perf_counter()
         parts_dir = open_partitions_dir(
-            folder / f"parts{n_workers}", inputs, partition_size=partition_size, options={}
+            folder / f"parts{n_workers}",
+            inputs,
+            PREDICT_JOB,
+            partition_size=partition_size,
+            options={},
         )
-        partitions = partition_inputs(inputs, partition_size=partition_size)
-        run_partitions(partitions, predict_partition, parts_dir, kind="predict", client=client)
-        table = merge_partitions(partitions, parts_dir, kind="predict")
+        partitions = partition_inputs(inputs, PREDICT_JOB, partition_size=partition_size)
+        run_partitions(partitions, PREDICT_JOB, parts_dir, engine="dask", client=client)
+        table = merge_partitions(partitions, parts_dir, PREDICT_JOB)
         write_table(folder / f"results{n_workers}.csv", table)
         end = time.perf_counter()
     finally:

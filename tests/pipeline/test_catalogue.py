@@ -10,6 +10,7 @@ import pytest
 
 from napari_galam.errors import GalamInputError
 from napari_galam.pipeline.catalogue import collect_inputs, iter_predict_catalogue
+from napari_galam.progress import run_to_end
 
 
 @pytest.fixture
@@ -43,7 +44,8 @@ def test_files_pair_by_stem_and_every_input_gets_a_row(galaxy_files: Path) -> No
     by_source = {g.source: g for g in inputs}
     assert set(by_source) == {"GAL1", "GAL2", "broken"}
     assert by_source["GAL1"].image and by_source["GAL1"].spectrum
-    *progress, rows = iter_predict_catalogue(inputs, fake_predict)
+    progress = []
+    rows = run_to_end(iter_predict_catalogue(inputs, fake_predict), on_progress=progress.append)
     assert len(progress) == 3
     rows = {r["source"]: r for r in rows}
     assert rows["GAL1"]["model"] == "spectra-only"  # auto prefers the spectrum
@@ -60,7 +62,7 @@ def test_catalogue_columns_and_errors(galaxy_files: Path) -> None:
         ("A", True, False),
         ("B", False, True),
     ]
-    *_, rows = iter_predict_catalogue(inputs, fake_predict, model="image-only")
+    rows = run_to_end(iter_predict_catalogue(inputs, fake_predict, model="image-only"))
     assert rows[0]["status"] == "ok"
     assert rows[1]["status"] == "rejected" and "needs an image" in rows[1]["reason"]
     bad = galaxy_files / "bad.csv"

@@ -24,6 +24,7 @@ from napari_galam.pipeline.maps import (
     seds_from_cube,
     seds_from_narrowband,
 )
+from napari_galam.progress import run_to_end
 from napari_galam.sps.filters import jpas_filters, load_filters
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "io"))
@@ -61,12 +62,10 @@ def test_each_spaxel_gets_the_prediction_of_its_own_sed(califa_seds) -> None:
 def test_voronoi_binned_maps_are_constant_within_bins(califa_seds) -> None:
     seds, _ = califa_seds
     stages = []
-    maps = None
-    for item in iter_map_seds(seds, colour_predictor, min_snr=1.0, target_snr=60.0):
-        if isinstance(item, tuple):
-            stages.append(item[0])
-        else:
-            maps = item
+    maps = run_to_end(
+        iter_map_seds(seds, colour_predictor, min_snr=1.0, target_snr=60.0),
+        on_progress=lambda step: stages.append(step.stage),
+    )
     assert "binning" in stages and "prediction" in stages
     n_bins = maps.bin_id.max() + 1
     assert 1 < n_bins < maps.meta["n_kept"]  # binning merged faint spaxels

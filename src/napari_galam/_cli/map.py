@@ -1,10 +1,13 @@
 """``galam map``: age and [M/H] maps of IFU cubes and narrow-band stacks, per spaxel.
 
-The same pipeline as the Spaxel maps dock (:mod:`napari_galam.pipeline.maps`), run over
-many files: each cube's maps are written atomically to ``OUT/<name>.maps.fits`` with the
-cube's celestial WCS; a rerun skips cubes whose maps exist, so an interrupted run
-resumes; a file that cannot be mapped gets a row with the reason in
-``OUT/map_summary.ecsv`` and does not stop the others.
+The same pipeline as the Spaxel maps dock (:func:`napari_galam.pipeline.maps.iter_map_source`),
+run over many files in partitions by the partition runner
+(:func:`napari_galam.pipeline.distributed.run_batch` with
+:data:`napari_galam.pipeline.maps.MAP_JOB`), in this process or on Dask with ``--dask``:
+each cube's maps are written atomically to ``OUT/<name>.maps.fits`` with the cube's
+celestial WCS; a rerun skips cubes whose maps exist, so an interrupted run resumes; a
+file that cannot be mapped gets a row with the reason in ``OUT/map_summary.ecsv`` and
+does not stop the others.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from napari_galam._cli.predict import add_dask_arguments, wants_dask
+from napari_galam._cli.predict import add_dask_arguments, engine_of, progress_bar
 
 __all__ = ["add_parser", "run"]
 
@@ -39,97 +42,40 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _map_one(path: Path, out: Path, args: argparse.Namespace, predict: object) -> dict:
-    from napari_galam.pipeline.distributed import map_cube_to_file
-
-    return map_cube_to_file(
-        path, out, min_snr=args.min_snr, target_snr=args.target_snr, predict=predict
-    )
-
-
-def _run_dask(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
+def run(args: argparse.Namespace) -> int:
+    """Map every cube; return 0 when all were mapped (or already were), 1 otherwise."""
     from napari_galam.io.writers import write_table
-    from napari_galam.pipeline.distributed import (
-        iter_run_partitions,
-        map_partition,
-        merge_partitions,
-        open_partitions_dir,
-        partition_inputs,
-    )
+    from napari_galam.pipeline.distributed import run_batch
+    from napari_galam.pipeline.maps import MAP_JOB
 
     args.out.mkdir(parents=True, exist_ok=True)
     cubes = [str(Path(c).resolve()) for c in args.cubes]
-    if args.overwrite and (args.out / ".partitions").is_dir():
+    parts_dir = args.out / ".partitions"
+    if args.overwrite and parts_dir.is_dir():
         import shutil
 
-        shutil.rmtree(args.out / ".partitions")  # redo every cube, not only the maps
-    parts_dir = open_partitions_dir(
-        args.out / ".partitions",
-        cubes,
-        partition_size=args.partition_size,
-        options={"min_snr": args.min_snr, "target_snr": args.target_snr},
-    )
-    partitions = partition_inputs(cubes, partition_size=args.partition_size)
-    with tqdm(total=len(cubes), desc="galam map", unit="cube") as bar:
-        for item in iter_run_partitions(
-            partitions,
-            map_partition,
+        shutil.rmtree(parts_dir)  # redo every cube, not only the maps
+    bar, on_progress = progress_bar(len(cubes), desc="galam map", unit="cube")
+    with bar:
+        table, _summary = run_batch(
+            cubes,
+            MAP_JOB,
             parts_dir,
-            kind="map",
+            partition_size=args.partition_size,
+            options={"min_snr": args.min_snr, "target_snr": args.target_snr},
+            engine=engine_of(args),
             scheduler=args.scheduler,
             n_workers=args.workers,
+            on_progress=on_progress,
             out=str(args.out.resolve()),
             min_snr=args.min_snr,
             target_snr=args.target_snr,
             overwrite=args.overwrite,
-        ):
-            if isinstance(item, tuple):
-                bar.update(item[0] - bar.n)
-    table = merge_partitions(partitions, parts_dir, kind="map")
+        )
     summary = write_table(args.out / "map_summary.ecsv", table)
     failed = int((table["status"] == "failed").sum())
     print(
         f"galam map: {len(table) - failed} of {len(table)} cubes mapped; summary in {summary} "
         f"(partitions kept in {parts_dir})"
     )
-    return 1 if failed else 0
-
-
-def run(args: argparse.Namespace) -> int:
-    """Map every cube; return 0 when all were mapped (or already were), 1 otherwise."""
-    if wants_dask(args):
-        return _run_dask(args)
-    from astropy.table import Table
-    from tqdm import tqdm
-
-    from napari_galam.errors import GalamError
-    from napari_galam.io.writers import write_table
-    from napari_galam.models.inference import predict_seds
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for path in tqdm(args.cubes, desc="galam map", unit="cube"):
-        name = path.name.split(".fits")[0].split(".fit")[0]
-        target = args.out / f"{name}.maps.fits"
-        row = {
-            "source": str(path),
-            "maps": str(target),
-            "status": "ok",
-            "reason": "",
-            "n_mapped": -1,
-        }
-        if target.exists() and not args.overwrite:
-            row["status"] = "done before"
-        else:
-            try:
-                row.update(_map_one(path, target, args, predict_seds))
-            except GalamError as exc:
-                row.update(status="failed", reason=str(exc), maps="")
-        rows.append(row)
-    table = Table(rows=rows, names=["source", "maps", "status", "reason", "n_mapped"])
-    summary = write_table(args.out / "map_summary.ecsv", table)
-    failed = sum(r["status"] == "failed" for r in rows)
-    print(f"galam map: {len(rows) - failed} of {len(rows)} cubes mapped; summary in {summary}")
     return 1 if failed else 0

@@ -1,11 +1,20 @@
-"""``galam predict``: age and [M/H] of galaxies from cutouts and/or SDSS spectra."""
+"""``galam predict``: age and [M/H] of galaxies from cutouts and/or SDSS spectra.
+
+The galaxies run in partitions through the partition runner
+(:func:`napari_galam.pipeline.distributed.run_batch` with
+:data:`napari_galam.pipeline.catalogue.PREDICT_JOB`): in this process, or on Dask with
+``--dask``/``--workers``/``--scheduler``. Either way the partitions are kept in
+``.<output>.partitions`` next to the table, and running the same command again resumes.
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-__all__ = ["add_parser", "add_dask_arguments", "wants_dask", "run"]
+__all__ = ["add_parser", "add_dask_arguments", "wants_dask", "engine_of", "progress_bar", "run"]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -34,12 +43,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_dask_arguments(parser: argparse.ArgumentParser, *, unit: str, default_size: int) -> None:
-    """The options of the Dask path, shared by ``galam predict`` and ``galam map``."""
+    """The options of the Dask path, shared by ``galam predict``, ``map`` and ``qa``."""
     group = parser.add_argument_group(
-        "Dask",
-        "Run in partitions on dask.distributed. Each partition's rows are written to "
-        "a .partitions folder as it finishes; running the same command again resumes "
-        "a killed run, skipping finished partitions. Rows come in sorted input order.",
+        "Partitions and Dask",
+        "The inputs run in partitions (in this process, or on dask.distributed with "
+        "--dask). Each partition's rows are written to a .partitions folder as it "
+        "finishes; running the same command again resumes a killed run, skipping "
+        "finished partitions. Rows come in input order.",
     )
     group.add_argument(
         "--dask", action="store_true", help="run on Dask (implied by --scheduler/--workers)"
@@ -63,79 +73,50 @@ def wants_dask(args: argparse.Namespace) -> bool:
     return bool(args.dask or args.scheduler or args.workers is not None)
 
 
-def _run_dask(args: argparse.Namespace) -> int:
+def engine_of(args: argparse.Namespace) -> str:
+    """The partition runner's engine the options ask for: ``"dask"`` or ``"local"``."""
+    return "dask" if wants_dask(args) else "local"
+
+
+def progress_bar(
+    total: int, *, desc: str, unit: str, disable: bool = False
+) -> tuple[Any, Callable[[Any], Any]]:
+    """A ``tqdm`` bar and the ``on_progress`` callback that moves it to ``Progress.done``."""
     from tqdm import tqdm
 
+    bar = tqdm(total=total, desc=desc, unit=unit, disable=disable)
+    return bar, lambda step: bar.update(step.done - bar.n)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Predict every galaxy and write the table; 0 when all were predicted, else 1."""
     from napari_galam.io.writers import write_table
-    from napari_galam.pipeline.catalogue import collect_inputs
-    from napari_galam.pipeline.distributed import (
-        iter_run_partitions,
-        merge_partitions,
-        open_partitions_dir,
-        partition_inputs,
-        predict_partition,
-    )
+    from napari_galam.pipeline.catalogue import PREDICT_JOB, collect_inputs
+    from napari_galam.pipeline.distributed import run_batch
 
     inputs = collect_inputs(args.inputs)
     output = Path(args.output)
-    parts_dir = open_partitions_dir(
-        output.parent / f".{output.name}.partitions",
-        inputs,
-        partition_size=args.partition_size,
-        options={"model": args.model},
+    bar, on_progress = progress_bar(
+        len(inputs), desc="galam predict", unit="galaxy", disable=args.quiet
     )
-    partitions = partition_inputs(inputs, partition_size=args.partition_size)
-    with tqdm(total=len(inputs), desc="galam predict", unit="galaxy", disable=args.quiet) as bar:
-        for item in iter_run_partitions(
-            partitions,
-            predict_partition,
-            parts_dir,
-            kind="predict",
+    with bar:
+        table, summary = run_batch(
+            inputs,
+            PREDICT_JOB,
+            output.parent / f".{output.name}.partitions",
+            partition_size=args.partition_size,
+            options={"model": args.model},
+            engine=engine_of(args),
             scheduler=args.scheduler,
             n_workers=args.workers,
+            on_progress=on_progress,
             model=args.model,
-        ):
-            if isinstance(item, tuple):
-                bar.update(item[0] - bar.n)
-            else:
-                summary = item
-    table = merge_partitions(partitions, parts_dir, kind="predict")
-    if len(table) != len(inputs):
-        raise RuntimeError(f"merged {len(table)} rows for {len(inputs)} inputs")
+        )
     path = write_table(output, table)
     ok = int((table["status"] == "ok").sum())
     print(
         f"galam predict: {ok} of {len(table)} galaxies predicted; table in {path} "
         f"({summary.n_partitions} partitions, {summary.n_skipped} done before, "
-        f"{summary.n_crashed} crashed; partitions kept in {parts_dir})"
+        f"{summary.n_crashed} crashed; partitions kept in {summary.directory})"
     )
     return 0 if ok == len(table) else 1
-
-
-def run(args: argparse.Namespace) -> int:
-    """Predict every galaxy and write the table; 0 when all were predicted, else 1."""
-    if wants_dask(args):
-        return _run_dask(args)
-    from astropy.table import Table
-    from tqdm import tqdm
-
-    from napari_galam.io.writers import write_table
-    from napari_galam.models.inference import predict_galaxies
-    from napari_galam.pipeline.catalogue import (
-        PREDICT_COLUMNS,
-        collect_inputs,
-        iter_predict_catalogue,
-    )
-
-    inputs = collect_inputs(args.inputs)
-    rows = []
-    with tqdm(total=len(inputs), desc="galam predict", unit="galaxy", disable=args.quiet) as bar:
-        for item in iter_predict_catalogue(inputs, predict_galaxies, model=args.model):
-            if isinstance(item, tuple):
-                bar.update(1)
-            else:
-                rows = item
-    path = write_table(args.output, Table(rows=rows, names=PREDICT_COLUMNS))
-    ok = sum(r["status"] == "ok" for r in rows)
-    print(f"galam predict: {ok} of {len(rows)} galaxies predicted; table in {path}")
-    return 0 if ok == len(rows) else 1

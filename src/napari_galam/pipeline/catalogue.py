@@ -8,12 +8,15 @@ steps as a click in napari: the image QA (masking, blend check, 128x128 crop) an
 spectrum preprocessing (1 A grid over 3830-8000 A, min-max), then one batched model
 call. ``auto`` uses the spectra-only model when a spectrum exists (the paper's best) and
 MMLforGalAM otherwise. Every input gets a row; unreadable or rejected ones say why.
+
+``galam predict`` runs this in partitions (:data:`PREDICT_JOB` for the partition runner
+of :mod:`napari_galam.pipeline.distributed`), in this process or on Dask.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,10 +24,22 @@ from typing import Any
 import numpy as np
 
 from napari_galam.errors import GalamError, GalamInputError
+from napari_galam.pipeline.distributed import PartitionJob, write_rows
+from napari_galam.progress import Progress, ProgressGenerator, run_to_end
 
-__all__ = ["GalaxyInput", "collect_inputs", "iter_predict_catalogue", "PREDICT_COLUMNS"]
+__all__ = [
+    "GalaxyInput",
+    "collect_inputs",
+    "iter_predict_catalogue",
+    "predict_partition",
+    "PREDICT_COLUMNS",
+    "PREDICT_JOB",
+    "DEFAULT_GALAXIES_PER_PARTITION",
+]
 
 PREDICT_COLUMNS = ("source", "image", "spectrum", "model", "log_age", "mh", "status", "reason")
+#: Galaxies per partition of ``galam predict`` (``--partition-size``).
+DEFAULT_GALAXIES_PER_PARTITION = 256
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
@@ -168,47 +183,27 @@ def _prepare(galaxy: GalaxyInput, params: Any, frame: str) -> tuple[Any, Any, st
     return image, spectrum, "; ".join(reasons)
 
 
-def iter_predict_catalogue(
-    inputs: Sequence[GalaxyInput],
-    predict_galaxies: Callable[..., Any],
-    *,
-    model: str = "auto",
-    params: Any = None,
-    batch_size: int = 256,
-) -> Iterator[tuple[int, int] | list[dict[str, Any]]]:
-    """Prepare every galaxy, predict in batches per model; yield progress, then rows."""
-    rows: list[dict[str, Any]] = []
-    pending: dict[str, list[tuple[int, Any]]] = {}
-    frame = "observed"
-    if any(galaxy.spectrum is not None for galaxy in inputs):
-        from napari_galam.models.registry import spectrum_frame
+def _empty_row(galaxy: GalaxyInput) -> dict[str, Any]:
+    """A galaxy's row before prediction: rejected, no model, NaN values."""
+    return {
+        "source": galaxy.source,
+        "image": str(galaxy.image or ""),
+        "spectrum": str(galaxy.spectrum or ""),
+        "model": "",
+        "log_age": float("nan"),
+        "mh": float("nan"),
+        "status": "rejected",
+        "reason": "",
+    }
 
-        frame = spectrum_frame()
-    for index, galaxy in enumerate(inputs):
-        image, spectrum, reason = _prepare(galaxy, params, frame)
-        row = {
-            "source": galaxy.source,
-            "image": str(galaxy.image or ""),
-            "spectrum": str(galaxy.spectrum or ""),
-            "model": "",
-            "log_age": float("nan"),
-            "mh": float("nan"),
-            "status": "rejected",
-            "reason": reason,
-        }
-        choice = model
-        if model == "auto":
-            choice = "spectra-only" if spectrum is not None else "mmlforgalam"
-        needs = spectrum if choice == "spectra-only" else image
-        if needs is not None:
-            pending.setdefault(choice, []).append((index, needs))
-            row["status"], row["model"] = "ok", choice
-        elif not reason:
-            row["reason"] = (
-                f"model {choice} needs {'a spectrum' if choice == 'spectra-only' else 'an image'}"
-            )
-        rows.append(row)
-        yield (index + 1, len(inputs))
+
+def _predict_batches(
+    rows: list[dict[str, Any]],
+    pending: dict[str, list[tuple[int, Any]]],
+    predict_galaxies: Callable[..., Any],
+    batch_size: int,
+) -> None:
+    """One model call per batch of prepared inputs; the answers go into ``rows``."""
     for choice, items in pending.items():
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
@@ -222,4 +217,100 @@ def iter_predict_catalogue(
                 continue
             for k, (index, _) in enumerate(chunk):
                 rows[index].update(log_age=float(answer.log_age[k]), mh=float(answer.mh[k]))
-    yield rows
+
+
+def iter_predict_catalogue(
+    inputs: Sequence[GalaxyInput],
+    predict_galaxies: Callable[..., Any],
+    *,
+    model: str = "auto",
+    params: Any = None,
+    batch_size: int = 256,
+) -> ProgressGenerator[list[dict[str, Any]]]:
+    """Prepare every galaxy, predict in batches per model; return one row per galaxy.
+
+    Yields ``Progress("galaxies", prepared, n)`` as each galaxy is prepared.
+    """
+    rows: list[dict[str, Any]] = []
+    pending: dict[str, list[tuple[int, Any]]] = {}
+    frame = "observed"
+    if any(galaxy.spectrum is not None for galaxy in inputs):
+        from napari_galam.models.registry import spectrum_frame
+
+        frame = spectrum_frame()
+    for index, galaxy in enumerate(inputs):
+        image, spectrum, reason = _prepare(galaxy, params, frame)
+        row = _empty_row(galaxy)
+        row["reason"] = reason
+        choice = model
+        if model == "auto":
+            choice = "spectra-only" if spectrum is not None else "mmlforgalam"
+        needs = spectrum if choice == "spectra-only" else image
+        if needs is not None:
+            pending.setdefault(choice, []).append((index, needs))
+            row["status"], row["model"] = "ok", choice
+        elif not reason:
+            row["reason"] = (
+                f"model {choice} needs {'a spectrum' if choice == 'spectra-only' else 'an image'}"
+            )
+        rows.append(row)
+        yield Progress("galaxies", index + 1, len(inputs))
+    _predict_batches(rows, pending, predict_galaxies, batch_size)
+    return rows
+
+
+# ------------------------------------------------------------- the partitioned batch job
+
+
+def predict_partition(
+    galaxies: Sequence[GalaxyInput], path: str | os.PathLike, *, model: str = "auto"
+) -> int:
+    """Predict one partition of galaxies and write its rows atomically to ``path``.
+
+    Runs :func:`iter_predict_catalogue` with the models of this process (loaded once
+    per process by the registry).
+
+    Returns
+    -------
+    int
+        Rows written.
+    """
+    from napari_galam.models.inference import predict_galaxies
+
+    rows = run_to_end(iter_predict_catalogue(list(galaxies), predict_galaxies, model=model))
+    write_rows(path, rows, PREDICT_COLUMNS)
+    return len(rows)
+
+
+def _galaxy_sort_key(galaxy: GalaxyInput) -> str:
+    """A stable text key of a galaxy: its image and spectrum paths, then its name."""
+    image = "" if galaxy.image is None else str(Path(galaxy.image).resolve())
+    spectrum = "" if galaxy.spectrum is None else str(Path(galaxy.spectrum).resolve())
+    return f"{image}\t{spectrum}\t{galaxy.source}"
+
+
+def _galaxy_crash_row(galaxy: GalaxyInput, reason: str) -> dict[str, Any]:
+    """The row of a galaxy whose partition task raised."""
+    row = _empty_row(galaxy)
+    row.update(status="failed", reason=reason)
+    return row
+
+
+def _galaxy_key(galaxy: GalaxyInput) -> tuple[str, str]:
+    return (str(galaxy.image or ""), str(galaxy.spectrum or ""))
+
+
+def _row_galaxy_key(row: Any) -> tuple[str, str]:
+    return (str(row["image"]), str(row["spectrum"]))
+
+
+#: ``galam predict`` for the partition runner (:func:`~napari_galam.pipeline.distributed.run_batch`).
+PREDICT_JOB = PartitionJob(
+    name="predict",
+    columns=PREDICT_COLUMNS,
+    run=predict_partition,
+    sort_key=_galaxy_sort_key,
+    crash_row=_galaxy_crash_row,
+    input_key=_galaxy_key,
+    row_key=_row_galaxy_key,
+)

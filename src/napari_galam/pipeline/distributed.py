@@ -1,21 +1,28 @@
-"""Run ``galam predict`` and ``galam map`` in partitions on Dask, resumable.
+"""The partition runner: any batch job in partitions, resumable, in-process or on Dask.
 
-The inputs (galaxies or cubes) are sorted and cut into partitions of a fixed size, so
-the same input list always gives the same partitions. Each partition runs the very
-functions a single click runs (:func:`~napari_galam.pipeline.catalogue.iter_predict_catalogue`
-for galaxies, :func:`map_cube_to_file` for cubes) on a ``dask.distributed`` worker,
-which writes the partition's rows atomically to ``PARTS/part-NNNNN.ecsv`` (a temporary
-file moved into place). A rerun skips partitions whose file exists, so a run that was
-killed resumes and loses nothing; at the end the partitions are merged into one table
-with exactly one row per input (checked). ``PARTS/manifest.json`` records a hash of the
-input list, the partition size and the options, and a rerun with anything different is
-refused with a message saying so.
+A batch job is described by a :class:`PartitionJob` (its row layout, how to run one
+partition, how to key and order its inputs, the row of an input whose partition
+crashed); this module knows nothing else about kinds of job. ``galam predict``
+(:data:`napari_galam.pipeline.catalogue.PREDICT_JOB`), ``galam map``
+(:data:`napari_galam.pipeline.maps.MAP_JOB`) and ``galam qa`` each hand their job to
+:func:`run_batch`.
+
+The inputs are sorted and cut into partitions of a fixed size, so the same input list
+always gives the same partitions. Each partition's task writes its rows atomically to
+``PARTS/part-NNNNN.ecsv`` (a temporary file moved into place), either in this process
+one after the other (``engine="local"``) or on ``dask.distributed`` workers
+(``engine="dask"``). A rerun skips partitions whose file exists, so a run that was
+killed resumes and loses nothing (the one resume mechanism of every batch); at the end
+the partitions are merged into one table with exactly one row per input (checked).
+``PARTS/manifest.json`` records a hash of the input list, the partition size and the
+options, and a rerun with anything different is refused with a message saying so.
 
 A bad input is a row with its reason (as always); a partition whose task raises is
-recorded as rows ``status = failed`` with the error for each of its inputs, and the run
-goes on. TensorFlow is imported by the workers only: the client process (the CLI)
-never imports it. The workers read the inputs and write the partition files
-themselves, so workers of an existing cluster must see the same file system paths.
+recorded as the job's crash rows (``status = failed`` with the error) for each of its
+inputs, and the run goes on. On Dask, TensorFlow is imported by the workers only: the
+client process (the CLI) never imports it. The workers read the inputs and write the
+partition files themselves, so workers of an existing cluster must see the same file
+system paths. Every Dask client of the package is opened by :func:`dask_client`.
 """
 
 from __future__ import annotations
@@ -30,33 +37,69 @@ from pathlib import Path
 from typing import Any
 
 from napari_galam.errors import GalamError, GalamInputError
+from napari_galam.progress import Progress, ProgressGenerator, run_to_end
 
 __all__ = [
-    "DEFAULT_GALAXIES_PER_PARTITION",
-    "DEFAULT_CUBES_PER_PARTITION",
-    "MAP_COLUMNS",
+    "PartitionJob",
     "Partition",
     "RunSummary",
+    "ENGINES",
     "partition_inputs",
     "input_fingerprint",
     "open_partitions_dir",
     "partition_path",
-    "predict_partition",
-    "map_partition",
-    "map_cube_to_file",
-    "maps_target",
+    "write_rows",
     "start_client",
     "dask_client",
     "load_models_on_worker",
     "iter_run_partitions",
     "run_partitions",
     "merge_partitions",
+    "run_batch",
+    "iter_batch",
 ]
 
-DEFAULT_GALAXIES_PER_PARTITION = 256
-DEFAULT_CUBES_PER_PARTITION = 1
-MAP_COLUMNS = ("source", "maps", "status", "reason", "n_mapped")
+#: Where the partitions run: in this process one after the other, or on Dask.
+ENGINES = ("local", "dask")
 _MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class PartitionJob:
+    """What a partitioned batch does; the runner knows nothing else about kinds of job.
+
+    Attributes
+    ----------
+    name
+        The job's name in messages and progress ("predict", "map", "qa").
+    columns
+        Row layout of each partition file.
+    run
+        Module-level (picklable) ``run(items, path, **options) -> rows written``: runs
+        one partition and writes its rows atomically to ``path``
+        (see :func:`write_rows`).
+    sort_key
+        Stable text key of one input (orders the inputs and fingerprints the list).
+    crash_row
+        ``crash_row(item, reason) -> row``: the row of one input whose partition task
+        raised.
+    input_key, row_key
+        Identity of an input and of a table row: the merge checks that each partition
+        file holds exactly its inputs' rows, in order.
+    restart_on_new_inputs
+        A rerun with a different input list starts the partitions afresh instead of
+        being refused (for jobs whose own outputs say what is done, e.g. maps files);
+        different options or partition size are still refused.
+    """
+
+    name: str
+    columns: tuple[str, ...]
+    run: Callable[..., int]
+    sort_key: Callable[[Any], str]
+    crash_row: Callable[[Any, str], dict[str, Any]]
+    input_key: Callable[[Any], Any]
+    row_key: Callable[[Any], Any]
+    restart_on_new_inputs: bool = False
 
 
 @dataclass(frozen=True)
@@ -93,22 +136,20 @@ class RunSummary:
     directory: Path
 
 
-def _sort_key(item: Any) -> str:
-    """A stable text key of a galaxy input or a cube path."""
-    if isinstance(item, os.PathLike | str):
-        return str(Path(item).resolve())
-    image = "" if item.image is None else str(Path(item.image).resolve())
-    spectrum = "" if item.spectrum is None else str(Path(item.spectrum).resolve())
-    return f"{image}\t{spectrum}\t{item.source}"
+# --------------------------------------------------------------- partitions and manifest
 
 
-def partition_inputs(items: Sequence[Any], *, partition_size: int) -> list[Partition]:
-    """Sort the inputs and cut them into partitions of ``partition_size``.
+def partition_inputs(
+    items: Sequence[Any], job: PartitionJob, *, partition_size: int
+) -> list[Partition]:
+    """Sort the inputs by ``job.sort_key`` and cut them into partitions of ``partition_size``.
 
     Parameters
     ----------
     items
-        :class:`~napari_galam.pipeline.catalogue.GalaxyInput` objects or cube paths.
+        The job's inputs (galaxies, cube paths, cutouts).
+    job
+        The job (its sort key).
     partition_size
         Inputs per partition (the last one may be smaller).
 
@@ -118,30 +159,69 @@ def partition_inputs(items: Sequence[Any], *, partition_size: int) -> list[Parti
     """
     if partition_size < 1:
         raise GalamInputError(f"partition size: expected a positive integer, got {partition_size}.")
-    ordered = sorted(items, key=_sort_key)
+    ordered = sorted(items, key=job.sort_key)
     return [
         Partition(k, tuple(ordered[start : start + partition_size]))
         for k, start in enumerate(range(0, len(ordered), partition_size))
     ]
 
 
-def input_fingerprint(items: Sequence[Any]) -> str:
+def input_fingerprint(items: Sequence[Any], job: PartitionJob) -> str:
     """SHA-256 of the sorted input list (files named, not their contents)."""
     digest = hashlib.sha256()
-    for key in sorted(_sort_key(item) for item in items):
+    for key in sorted(job.sort_key(item) for item in items):
         digest.update(key.encode())
         digest.update(b"\n")
     return digest.hexdigest()
 
 
-def partition_path(directory: Path, index: int) -> Path:
+def partition_path(directory: str | os.PathLike, index: int) -> Path:
     """The file of partition ``index``."""
     return Path(directory) / f"part-{index:05d}.ecsv"
+
+
+_MANIFEST_NAMES = {
+    "n_inputs": "input list",
+    "inputs_sha256": "input list",
+    "partition_size": "partition size",
+    "options": "options",
+}
+
+
+def _read_manifest(file: Path) -> dict[str, Any]:
+    try:
+        return json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise GalamInputError(f"{file}: unreadable resume manifest ({exc}).") from exc
+
+
+def _mixing_runs_error(
+    directory: Path, old: dict[str, Any], manifest: dict[str, Any]
+) -> GalamInputError:
+    what = list(
+        dict.fromkeys(_MANIFEST_NAMES[k] for k in manifest if old.get(k) != manifest[k])
+    )
+    return GalamInputError(
+        f"{directory}: holds partitions of an earlier run with a different "
+        f"{' and '.join(what)} (earlier: "
+        f"{old.get('n_inputs')} inputs, partition size {old.get('partition_size')}, "
+        f"options {old.get('options')}; now: {manifest['n_inputs']} inputs, partition size "
+        f"{manifest['partition_size']}, options {manifest['options']}). Resuming would mix "
+        "the two runs: delete that folder to start again, or write to another output."
+    )
+
+
+def _write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{_MANIFEST}.tmp{os.getpid()}"
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, directory / _MANIFEST)
 
 
 def open_partitions_dir(
     directory: str | os.PathLike,
     items: Sequence[Any],
+    job: PartitionJob,
     *,
     partition_size: int,
     options: dict[str, Any],
@@ -152,174 +232,41 @@ def open_partitions_dir(
     ------
     GalamInputError
         When the folder holds partitions of a different input list, partition size or
-        options (resuming would mix two runs).
+        options (resuming would mix two runs). A job with
+        ``restart_on_new_inputs`` starts afresh on a different input list instead.
     """
     directory = Path(directory)
     manifest = {
         "n_inputs": len(items),
-        "inputs_sha256": input_fingerprint(items),
+        "inputs_sha256": input_fingerprint(items, job),
         "partition_size": int(partition_size),
         "options": {k: options[k] for k in sorted(options)},
     }
     file = directory / _MANIFEST
-    if file.exists():
-        try:
-            old = json.loads(file.read_text())
-        except (OSError, ValueError) as exc:
-            raise GalamInputError(f"{file}: unreadable resume manifest ({exc}).") from exc
-        if old != manifest:
-            names = {
-                "n_inputs": "input list",
-                "inputs_sha256": "input list",
-                "partition_size": "partition size",
-                "options": "options",
-            }
-            what = list(dict.fromkeys(names[k] for k in manifest if old.get(k) != manifest[k]))
-            raise GalamInputError(
-                f"{directory}: holds partitions of an earlier run with a different "
-                f"{' and '.join(what)} (earlier: "
-                f"{old.get('n_inputs')} inputs, partition size {old.get('partition_size')}, "
-                f"options {old.get('options')}; now: {len(items)} inputs, partition size "
-                f"{partition_size}, options {manifest['options']}). Resuming would mix the two "
-                "runs: delete that folder to start again, or write to another output."
-            )
-        for stale in directory.glob(".part-*.tmp*"):  # left by a run killed mid-write
-            stale.unlink(missing_ok=True)
+    if not file.exists():
+        _write_manifest(directory, manifest)
         return directory
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{_MANIFEST}.tmp{os.getpid()}"
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, file)
+    old = _read_manifest(file)
+    if old != manifest:
+        same_settings = all(old.get(k) == manifest[k] for k in ("partition_size", "options"))
+        if not (job.restart_on_new_inputs and same_settings):
+            raise _mixing_runs_error(directory, old, manifest)
+        for part in directory.glob("part-*.ecsv"):  # another input list: start afresh
+            part.unlink()
+        _write_manifest(directory, manifest)
+    for stale in directory.glob(".part-*.tmp*"):  # left by a run killed mid-write
+        stale.unlink(missing_ok=True)
     return directory
 
 
-def _write_rows(path: Path, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+def write_rows(path: str | os.PathLike, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    """Write a partition's rows atomically to ``path`` (ECSV, the columns in order)."""
     from astropy.table import Table
 
     from napari_galam.io.writers import write_table
 
     table = Table(rows=[[row[c] for c in columns] for row in rows], names=columns)
-    write_table(path, table)
-
-
-# --------------------------------------------------------------------- worker-side tasks
-
-
-def predict_partition(
-    galaxies: Sequence[Any], path: str | os.PathLike, *, model: str = "auto"
-) -> int:
-    """Predict one partition of galaxies and write its rows atomically to ``path``.
-
-    Runs :func:`~napari_galam.pipeline.catalogue.iter_predict_catalogue` with the
-    models of this process (loaded once per process by the registry).
-
-    Returns
-    -------
-    int
-        Rows written.
-    """
-    from napari_galam.models.inference import predict_galaxies
-    from napari_galam.pipeline.catalogue import PREDICT_COLUMNS, iter_predict_catalogue
-
-    rows: list[dict[str, Any]] = []
-    for item in iter_predict_catalogue(list(galaxies), predict_galaxies, model=model):
-        if not isinstance(item, tuple):
-            rows = item
-    _write_rows(Path(path), rows, PREDICT_COLUMNS)
-    return len(rows)
-
-
-def maps_target(cube: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """Where the maps of ``cube`` go: ``OUT/<name>.maps.fits``."""
-    name = Path(cube).name.split(".fits")[0].split(".fit")[0]
-    return Path(out) / f"{name}.maps.fits"
-
-
-def map_cube_to_file(
-    path: str | os.PathLike,
-    target: str | os.PathLike,
-    *,
-    min_snr: float = 3.0,
-    target_snr: float | None = None,
-    predict: Callable[..., Any] | None = None,
-) -> dict[str, Any]:
-    """Map one cube or narrow-band stack and write its maps atomically to ``target``.
-
-    Returns
-    -------
-    dict
-        ``{"n_mapped": spaxels with a prediction}``.
-
-    Raises
-    ------
-    GalamInputError
-        When the file is neither a cube nor a narrow-band stack this package reads.
-    """
-    from napari_galam.io.cubes import read_cube, sniff_cube_layout
-    from napari_galam.io.narrowband import read_narrowband, sniff_narrowband
-    from napari_galam.io.writers import write_maps
-    from napari_galam.pipeline.maps import (
-        map_seds,
-        sed_model_filters,
-        seds_from_cube,
-        seds_from_narrowband,
-    )
-    from napari_galam.sps.filters import load_filters
-
-    path = Path(path)
-    if predict is None:
-        from napari_galam.models.inference import predict_seds as predict
-    filters = sed_model_filters()
-    if sniff_narrowband(path) is not None:
-        source = read_narrowband(path)
-        seds = seds_from_narrowband(source, filters)
-    elif sniff_cube_layout(path) is not None:
-        source = read_cube(path)
-        seds = seds_from_cube(source, load_filters(filters))
-    else:
-        raise GalamInputError(f"{path}: not an IFU cube or narrow-band stack this tool reads.")
-    maps = map_seds(
-        seds, predict, min_snr=min_snr, target_snr=target_snr, meta={"source": path.name}
-    )
-    write_maps(
-        target,
-        maps.as_dict(),
-        celestial_wcs=source.celestial_wcs,
-        units={"LOG_AGE": "dex", "MH": "dex", "SNR": "", "BIN_ID": ""},
-        header_extra={"MODEL": maps.model, "SOURCE": path.name, "MINSNR": min_snr},
-    )
-    return {"n_mapped": maps.n_mapped}
-
-
-def map_partition(
-    cubes: Sequence[str | os.PathLike],
-    path: str | os.PathLike,
-    *,
-    out: str | os.PathLike,
-    min_snr: float = 3.0,
-    target_snr: float | None = None,
-    overwrite: bool = False,
-) -> int:
-    """Map each cube of one partition into ``out``; write the summary rows to ``path``.
-
-    A cube whose maps exist is ``done before`` (unless ``overwrite``); one that cannot be
-    mapped is ``failed`` with the reason. Returns the number of rows written.
-    """
-    rows = []
-    for cube in cubes:
-        target = maps_target(cube, out)
-        row = {"source": str(cube), "maps": str(target), "status": "ok", "reason": ""}
-        row["n_mapped"] = -1
-        if target.exists() and not overwrite:
-            row["status"] = "done before"
-        else:
-            try:
-                row.update(map_cube_to_file(cube, target, min_snr=min_snr, target_snr=target_snr))
-            except GalamError as exc:
-                row.update(status="failed", reason=str(exc), maps="")
-        rows.append(row)
-    _write_rows(Path(path), rows, MAP_COLUMNS)
-    return len(rows)
+    write_table(Path(path), table)
 
 
 def load_models_on_worker(names: Sequence[str]) -> int:
@@ -331,7 +278,7 @@ def load_models_on_worker(names: Sequence[str]) -> int:
     return os.getpid()
 
 
-# ------------------------------------------------------------------------- client side
+# ------------------------------------------------------------------------- Dask client
 
 
 def start_client(*, scheduler: str | None = None, n_workers: int | None = None) -> tuple[Any, Any]:
@@ -407,137 +354,158 @@ def dask_client(
             cluster.close()
 
 
-def _crash_rows(partition: Partition, kind: str, error: BaseException) -> list[dict[str, Any]]:
+# ------------------------------------------------------------------------------ running
+
+#: What an engine yields per finished partition: the partition and the error it raised.
+_Finished = tuple[Partition, BaseException | None]
+
+
+def _task_path(directory: Path, partition: Partition) -> str:
+    return str(partition_path(directory, partition.index).resolve())
+
+
+def _iter_local(
+    todo: Sequence[Partition], job: PartitionJob, directory: Path, options: dict[str, Any]
+) -> Iterator[_Finished]:
+    """Run the partitions one after the other in this process."""
+    for partition in todo:
+        try:
+            job.run(partition.items, _task_path(directory, partition), **options)
+        except Exception as exc:  # noqa: BLE001 - a crashed partition becomes its rows
+            yield partition, exc
+        else:
+            yield partition, None
+
+
+def _iter_dask(
+    todo: Sequence[Partition],
+    job: PartitionJob,
+    directory: Path,
+    options: dict[str, Any],
+    *,
+    client: Any,
+    scheduler: str | None,
+    n_workers: int | None,
+    max_in_flight: int | None,
+) -> Iterator[_Finished]:
+    """Run the partitions on Dask, ``max_in_flight`` at a time, as they finish."""
+    from distributed import as_completed
+
+    with dask_client(client, scheduler=scheduler, n_workers=n_workers) as client:
+        if max_in_flight is None:
+            max_in_flight = 4 * (sum(client.nthreads().values()) or 1)
+        waiting = list(reversed(todo))
+        by_key: dict[str, Partition] = {}
+
+        def submit() -> Any:
+            partition = waiting.pop()
+            path = _task_path(directory, partition)
+            future = client.submit(job.run, partition.items, path, pure=False, **options)
+            by_key[future.key] = partition
+            return future
+
+        running = as_completed([submit() for _ in range(min(max_in_flight, len(waiting)))])
+        for future in running:
+            partition = by_key.pop(future.key)
+            error = future.exception()
+            future.release()
+            yield partition, error
+            if waiting:
+                running.add(submit())
+
+
+def _crash_rows(job: PartitionJob, partition: Partition, error: BaseException) -> list[dict]:
     reason = f"partition {partition.index} crashed: {type(error).__name__}: {error}"
-    if kind == "map":
-        return [
-            {"source": str(c), "maps": "", "status": "failed", "reason": reason, "n_mapped": -1}
-            for c in partition.items
-        ]
-    return [
-        {
-            "source": g.source,
-            "image": str(g.image or ""),
-            "spectrum": str(g.spectrum or ""),
-            "model": "",
-            "log_age": float("nan"),
-            "mh": float("nan"),
-            "status": "failed",
-            "reason": reason,
-        }
-        for g in partition.items
-    ]
+    return [job.crash_row(item, reason) for item in partition.items]
 
 
 def iter_run_partitions(
     partitions: Sequence[Partition],
-    task: Callable[..., int],
+    job: PartitionJob,
     directory: str | os.PathLike,
     *,
-    kind: str,
+    engine: str = "local",
     client: Any = None,
     scheduler: str | None = None,
     n_workers: int | None = None,
     max_in_flight: int | None = None,
     **task_options: Any,
-) -> Iterator[tuple[int, int] | RunSummary]:
-    """Run the unfinished partitions on Dask; yield ``(inputs_done, n_inputs)``, then a summary.
+) -> ProgressGenerator[RunSummary]:
+    """Run the unfinished partitions; yield ``Progress(job.name, inputs_done, n_inputs)``.
 
     Parameters
     ----------
     partitions
         From :func:`partition_inputs`.
-    task
-        :func:`predict_partition` or :func:`map_partition`: ``task(items, path, **options)``
-        writes the partition file.
+    job
+        What to run: ``job.run(items, path, **task_options)`` writes a partition file.
     directory
         The partitions folder (see :func:`open_partitions_dir`).
-    kind
-        ``"predict"`` or ``"map"``: the row layout of a crashed partition.
+    engine
+        ``"local"``: in this process, one partition after the other; ``"dask"``: on
+        Dask workers.
     client, scheduler, n_workers
-        An existing ``distributed.Client``; else one on ``scheduler``; else a new
-        LocalCluster of ``n_workers`` (see :func:`start_client`), closed at the end.
+        Dask only: an existing ``distributed.Client``; else one on ``scheduler``; else a
+        new LocalCluster of ``n_workers`` (see :func:`dask_client`), closed at the end.
     max_in_flight
-        Partitions submitted at a time (default: 4 per worker thread).
-    """
-    from distributed import as_completed
+        Dask only: partitions submitted at a time (default: 4 per worker thread).
 
+    Returns
+    -------
+    RunSummary
+    """
+    if engine not in ENGINES:
+        raise GalamInputError(f"engine: expected one of {', '.join(ENGINES)}, got {engine!r}.")
+    if engine == "local" and (client is not None or scheduler):
+        raise GalamInputError("a Dask client or scheduler needs engine='dask'.")
     directory = Path(directory)
     n_inputs = sum(len(p.items) for p in partitions)
     todo = [p for p in partitions if not partition_path(directory, p.index).exists()]
     done = n_inputs - sum(len(p.items) for p in todo)
     crashed = 0
-    yield (done, n_inputs)
+    yield Progress(job.name, done, n_inputs)
     if todo:
-        own = client is None
-        cluster = None
-        if own:
-            client, cluster = start_client(scheduler=scheduler, n_workers=n_workers)
-        try:
-            if max_in_flight is None:
-                threads = sum(client.nthreads().values()) or 1
-                max_in_flight = 4 * threads
-            waiting = list(reversed(todo))
-            by_key: dict[str, Partition] = {}
-
-            def submit() -> Any:
-                partition = waiting.pop()
-                future = client.submit(
-                    task,
-                    partition.items,
-                    str(partition_path(directory, partition.index).resolve()),
-                    pure=False,
-                    **task_options,
-                )
-                by_key[future.key] = partition
-                return future
-
-            running = as_completed([submit() for _ in range(min(max_in_flight, len(waiting)))])
-            for future in running:
-                partition = by_key.pop(future.key)
-                error = future.exception()
-                if error is not None:
-                    crashed += 1
-                    _write_rows(
-                        partition_path(directory, partition.index),
-                        _crash_rows(partition, kind, error),
-                        MAP_COLUMNS if kind == "map" else _predict_columns(),
-                    )
-                future.release()
-                done += len(partition.items)
-                yield (done, n_inputs)
-                if waiting:
-                    running.add(submit())
-        finally:
-            if own:
-                client.close()
-                if cluster is not None:
-                    cluster.close()
-    yield RunSummary(len(partitions), len(partitions) - len(todo), crashed, directory)
-
-
-def _predict_columns() -> tuple[str, ...]:
-    from napari_galam.pipeline.catalogue import PREDICT_COLUMNS
-
-    return PREDICT_COLUMNS
+        if engine == "local":
+            finished = _iter_local(todo, job, directory, task_options)
+        else:
+            finished = _iter_dask(
+                todo, job, directory, task_options, client=client, scheduler=scheduler,
+                n_workers=n_workers, max_in_flight=max_in_flight,
+            )  # fmt: skip
+        for partition, error in finished:
+            if error is not None:
+                crashed += 1
+                rows = _crash_rows(job, partition, error)
+                write_rows(partition_path(directory, partition.index), rows, job.columns)
+            done += len(partition.items)
+            yield Progress(job.name, done, n_inputs)
+    return RunSummary(len(partitions), len(partitions) - len(todo), crashed, directory)
 
 
 def run_partitions(
     partitions: Sequence[Partition],
-    task: Callable[..., int],
+    job: PartitionJob,
     directory: str | os.PathLike,
     **options: Any,
 ) -> RunSummary:
     """Run :func:`iter_run_partitions` to the end and return its summary."""
-    *_progress, summary = iter_run_partitions(partitions, task, directory, **options)
-    return summary
+    return run_to_end(iter_run_partitions(partitions, job, directory, **options))
+
+
+def _read_partition(file: Path) -> Any:
+    from astropy.table import Table
+
+    table = Table.read(file, format="ascii.ecsv")
+    for name in table.colnames:  # ECSV reads empty strings back as masked
+        if table[name].dtype.kind in "US" and hasattr(table[name], "filled"):
+            table[name] = table[name].filled("")
+    return table
 
 
 def merge_partitions(
     partitions: Sequence[Partition],
     directory: str | os.PathLike,
-    *,
-    kind: str,
+    job: PartitionJob,
 ) -> Any:
     """Read every partition file and stack them into one table, in sorted input order.
 
@@ -555,18 +523,9 @@ def merge_partitions(
         file = partition_path(directory, partition.index)
         if not file.exists():
             raise GalamError(f"{file}: missing; run again to finish partition {partition.index}.")
-        table = Table.read(file, format="ascii.ecsv")
-        for name in table.colnames:  # ECSV reads empty strings back as masked
-            if table[name].dtype.kind in "US" and hasattr(table[name], "filled"):
-                table[name] = table[name].filled("")
-        if kind == "map":
-            expected = [str(c) for c in partition.items]
-            found = [str(s) for s in table["source"]]
-        else:
-            expected = [(str(g.image or ""), str(g.spectrum or "")) for g in partition.items]
-            found = [
-                (str(i), str(s)) for i, s in zip(table["image"], table["spectrum"], strict=True)
-            ]
+        table = _read_partition(file)
+        expected = [job.input_key(item) for item in partition.items]
+        found = [job.row_key(row) for row in table]
         if found != expected:
             raise GalamError(
                 f"{file}: holds {len(found)} rows that do not match the {len(expected)} "
@@ -578,3 +537,85 @@ def merge_partitions(
     merged = vstack(tables, join_type="exact", metadata_conflicts="silent")
     merged.meta.clear()
     return merged
+
+
+def _in_input_order(table: Any, items: Sequence[Any], job: PartitionJob) -> Any:
+    """The merged rows (in sorted order) put back in the order of ``items``."""
+    import numpy as np
+
+    if not len(items):
+        return table
+    # the same stable sort as partition_inputs: merged row k is input by_sort[k]
+    by_sort = sorted(range(len(items)), key=lambda i: job.sort_key(items[i]))
+    row_of_input = np.empty(len(items), dtype=int)
+    row_of_input[by_sort] = np.arange(len(items))
+    return table[row_of_input]
+
+
+def iter_batch(
+    items: Sequence[Any],
+    job: PartitionJob,
+    directory: str | os.PathLike,
+    *,
+    partition_size: int,
+    options: dict[str, Any],
+    engine: str = "local",
+    client: Any = None,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    **task_options: Any,
+) -> ProgressGenerator[tuple[Any, RunSummary]]:
+    """Run a batch job in partitions, resuming an earlier run; one row per input.
+
+    Yields :class:`~napari_galam.progress.Progress` and returns the merged table
+    (:func:`run_batch` runs it to the end).
+
+    Opens (or checks) the partitions folder, runs the partitions that are not finished
+    (:func:`iter_run_partitions`: the one resume mechanism) and merges them.
+
+    Parameters
+    ----------
+    items
+        The inputs.
+    job
+        What to do with them.
+    directory
+        The partitions folder, kept after the run (a rerun resumes from it).
+    partition_size
+        Inputs per partition.
+    options
+        What the manifest records: a rerun with other options is refused.
+    engine, client, scheduler, n_workers
+        Where the partitions run (see :func:`iter_run_partitions`).
+    task_options
+        Passed to ``job.run`` of every partition.
+
+    Returns
+    -------
+    (astropy.table.Table, RunSummary)
+        The rows in the order of ``items``, and what the run did.
+    """
+    folder = open_partitions_dir(
+        directory, items, job, partition_size=partition_size, options=options
+    )
+    partitions = partition_inputs(items, job, partition_size=partition_size)
+    summary = yield from iter_run_partitions(
+        partitions, job, folder, engine=engine, client=client, scheduler=scheduler,
+        n_workers=n_workers, **task_options,
+    )  # fmt: skip
+    table = merge_partitions(partitions, folder, job)
+    if len(table) != len(items):
+        raise GalamError(f"{folder}: merged {len(table)} rows for {len(items)} inputs.")
+    return _in_input_order(table, items, job), summary
+
+
+def run_batch(
+    items: Sequence[Any],
+    job: PartitionJob,
+    directory: str | os.PathLike,
+    *,
+    on_progress: Callable[[Progress], Any] | None = None,
+    **arguments: Any,
+) -> tuple[Any, RunSummary]:
+    """Run :func:`iter_batch` (same ``arguments``) to the end; ``on_progress`` sees each step."""
+    return run_to_end(iter_batch(items, job, directory, **arguments), on_progress=on_progress)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from napari_galam.errors import GalamInputError
 
@@ -72,6 +73,55 @@ def residual_stats(diff: Any) -> dict[str, float]:
 REAL_AGREEMENT_DEX = {"log_age": 0.2, "mh": 0.15}
 
 
+def _ppxf_row(name: str, spectrum: Any, reguls: Sequence[float]) -> dict[str, Any]:
+    """The pPXF side of one galaxy: redshift, S/N and the fitted log age and [M/H] once per
+    regularisation (the first without a suffix, the others ``_regul<R>``)."""
+    from napari_galam.sps.reference_fit import fit_population
+
+    good = spectrum.ivar > 0
+    noise = np.full(spectrum.flux.shape, np.inf)
+    noise[good] = 1.0 / np.sqrt(spectrum.ivar[good])
+    redshift = spectrum.redshift if np.isfinite(spectrum.redshift) else 0.0
+    row: dict[str, Any] = {
+        "galaxy": name,
+        "redshift": float(redshift),
+        "snr": float(spectrum.snr_median),
+    }
+    for index, regul in enumerate(reguls):
+        fit = fit_population(
+            spectrum.wave,
+            spectrum.flux,
+            noise=noise,
+            redshift=redshift,
+            vacuum=True,
+            regul=float(regul),
+        )
+        suffix = "" if index == 0 else f"_regul{regul:g}"
+        row[f"ppxf_log_age{suffix}"] = fit.log_age
+        row[f"ppxf_mh{suffix}"] = fit.mh
+    return row
+
+
+def _comparison_table(rows: list[dict[str, Any]], answer: Any) -> Any:
+    """pPXF rows beside the model's answer: differences, agreement, columns in order."""
+    from astropy.table import Table
+
+    table = Table(rows=rows)
+    table["model_log_age"] = np.asarray(answer.log_age, float)
+    table["model_mh"] = np.asarray(answer.mh, float)
+    table["d_log_age"] = table["model_log_age"] - table["ppxf_log_age"]
+    table["d_mh"] = table["model_mh"] - table["ppxf_mh"]
+    table["agrees"] = (np.abs(table["d_log_age"]) <= REAL_AGREEMENT_DEX["log_age"]) & (
+        np.abs(table["d_mh"]) <= REAL_AGREEMENT_DEX["mh"]
+    )
+    order = ["galaxy", "redshift", "snr", "model_log_age", "ppxf_log_age", "d_log_age"]
+    order += ["model_mh", "ppxf_mh", "d_mh"]
+    order += [c for c in table.colnames if c not in order]
+    table = table[order]
+    table.meta["agreement_dex"] = dict(REAL_AGREEMENT_DEX)
+    return table
+
+
 def compare_real_spectra(
     predict_galaxies: Callable[..., Any],
     *,
@@ -104,12 +154,9 @@ def compare_real_spectra(
         ``d_log_age, d_mh`` (model - pPXF) and ``agrees`` (within
         :data:`REAL_AGREEMENT_DEX`).
     """
-    from astropy.table import Table
-
     from napari_galam.core.preprocess import model_spectrum
     from napari_galam.io.spectra import read_sdss_spectrum, real_sdss_spectra
     from napari_galam.models.registry import spectrum_frame
-    from napari_galam.sps.reference_fit import fit_population
 
     paths = real_sdss_spectra() if spectra is None else {k: Path(v) for k, v in spectra.items()}
     if not paths:
@@ -124,42 +171,34 @@ def compare_real_spectra(
                 spectrum.wave[good], spectrum.flux[good], redshift=spectrum.redshift, frame=frame
             )
         )
-        noise = np.full(spectrum.flux.shape, np.inf)
-        noise[good] = 1.0 / np.sqrt(spectrum.ivar[good])
-        redshift = spectrum.redshift if np.isfinite(spectrum.redshift) else 0.0
-        row: dict[str, Any] = {
-            "galaxy": name,
-            "redshift": float(redshift),
-            "snr": float(spectrum.snr_median),
-        }
-        for index, regul in enumerate(reguls):
-            fit = fit_population(
-                spectrum.wave,
-                spectrum.flux,
-                noise=noise,
-                redshift=redshift,
-                vacuum=True,
-                regul=float(regul),
-            )
-            suffix = "" if index == 0 else f"_regul{regul:g}"
-            row[f"ppxf_log_age{suffix}"] = fit.log_age
-            row[f"ppxf_mh{suffix}"] = fit.mh
-        rows.append(row)
+        rows.append(_ppxf_row(name, spectrum, reguls))
     answer = predict_galaxies(spectra=np.stack(inputs), model="spectra-only")
-    table = Table(rows=rows)
-    table["model_log_age"] = np.asarray(answer.log_age, float)
-    table["model_mh"] = np.asarray(answer.mh, float)
-    table["d_log_age"] = table["model_log_age"] - table["ppxf_log_age"]
-    table["d_mh"] = table["model_mh"] - table["ppxf_mh"]
-    table["agrees"] = (np.abs(table["d_log_age"]) <= REAL_AGREEMENT_DEX["log_age"]) & (
-        np.abs(table["d_mh"]) <= REAL_AGREEMENT_DEX["mh"]
-    )
-    order = ["galaxy", "redshift", "snr", "model_log_age", "ppxf_log_age", "d_log_age"]
-    order += ["model_mh", "ppxf_mh", "d_mh"]
-    order += [c for c in table.colnames if c not in order]
-    table = table[order]
-    table.meta["agreement_dex"] = dict(REAL_AGREEMENT_DEX)
-    return table
+    return _comparison_table(rows, answer)
+
+
+def _accepted_by_qa(images: Any) -> tuple[NDArray[np.intp], NDArray[Any], dict[str, int]]:
+    """Indices of the cutouts the QA accepts, their model inputs (stacked; empty when
+    none) and the count of each QA status, as at inference."""
+    from napari_galam.pipeline.qa import assess_galaxy
+
+    inputs, keep, statuses = [], [], {}
+    for i in range(len(images)):
+        qa = assess_galaxy(images[i])
+        statuses[qa.status] = statuses.get(qa.status, 0) + 1
+        if qa.status == "accepted":
+            inputs.append(qa.model_input)
+            keep.append(i)
+    stacked = np.stack(inputs) if inputs else np.empty((0,))
+    return np.asarray(keep, dtype=np.intp), stacked, statuses
+
+
+def _snr_bins(snr: NDArray[Any]) -> list[tuple[str, NDArray[np.bool_]]]:
+    """``("all", everything)`` then each of :data:`SNR_BINS` as ``("[lo,hi)", selection)``."""
+    bins = [("all", np.ones(snr.size, bool))]
+    for lo, hi in zip(SNR_BINS[:-1], SNR_BINS[1:], strict=True):
+        label = f"[{lo:g},{hi:g})" if np.isfinite(hi) else f"[{lo:g},inf)"
+        bins.append((label, (snr >= lo) & (snr < hi)))
+    return bins
 
 
 def evaluate_galaxies(
@@ -179,9 +218,8 @@ def evaluate_galaxies(
     from astropy.table import Table
 
     from napari_galam.core.preprocess import preprocess_spectra
+    from napari_galam.models.datasets import dataset_spectra
     from napari_galam.models.registry import spectrum_frame
-    from napari_galam.models.training import dataset_spectra
-    from napari_galam.pipeline.qa import assess_galaxy
 
     frame = spectrum_frame() if "spectra-only" in models else "observed"
 
@@ -198,17 +236,9 @@ def evaluate_galaxies(
         log_age = handle["labels/log_age"][:n].astype(float)
         mh = handle["labels/mh"][:n].astype(float)
         snr = handle["truth/snr"][:n].astype(float) if "truth/snr" in handle else np.full(n, np.nan)
-    inputs, keep, statuses = [], [], {}
-    for i in range(n):
-        qa = assess_galaxy(images[i])
-        statuses[qa.status] = statuses.get(qa.status, 0) + 1
-        if qa.status == "accepted":
-            inputs.append(qa.model_input)
-            keep.append(i)
-    if not keep:
+    keep, images_in, statuses = _accepted_by_qa(images)
+    if not keep.size:
         raise GalamInputError(f"{path}: the QA accepted none of the {n} cutouts.")
-    keep = np.asarray(keep)
-    images_in = np.stack(inputs)
     spectra_in = preprocess_spectra(spectra[keep], frame=frame)
     rows = []
     predictions: dict[str, dict[str, Any]] = {}
@@ -223,11 +253,7 @@ def evaluate_galaxies(
             "true_mh": mh[keep],
             "pred_mh": np.asarray(answer.mh, float),
         }
-        edges = [("all", np.ones(keep.size, bool))]
-        for lo, hi in zip(SNR_BINS[:-1], SNR_BINS[1:], strict=True):
-            label = f"[{lo:g},{hi:g})" if np.isfinite(hi) else f"[{lo:g},inf)"
-            edges.append((label, (snr[keep] >= lo) & (snr[keep] < hi)))
-        for label, select in edges:
+        for label, select in _snr_bins(snr[keep]):
             age, metal = residual_stats(d_age[select]), residual_stats(d_mh[select])
             rows.append(
                 {

@@ -12,7 +12,7 @@ a result with the reason, never silence.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from napari_galam.core.cutout import cutout_around
 from napari_galam.errors import GalamInputError
 from napari_galam.pipeline.qa import GalaxyQA, QAParameters, assess_galaxy
+from napari_galam.progress import Progress, ProgressGenerator, run_to_end
 
 __all__ = [
     "GalaxyResult",
@@ -120,7 +121,8 @@ def detect_galaxies(
     from astropy.stats import sigma_clipped_stats
     from photutils.segmentation import SourceCatalog, detect_sources
 
-    from napari_galam.core.deblend import smooth_image, to_single_band
+    from napari_galam.core.background import smooth_image
+    from napari_galam.core.deblend import to_single_band
 
     grey = to_single_band(image)
     if grey.size == 0 or not np.isfinite(grey).any():
@@ -157,11 +159,11 @@ def iter_predict_positions(
     size: int = CUTOUT_SIZE,
     params: QAParameters | None = None,
     predict_blended: bool = False,
-) -> Iterator[tuple[int, int] | list[GalaxyResult]]:
+) -> ProgressGenerator[list[GalaxyResult]]:
     """QA every position, then predict the accepted galaxies in one batch.
 
-    Yields ``(done, total)`` after each QA, then the list of results (one per position,
-    in order). With ``predict_galaxies=None`` only the QA runs.
+    Yields ``Progress("QA", done, total)`` after each QA and returns the results (one
+    per position, in order). With ``predict_galaxies=None`` only the QA runs.
     """
     positions = np.asarray(positions, dtype=float).reshape(-1, 2)
     image = np.asarray(image)
@@ -183,7 +185,7 @@ def iter_predict_positions(
             if usable:
                 to_predict.append(index)
                 inputs.append(qa.model_input)
-        yield (index + 1, len(positions))
+        yield Progress("QA", index + 1, len(positions))
     if predict_galaxies is not None and inputs:
         answer = predict_galaxies(np.stack(inputs), model=model)
         used = getattr(answer, "model", model)
@@ -199,7 +201,7 @@ def iter_predict_positions(
                 mh=float(answer.mh[k]),
                 qa=old.qa,
             )
-    yield results
+    return results
 
 
 def predict_positions(
@@ -209,8 +211,7 @@ def predict_positions(
     **options: Any,
 ) -> list[GalaxyResult]:
     """Run :func:`iter_predict_positions` to the end and return the results."""
-    *_progress, results = iter_predict_positions(image, positions, predict_galaxies, **options)
-    return results
+    return run_to_end(iter_predict_positions(image, positions, predict_galaxies, **options))
 
 
 def _predict_positions_on_worker(
@@ -236,26 +237,25 @@ def iter_predict_positions_distributed(
     client: Any = None,
     scheduler: str | None = None,
     n_workers: int | None = None,
-) -> Iterator[tuple[int, int] | list[GalaxyResult]]:
+) -> ProgressGenerator[list[GalaxyResult]]:
     """:func:`iter_predict_positions` on Dask, for fields with many galaxies.
 
     The field is sent to every worker once; the positions go out in partitions, each
     run by the same :func:`predict_positions` with the worker's own models (TensorFlow
-    stays in the workers). Yields ``(done, total)`` as partitions finish, then the
-    results in input order (without the QA arrays). A partition that fails gives
-    ``failed`` results with the error, and the others go on.
+    stays in the workers). Yields ``Progress("QA and prediction", done, total)`` as
+    partitions finish and returns the results in input order (without the QA arrays).
+    A partition that fails gives ``failed`` results with the error, and the others go
+    on. The client is opened and closed by
+    :func:`napari_galam.pipeline.distributed.dask_client`.
     """
     from distributed import as_completed
 
-    from napari_galam.pipeline.distributed import start_client
+    from napari_galam.pipeline.distributed import dask_client
 
     positions = np.asarray(positions, dtype=float).reshape(-1, 2)
     if partition_size < 1:
         raise GalamInputError(f"partition size must be positive, got {partition_size}.")
-    cluster = None
-    if client is None:
-        client, cluster = start_client(scheduler=scheduler, n_workers=n_workers)
-    try:
+    with dask_client(client, scheduler=scheduler, n_workers=n_workers) as client:
         field = client.scatter(np.asarray(image), broadcast=True)
         chunks = [
             positions[i : i + partition_size] for i in range(0, len(positions), partition_size)
@@ -278,9 +278,5 @@ def iter_predict_positions_distributed(
                     GalaxyResult(float(r), float(c), "failed", reason) for r, c in chunks[index]
                 ]
             done += len(chunks[index])
-            yield (done, len(positions))
-        yield [result for part in parts for result in part]
-    finally:
-        if cluster is not None:
-            client.close()
-            cluster.close()
+            yield Progress("QA and prediction", done, len(positions))
+        return [result for part in parts for result in part]

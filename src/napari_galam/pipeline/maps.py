@@ -1,27 +1,39 @@
 """Map a cube: per-spaxel age and [M/H] from narrow-band SEDs (Liew-Cain et al. 2021).
 
-IFU cubes (CALIFA, MaNGA, MUSE, generic) first go through the narrow-band filters the
-SED model was trained on (synthetic photometry, :mod:`napari_galam.core.spaxels`);
-narrow-band stacks give their SEDs directly, matched to the model's filters by name.
-Spaxels below a S/N floor are left out; optionally the rest are Voronoi-binned to a
-target S/N. The model itself is any callable ``predict_seds(seds) -> prediction`` with
-``log_age`` and ``mh`` arrays of the SEDs' leading shape: in napari and on the command
-line, :meth:`napari_galam.models.worker.ModelWorker.predict_seds`, so that TensorFlow
-stays out of the calling process.
+The one home of "map a cube". IFU cubes (CALIFA, MaNGA, MUSE, generic) first go through
+the narrow-band filters the SED model was trained on (synthetic photometry,
+:mod:`napari_galam.core.spaxels`); narrow-band stacks give their SEDs directly, matched
+to the model's filters by name. Spaxels below a S/N floor are left out; optionally the
+rest are Voronoi-binned to a target S/N. The model itself is any callable
+``predict_seds(seds) -> prediction`` with ``log_age`` and ``mh`` arrays of the SEDs'
+leading shape: in napari, :meth:`napari_galam.models.worker.ModelWorker.predict_seds`,
+so that TensorFlow stays out of the viewer's process.
+
+:func:`iter_map_source` maps an opened source (from
+:func:`napari_galam.io.sources.open_source`): the Spaxel maps dock calls it, and so does
+:func:`map_cube_to_file`, which ``galam map`` runs per cube in partitions
+(:data:`MAP_JOB` for the partition runner of :mod:`napari_galam.pipeline.distributed`,
+in this process or on Dask). Big cubes can be mapped by blocks of rows on Dask
+(:func:`iter_map_cube_distributed`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Callable, Iterator, Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from napari_galam.core.spaxels import SpaxelSEDs, bin_seds, voronoi_bins
-from napari_galam.errors import GalamInputError
+from napari_galam.errors import GalamError, GalamInputError
+from napari_galam.pipeline.distributed import PartitionJob, dask_client, write_rows
+from napari_galam.progress import Progress, ProgressGenerator, run_to_end
 
 __all__ = [
     "SpaxelMaps",
@@ -30,11 +42,22 @@ __all__ = [
     "seds_from_narrowband",
     "iter_map_cube_distributed",
     "iter_map_seds",
+    "iter_map_source",
     "sed_model_filters",
     "map_seds",
+    "map_cube_to_file",
+    "map_partition",
+    "maps_target",
+    "MAP_COLUMNS",
+    "MAP_JOB",
+    "DEFAULT_CUBES_PER_PARTITION",
 ]
 
-Progress = tuple[str, int, int]
+MAP_COLUMNS = ("source", "maps", "status", "reason", "n_mapped")
+#: Cubes per partition of ``galam map`` (``--partition-size``).
+DEFAULT_CUBES_PER_PARTITION = 1
+#: The units of the maps' FITS extensions.
+MAP_UNITS = {"LOG_AGE": "dex", "MH": "dex", "SNR": "", "BIN_ID": ""}
 
 
 @dataclass(frozen=True)
@@ -56,6 +79,9 @@ class SpaxelMaps:
         The model's name.
     meta
         Provenance: source file, S/N floor and target, number of spaxels mapped.
+    light
+        ``(ny, nx)`` collapsed light of the source (mean SED flux; the middle plane of
+        a cube mapped on Dask), for the galaxy's ellipse and R_e; None when not made.
     """
 
     log_age: NDArray[np.float32]
@@ -65,6 +91,7 @@ class SpaxelMaps:
     band_names: tuple[str, ...]
     model: str
     meta: dict[str, Any] = field(default_factory=dict)
+    light: NDArray[np.float64] | None = None
 
     @property
     def n_mapped(self) -> int:
@@ -90,26 +117,24 @@ def sed_model_filters(model: str = "sed-cnn") -> list[str]:
     return [str(name) for name in names]
 
 
-def iter_seds_from_cube(cube: Any, filters: Any) -> Iterator[Progress | SpaxelSEDs]:
+def iter_seds_from_cube(cube: Any, filters: Any) -> ProgressGenerator[SpaxelSEDs]:
     """Synthetic photometry of every spaxel of a :class:`io.cubes.SpectralCube`.
 
-    Yields ``("photometry", rows_done, ny)`` progress, then the :class:`SpaxelSEDs`.
+    Yields ``Progress("photometry", rows_done, ny)`` and returns the :class:`SpaxelSEDs`.
     """
     from napari_galam.core.spaxels import iter_cube_to_seds
 
-    for item in iter_cube_to_seds(
-        cube.wave, cube.data, filters, variance=cube.variance, mask=cube.mask, what=cube.name
-    ):
-        if isinstance(item, tuple):
-            yield ("photometry", *item)
-        else:
-            yield item
+    return (
+        yield from iter_cube_to_seds(
+            cube.wave, cube.data, filters, variance=cube.variance, mask=cube.mask,
+            what=cube.name,
+        )
+    )  # fmt: skip
 
 
 def seds_from_cube(cube: Any, filters: Any) -> SpaxelSEDs:
     """Run :func:`iter_seds_from_cube` to the end and return the SEDs."""
-    *_progress, seds = iter_seds_from_cube(cube, filters)
-    return seds
+    return run_to_end(iter_seds_from_cube(cube, filters))
 
 
 def seds_from_narrowband(stack: Any, band_names: Sequence[str]) -> SpaxelSEDs:
@@ -154,8 +179,8 @@ def iter_map_seds(
     target_snr: float | None = None,
     model: str = "sed-cnn",
     meta: dict[str, Any] | None = None,
-) -> Iterator[Progress | SpaxelMaps]:
-    """Predict maps from SEDs, yielding ``(stage, done, total)`` progress, then the maps.
+) -> ProgressGenerator[SpaxelMaps]:
+    """Predict maps from SEDs, yielding ``Progress`` ("binning", "prediction"); return them.
 
     Parameters
     ----------
@@ -180,15 +205,15 @@ def iter_map_seds(
     mh = np.full((ny, nx), np.nan, dtype=np.float32)
     bin_id = np.full((ny, nx), -1, dtype=np.int32)
     if target_snr is not None and keep.any():
-        yield ("binning", 0, 1)
+        yield Progress("binning", 0, 1)
         signal = np.where(keep, np.nanmean(seds.flux, axis=0), np.nan)
         noise = np.where(keep, signal / np.where(keep, seds.snr, 1.0), np.nan)
         bins = voronoi_bins(signal, noise, target_snr=target_snr, min_snr=min_snr)
         bin_id = bins.bin_id
         inputs = bin_seds(seds, bins)
-        yield ("binning", 1, 1)
+        yield Progress("binning", 1, 1)
         prediction = predict_seds(inputs)
-        yield ("prediction", bins.n_bins, bins.n_bins)
+        yield Progress("prediction", bins.n_bins, bins.n_bins)
         painted = bin_id >= 0
         log_age[painted] = np.asarray(prediction.log_age)[bin_id[painted]]
         mh[painted] = np.asarray(prediction.mh)[bin_id[painted]]
@@ -196,16 +221,16 @@ def iter_map_seds(
         rows, cols = np.nonzero(keep)
         bin_id[rows, cols] = np.arange(rows.size, dtype=np.int32)
         inputs = seds.flux[:, rows, cols].T.copy()
-        yield ("prediction", 0, rows.size)
+        yield Progress("prediction", 0, rows.size)
         prediction = predict_seds(inputs)
         log_age[rows, cols] = np.asarray(prediction.log_age, dtype=np.float32)
         mh[rows, cols] = np.asarray(prediction.mh, dtype=np.float32)
-        yield ("prediction", rows.size, rows.size)
+        yield Progress("prediction", rows.size, rows.size)
     info = dict(meta or {})
     info.update(
         {"min_snr": min_snr, "target_snr": target_snr, "n_kept": int(keep.sum()), "model": model}
     )
-    yield SpaxelMaps(
+    return SpaxelMaps(
         log_age=log_age,
         mh=mh,
         snr=seds.snr.astype(np.float32),
@@ -222,8 +247,7 @@ def map_seds(
     **options: Any,
 ) -> SpaxelMaps:
     """Run :func:`iter_map_seds` to the end and return the maps."""
-    *_progress, maps = iter_map_seds(seds, predict_seds, **options)
-    return maps
+    return run_to_end(iter_map_seds(seds, predict_seds, **options))
 
 
 def _map_cube_rows(
@@ -259,22 +283,18 @@ def iter_map_cube_distributed(
     client: Any = None,
     n_workers: int | None = None,
     scheduler: str | None = None,
-) -> Iterator[Progress | SpaxelMaps]:
+) -> ProgressGenerator[SpaxelMaps]:
     """Map a big cube on Dask: each worker reads and maps blocks of rows from the file.
 
     The same steps as :func:`iter_seds_from_cube` + :func:`iter_map_seds` (without
     Voronoi binning, which needs the whole field at once). Yields
-    ``("rows", done, ny)`` progress, then the assembled :class:`SpaxelMaps`.
+    ``Progress("rows", done, ny)`` and returns the assembled :class:`SpaxelMaps`. The
+    client comes from :func:`~napari_galam.pipeline.distributed.dask_client`.
     """
     from distributed import as_completed
 
-    from napari_galam.pipeline.distributed import start_client
-
     _, ny, nx = shape
-    cluster = None
-    if client is None:
-        client, cluster = start_client(scheduler=scheduler, n_workers=n_workers)
-    try:
+    with dask_client(client, scheduler=scheduler, n_workers=n_workers) as client:
         blocks = [(r, min(ny, r + rows_per_partition)) for r in range(0, ny, rows_per_partition)]
         futures = [
             client.submit(
@@ -294,18 +314,209 @@ def iter_map_cube_distributed(
             kept = part.bin_id >= 0
             bin_id[start:stop][kept] = part.bin_id[kept] + start * nx  # unique across blocks
             done += stop - start
-            yield ("rows", done, ny)
-        yield SpaxelMaps(
-            log_age=log_age,
-            mh=mh,
-            snr=snr,
-            bin_id=bin_id,
-            band_names=tuple(filter_names),
-            model=model,
-            meta={"min_snr": min_snr, "target_snr": None, "n_kept": int(np.isfinite(log_age).sum()),
-                  "model": model, "source": str(path), "engine": "dask"},
-        )  # fmt: skip
-    finally:
-        if cluster is not None:
-            client.close()
-            cluster.close()
+            yield Progress("rows", done, ny)
+    return SpaxelMaps(
+        log_age=log_age,
+        mh=mh,
+        snr=snr,
+        bin_id=bin_id,
+        band_names=tuple(filter_names),
+        model=model,
+        meta={"min_snr": min_snr, "target_snr": None, "n_kept": int(np.isfinite(log_age).sum()),
+              "model": model, "source": str(path), "engine": "dask"},
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------ a whole source
+
+
+def _is_narrowband(source: Any) -> bool:
+    from napari_galam.io.narrowband import NarrowBandStack
+
+    return isinstance(source, NarrowBandStack)
+
+
+def _mean_light(seds: SpaxelSEDs) -> NDArray[np.float64]:
+    """The collapsed light of the spaxels: their mean SED flux (NaN where none)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # spaxels without any flux
+        return np.nanmean(seds.flux, axis=0)
+
+
+def iter_map_source(
+    source: Any,
+    predict_seds: Callable[[NDArray[np.float32]], Any],
+    *,
+    min_snr: float = 3.0,
+    target_snr: float | None = None,
+    model: str = "sed-cnn",
+    meta: dict[str, Any] | None = None,
+    distributed_min_spaxels: int | None = None,
+    n_workers: int | None = None,
+    client: Any = None,
+) -> ProgressGenerator[SpaxelMaps]:
+    """Map an opened cube or narrow-band stack; yield ``Progress``, return the maps.
+
+    The SED model's filters (:func:`sed_model_filters`), the SEDs of the source
+    (:func:`iter_seds_from_cube` or :func:`seds_from_narrowband`), then
+    :func:`iter_map_seds`. The maps carry the source's collapsed light
+    (:attr:`SpaxelMaps.light`).
+
+    Parameters
+    ----------
+    source
+        A :class:`~napari_galam.io.cubes.SpectralCube` or
+        :class:`~napari_galam.io.narrowband.NarrowBandStack`
+        (:func:`napari_galam.io.sources.open_source`).
+    predict_seds
+        ``(n, n_filters) -> prediction`` with ``log_age`` and ``mh`` of length ``n``
+        (not called on the Dask path, whose workers use their own models).
+    min_snr, target_snr, model, meta
+        As for :func:`iter_map_seds`.
+    distributed_min_spaxels
+        A cube with at least this many spaxels is mapped on Dask by blocks of rows
+        (:func:`iter_map_cube_distributed`), unless ``target_snr`` asks for Voronoi
+        binning; None: never.
+    n_workers, client
+        The Dask cluster of that path (see
+        :func:`~napari_galam.pipeline.distributed.dask_client`).
+    """
+    filters = sed_model_filters(model)
+    if _is_narrowband(source):
+        seds = seds_from_narrowband(source, filters)
+    else:
+        _, ny, nx = source.shape
+        big = distributed_min_spaxels is not None and ny * nx >= distributed_min_spaxels
+        if big and target_snr is None:
+            maps = yield from iter_map_cube_distributed(
+                source.path, source.shape, filters, min_snr=min_snr, model=model,
+                n_workers=n_workers, client=client,
+            )  # fmt: skip
+            light = np.asarray(source.data[source.shape[0] // 2], dtype=float)
+            return dataclasses.replace(maps, light=light)
+        from napari_galam.sps.filters import load_filters
+
+        seds = yield from iter_seds_from_cube(source, load_filters(filters))
+    maps = yield from iter_map_seds(
+        seds, predict_seds, min_snr=min_snr, target_snr=target_snr, model=model, meta=meta
+    )
+    return dataclasses.replace(maps, light=_mean_light(seds))
+
+
+# ---------------------------------------------------------------------------- galam map
+
+
+def maps_target(cube: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Where the maps of ``cube`` go: ``OUT/<name>.maps.fits``."""
+    name = Path(cube).name.split(".fits")[0].split(".fit")[0]
+    return Path(out) / f"{name}.maps.fits"
+
+
+def map_cube_to_file(
+    path: str | os.PathLike,
+    target: str | os.PathLike,
+    *,
+    min_snr: float = 3.0,
+    target_snr: float | None = None,
+    predict: Callable[..., Any] | None = None,
+) -> dict[str, Any]:
+    """Map one cube or narrow-band stack and write its maps atomically to ``target``.
+
+    :func:`~napari_galam.io.sources.open_source`, :func:`iter_map_source` and
+    :func:`~napari_galam.io.writers.write_maps` (with the source's celestial WCS).
+
+    Parameters
+    ----------
+    predict
+        The SED model (default: :func:`napari_galam.models.inference.predict_seds`
+        in this process).
+
+    Returns
+    -------
+    dict
+        ``{"n_mapped": spaxels with a prediction}``.
+
+    Raises
+    ------
+    GalamInputError
+        When the file is neither a cube nor a narrow-band stack this package reads.
+    """
+    from napari_galam.io.sources import open_source
+    from napari_galam.io.writers import write_maps
+
+    path = Path(path)
+    source = open_source(path)
+    if predict is None:
+        from napari_galam.models.inference import predict_seds as predict
+    maps = run_to_end(
+        iter_map_source(
+            source, predict, min_snr=min_snr, target_snr=target_snr, meta={"source": path.name}
+        )
+    )
+    write_maps(
+        target,
+        maps.as_dict(),
+        celestial_wcs=source.celestial_wcs,
+        units=MAP_UNITS,
+        header_extra={"MODEL": maps.model, "SOURCE": path.name, "MINSNR": min_snr},
+    )
+    return {"n_mapped": maps.n_mapped}
+
+
+def map_partition(
+    cubes: Sequence[str | os.PathLike],
+    path: str | os.PathLike,
+    *,
+    out: str | os.PathLike,
+    min_snr: float = 3.0,
+    target_snr: float | None = None,
+    overwrite: bool = False,
+) -> int:
+    """Map each cube of one partition into ``out``; write the summary rows to ``path``.
+
+    A cube whose maps exist is ``done before`` (unless ``overwrite``); one that cannot be
+    mapped is ``failed`` with the reason. Returns the number of rows written.
+    """
+    rows = []
+    for cube in cubes:
+        target = maps_target(cube, out)
+        row = {"source": str(cube), "maps": str(target), "status": "ok", "reason": ""}
+        row["n_mapped"] = -1
+        if target.exists() and not overwrite:
+            row["status"] = "done before"
+        else:
+            try:
+                row.update(map_cube_to_file(cube, target, min_snr=min_snr, target_snr=target_snr))
+            except GalamError as exc:
+                row.update(status="failed", reason=str(exc), maps="")
+        rows.append(row)
+    write_rows(path, rows, MAP_COLUMNS)
+    return len(rows)
+
+
+def _cube_sort_key(cube: str | os.PathLike) -> str:
+    """A stable text key of a cube: its resolved path."""
+    return str(Path(cube).resolve())
+
+
+def _cube_crash_row(cube: str | os.PathLike, reason: str) -> dict[str, Any]:
+    """The summary row of a cube whose partition task raised."""
+    return {"source": str(cube), "maps": "", "status": "failed", "reason": reason, "n_mapped": -1}
+
+
+def _row_source(row: Any) -> str:
+    return str(row["source"])
+
+
+#: ``galam map`` for the partition runner (:func:`~napari_galam.pipeline.distributed.run_batch`).
+#: The maps files say which cubes are done, so another list of cubes starts afresh.
+MAP_JOB = PartitionJob(
+    name="map",
+    columns=MAP_COLUMNS,
+    run=map_partition,
+    sort_key=_cube_sort_key,
+    crash_row=_cube_crash_row,
+    input_key=str,
+    row_key=_row_source,
+    restart_on_new_inputs=True,
+)
