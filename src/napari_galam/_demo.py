@@ -44,9 +44,8 @@ def open_demo(viewer: Any = None) -> Any:
     viewer.layers.selection.active = viewer.layers["Hubble Deep Field"]
     if "Galaxy QA" in docks:
         qa = docks["Galaxy QA"][1]
-        qa.synchronous = True
         qa.pick_galaxy(*DEMO_GALAXY)
-        qa.synchronous = False
+        qa.jobs.wait()  # the screenshot shows the finished QA
         viewer.layers.selection.active = viewer.layers["Hubble Deep Field"]
     viewer.reset_view()  # the docks took width from the canvas: fit the field again
     return viewer

@@ -40,9 +40,9 @@ def test_afternoon(make_napari_viewer, qtbot, tmp_path: Path) -> None:
         truth = viewer.layers["simulated CALIFA cube"].metadata["galam_truth"]
         maps_dock = MapsDock(viewer)
         viewer.window.add_dock_widget(maps_dock, name="Spaxel maps")
-        assert maps_dock.start_mapping() is not None
+        assert maps_dock.start_mapping()
         # wait on the dock's own state: a job can finish before a waitSignal connects
-        qtbot.waitUntil(lambda: maps_dock._job is None, timeout=240_000)
+        qtbot.waitUntil(lambda: not maps_dock.jobs.busy, timeout=240_000)
         age = viewer.layers["log age simulated CALIFA cube"]
         mh = viewer.layers["[M/H] simulated CALIFA cube"]
         assert age.colorbar.visible
@@ -56,6 +56,7 @@ def test_afternoon(make_napari_viewer, qtbot, tmp_path: Path) -> None:
         gradients.mh_layer.setCurrentText(mh.name)
         gradients._on_map_chosen(age.name)
         gradients.fit_button.click()
+        gradients.jobs.wait()
         result = gradients.result
         assert result is not None and result.age.ok and result.mh.ok
         # unseen gradient error SD is ~0.06 dex/R_e: allow 3 sigma on one galaxy
@@ -76,8 +77,8 @@ def test_afternoon(make_napari_viewer, qtbot, tmp_path: Path) -> None:
         viewer.window.add_dock_widget(predict, name="Galaxy age & [M/H]", tabify=True)
         predict.image_layer.setCurrentText("simulated field")
         for k in range(3):
-            assert predict.predict_at(63.5, 63.5 + 128 * k) is not None
-            qtbot.waitUntil(lambda: predict._job is None, timeout=120_000)
+            assert predict.predict_at(63.5, 63.5 + 128 * k)
+            qtbot.waitUntil(lambda: not predict.jobs.busy, timeout=120_000)
         assert predict.table.rowCount() == 3
         results = [r for _, r in predict.results]
         d_age = [r.log_age - g.spectrum.log_age for r, g in zip(results, galaxies, strict=True)]
@@ -89,10 +90,10 @@ def test_afternoon(make_napari_viewer, qtbot, tmp_path: Path) -> None:
         # --- predict all on the Hubble Deep Field, then cancel: nothing breaks --------
         viewer.open_sample("napari-galam", "hubble_deep_field")
         predict.image_layer.setCurrentText("Hubble Deep Field")
-        assert predict.predict_all() is not None
+        assert predict.predict_all()
         predict.cancel()
-        qtbot.waitUntil(lambda: predict._job is None, timeout=120_000)
-        assert predict.table.rowCount() >= 3 and not predict.cancel_button.isEnabled()
+        qtbot.waitUntil(lambda: not predict.jobs.busy, timeout=120_000)
+        assert predict.table.rowCount() >= 3 and not predict.jobs.cancel_button.isEnabled()
     finally:
         stop_shared_worker()
     assert "tensorflow" not in sys.modules

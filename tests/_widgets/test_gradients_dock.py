@@ -55,12 +55,13 @@ def test_dock_fits_known_gradients_and_exports(make_napari_viewer, tmp_path: Pat
     dock.light_layer.setCurrentText("light")  # measures R_e with a growth curve
     assert dock.r_e.value() == pytest.approx(9.0, rel=0.05)
     dock.fit_button.click()
+    dock.jobs.wait()
     result = dock.result
     assert result is not None and result.age.ok and result.mh.ok
     assert result.age.slope == pytest.approx(-0.12, abs=0.03)
     assert result.mh.slope == pytest.approx(-0.25, abs=0.03)
     assert result.age.n_within >= 25
-    assert "dex/R_e" in dock.status.text()
+    assert "dex/R_e" in dock.jobs.status.text()
     # the figure: crosses, 100 red bootstrap lines and a black mean line per panel
     top = dock.figure.axes[0]
     assert len(top.lines) >= 100 + 2
@@ -94,10 +95,12 @@ def test_too_few_spaxels_gives_a_clear_message(make_napari_viewer) -> None:
     dock.r_e.setValue(10.0)
     before = len(notification_manager.records)
     dock.fit_button.click()
-    assert "only 16 valid spaxels" in dock.status.text()
+    dock.jobs.wait()
+    assert "only 16 valid spaxels" in dock.jobs.status.text()
     assert any("at least 25" in str(n.message) for n in notification_manager.records[before:])
     # mismatched maps: a message, not an exception
     viewer.add_image(np.zeros((10, 10)), name="small")
     dock.mh_layer.setCurrentText("small")
     dock.fit_button.click()
-    assert "one shape" in dock.status.text()
+    dock.jobs.wait()
+    assert "one shape" in dock.jobs.status.text()

@@ -45,14 +45,14 @@ def test_cube_to_maps_to_gradients(
     dock = MapsDock(viewer)
     viewer.window.add_dock_widget(dock, name="Spaxel maps")
     assert dock.source.currentText() == "simulated CALIFA cube"
-    assert dock.start_mapping() is not None
-    qtbot.waitUntil(lambda: dock._job is None, timeout=240_000)
-    assert dock.maps is not None, dock.status.text()
+    assert dock.start_mapping()
+    qtbot.waitUntil(lambda: not dock.jobs.busy, timeout=240_000)
+    assert dock.maps is not None, dock.jobs.status.text()
     age_layer = viewer.layers["log age simulated CALIFA cube"]
     mh_layer = viewer.layers["[M/H] simulated CALIFA cube"]
     assert age_layer.data.shape == (73, 78) and mh_layer.data.shape == (73, 78)
     assert age_layer.contrast_limits == [8.5, 10.2]
-    assert "spaxels mapped" in dock.status.text()
+    assert "spaxels mapped" in dock.jobs.status.text()
 
     # against the simulator's truth: spaxels within 2 R_e that were mapped
     inside = (truth["TRUE_R_RE"] <= 2.0) & np.isfinite(age_layer.data)
@@ -92,7 +92,7 @@ def test_mapping_without_a_cube_is_a_notification(make_napari_viewer) -> None:
     viewer = make_napari_viewer()
     dock = MapsDock(viewer)
     before = len(notification_manager.records)
-    assert dock.start_mapping() is None
+    assert not dock.start_mapping()
     assert any("open a cube" in str(n.message) for n in notification_manager.records[before:])
 
 
@@ -100,13 +100,13 @@ def test_big_cubes_go_to_dask_with_the_same_maps(make_napari_viewer, qtbot, work
     viewer = make_napari_viewer()
     viewer.open_sample("napari-galam", "simulated_califa_cube")
     dock = MapsDock(viewer)
-    assert dock.start_mapping() is not None  # 73x78: the local path
-    qtbot.waitUntil(lambda: dock._job is None, timeout=240_000)
+    assert dock.start_mapping()  # 73x78: the local path
+    qtbot.waitUntil(lambda: not dock.jobs.busy, timeout=240_000)
     local = dock.maps
     dock.distributed_min_spaxels = 100  # now the same cube counts as big
     dock.dask_workers = 2
-    assert dock.start_mapping() is not None
-    qtbot.waitUntil(lambda: dock._job is None, timeout=240_000)
+    assert dock.start_mapping()
+    qtbot.waitUntil(lambda: not dock.jobs.busy, timeout=240_000)
     remote = dock.maps
     assert remote is not local and remote.meta.get("engine") == "dask"
     assert remote.n_mapped == local.n_mapped

@@ -19,7 +19,6 @@ HAVE_MODEL = "mmlforgalam" in available_models()
 def dock(make_napari_viewer):
     viewer = make_napari_viewer()
     widget = PredictDock(viewer)
-    widget.synchronous = True
     viewer.window.add_dock_widget(widget, name="Galaxy age & [M/H]")
     yield viewer, widget
     stop_shared_worker()
@@ -32,13 +31,14 @@ def test_no_layer_or_no_model_is_a_clear_message(dock) -> None:
     viewer, widget = dock
     before = len(notification_manager.records)
     widget.predict_at(10, 10)
-    assert "open or choose an image layer" in widget.status.text()
+    assert "open or choose an image layer" in widget.jobs.status.text()
     viewer.add_image(np.zeros((5, 5, 4)), name="cube-ish")  # not 2-D or RGB: not offered
     assert widget.image_layer.count() == 0
     if not HAVE_MODEL:
         viewer.open_sample("napari-galam", "hubble_deep_field")
         widget.predict_at(578, 754)
-        assert "not shipped" in widget.status.text()
+        widget.jobs.wait()
+        assert "not shipped" in widget.jobs.status.text()
     assert len(notification_manager.records) > before
 
 
@@ -52,7 +52,8 @@ def test_clicks_on_the_hubble_deep_field(dock, tmp_path: Path) -> None:
     viewer.open_sample("napari-galam", "hubble_deep_field")
     positions = detect_galaxies(viewer.layers["Hubble Deep Field"].data)[:12]
     for row, col in positions:
-        widget.predict_at(row, col)
+        assert widget.predict_at(row, col)
+        widget.jobs.wait()
     assert len(widget.results) == 12
     predicted = [r for _, r in widget.results if r.predicted]
     assert len(predicted) >= 6
@@ -88,7 +89,8 @@ def test_three_simulated_galaxies_against_their_truth(dock) -> None:
     viewer.add_image(field, name="simulated strip", rgb=True, metadata={"sdss_like": True})
     widget.image_layer.setCurrentText("simulated strip")
     for k in range(3):
-        widget.predict_at(63.5, 63.5 + 128 * k)
+        assert widget.predict_at(63.5, 63.5 + 128 * k)
+        widget.jobs.wait()
     results = [r for _, r in widget.results]
     assert [r.status for r in results] == ["accepted"] * 3
     d_age = np.array(
@@ -107,10 +109,12 @@ def test_spectra_only_is_offered_for_an_open_spectrum(dock) -> None:
     assert not widget.spectrum_button.isVisibleTo(widget)  # no spectrum open yet
     viewer.open_sample("napari-galam", "sdss_spectrum_ngc3522")
     assert widget.spectrum_button.isVisibleTo(widget)
-    result = widget.predict_spectrum()
+    assert widget.predict_spectrum()  # the request to the model worker runs in a thread
+    widget.jobs.wait()
+    result = widget.results[-1][1] if widget.results else None
     assert result is not None and result.model == "spectra-only"
     assert 8.0 < result.log_age < 10.5 and -2.0 < result.mh < 0.5
-    assert "spectra-only" in widget.status.text()
+    assert "spectra-only" in widget.jobs.status.text()
     assert widget.table.rowCount() == 1
 
 
@@ -125,7 +129,8 @@ def test_predict_all_goes_to_dask_for_large_fields(dock) -> None:
     positions = detect_galaxies(field)
     widget.distributed_min_sources = 10  # treat the HDF as a survey field
     widget.dask_workers = 2
-    widget.predict_all()
+    assert widget.predict_all()
+    widget.jobs.wait(timeout=600)
     assert len(widget.results) == len(positions) and widget.table.rowCount() == len(positions)
     statuses = {r.status for _, r in widget.results}
     assert "accepted" in statuses and "failed" not in statuses

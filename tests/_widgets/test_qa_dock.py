@@ -35,12 +35,15 @@ def blended_cutout(seed=0):
 
 @pytest.fixture
 def notes(monkeypatch):
-    """Notifications the dock sends, as (level, message)."""
+    """Notifications the dock and its job runner send, as (level, message)."""
+    import napari.utils.notifications
+
     seen: list[tuple[str, str]] = []
     for level in ("error", "warning", "info"):
-        monkeypatch.setattr(
-            qa_dock_module, f"show_{level}", lambda msg, level=level: seen.append((level, msg))
-        )
+        for module in (qa_dock_module, napari.utils.notifications):
+            monkeypatch.setattr(
+                module, f"show_{level}", lambda msg, level=level: seen.append((level, msg))
+            )
     return seen
 
 
@@ -64,8 +67,8 @@ def test_whole_cutout_gives_layers_of_the_right_types(dock_and_viewer, notes):
     dock, viewer = dock_and_viewer
     viewer.add_image(blended_cutout(), name="cutout")
     dock.layer_box.setCurrentText("cutout")
-    dock.synchronous = True
     dock.run_whole_layer()
+    dock.jobs.wait()
     result = dock.result
     assert result is not None and result.status == "blended"
     shapes = viewer.layers[QA_LAYER_NAMES["shapes"]]
@@ -86,8 +89,20 @@ def test_whole_cutout_gives_layers_of_the_right_types(dock_and_viewer, notes):
     assert kinds.count("peak") == result.deblend.n_segments
     assert kinds.count("saddle") == len(result.deblend.saddle_level) >= 1
     assert image.data.shape == (128, 128)
-    assert "blended" in dock.status_label.text()
+    assert "blended" in dock.jobs.status.text()
     assert not [n for n in notes if n[0] == "error"]
+
+
+def test_form_is_generated_from_the_parameter_specs(dock_and_viewer):
+    from napari_galam.parameters import parameter_specs
+    from napari_galam.pipeline.qa import QAParameters
+
+    dock, _ = dock_and_viewer
+    specs = parameter_specs(QAParameters)
+    assert specs and set(dock.form.widgets) == {spec.name for spec in specs}
+    for spec in specs:
+        assert dock.form.widgets[spec.name].toolTip() == spec.help
+    assert dock.parameters == QAParameters()  # the form starts at the defaults, exactly
 
 
 def test_parameter_change_reruns_in_a_thread(dock_and_viewer, qtbot, notes):
@@ -95,27 +110,27 @@ def test_parameter_change_reruns_in_a_thread(dock_and_viewer, qtbot, notes):
     viewer.add_image(blended_cutout(1), name="cutout")
     dock.layer_box.setCurrentText("cutout")
     dock.run_whole_layer()  # threaded
-    qtbot.waitUntil(lambda: dock.result is not None and dock._worker is None, timeout=20000)
+    qtbot.waitUntil(lambda: dock.result is not None and not dock.jobs.busy, timeout=20000)
     first = dock.result
     assert first.status == "blended"
     area_before = viewer.layers[QA_LAYER_NAMES["labels"]].data.astype(bool).sum()
     shapes = viewer.layers[QA_LAYER_NAMES["shapes"]]
     mask_before = shapes.data[list(shapes.features["role"]).index("mask")]
-    dock.scale_box.setValue(3.0)
-    qtbot.waitUntil(lambda: dock.result is not first and dock._worker is None, timeout=20000)
+    dock.form.widgets["mask_scale"].setValue(3.0)
+    qtbot.waitUntil(lambda: dock.result is not first and not dock.jobs.busy, timeout=20000)
     shapes = viewer.layers[QA_LAYER_NAMES["shapes"]]
     mask_after = shapes.data[list(shapes.features["role"]).index("mask")]
     assert np.ptp(mask_after[:, 1]) > 1.8 * np.ptp(mask_before[:, 1])
     assert dock.result.masking.mask_scale == 3.0
     # One level cannot split the pair: the verdict becomes "accepted".
     second = dock.result
-    dock.levels_box.setValue(1)
-    qtbot.waitUntil(lambda: dock.result is not second and dock._worker is None, timeout=20000)
+    dock.form.widgets["n_levels"].setValue(1)
+    qtbot.waitUntil(lambda: dock.result is not second and not dock.jobs.busy, timeout=20000)
     assert dock.result.status == "accepted"
     assert viewer.layers[QA_LAYER_NAMES["labels"]].data.astype(bool).sum() == area_before
     third = dock.result
-    dock.edges_box.setCurrentText("canny")
-    qtbot.waitUntil(lambda: dock.result is not third and dock._worker is None, timeout=20000)
+    dock.form.widgets["edges"].setCurrentText("canny")
+    qtbot.waitUntil(lambda: dock.result is not third and not dock.jobs.busy, timeout=20000)
     assert dock.parameters.edges == "canny" and dock.result.masking.target is not None
     assert not [n for n in notes if n[0] == "error"]
 
@@ -136,15 +151,15 @@ def test_toggling_the_companion_check_reruns_and_updates_the_points(dock_and_vie
     dock, viewer = dock_and_viewer
     viewer.add_image(faint_companion(), name="cutout")
     dock.layer_box.setCurrentText("cutout")
-    dock.companion_box.setChecked(False)
+    dock.form.widgets["companion_check"].setChecked(False)
     dock.run_whole_layer()  # threaded
-    qtbot.waitUntil(lambda: dock.result is not None and dock._worker is None, timeout=20000)
+    qtbot.waitUntil(lambda: dock.result is not None and not dock.jobs.busy, timeout=20000)
     first = dock.result
     assert first.status == "accepted" and first.companions is None
     points = viewer.layers[QA_LAYER_NAMES["points"]]
     assert "companion" not in list(points.features["kind"])
-    dock.companion_box.setChecked(True)
-    qtbot.waitUntil(lambda: dock.result is not first and dock._worker is None, timeout=20000)
+    dock.form.widgets["companion_check"].setChecked(True)
+    qtbot.waitUntil(lambda: dock.result is not first and not dock.jobs.busy, timeout=20000)
     second = dock.result
     assert second.status == "blended" and second.companions.n_companions == 1
     points = viewer.layers[QA_LAYER_NAMES["points"]]
@@ -152,9 +167,9 @@ def test_toggling_the_companion_check_reruns_and_updates_the_points(dock_and_vie
     assert kinds.count("companion") == 1
     ring = np.asarray(points.data)[kinds.index("companion")]
     assert np.hypot(ring[0] - 72.5, ring[1] - 54.5) < 3  # on the neighbour
-    assert "blended" in dock.status_label.text()
-    dock.companion_box.setChecked(False)
-    qtbot.waitUntil(lambda: dock.result is not second and dock._worker is None, timeout=20000)
+    assert "blended" in dock.jobs.status.text()
+    dock.form.widgets["companion_check"].setChecked(False)
+    qtbot.waitUntil(lambda: dock.result is not second and not dock.jobs.busy, timeout=20000)
     assert dock.result.status == "accepted"
     assert "companion" not in list(viewer.layers[QA_LAYER_NAMES["points"]].features["kind"])
     assert not [n for n in notes if n[0] == "error"]
@@ -162,7 +177,6 @@ def test_toggling_the_companion_check_reruns_and_updates_the_points(dock_and_vie
 
 def test_failures_become_notifications(dock_and_viewer, notes):
     dock, viewer = dock_and_viewer
-    dock.synchronous = True
     dock.run_whole_layer()  # no layer at all
     assert notes and notes[-1][0] == "warning" and "image layer" in notes[-1][1]
     viewer.add_image(np.zeros((4, 32, 32), dtype=np.float32), name="stack")
@@ -172,6 +186,7 @@ def test_failures_become_notifications(dock_and_viewer, notes):
     viewer.add_image(np.full((64, 64), 3.0, dtype=np.float32), name="flat")
     dock.layer_box.setCurrentText("flat")
     dock.run_whole_layer()
+    dock.jobs.wait()
     assert notes[-1][0] == "warning" and "flat" in notes[-1][1]
     assert dock.result.status == "flat"
     dock.pick_galaxy(500.0, 10.0)  # outside the 64x64 layer
@@ -183,11 +198,11 @@ def test_clicking_hubble_deep_field_galaxies(dock_and_viewer, notes, tmp_path):
     viewer.open_sample("napari-galam", "hubble_deep_field")
     layer = viewer.layers["Hubble Deep Field"]
     dock.layer_box.setCurrentText(layer.name)
-    dock.synchronous = True
     dock.size_box.setValue(96)
     verdicts = []
     for row, col in HDF_GALAXIES:
         dock.pick_galaxy(float(row), float(col))
+        dock.jobs.wait()
         result = dock.result
         assert result.status in QA_STATUSES
         assert result.masking.target is not None or result.reason
@@ -203,6 +218,7 @@ def test_clicking_hubble_deep_field_galaxies(dock_and_viewer, notes, tmp_path):
     event.type = "mouse_release"
     with pytest.raises(StopIteration):
         next(callback)
+    dock.jobs.wait()
     # A drag (panning) picks nothing.
     before = dock.result
     event = SimpleNamespace(type="mouse_press", position=(300.0, 300.0), button=1)
@@ -213,6 +229,7 @@ def test_clicking_hubble_deep_field_galaxies(dock_and_viewer, notes, tmp_path):
     event.type = "mouse_release"
     with pytest.raises(StopIteration):
         next(callback)
+    dock.jobs.wait()
     assert dock.result is before
     target = dock.result.masking.target
     shapes = viewer.layers[QA_LAYER_NAMES["shapes"]]
@@ -247,10 +264,10 @@ def test_huge_lazy_field_is_refused_whole_but_clickable(dock_and_viewer, notes, 
     viewer.add_image(np.zeros((8, 8), np.float32), name="field")
     dock.layer_box.setCurrentText("field")
     monkeypatch.setattr(qa_dock_module, "layer_image", lambda _layer: field)
-    dock.synchronous = True
     dock.run_whole_layer()
     assert notes[-1][0] == "error" and "20000x20000 field" in notes[-1][1]
     dock.pick_galaxy(5000.0, 5000.0)
+    dock.jobs.wait()
     assert dock.result.status == "flat" and notes[-1][0] == "warning"
 
 
@@ -259,8 +276,7 @@ def test_centre_offset_test_applies_to_cutouts_not_to_clicks(dock_and_viewer, no
     # blended (a merged neighbour); a cutout taken around a click is centred on the
     # click, so there the test is skipped.
     dock, viewer = dock_and_viewer
-    dock.synchronous = True
-    dock.companion_box.setChecked(True)
+    dock.form.widgets["companion_check"].setChecked(True)
     rng = np.random.default_rng(2)
     rows, cols = np.indices((200, 200), dtype=float)
     field = 150.0 * np.exp(-(((rows - 100) / 0.7) ** 2 + (cols - 100) ** 2) / (2 * 100.0))
@@ -268,10 +284,12 @@ def test_centre_offset_test_applies_to_cutouts_not_to_clicks(dock_and_viewer, no
     viewer.add_image(field[36:164, 42:170], name="off-centre cutout")  # galaxy 6 px left
     dock.layer_box.setCurrentText("off-centre cutout")
     dock.run_whole_layer()
+    dock.jobs.wait()
     assert dock.result.status == "blended" and "cutout centre" in dock.result.reason
     viewer.add_image(field, name="field")
     dock.layer_box.setCurrentText("field")
     dock.click_box.setChecked(True)
     dock.pick_galaxy(100.0, 106.0)  # a click 6 px off the galaxy
+    dock.jobs.wait()
     assert dock.result.status == "accepted", dock.result.reason
     assert not [n for n in notes if n[0] == "error"]

@@ -93,7 +93,9 @@ def test_cube_opens_lazily_and_a_click_plots_the_spaxel(make_napari_viewer, tmp_
     assert "galam_cube" in layer.metadata
 
     _, dock = viewer.window.add_plugin_dock_widget("napari-galam", "Spectrum")
-    spectrum = dock.show_spaxel(layer, 7, 5)
+    assert dock.show_spaxel(layer, 7, 5)  # read in the dock's job thread
+    dock.jobs.wait()
+    spectrum = dock.spaxel
     assert spectrum is not None
     np.testing.assert_allclose(spectrum.flux, written.flux[:, 7, 5], rtol=1e-6, equal_nan=True)
     assert "spaxel (y=7, x=5)" in dock.figure.axes[0].get_title()
@@ -102,7 +104,7 @@ def test_cube_opens_lazily_and_a_click_plots_the_spaxel(make_napari_viewer, tmp_
     viewer.screenshot(str(shot), canvas_only=False, flash=False)
     _not_blank(shot)
     # a click outside the cube warns instead of failing
-    assert dock.show_spaxel(layer, 99, 0) is None
+    assert dock.show_spaxel(layer, 99, 0) is False
 
 
 def test_click_on_a_narrowband_stack_plots_the_sed(make_napari_viewer, tmp_path: Path) -> None:
@@ -110,7 +112,9 @@ def test_click_on_a_narrowband_stack_plots_the_sed(make_napari_viewer, tmp_path:
     viewer.open_sample("napari-galam", "simulated_jpas_cube")
     layer = viewer.layers["simulated J-PAS cube"]
     dock = SpectrumDock(viewer)
-    sed = dock.show_spaxel(layer, 48, 48)
+    assert dock.show_spaxel(layer, 48, 48)
+    dock.jobs.wait()
+    sed = dock.spaxel
     assert sed is not None and sed.wave.size == 54
     np.testing.assert_allclose(sed.flux, np.asarray(layer.data[:, 48, 48]), rtol=1e-6)
     assert np.all(np.diff(sed.wave) > 0) and sed.snr_median > 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import time
+from collections import deque
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any
@@ -84,7 +85,7 @@ class JobRunner(QWidget):
         self.title = title
         self.last_error: BaseException | None = None
         self._worker: Any = None
-        self._pending: tuple[Any, ...] | None = None
+        self._pending: deque[tuple[Any, ...]] = deque()
         self._cancelled = False
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
@@ -153,8 +154,10 @@ class JobRunner(QWidget):
         cancelled
             Called on the GUI thread when the job stopped at Cancel.
         if_busy
-            ``"refuse"``: a job already runs, say so and return False; ``"latest"``: run
-            this request when the current job ends, replacing any request waiting.
+            What to do while a job runs: ``"refuse"`` says so and returns False;
+            ``"latest"`` runs this request when the current job ends, replacing any
+            request waiting (a form whose newest values matter); ``"queue"`` runs it
+            after every request already waiting (clicks, each of which matters).
 
         Returns
         -------
@@ -164,7 +167,9 @@ class JobRunner(QWidget):
         request = (function, args, kwargs, done, text, failed, cancelled)
         if self.busy:
             if if_busy == "latest":
-                self._pending = request
+                self._pending.clear()
+            if if_busy in ("latest", "queue"):
+                self._pending.append(request)
                 return True
             self.report(f"{self.title}: busy; wait for the running job or cancel it.", error=False)
             return False
@@ -189,8 +194,8 @@ class JobRunner(QWidget):
         worker.start()
 
     def cancel(self) -> None:
-        """Stop the running job at its next progress step (a queued request is dropped)."""
-        self._pending = None
+        """Stop the running job at its next progress step; requests waiting are dropped."""
+        self._pending.clear()
         if self._worker is not None:
             self._cancelled = True
             self._worker.quit()
@@ -242,6 +247,5 @@ class JobRunner(QWidget):
             self.status.setText(f"{self.title}: cancelled.")
             if cancelled is not None:
                 cancelled()
-        if self._pending is not None:
-            request, self._pending = self._pending, None
-            self._launch(request)
+        if self._pending:
+            self._launch(self._pending.popleft())

@@ -1,6 +1,6 @@
 """The one model worker process that all docks of a napari session share.
 
-TensorFlow never enters the napari process (see ARCHITECTURE.md); models run in a
+TensorFlow never enters the napari process (see docs/architecture.md); models run in a
 :class:`napari_galam.models.worker.ModelWorker` child process, started on first use,
 kept warm for the whole session and stopped when Python exits.
 """

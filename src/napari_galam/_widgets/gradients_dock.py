@@ -5,7 +5,8 @@ ellipse (typed in, taken from a Shapes layer, or read from the maps' metadata) a
 effective radius (typed in, or measured on a light image with a growth curve), and the
 dock fits both gradients with :func:`napari_galam.core.gradients.bootstrap_gradient` and
 plots them with :func:`napari_galam.plots.plot_gradient`. The figure exports to PNG/PDF
-and the numbers to ECSV/CSV.
+and the numbers to ECSV/CSV. The bootstrap (up to 10 000 fits) runs in the dock's
+job thread.
 """
 
 from __future__ import annotations
@@ -22,13 +23,13 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
     QPushButton,
     QSpinBox,
 )
 
 from napari_galam._layerdata import ELLIPSE_KEY, RE_KEY
 from napari_galam._widgets._choices import layer_named, refill_choices
+from napari_galam._widgets._jobs import JobRunner
 from napari_galam._widgets._mpl import MplDock
 from napari_galam.core.gradients import (
     GalaxyEllipse,
@@ -43,7 +44,7 @@ from napari_galam.plots import plot_gradient
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["GradientsDock", "GradientResult", "ellipse_from_shape"]
+__all__ = ["GradientsDock", "GradientResult", "ellipse_from_shape", "fit_gradients"]
 
 _NO_LAYER = "(none)"
 
@@ -120,6 +121,39 @@ class GradientResult:
         return table
 
 
+def fit_gradients(
+    age: np.ndarray,
+    mh: np.ndarray,
+    ellipse: GalaxyEllipse,
+    r_e: float,
+    n_boot: int,
+    age_layer: str,
+    mh_layer: str,
+) -> GradientResult:
+    """Bootstrap fits of both maps' gradients within R_e (seeds 0 and 1).
+
+    Parameters
+    ----------
+    age, mh
+        The log-age and [M/H] maps, 2-D and of one shape.
+    ellipse, r_e
+        The galaxy's ellipse and effective radius (pixels).
+    n_boot
+        Bootstrap samples per fit.
+    age_layer, mh_layer
+        Names of the maps' layers, kept with the result.
+    """
+    radius_re = deprojected_radius(age.shape, ellipse) / r_e
+    return GradientResult(
+        age=bootstrap_gradient(radius_re, age, n_boot=n_boot, seed=0),
+        mh=bootstrap_gradient(radius_re, mh, n_boot=n_boot, seed=1),
+        ellipse=ellipse,
+        r_e_pix=r_e,
+        age_layer=age_layer,
+        mh_layer=mh_layer,
+    )
+
+
 def _spin(
     lo: float, hi: float, value: float, decimals: int = 2, step: float = 1.0
 ) -> QDoubleSpinBox:
@@ -132,7 +166,14 @@ def _spin(
 
 
 class GradientsDock(MplDock):
-    """Fit and plot radial gradients of the age and [M/H] maps."""
+    """Fit and plot radial gradients of the age and [M/H] maps.
+
+    Attributes
+    ----------
+    jobs
+        The dock's :class:`~napari_galam._widgets._jobs.JobRunner` (the bootstrap runs
+        there; its status line is the dock's).
+    """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(viewer)
@@ -155,8 +196,9 @@ class GradientsDock(MplDock):
         self.fit_button = QPushButton("Fit gradients")
         self.save_figure_button = QPushButton("Save figure…")
         self.save_table_button = QPushButton("Save table…")
-        self.status = QLabel("Choose the age and [M/H] maps, then fit.")
-        self.status.setWordWrap(True)
+        self.jobs = JobRunner(
+            "Gradients", cancellable=False, idle_text="Choose the age and [M/H] maps, then fit."
+        )
 
         form = QFormLayout()
         form.addRow("age map", self.age_layer)
@@ -175,7 +217,7 @@ class GradientsDock(MplDock):
         buttons.addWidget(self.save_table_button)
         self._layout.insertLayout(0, form)
         self._layout.insertLayout(1, buttons)
-        self._layout.insertWidget(2, self.status)
+        self._layout.insertWidget(2, self.jobs)
 
         self.fit_button.clicked.connect(self._on_fit_clicked)
         self.save_figure_button.clicked.connect(self._on_save_figure)
@@ -272,15 +314,17 @@ class GradientsDock(MplDock):
             self._report(f"Light layer '{name}': {exc}")
 
     # -- fitting ---------------------------------------------------------------------
-    def _report(self, message: str, *, error: bool = True) -> None:
-        self.status.setText(message)
-        if error:
-            from napari.utils.notifications import show_warning
+    def _report(self, message: str) -> None:
+        self.jobs.report(message, error=False)
 
-            show_warning(message)
+    def _fit_inputs(self) -> tuple[Any, ...]:
+        """The arguments of :func:`fit_gradients` from the current choices.
 
-    def fit(self) -> GradientResult:
-        """Fit both gradients from the current choices (raises GalamInputError)."""
+        Raises
+        ------
+        GalamInputError
+            When the maps are missing or not 2-D maps of one shape.
+        """
         age_layer = self._layer(self.age_layer.currentText())
         mh_layer = self._layer(self.mh_layer.currentText())
         if age_layer is None or mh_layer is None:
@@ -292,33 +336,38 @@ class GradientsDock(MplDock):
                 f"maps must be 2-D and of one shape: '{age_layer.name}' is {age.shape}, "
                 f"'{mh_layer.name}' is {mh.shape}."
             )
-        ellipse = self.current_ellipse()
-        r_e = self.r_e.value()
-        radius_re = deprojected_radius(age.shape, ellipse) / r_e
-        n_boot = self.n_boot.value()
-        result = GradientResult(
-            age=bootstrap_gradient(radius_re, age, n_boot=n_boot, seed=0),
-            mh=bootstrap_gradient(radius_re, mh, n_boot=n_boot, seed=1),
-            ellipse=ellipse,
-            r_e_pix=r_e,
-            age_layer=age_layer.name,
-            mh_layer=mh_layer.name,
+        return (
+            age,
+            mh,
+            self.current_ellipse(),
+            self.r_e.value(),
+            self.n_boot.value(),
+            age_layer.name,
+            mh_layer.name,
         )
-        self.result = result
-        self.redraw()
+
+    def fit(self) -> GradientResult:
+        """Fit both gradients from the current choices here (raises GalamInputError)."""
+        result = fit_gradients(*self._fit_inputs())
+        self._show_fit(result)
         return result
 
     def _on_fit_clicked(self) -> None:
         try:
-            result = self.fit()
+            inputs = self._fit_inputs()
         except GalamInputError as exc:
             self._report(f"Gradients: {exc}")
             return
+        self.jobs.start(fit_gradients, *inputs, done=self._show_fit, text="fitting gradients…")
+
+    def _show_fit(self, result: GradientResult) -> None:
+        self.result = result
+        self.redraw()
         problems = [f.reason for f in (result.age, result.mh) if not f.ok]
         if problems:
             self._report(f"Gradients: {problems[0]}.")
         else:
-            self.status.setText(
+            self.jobs.status.setText(
                 f"age {result.age.slope:+.3f} ± {result.age.slope_sd:.3f}, "
                 f"[M/H] {result.mh.slope:+.3f} ± {result.mh.slope_sd:.3f} dex/R_e "
                 f"({result.age.n_within} spaxels within R_e = {result.r_e_pix:.1f} px)"
@@ -369,7 +418,7 @@ class GradientsDock(MplDock):
         except (GalamInputError, OSError) as exc:
             self._report(f"Gradients: could not save {path}: {exc}")
             return
-        self.status.setText(f"Saved {saved}")
+        self.jobs.status.setText(f"Saved {saved}")
 
     def _on_save_figure(self) -> None:
         self._save_with_dialog(

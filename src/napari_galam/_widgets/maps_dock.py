@@ -3,9 +3,11 @@
 Pick an IFU cube or a narrow-band stack layer; the dock measures every spaxel's SED in
 the SED model's filters, leaves out spaxels below a S/N floor (or Voronoi-bins them to a
 target S/N), runs the model in the shared worker process and adds the maps as image
-layers on the cube's grid. The maps carry the galaxy's ellipse and R_e (from the
-collapsed light) so that the Gradients dock can fit them at once. All the work runs in
-a thread with progress and cancel; errors become notifications.
+layers on the cube's grid: :func:`napari_galam.pipeline.maps.iter_map_source`, the
+function ``galam map`` runs per cube. The maps carry the galaxy's ellipse and R_e (from
+the collapsed light) so that the Gradients dock can fit them at once. The work runs in
+the dock's :class:`~napari_galam._widgets._jobs.JobRunner` thread with progress and
+Cancel; errors become one notification.
 """
 
 from __future__ import annotations
@@ -22,8 +24,6 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
-    QProgressBar,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -31,18 +31,11 @@ from qtpy.QtWidgets import (
 
 from napari_galam._layerdata import CUBE_KEY, ELLIPSE_KEY, MAPS_KEY, NARROWBAND_KEY, RE_KEY
 from napari_galam._widgets._choices import refill_choices
-from napari_galam._widgets._jobs import start_job
+from napari_galam._widgets._jobs import JobRunner
 from napari_galam._widgets._model_worker import shared_worker
 from napari_galam.core.gradients import ellipse_from_moments, half_light_radius
 from napari_galam.errors import GalamError, GalamInputError
-from napari_galam.pipeline.maps import (
-    SpaxelMaps,
-    iter_map_cube_distributed,
-    iter_map_seds,
-    iter_seds_from_cube,
-    sed_model_filters,
-    seds_from_narrowband,
-)
+from napari_galam.pipeline.maps import MAP_UNITS, SpaxelMaps, iter_map_source
 
 if TYPE_CHECKING:
     import napari
@@ -55,7 +48,6 @@ DISTRIBUTED_MIN_SPAXELS = 60_000
 #: Physical contrast limits: the E-MILES grid spans 0.063-17.8 Gyr and [M/H] -1.71..+0.22.
 AGE_LIMITS = (8.5, 10.2)
 MH_LIMITS = (-1.2, 0.3)
-#: Layer-metadata key holding the :class:`SpaxelMaps` a map layer came from.
 
 
 def _source_layers(viewer: Any) -> list[Any]:
@@ -66,17 +58,54 @@ def _source_layers(viewer: Any) -> list[Any]:
     ]
 
 
+def _predict_in_worker(seds: np.ndarray) -> Any:
+    """The SED model in the session's model worker (started on first use, in the job thread)."""
+    worker = shared_worker()
+    worker.start()
+    return worker.predict_seds(seds)
+
+
+def _gradient_metadata(light: Any) -> tuple[dict[str, Any], str]:
+    """The galaxy's ellipse and R_e measured on ``light``, for the Gradients dock.
+
+    Returns the metadata and, when no ellipse was found, the reason (else "").
+    """
+    meta: dict[str, Any] = {}
+    try:
+        ellipse = ellipse_from_moments(light)
+        meta[ELLIPSE_KEY] = {
+            "x": ellipse.x,
+            "y": ellipse.y,
+            "angle_deg": ellipse.angle_deg,
+            "axis_ratio": ellipse.axis_ratio,
+        }
+        meta[RE_KEY] = half_light_radius(light, ellipse)
+    except GalamInputError as exc:
+        return meta, f"maps made; no ellipse for gradients: {exc}"
+    return meta, ""
+
+
 class MapsDock(QWidget):
-    """Per-spaxel age and metallicity maps from a cube layer."""
+    """Per-spaxel age and metallicity maps from a cube layer.
+
+    Attributes
+    ----------
+    jobs
+        The dock's :class:`~napari_galam._widgets._jobs.JobRunner`: the mapping runs in
+        its thread, with its progress bar, Cancel and status line.
+    maps
+        The last maps made (None before).
+    distributed_min_spaxels, dask_workers
+        Cubes with at least this many spaxels are mapped on a local Dask cluster of
+        ``dask_workers`` processes (None: one per core), unless Voronoi binning, which
+        needs the whole field, is asked for.
+    """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = viewer
         self.maps: SpaxelMaps | None = None
         self._source: Any = None
-        self._job: Any = None
-        #: Cubes with at least this many spaxels are mapped on a local Dask cluster
-        #: (unless Voronoi binning, which needs the whole field, is asked for).
         self.distributed_min_spaxels = DISTRIBUTED_MIN_SPAXELS
         self.dask_workers: int | None = None  # None: one per core
 
@@ -89,14 +118,11 @@ class MapsDock(QWidget):
         self.target_snr.setRange(1.0, 1000.0)
         self.target_snr.setValue(20.0)
         self.run_button = QPushButton("Map age and [M/H]")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
         self.save_button = QPushButton("Save maps…")
         self.save_button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 100)
-        self.status = QLabel("Open a cube or narrow-band stack, then map it.")
-        self.status.setWordWrap(True)
+        self.jobs = JobRunner(
+            "Spaxel maps", idle_text="Open a cube or narrow-band stack, then map it."
+        )
 
         form = QFormLayout()
         form.addRow("cube", self.source)
@@ -105,17 +131,14 @@ class MapsDock(QWidget):
         form.addRow("target S/N", self.target_snr)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
-        buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.save_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
+        layout.addWidget(self.jobs)
         layout.addStretch(1)
 
         self.run_button.clicked.connect(self.start_mapping)
-        self.cancel_button.clicked.connect(self.cancel)
         self.save_button.clicked.connect(self._on_save)
         viewer.layers.events.inserted.connect(self._refresh_sources)
         viewer.layers.events.removed.connect(self._refresh_sources)
@@ -125,121 +148,49 @@ class MapsDock(QWidget):
     def _refresh_sources(self, event: Any = None) -> None:
         refill_choices(self.source, [layer.name for layer in _source_layers(self.viewer)])
 
-    def _notify(self, message: str) -> None:
-        from napari.utils.notifications import show_error
-
-        self.status.setText(message)
-        show_error(message)
-
     # -- the job ---------------------------------------------------------------------
-    def iter_job(self, layer: Any) -> Any:
-        """The whole mapping as a generator: yields (fraction, text), returns the maps."""
-        worker = shared_worker()
-        filters_needed = sed_model_filters()
-        cube = layer.metadata.get(CUBE_KEY)
-        big = cube is not None and cube.shape[1] * cube.shape[2] >= self.distributed_min_spaxels
-        if big and not self.voronoi.isChecked():
-            # a big cube: the same pipeline on a local Dask cluster, as galam map --dask
-            yield (0.0, f"mapping {cube.shape[1]}x{cube.shape[2]} spaxels on a Dask cluster")
-            maps = None
-            for item in iter_map_cube_distributed(
-                cube.path, cube.shape, filters_needed,
-                min_snr=self.min_snr.value(), n_workers=self.dask_workers,
-            ):  # fmt: skip
-                if isinstance(item, tuple):
-                    yield (0.95 * item[1] / item[2], f"rows {item[1]} of {item[2]}")
-                else:
-                    maps = item
-            light = np.asarray(cube.data[cube.shape[0] // 2], dtype=float)
-            return maps, light
-        if CUBE_KEY in layer.metadata:
-            from napari_galam.sps.filters import load_filters
+    def start_mapping(self) -> bool:
+        """Start mapping the chosen layer in the job thread; False when nothing started.
 
-            cube = layer.metadata[CUBE_KEY]
-            seds = None
-            for item in iter_seds_from_cube(cube, load_filters(filters_needed)):
-                if isinstance(item, tuple):
-                    _, done, total = item
-                    yield (0.6 * done / total, f"synthetic photometry: row {done} of {total}")
-                else:
-                    seds = item
-        else:
-            seds = seds_from_narrowband(layer.metadata[NARROWBAND_KEY], filters_needed)
-        yield (0.6, "starting the model worker" if not worker.running else "predicting")
-        worker.start()
-        maps = None
-        for item in iter_map_seds(
-            seds,
-            worker.predict_seds,
+        :func:`napari_galam.pipeline.maps.iter_map_source` with the model in the
+        session's model worker; big cubes go to a local Dask cluster.
+        """
+        name = self.source.currentText()
+        if not name or name not in self.viewer.layers:
+            self.jobs.report("Spaxel maps: open a cube or narrow-band stack first.")
+            return False
+        layer = self.viewer.layers[name]
+        source = layer.metadata.get(CUBE_KEY)
+        if source is None:
+            source = layer.metadata[NARROWBAND_KEY]
+        started = self.jobs.start(
+            iter_map_source,
+            source,
+            _predict_in_worker,
+            done=self._on_done,
+            text=f"Mapping {name}…",
             min_snr=self.min_snr.value(),
             target_snr=self.target_snr.value() if self.voronoi.isChecked() else None,
             meta={"source": layer.name},
-        ):
-            if isinstance(item, tuple):
-                stage, done, total = item
-                yield (0.6 + 0.35 * done / max(total, 1), f"{stage}: {done} of {total}")
-            else:
-                maps = item
-        light = np.nanmean(seds.flux, axis=0)
-        return maps, light
-
-    def start_mapping(self) -> Any:
-        """Start mapping the chosen layer in a thread; returns the napari worker."""
-        name = self.source.currentText()
-        if not name or name not in self.viewer.layers:
-            self._notify("Spaxel maps: open a cube or narrow-band stack first.")
-            return None
-        layer = self.viewer.layers[name]
-        self._source = layer
-        self.run_button.setEnabled(False)
-        self.cancel_button.setEnabled(True)
-        self.status.setText(f"Mapping {name}…")
-        self.progress.setValue(0)
-        self._job = start_job(
-            self.iter_job, layer, yielded=self._on_progress, returned=self._on_done,
-            errored=self._on_error, finished=self._on_finished,
-        )  # fmt: skip
-        return self._job
+            distributed_min_spaxels=self.distributed_min_spaxels,
+            n_workers=self.dask_workers,
+        )
+        if started:
+            self._source = layer
+        return started
 
     def cancel(self) -> None:
         """Ask the running job to stop after its current step."""
-        if self._job is not None:
-            self._job.quit()
-            self.status.setText("Cancelling…")
+        self.jobs.cancel()
 
-    def _on_progress(self, value: tuple[float, str]) -> None:
-        fraction, text = value
-        self.progress.setValue(int(100 * fraction))
-        self.status.setText(text)
-
-    def _on_error(self, exc: Exception) -> None:
-        if isinstance(exc, GalamError):
-            self._notify(f"Spaxel maps: {exc}")
-        else:
-            self._notify(f"Spaxel maps failed: {type(exc).__name__}: {exc}")
-
-    def _on_finished(self) -> None:
-        self.run_button.setEnabled(True)
-        self.cancel_button.setEnabled(False)
-        self._job = None
-
-    def _on_done(self, result: tuple[SpaxelMaps, Any]) -> None:
-        maps, light = result
+    def _on_done(self, maps: SpaxelMaps) -> None:
         self.maps = maps
-        self.progress.setValue(100)
         layer = self._source
         meta: dict[str, Any] = {MAPS_KEY: maps}
-        try:
-            ellipse = ellipse_from_moments(light)
-            meta[ELLIPSE_KEY] = {
-                "x": ellipse.x,
-                "y": ellipse.y,
-                "angle_deg": ellipse.angle_deg,
-                "axis_ratio": ellipse.axis_ratio,
-            }
-            meta[RE_KEY] = half_light_radius(light, ellipse)
-        except GalamInputError as exc:
-            self.status.setText(f"maps made; no ellipse for gradients: {exc}")
+        gradient_meta, no_ellipse = _gradient_metadata(maps.light)
+        meta.update(gradient_meta)
+        if no_ellipse:
+            self.jobs.status.setText(no_ellipse)
         wcs = layer.metadata.get("wcs")
         if wcs is not None:
             meta["wcs"] = wcs
@@ -249,7 +200,7 @@ class MapsDock(QWidget):
         self._put_layer(f"[M/H] {base}", maps.mh, "viridis", MH_LIMITS, meta, kwargs, visible=False)
         self._put_layer(f"log age {base}", maps.log_age, "magma", AGE_LIMITS, meta, kwargs)
         self.save_button.setEnabled(True)
-        self.status.setText(
+        self.jobs.status.setText(
             f"{maps.n_mapped} spaxels mapped with {maps.model} "
             f"({len(maps.band_names)} filters, S/N >= {maps.meta['min_snr']:g})"
         )
@@ -287,7 +238,7 @@ class MapsDock(QWidget):
             path,
             self.maps.as_dict(),
             celestial_wcs=wcs,
-            units={"LOG_AGE": "dex", "MH": "dex", "SNR": "", "BIN_ID": ""},
+            units=MAP_UNITS,
             header_extra={"MODEL": self.maps.model, "SOURCE": self.maps.meta.get("source", "")},
         )
 
@@ -298,6 +249,6 @@ class MapsDock(QWidget):
         try:
             saved = self.save_maps(path)
         except (GalamError, OSError) as exc:
-            self._notify(f"Spaxel maps: could not save {path}: {exc}")
+            self.jobs.report(f"Spaxel maps: could not save {path}: {exc}")
             return
-        self.status.setText(f"Saved {saved}")
+        self.jobs.status.setText(f"Saved {saved}")

@@ -8,7 +8,9 @@ every source of the field and predicts them in one batch (on a local Dask cluste
 engine of ``galam predict --dask``, when the field holds thousands). When an SDSS spectrum is open,
 the spectra-only model (the paper's most accurate) is offered for it too. The models
 were trained on SDSS-like gri cutouts (0.396"/px); the dock says so when the image is
-not SDSS-like.
+not SDSS-like. Every request to the model worker (and the QA before it) runs in the
+dock's job thread (:class:`~napari_galam._widgets._jobs.JobRunner`), never on the GUI
+thread.
 """
 
 from __future__ import annotations
@@ -24,8 +26,6 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
-    QLabel,
-    QProgressBar,
     QPushButton,
     QSpinBox,
     QTableWidget,
@@ -36,7 +36,7 @@ from qtpy.QtWidgets import (
 
 from napari_galam._layerdata import SPECTRUM_KEY
 from napari_galam._widgets._choices import follow_click, layer_named, refill_choices
-from napari_galam._widgets._jobs import start_job
+from napari_galam._widgets._jobs import JobRunner
 from napari_galam._widgets._model_worker import shared_worker
 from napari_galam.errors import GalamError, GalamInputError
 from napari_galam.pipeline.galaxies import (
@@ -46,6 +46,7 @@ from napari_galam.pipeline.galaxies import (
     iter_predict_positions,
     iter_predict_positions_distributed,
 )
+from napari_galam.progress import Progress, ProgressGenerator
 
 if TYPE_CHECKING:
     import napari
@@ -58,6 +59,7 @@ DISTRIBUTED_MIN_SOURCES = 2000
 POINTS_LAYER = "galaxy predictions"
 GALAXY_MODELS = ("mmlforgalam", "image-only")
 _COLUMNS = ("layer", "row", "col", "status", "log_age", "mh", "model", "reason")
+_TITLE = "Galaxy age & [M/H]"
 
 
 def _image_of(layer: Any) -> Any:
@@ -81,18 +83,89 @@ def sdss_like_note(layer: Any) -> str:
     )
 
 
+def iter_predict_field(
+    layer_name: str,
+    image: Any,
+    positions: Any,
+    *,
+    model: str,
+    size: int,
+    distributed_min_sources: int,
+    dask_workers: int | None,
+) -> ProgressGenerator[tuple[str, list[GalaxyResult]]]:
+    """The dock's job: QA and predict ``positions`` of ``image`` (runs in a thread).
+
+    ``positions`` None: every source :func:`detect_galaxies` finds. Fields with at least
+    ``distributed_min_sources`` positions run on a local Dask cluster, as
+    ``galam predict --dask`` does; the others on the shared model worker.
+
+    Returns
+    -------
+    (layer_name, results)
+        No results when no source was detected.
+    """
+    if positions is None:
+        yield Progress("detecting sources", 0, 0)
+        positions = detect_galaxies(image)
+        if len(positions) == 0:
+            return layer_name, []
+        yield Progress(f"{len(positions)} sources detected; predicting", 0, len(positions))
+    if len(positions) >= distributed_min_sources:
+        yield Progress(f"starting a Dask cluster for {len(positions)} galaxies", 0, 0)
+        results = yield from iter_predict_positions_distributed(
+            image, positions, model=model, size=size, n_workers=dask_workers
+        )
+    else:
+        worker = shared_worker()
+        worker.start()
+        results = yield from iter_predict_positions(
+            image, positions, worker.predict_galaxies, model=model, size=size
+        )
+    return layer_name, results
+
+
+def predict_spectrum_of(layer_name: str, spectrum: Any) -> tuple[str, list[GalaxyResult]]:
+    """The spectra-only model's answer for one SDSS spectrum (runs in a thread).
+
+    Returns
+    -------
+    (layer_name, [result])
+    """
+    from napari_galam.core.preprocess import model_spectrum
+    from napari_galam.models.registry import spectrum_frame
+
+    good = np.asarray(spectrum.ivar) > 0
+    inputs = model_spectrum(
+        np.asarray(spectrum.wave)[good],
+        np.asarray(spectrum.flux)[good],
+        redshift=spectrum.redshift,
+        frame=spectrum_frame(),
+    )
+    answer = shared_worker().predict_galaxies(spectra=inputs[None], model="spectra-only")
+    result = GalaxyResult(
+        float("nan"), float("nan"), "accepted", "", model=answer.model,
+        log_age=float(answer.log_age[0]), mh=float(answer.mh[0]),
+    )  # fmt: skip
+    return layer_name, [result]
+
+
 class PredictDock(QWidget):
-    """Click galaxies to get their age and metallicity."""
+    """Click galaxies to get their age and metallicity.
+
+    Attributes
+    ----------
+    jobs
+        The dock's :class:`~napari_galam._widgets._jobs.JobRunner` (progress, Cancel,
+        status line); scripts and tests wait on ``jobs.wait()``.
+    """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__()
         self.viewer = viewer
         self.results: list[tuple[str, GalaxyResult]] = []
-        self.synchronous = False  # tests may run the work in the GUI thread
         #: "Predict all" with at least this many sources runs on a local Dask cluster.
         self.distributed_min_sources = DISTRIBUTED_MIN_SOURCES
         self.dask_workers: int | None = None  # None: one per core
-        self._job: Any = None
 
         self.image_layer = QComboBox()
         self.model = QComboBox()
@@ -107,22 +180,26 @@ class PredictDock(QWidget):
         self.spectrum_layer = QComboBox()
         self.spectrum_button = QPushButton("Predict from spectrum (spectra-only)")
         self.save_button = QPushButton("Save table…")
-        self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setEnabled(False)
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 100)
-        self.status = QLabel("Click a galaxy of an image layer.")
-        self.status.setWordWrap(True)
+        self.jobs = JobRunner(_TITLE, idle_text="Click a galaxy of an image layer.")
         self.table = QTableWidget(0, len(_COLUMNS))
         self.table.setHorizontalHeaderLabels(_COLUMNS)
+        self._lay_out()
 
+        self.all_button.clicked.connect(self.predict_all)
+        self.spectrum_button.clicked.connect(self.predict_spectrum)
+        self.save_button.clicked.connect(self._on_save)
+        viewer.layers.events.inserted.connect(self._refresh_layers)
+        viewer.layers.events.removed.connect(self._refresh_layers)
+        viewer.mouse_drag_callbacks.append(self._on_mouse_drag)
+        self._refresh_layers()
+
+    def _lay_out(self) -> None:
         form = QFormLayout()
         form.addRow("image layer", self.image_layer)
         form.addRow("model", self.model)
         form.addRow("cutout size", self.size)
         buttons = QHBoxLayout()
         buttons.addWidget(self.all_button)
-        buttons.addWidget(self.cancel_button)
         buttons.addWidget(self.save_button)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
@@ -132,18 +209,8 @@ class PredictDock(QWidget):
         spectrum_row.addWidget(self.spectrum_layer, 1)
         spectrum_row.addWidget(self.spectrum_button)
         layout.addLayout(spectrum_row)
-        layout.addWidget(self.progress)
-        layout.addWidget(self.status)
+        layout.addWidget(self.jobs)
         layout.addWidget(self.table, 1)
-
-        self.all_button.clicked.connect(self.predict_all)
-        self.cancel_button.clicked.connect(self.cancel)
-        self.spectrum_button.clicked.connect(self.predict_spectrum)
-        self.save_button.clicked.connect(self._on_save)
-        viewer.layers.events.inserted.connect(self._refresh_layers)
-        viewer.layers.events.removed.connect(self._refresh_layers)
-        viewer.mouse_drag_callbacks.append(self._on_mouse_drag)
-        self._refresh_layers()
 
     # -- layers ---------------------------------------------------------------------
     def _refresh_layers(self, event: Any = None) -> None:
@@ -165,134 +232,90 @@ class PredictDock(QWidget):
         """The chosen image layer."""
         return layer_named(self.viewer, self.image_layer.currentText())
 
-    def _notify(self, message: str, *, error: bool = True) -> None:
-        from napari.utils.notifications import show_error, show_warning
-
-        self.status.setText(message)
-        (show_error if error else show_warning)(message)
-
     # -- work -----------------------------------------------------------------------
-    def _iter_job(self, layer_name: str, image: Any, positions: Any, model: str) -> Any:
-        total = max(len(positions), 1)
-        if len(positions) >= self.distributed_min_sources:
-            # a survey field: the same pipeline on a local Dask cluster, as galam predict --dask
-            yield (0.0, f"starting a Dask cluster for {len(positions)} galaxies")
-            steps = iter_predict_positions_distributed(
-                image, positions, model=model, size=self.size.value(), n_workers=self.dask_workers
-            )
-        else:
-            worker = shared_worker()
-            worker.start()
-            steps = iter_predict_positions(
-                image, positions, worker.predict_galaxies, model=model, size=self.size.value()
-            )
-        for item in steps:
-            if isinstance(item, tuple):
-                yield (0.9 * item[0] / total, f"QA {item[0]} of {total}")
-            else:
-                return layer_name, item
-        return layer_name, []
-
-    def _run(self, layer: Any, positions: Any) -> Any:
+    def _run(self, layer: Any, positions: Any | None, *, if_busy: str = "refuse") -> bool:
         try:
             image = _image_of(layer)
         except GalamInputError as exc:
-            self._notify(f"Galaxy age & [M/H]: {exc}")
-            return None
+            self.jobs.report(f"{_TITLE}: {exc}")
+            return False
         model = self.model.currentText()
         from napari_galam.models.registry import available_models
 
         if model not in available_models():
-            self._notify(
-                f"Galaxy age & [M/H]: the model '{model}' is not shipped in this installation "
+            self.jobs.report(
+                f"{_TITLE}: the model '{model}' is not shipped in this installation "
                 f"(available: {', '.join(available_models()) or 'none'})."
             )
-            return None
+            return False
         note = sdss_like_note(layer)
         if note:
-            self._notify(note, error=False)
-        job_args = (layer.name, image, positions, model)
-        if self.synchronous:
-            generator = self._iter_job(*job_args)
-            try:
-                while True:
-                    self._on_progress(next(generator))
-            except StopIteration as stop:
-                self._on_done(stop.value)
-            except GalamError as exc:
-                self._on_error(exc)
-            return None
-        self.cancel_button.setEnabled(True)
-        self._job = start_job(
-            self._iter_job, *job_args, yielded=self._on_progress, returned=self._on_done,
-            errored=self._on_error, finished=self._on_finished,
+            self.jobs.report(note, error=False)
+        return self.jobs.start(
+            iter_predict_field, layer.name, image, positions, model=model,
+            size=self.size.value(), distributed_min_sources=self.distributed_min_sources,
+            dask_workers=self.dask_workers, done=self._on_done,
+            text="predicting…" if positions is None else f"predicting {len(positions)} galaxies…",
+            if_busy=if_busy,
         )  # fmt: skip
-        return self._job
 
     def cancel(self) -> None:
         """Stop the running job after the galaxy it is on; what was done is dropped."""
-        if self._job is not None:
-            self._job.quit()
-            self.status.setText("Cancelled.")
+        self.jobs.cancel()
 
-    def _on_finished(self) -> None:
-        self._job = None
-        self.cancel_button.setEnabled(False)
+    def predict_at(self, row: float, col: float) -> bool:
+        """Predict the galaxy at (row, col) of the chosen layer's data.
 
-    def predict_at(self, row: float, col: float) -> Any:
-        """Predict the galaxy at (row, col) of the chosen layer's data."""
+        Returns
+        -------
+        bool
+            Whether a job started or was queued behind the running one (clicks made
+            while a job runs are predicted in turn; its rows arrive when it ends).
+        """
         layer = self.source_layer
         if layer is None:
-            self._notify("Galaxy age & [M/H]: open or choose an image layer first.")
-            return None
-        return self._run(layer, np.array([[row, col]], dtype=float))
+            self.jobs.report(f"{_TITLE}: open or choose an image layer first.")
+            return False
+        return self._run(layer, np.array([[row, col]], dtype=float), if_busy="queue")
 
-    def predict_all(self) -> Any:
-        """Detect every source of the chosen layer and predict them in one batch."""
+    def predict_all(self) -> bool:
+        """Detect every source of the chosen layer and predict them in one batch.
+
+        The detection runs in the job thread too.
+
+        Returns
+        -------
+        bool
+            Whether a job started.
+        """
         layer = self.source_layer
         if layer is None:
-            self._notify("Galaxy age & [M/H]: open or choose an image layer first.")
-            return None
-        try:
-            positions = detect_galaxies(_image_of(layer))
-        except GalamError as exc:
-            self._notify(f"Galaxy age & [M/H]: {exc}")
-            return None
-        if len(positions) == 0:
-            self._notify(f"Galaxy age & [M/H]: no sources detected in '{layer.name}'.", error=False)
-            return None
-        self.status.setText(f"{len(positions)} sources detected; predicting…")
-        return self._run(layer, positions)
+            self.jobs.report(f"{_TITLE}: open or choose an image layer first.")
+            return False
+        return self._run(layer, None)
 
-    def predict_spectrum(self) -> GalaxyResult | None:
-        """Predict the chosen spectrum layer's galaxy with the spectra-only model."""
-        from napari_galam.core.preprocess import model_spectrum
-        from napari_galam.models.registry import spectrum_frame
+    def predict_spectrum(self) -> bool:
+        """Predict the chosen spectrum layer's galaxy with the spectra-only model.
 
+        The request to the model worker runs in the dock's job thread; the row arrives
+        when it ends.
+
+        Returns
+        -------
+        bool
+            Whether a job started.
+        """
         layer = layer_named(self.viewer, self.spectrum_layer.currentText())
         if layer is None:
-            self._notify("Galaxy age & [M/H]: open an SDSS spectrum first.")
-            return None
-        spectrum = layer.metadata[SPECTRUM_KEY]
-        good = np.asarray(spectrum.ivar) > 0
-        try:
-            inputs = model_spectrum(
-                np.asarray(spectrum.wave)[good],
-                np.asarray(spectrum.flux)[good],
-                redshift=spectrum.redshift,
-                frame=spectrum_frame(),
-            )
-            worker = shared_worker()
-            answer = worker.predict_galaxies(spectra=inputs[None], model="spectra-only")
-        except GalamError as exc:
-            self._notify(f"Galaxy age & [M/H]: spectrum '{layer.name}': {exc}")
-            return None
-        result = GalaxyResult(
-            float("nan"), float("nan"), "accepted", "", model=answer.model,
-            log_age=float(answer.log_age[0]), mh=float(answer.mh[0]),
-        )  # fmt: skip
-        self._on_done((layer.name, [result]))
-        return result
+            self.jobs.report(f"{_TITLE}: open an SDSS spectrum first.")
+            return False
+        return self.jobs.start(
+            predict_spectrum_of,
+            layer.name,
+            layer.metadata[SPECTRUM_KEY],
+            done=self._on_done,
+            text=f"spectrum '{layer.name}': predicting with spectra-only…",
+        )
 
     def _on_mouse_drag(self, viewer: Any, event: Any) -> Any:
         if not self.click_box.isChecked() or getattr(event, "button", 1) != 1:
@@ -308,17 +331,11 @@ class PredictDock(QWidget):
         self.predict_at(row, col)
 
     # -- results --------------------------------------------------------------------
-    def _on_progress(self, value: tuple[float, str]) -> None:
-        self.progress.setValue(int(100 * value[0]))
-        self.status.setText(value[1])
-
-    def _on_error(self, exc: Exception) -> None:
-        kind = "" if isinstance(exc, GalamError) else f"{type(exc).__name__}: "
-        self._notify(f"Galaxy age & [M/H]: {kind}{exc}")
-
     def _on_done(self, value: tuple[str, list[GalaxyResult]]) -> None:
         layer_name, results = value
-        self.progress.setValue(100)
+        if not results:
+            self.jobs.report(f"{_TITLE}: no sources detected in '{layer_name}'.", error=False)
+            return
         for result in results:
             self.results.append((layer_name, result))
             self._append_row(layer_name, result)
@@ -327,14 +344,14 @@ class PredictDock(QWidget):
         last = results[-1] if results else None
         if len(results) == 1 and last is not None:
             if last.predicted:
-                self.status.setText(
+                self.jobs.status.setText(
                     f"log age {last.log_age:.2f} (age {10 ** (last.log_age - 9):.1f} Gyr), "
                     f"[M/H] {last.mh:+.2f} with {last.model}"
                 )
             else:
-                self.status.setText(f"not predicted ({last.status}): {last.reason}")
+                self.jobs.status.setText(f"not predicted ({last.status}): {last.reason}")
         else:
-            self.status.setText(f"{done} of {len(results)} galaxies predicted")
+            self.jobs.status.setText(f"{done} of {len(results)} galaxies predicted")
 
     def _append_row(self, layer_name: str, result: GalaxyResult) -> None:
         values = result.row_dict()
@@ -402,6 +419,6 @@ class PredictDock(QWidget):
         if not path:
             return
         try:
-            self.status.setText(f"Saved {self.save_table(path)}")
+            self.jobs.status.setText(f"Saved {self.save_table(path)}")
         except (GalamError, OSError) as exc:
-            self._notify(f"Galaxy age & [M/H]: could not save {path}: {exc}")
+            self.jobs.report(f"{_TITLE}: could not save {path}: {exc}")

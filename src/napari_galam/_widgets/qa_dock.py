@@ -15,13 +15,17 @@ and shows the result as four layers placed on the galaxy:
 - Image ``QA model input``: the masked, cropped 128x128 image the models see, drawn
   beside the cutout.
 
-Changing a parameter re-runs on the current galaxy without blocking the viewer. Errors
+The parameter form is generated from the fields of
+:class:`~napari_galam.pipeline.qa.QAParameters` (their labels, ranges and help), expert
+ones in a collapsed section. Changing a parameter re-runs on the current galaxy in the
+dock's job thread, with the newest parameters, without blocking the viewer. Errors
 become napari notifications; nothing raises into Qt.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,9 +33,7 @@ from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
-    QLabel,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -39,16 +41,13 @@ from qtpy.QtWidgets import (
 )
 
 from napari_galam._widgets._choices import follow_click, layer_named, refill_choices
+from napari_galam._widgets._jobs import JobRunner
+from napari_galam._widgets._parameter_form import ParameterForm
 from napari_galam.core.cutout import cutout_around
 from napari_galam.core.masking import MAX_MASKING_PIXELS
 from napari_galam.errors import GalamError, GalamInputError
-from napari_galam.pipeline.qa import (
-    COMPANION_CHECK_DEFAULT,
-    STATUS_COLOURS,
-    GalaxyQA,
-    QAParameters,
-    assess_galaxy,
-)
+from napari_galam.parameters import parameter_specs
+from napari_galam.pipeline.qa import STATUS_COLOURS, GalaxyQA, QAParameters, assess_galaxy
 
 if TYPE_CHECKING:
     import napari
@@ -103,19 +102,157 @@ def layer_image(layer: Any) -> Any:
 #: Vertices of the dashed moment ellipse (a dash of 3 vertices every 4).
 _DASH_VERTICES = 64
 
+_TITLE = "Galaxy QA"
+
+
+@dataclass(frozen=True)
+class _ShapesData:
+    """What the ``QA ellipses`` layer shows: one entry per path or polygon."""
+
+    polygons: list[np.ndarray]
+    types: list[str]
+    colours: list[str]
+    widths: list[float]
+    features: Any  # pandas DataFrame: role, status
+
+
+@dataclass(frozen=True)
+class _PointsData:
+    """What the ``QA peaks & saddles`` layer shows."""
+
+    coords: np.ndarray  # (n, 2) row, col
+    features: Any  # pandas DataFrame: kind, level, labels
+    symbols: list[str]
+    colours: list[str]
+
+
+def _ellipse_shapes(result: GalaxyQA, ny: int, nx: int) -> _ShapesData:
+    """The ellipses of a QA result (candidates, target, mask, dashed moments) as shapes.
+
+    Without an ellipse, a frame around the cutout in the verdict's colour says so.
+    """
+    import pandas as pd
+
+    status_colour = STATUS_COLOURS.get(result.status, "#d62728")
+    masking = result.masking
+    polygons, colours, widths, roles = [], [], [], []
+
+    def add(polygon: np.ndarray, colour: str, width: float, role: str) -> None:
+        polygons.append(polygon)
+        colours.append(colour)
+        widths.append(width)
+        roles.append(role)
+
+    for ellipse in masking.candidates:
+        if ellipse != masking.target:
+            add(ellipse.polygon(48), "#1f9fdf", 0.6, "candidate")
+    if masking.target is not None:
+        add(masking.target.polygon(64), status_colour, 2.0, "target")
+        add(masking.target.scaled(masking.mask_scale).polygon(64), status_colour, 0.8, "mask")
+        if result.shape is not None:
+            # The light-weighted moment ellipse (GalaxyQA.shape, the reported PA),
+            # scaled to the contour ellipse's major axis, drawn dashed (napari
+            # Shapes have no dash style: 16 short paths).
+            moments = result.shape.scaled(
+                masking.target.semi_major / max(result.shape.semi_major, 1e-9)
+            )
+            outline = moments.polygon(_DASH_VERTICES)
+            for start in range(0, _DASH_VERTICES, 4):
+                add(outline[start : start + 3], "#ffffff", 0.5, "moments")
+    else:
+        frame = [[0, 0], [0, nx - 1], [ny - 1, nx - 1], [ny - 1, 0]]
+        add(np.array(frame, dtype=float), status_colour, 2.0, "rejected")
+    types = ["path" if role == "moments" else "polygon" for role in roles]
+    features = pd.DataFrame({"role": roles, "status": [result.status] * len(roles)})
+    return _ShapesData(polygons, types, colours, widths, features)
+
+
+def _peak_points(result: GalaxyQA) -> _PointsData:
+    """Peaks (crosses), saddles (x) and companions (rings) of a QA result as points."""
+    import pandas as pd
+
+    coords, kinds, levels, pairs = [], [], [], []
+    deblend = result.deblend
+    if deblend is not None:
+        for (r, c), level, label in zip(
+            deblend.peak_yx, deblend.peak_level, deblend.peak_label, strict=True
+        ):
+            coords.append((r, c))
+            kinds.append("peak")
+            levels.append(float(level))
+            pairs.append(str(int(label)))
+        for (r, c), level, (a, b) in zip(
+            deblend.saddle_yx, deblend.saddle_level, deblend.saddle_labels, strict=True
+        ):
+            coords.append((r, c))
+            kinds.append("saddle")
+            levels.append(float(level))
+            pairs.append(f"{int(a)}-{int(b)}")
+    companions = result.companions
+    if companions is not None:
+        for (r, c), significance in zip(companions.yx, companions.significance, strict=True):
+            coords.append((r, c))
+            kinds.append("companion")
+            levels.append(float(significance))
+            pairs.append("")
+    symbol_of = {"peak": "cross", "saddle": "x", "companion": "ring"}
+    colour_of = {"peak": "#17becf", "saddle": "#ff00ff", "companion": "#ffd700"}
+    return _PointsData(
+        coords=np.asarray(coords, dtype=float).reshape(-1, 2),
+        features=pd.DataFrame({"kind": kinds, "level": levels, "labels": pairs}),
+        symbols=[symbol_of[k] for k in kinds],
+        colours=[colour_of[k] for k in kinds],
+    )
+
+
+def _verdict_text(galaxy: _Galaxy, result: GalaxyQA) -> str:
+    """One line: the verdict, the ellipse in layer pixels, the sources and the reason."""
+    text = f"{result.status}"
+    if result.masking.target is not None:
+        t = result.masking.target
+        text += (
+            f": ellipse at (x {t.x + galaxy.origin[1]:.1f}, y {t.y + galaxy.origin[0]:.1f}), "
+            f"a {t.semi_major:.1f} px, b/a {t.axis_ratio:.2f}, angle {t.angle_deg:.0f} deg"
+        )
+    if result.deblend is not None and result.masking.ok:
+        text += f"; {result.deblend.n_sources} source(s) in the ellipse"
+    if result.reason:
+        text += f" ({result.reason})"
+    return text
+
 
 class QADock(QWidget):
-    """Galaxy QA of the chosen image layer or of a clicked galaxy."""
+    """Galaxy QA of the chosen image layer or of a clicked galaxy.
+
+    Attributes
+    ----------
+    form
+        The parameter form generated from :class:`QAParameters` (``form.widgets`` by
+        field name).
+    jobs
+        The dock's :class:`~napari_galam._widgets._jobs.JobRunner`; its status line is
+        the dock's. Scripts and tests wait on ``jobs.wait()``.
+    result, galaxy
+        The last QA result and the galaxy it was run on.
+    """
 
     def __init__(self, viewer: napari.viewer.Viewer, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.viewer = viewer
         self.result: GalaxyQA | None = None
         self.galaxy: _Galaxy | None = None
-        self.synchronous = False  # tests may run the work in the GUI thread
-        self._worker: Any = None
-        self._rerun = False
+        self.jobs = JobRunner(
+            _TITLE, cancellable=False, idle_text="Pick a layer, then run or click a galaxy."
+        )
+        self.jobs.progress.setVisible(False)
+        self._build_target_widgets()
+        self.form = ParameterForm(parameter_specs(QAParameters))
+        self._lay_out()
+        self._connect(viewer)
+        self._refresh_layers()
 
+    def _build_target_widgets(self) -> None:
+        """The widgets that say what to run on: layer, whole-layer button, click, size."""
         self.layer_box = QComboBox()
         self.layer_box.setToolTip("Image layer to check")
         self.run_button = QPushButton("Run on whole layer")
@@ -129,100 +266,31 @@ class QADock(QWidget):
         self.size_box.setValue(128)
         self.size_box.setSuffix(" px")
         self.size_box.setToolTip("Side of the cutout taken around a click")
-        self.tolerance_box = QDoubleSpinBox()
-        self.tolerance_box.setRange(0.5, 255.0)
-        self.tolerance_box.setValue(36.0)
-        self.tolerance_box.setToolTip("Isodata convergence tolerance, grey levels (0-255)")
-        self.scale_box = QDoubleSpinBox()
-        self.scale_box.setRange(0.5, 5.0)
-        self.scale_box.setSingleStep(0.1)
-        self.scale_box.setValue(1.5)
-        self.scale_box.setToolTip("The mask keeps the ellipse enlarged by this factor")
-        self.edges_box = QComboBox()
-        self.edges_box.addItems(["outline", "canny"])
-        self.edges_box.setToolTip(
-            "Contours of the binary image: region outlines, or its Canny edges as the "
-            "released pipeline (gaps make open arcs on noisy cutouts)"
-        )
-        self.levels_box = QSpinBox()
-        self.levels_box.setRange(1, 512)
-        self.levels_box.setValue(90)
-        self.levels_box.setToolTip("Deblending thresholds (photutils n_levels)")
-        self.contrast_box = QDoubleSpinBox()
-        self.contrast_box.setDecimals(7)
-        self.contrast_box.setRange(0.0, 1.0)
-        self.contrast_box.setSingleStep(1e-4)
-        self.contrast_box.setValue(1e-6)
-        self.contrast_box.setToolTip("Minimum flux fraction of a deblended source")
-        self.pixels_box = QSpinBox()
-        self.pixels_box.setRange(1, 10000)
-        self.pixels_box.setValue(10)
-        self.pixels_box.setToolTip("Minimum connected pixels of a source")
-        self.companion_box = QCheckBox("Extended blend check (rotation residual)")
-        self.companion_box.setChecked(COMPANION_CHECK_DEFAULT)
-        self.companion_box.setToolTip(
-            "Also flag a neighbour with no peak of its own, found in the target's "
-            "180-degree rotation residual, and a whole-layer cutout whose galaxy sits "
-            "more than 3 px off its centre (a merged neighbour); deblended knots with "
-            "under 5% of the light are not counted. Off: the seed's procedure exactly"
-        )
-        self.companion_sigma_box = QDoubleSpinBox()
-        self.companion_sigma_box.setRange(0.5, 50.0)
-        self.companion_sigma_box.setSingleStep(0.5)
-        self.companion_sigma_box.setValue(QAParameters.companion_nsigma)
-        self.companion_sigma_box.setToolTip("Rotation-residual threshold of the companion check")
-        self.status_label = QLabel("Pick a layer, then run or click a galaxy.")
-        self.status_label.setWordWrap(True)
 
-        form = QFormLayout()
-        form.addRow("image layer", self.layer_box)
-        form.addRow(self.run_button)
-        form.addRow(self.click_box)
-        form.addRow("cutout size", self.size_box)
-        form.addRow("tolerance", self.tolerance_box)
-        form.addRow("mask scale", self.scale_box)
-        form.addRow("contours", self.edges_box)
-        form.addRow("levels", self.levels_box)
-        form.addRow("contrast", self.contrast_box)
-        form.addRow("pixels", self.pixels_box)
-        form.addRow(self.companion_box)
-        form.addRow("companion sigma", self.companion_sigma_box)
+    def _lay_out(self) -> None:
+        target = QFormLayout()
+        target.addRow("image layer", self.layer_box)
+        target.addRow(self.run_button)
+        target.addRow(self.click_box)
+        target.addRow("cutout size", self.size_box)
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.status_label)
+        layout.addLayout(target)
+        layout.addWidget(self.form)
+        layout.addWidget(self.jobs)
         layout.addStretch(1)
 
+    def _connect(self, viewer: napari.viewer.Viewer) -> None:
         self.run_button.clicked.connect(self.run_whole_layer)
-        for box in (
-            self.tolerance_box,
-            self.scale_box,
-            self.levels_box,
-            self.contrast_box,
-            self.pixels_box,
-            self.companion_sigma_box,
-        ):
-            box.valueChanged.connect(self._on_parameter_changed)
-        self.companion_box.toggled.connect(self._on_parameter_changed)
-        self.edges_box.currentIndexChanged.connect(self._on_parameter_changed)
+        self.form.changed.connect(self._on_parameter_changed)
         viewer.layers.events.inserted.connect(self._refresh_layers)
         viewer.layers.events.removed.connect(self._refresh_layers)
         viewer.mouse_drag_callbacks.append(self._on_mouse_drag)
-        self._refresh_layers()
 
     # -- parameters and layers -----------------------------------------------------
     @property
     def parameters(self) -> QAParameters:
         """The parameters set in the dock."""
-        return QAParameters(
-            tolerance=float(self.tolerance_box.value()),
-            mask_scale=float(self.scale_box.value()),
-            edges=self.edges_box.currentText(),
-            n_levels=int(self.levels_box.value()),
-            contrast=float(self.contrast_box.value()),
-            n_pixels=int(self.pixels_box.value()),
-            companion_check=self.companion_box.isChecked(),
-            companion_nsigma=float(self.companion_sigma_box.value()),
-        )
+        return QAParameters(**self.form.values())
 
     def _image_layers(self) -> list[Any]:
         from napari.layers import Image
@@ -246,7 +314,7 @@ class QADock(QWidget):
         """Run the QA on the whole chosen layer."""
         layer = self.source_layer
         if layer is None:
-            show_warning("Galaxy QA: open or choose an image layer first.")
+            show_warning(f"{_TITLE}: open or choose an image layer first.")
             return
         try:
             data = layer_image(layer)
@@ -258,7 +326,7 @@ class QADock(QWidget):
                 )
             data = np.asarray(data)
         except GalamError as exc:
-            show_error(f"Galaxy QA: {exc}")
+            show_error(f"{_TITLE}: {exc}")
             return
         self.galaxy = _Galaxy(layer.name, data, (0.0, 0.0), None)
         self.run()
@@ -267,13 +335,13 @@ class QADock(QWidget):
         """Run the QA on a cutout around ``(row, col)`` (data pixels of the chosen layer)."""
         layer = self.source_layer
         if layer is None:
-            show_warning("Galaxy QA: open or choose an image layer first.")
+            show_warning(f"{_TITLE}: open or choose an image layer first.")
             return
         try:
             data = layer_image(layer)
             cutout = cutout_around(data, row, col, int(self.size_box.value()))
         except GalamError as exc:
-            show_warning(f"Galaxy QA: {exc}")
+            show_warning(f"{_TITLE}: {exc}")
             return
         self.galaxy = _Galaxy(
             layer.name, cutout.data, (float(cutout.origin[0]), float(cutout.origin[1])), (row, col)
@@ -294,74 +362,41 @@ class QADock(QWidget):
         self.pick_galaxy(row, col)
 
     # -- running -----------------------------------------------------------------------
-    def _on_parameter_changed(self, value: Any = None) -> None:
+    def _on_parameter_changed(self) -> None:
         if self.galaxy is not None:
             self.run()
 
     def run(self) -> None:
-        """(Re-)run the QA on the current galaxy with the current parameters."""
+        """(Re-)run the QA on the current galaxy with the current parameters.
+
+        While a run is on, the newest request waits and replaces any older one waiting.
+        """
         if self.galaxy is None:
             return
         galaxy, params = self.galaxy, self.parameters
         if galaxy.centre is not None:
             # A cutout around a click is centred on the click, not on the galaxy.
             params = replace(params, max_centre_offset=None)
-        self.status_label.setText("running...")
-        if self.synchronous:
-            try:
-                result = assess_galaxy(galaxy.data, params, deblend_all=True)
-            except Exception as exc:  # noqa: BLE001 - shown to the person, never raised
-                self._on_error(exc)
-                return
-            self._show(galaxy, result)
-            return
-        if self._worker is not None:
-            self._rerun = True  # run again with the newest parameters when this one ends
-            return
-        from napari.qt.threading import create_worker
-
-        worker = create_worker(assess_galaxy, galaxy.data, params, deblend_all=True)
-        worker.returned.connect(lambda result, g=galaxy: self._show(g, result))
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_finished)
-        self._worker = worker
-        worker.start()
-
-    def _on_finished(self) -> None:
-        self._worker = None
-        if self._rerun:
-            self._rerun = False
-            self.run()
-
-    def _on_error(self, exc: BaseException) -> None:
-        message = str(exc) if isinstance(exc, GalamError) else f"{type(exc).__name__}: {exc}"
-        self.status_label.setText(f"error: {message}")
-        show_error(f"Galaxy QA: {message}")
+        self.jobs.start(
+            assess_galaxy,
+            galaxy.data,
+            params,
+            deblend_all=True,
+            done=partial(self._show, galaxy),
+            text="running...",
+            if_busy="latest",
+        )
 
     # -- showing -----------------------------------------------------------------------
     def _show(self, galaxy: _Galaxy, result: GalaxyQA) -> None:
-        try:
-            self._update_layers(galaxy, result)
-        except Exception as exc:  # noqa: BLE001 - a drawing problem must not reach Qt
-            self._on_error(exc)
-            return
+        self._update_layers(galaxy, result)
         self.result = result
-        text = f"{result.status}"
-        if result.masking.target is not None:
-            t = result.masking.target
-            text += (
-                f": ellipse at (x {t.x + galaxy.origin[1]:.1f}, y {t.y + galaxy.origin[0]:.1f}), "
-                f"a {t.semi_major:.1f} px, b/a {t.axis_ratio:.2f}, angle {t.angle_deg:.0f} deg"
-            )
-        if result.deblend is not None and result.masking.ok:
-            text += f"; {result.deblend.n_sources} source(s) in the ellipse"
-        if result.reason:
-            text += f" ({result.reason})"
-        self.status_label.setText(text)
+        text = _verdict_text(galaxy, result)
+        self.jobs.status.setText(text)
         if result.status in ("accepted", "blended"):
-            show_info(f"Galaxy QA: {text}")
+            show_info(f"{_TITLE}: {text}")
         else:
-            show_warning(f"Galaxy QA: {text}")
+            show_warning(f"{_TITLE}: {text}")
 
     def _placement(self, galaxy: _Galaxy) -> tuple[np.ndarray, np.ndarray]:
         """World scale and translate of the cutout's pixel grid."""
@@ -395,123 +430,68 @@ class QADock(QWidget):
 
     def _update_layers(self, galaxy: _Galaxy, result: GalaxyQA) -> None:
         """Add the four QA layers, or update them in place (removing layers is slow)."""
-        import pandas as pd
-
         scale, translate = self._placement(galaxy)
-        status_colour = STATUS_COLOURS.get(result.status, "#d62728")
-        masking = result.masking
         ny, nx = np.shape(galaxy.data)[:2]
+        shapes = self._show_ellipses(_ellipse_shapes(result, ny, nx))
+        labels = self._show_segments(result, ny, nx)
+        points = self._show_points(_peak_points(result), ny, nx)
+        image = self._show_model_input(result)
+        for layer in (shapes, labels, points):
+            layer.scale = scale
+            layer.translate = translate
+        image.scale = scale * (max(ny, nx) / 128.0)
+        image.translate = translate + np.array([0.0, (nx + 8) * scale[1]])
+        source = self.source_layer
+        if source is not None:
+            self.viewer.layers.selection.active = source
 
-        polygons, colours, widths, roles = [], [], [], []
-        for ellipse in masking.candidates:
-            if ellipse == masking.target:
-                continue
-            polygons.append(ellipse.polygon(48))
-            colours.append("#1f9fdf")
-            widths.append(0.6)
-            roles.append("candidate")
-        if masking.target is not None:
-            polygons.append(masking.target.polygon(64))
-            colours.append(status_colour)
-            widths.append(2.0)
-            roles.append("target")
-            polygons.append(masking.target.scaled(masking.mask_scale).polygon(64))
-            colours.append(status_colour)
-            widths.append(0.8)
-            roles.append("mask")
-            if result.shape is not None:
-                # The light-weighted moment ellipse (GalaxyQA.shape, the reported PA),
-                # scaled to the contour ellipse's major axis, drawn dashed (napari
-                # Shapes have no dash style: 16 short paths).
-                moments = result.shape.scaled(
-                    masking.target.semi_major / max(result.shape.semi_major, 1e-9)
-                )
-                outline = moments.polygon(_DASH_VERTICES)
-                for start in range(0, _DASH_VERTICES, 4):
-                    polygons.append(outline[start : start + 3])
-                    colours.append("#ffffff")
-                    widths.append(0.5)
-                    roles.append("moments")
-        else:
-            # No ellipse: a red frame around the cutout says so.
-            frame = [[0, 0], [0, nx - 1], [ny - 1, nx - 1], [ny - 1, 0]]
-            polygons.append(np.array(frame, dtype=float))
-            colours.append(status_colour)
-            widths.append(2.0)
-            roles.append("rejected")
-        types = ["path" if role == "moments" else "polygon" for role in roles]
-        shape_features = pd.DataFrame({"role": roles, "status": [result.status] * len(roles)})
+    def _show_ellipses(self, drawn: _ShapesData) -> Any:
         shapes = self._existing("shapes")
         if shapes is None:
-            shapes = self.viewer.add_shapes(
-                polygons,
-                shape_type=types,
+            return self.viewer.add_shapes(
+                drawn.polygons,
+                shape_type=drawn.types,
                 name=QA_LAYER_NAMES["shapes"],
                 face_color="transparent",
-                edge_color=colours,
-                edge_width=widths,
-                features=shape_features,
+                edge_color=drawn.colours,
+                edge_width=drawn.widths,
+                features=drawn.features,
             )
-        else:
-            shapes.data = list(zip(polygons, types, strict=True))
-            shapes.face_color = "transparent"
-            shapes.edge_color = colours
-            shapes.edge_width = widths
-            shapes.features = shape_features
+        shapes.data = list(zip(drawn.polygons, drawn.types, strict=True))
+        shapes.face_color = "transparent"
+        shapes.edge_color = drawn.colours
+        shapes.edge_width = drawn.widths
+        shapes.features = drawn.features
+        return shapes
 
+    def _show_segments(self, result: GalaxyQA, ny: int, nx: int) -> Any:
         deblend = result.deblend
         segments = deblend.segments if deblend is not None else np.zeros((ny, nx), np.int32)
         labels = self._existing("labels")
         if labels is None:
-            labels = self.viewer.add_labels(segments, name=QA_LAYER_NAMES["labels"], opacity=0.35)
-        else:
-            labels.data = segments
+            return self.viewer.add_labels(segments, name=QA_LAYER_NAMES["labels"], opacity=0.35)
+        labels.data = segments
+        return labels
 
-        coords, kinds, levels, pairs = [], [], [], []
-        if deblend is not None:
-            for (r, c), level, label in zip(
-                deblend.peak_yx, deblend.peak_level, deblend.peak_label, strict=True
-            ):
-                coords.append((r, c))
-                kinds.append("peak")
-                levels.append(float(level))
-                pairs.append(str(int(label)))
-            for (r, c), level, (a, b) in zip(
-                deblend.saddle_yx, deblend.saddle_level, deblend.saddle_labels, strict=True
-            ):
-                coords.append((r, c))
-                kinds.append("saddle")
-                levels.append(float(level))
-                pairs.append(f"{int(a)}-{int(b)}")
-        companions = result.companions
-        if companions is not None:
-            for (r, c), significance in zip(companions.yx, companions.significance, strict=True):
-                coords.append((r, c))
-                kinds.append("companion")
-                levels.append(float(significance))
-                pairs.append("")
-        point_data = np.asarray(coords, dtype=float).reshape(-1, 2)
-        point_features = pd.DataFrame({"kind": kinds, "level": levels, "labels": pairs})
-        symbol_of = {"peak": "cross", "saddle": "x", "companion": "ring"}
-        colour_of = {"peak": "#17becf", "saddle": "#ff00ff", "companion": "#ffd700"}
-        symbols = [symbol_of[k] for k in kinds]
-        point_colours = [colour_of[k] for k in kinds]
+    def _show_points(self, drawn: _PointsData, ny: int, nx: int) -> Any:
         points = self._existing("points")
         if points is None:
             points = self.viewer.add_points(
-                point_data,
+                drawn.coords,
                 name=QA_LAYER_NAMES["points"],
-                features=point_features,
+                features=drawn.features,
                 size=max(3.0, 0.04 * max(ny, nx)),
             )
         else:
-            points.data = point_data
-            points.features = point_features
-        if len(point_data):
-            points.symbol = symbols
-            points.face_color = point_colours
-            points.border_color = point_colours
+            points.data = drawn.coords
+            points.features = drawn.features
+        if len(drawn.coords):
+            points.symbol = drawn.symbols
+            points.face_color = drawn.colours
+            points.border_color = drawn.colours
+        return points
 
+    def _show_model_input(self, result: GalaxyQA) -> Any:
         model_input = result.model_input
         if model_input is None:
             model_input = np.zeros((128, 128), dtype=np.float32)
@@ -522,20 +502,11 @@ class QADock(QWidget):
             image = None
         if image is None:
             kwargs: dict[str, Any] = {"rgb": True} if rgb else {"colormap": "gray"}
-            image = self.viewer.add_image(model_input, name=QA_LAYER_NAMES["image"], **kwargs)
-        else:
-            image.data = model_input
-            if not rgb:
-                image.reset_contrast_limits()
-
-        for layer in (shapes, labels, points):
-            layer.scale = scale
-            layer.translate = translate
-        image.scale = scale * (max(ny, nx) / 128.0)
-        image.translate = translate + np.array([0.0, (nx + 8) * scale[1]])
-        source = self.source_layer
-        if source is not None:
-            self.viewer.layers.selection.active = source
+            return self.viewer.add_image(model_input, name=QA_LAYER_NAMES["image"], **kwargs)
+        image.data = model_input
+        if not rgb:
+            image.reset_contrast_limits()
+        return image
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt API
         if self._on_mouse_drag in self.viewer.mouse_drag_callbacks:

@@ -4,7 +4,8 @@ A spectrum opens as an empty points layer whose metadata carries the spectrum un
 :data:`SPECTRUM_KEY` (napari has no spectrum layer). The dock lists those layers,
 follows the layer selection and plots the chosen one with
 :func:`napari_galam.plots.plot_spectrum`. Clicking a spaxel of a cube layer (one whose
-metadata carries :data:`CUBE_KEY`) reads that spaxel's spectrum from disk and plots it.
+metadata carries :data:`CUBE_KEY`) reads that spaxel's spectrum from disk, in the dock's
+job thread (a gzipped cube is decompressed up to the last plane), and plots it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from qtpy.QtWidgets import QComboBox, QHBoxLayout, QLabel
 
 from napari_galam._layerdata import CUBE_KEY, NARROWBAND_KEY, SPECTRUM_KEY
+from napari_galam._widgets._jobs import JobRunner
 from napari_galam._widgets._mpl import MplDock
 from napari_galam.errors import GalamInputError
 from napari_galam.io.spectra import Spectrum1D
@@ -23,16 +25,37 @@ from napari_galam.plots import plot_spectrum
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["SPECTRUM_KEY", "SpectrumDock", "spectrum_layers", "spaxel_spectrum_of"]
+__all__ = [
+    "SPECTRUM_KEY",
+    "SpectrumDock",
+    "check_spaxel",
+    "spectrum_layers",
+    "spaxel_spectrum_of",
+]
+
+
+def check_spaxel(layer: Any, y: int, x: int) -> None:
+    """Raise GalamInputError when (y, x) lies outside the cube or stack of ``layer``.
+
+    Reads only the shape, so a dock can refuse a bad click before any disk read.
+    """
+    if NARROWBAND_KEY in layer.metadata:
+        _, ny, nx = layer.metadata[NARROWBAND_KEY].data.shape
+        if not (0 <= y < ny and 0 <= x < nx):
+            raise GalamInputError(f"pixel (y={y}, x={x}) is outside '{layer.name}' ({ny}x{nx}).")
+        return
+    _, ny, nx = layer.metadata[CUBE_KEY].shape
+    if not (0 <= y < ny and 0 <= x < nx):
+        raise GalamInputError(
+            f"spaxel (y={y}, x={x}) is outside cube '{layer.name}' ({ny}x{nx})."
+        )
 
 
 def spaxel_spectrum_of(layer: Any, y: int, x: int) -> Spectrum1D:
     """The spectrum (IFU cube) or SED (narrow-band stack) of spaxel (y, x) of a layer."""
+    check_spaxel(layer, y, x)
     if NARROWBAND_KEY in layer.metadata:
         stack = layer.metadata[NARROWBAND_KEY]
-        _, ny, nx = stack.data.shape
-        if not (0 <= y < ny and 0 <= x < nx):
-            raise GalamInputError(f"pixel (y={y}, x={x}) is outside '{layer.name}' ({ny}x{nx}).")
         wave = np.asarray(stack.wavelength, dtype=float)
         flux = np.asarray(stack.data[:, y, x], dtype=float)
         variance = None if stack.variance is None else np.asarray(stack.variance[:, y, x], float)
@@ -41,11 +64,6 @@ def spaxel_spectrum_of(layer: Any, y: int, x: int) -> Spectrum1D:
         from napari_galam.io.cubes import spaxel_spectrum
 
         cube = layer.metadata[CUBE_KEY]
-        _, ny, nx = cube.shape
-        if not (0 <= y < ny and 0 <= x < nx):
-            raise GalamInputError(
-                f"spaxel (y={y}, x={x}) is outside cube '{layer.name}' ({ny}x{nx})."
-            )
         wave, flux, variance = spaxel_spectrum(cube, y, x)
         name, unit = f"{layer.name} spaxel (y={y}, x={x})", cube.unit
     if variance is None:
@@ -68,7 +86,14 @@ def spectrum_layers(viewer: napari.viewer.Viewer) -> list[Any]:
 
 
 class SpectrumDock(MplDock):
-    """Plot flux against wavelength for a spectrum layer, titled with z and S/N."""
+    """Plot flux against wavelength for a spectrum layer, titled with z and S/N.
+
+    Attributes
+    ----------
+    jobs
+        The dock's :class:`~napari_galam._widgets._jobs.JobRunner`: spaxel reads run
+        there (a newer click replaces one still waiting).
+    """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
         super().__init__(viewer)
@@ -78,6 +103,9 @@ class SpectrumDock(MplDock):
         row.addWidget(QLabel("spectrum:"))
         row.addWidget(self.chooser, 1)
         self._layout.insertLayout(0, row)
+        self.jobs = JobRunner("Spectrum", cancellable=False)
+        self.jobs.progress.setVisible(False)
+        self._layout.insertWidget(1, self.jobs)
         self.spaxel: Spectrum1D | None = None
         self.chooser.currentIndexChanged.connect(lambda _index: self.redraw())
         viewer.layers.events.inserted.connect(self._on_layers_changed)
@@ -95,18 +123,36 @@ class SpectrumDock(MplDock):
             return self.viewer.layers[name].metadata.get(SPECTRUM_KEY)
         return None
 
-    def show_spaxel(self, layer: Any, y: int, x: int) -> Spectrum1D | None:
-        """Read and plot spaxel (y, x) of cube ``layer``; a bad click is a notification."""
-        try:
-            self.spaxel = spaxel_spectrum_of(layer, y, x)
-        except GalamInputError as exc:
-            from napari.utils.notifications import show_warning
+    def show_spaxel(self, layer: Any, y: int, x: int) -> bool:
+        """Read spaxel (y, x) of cube ``layer`` in a thread, then plot it.
 
-            show_warning(str(exc))
-            return None
+        A click outside the cube is a warning and reads nothing.
+
+        Returns
+        -------
+        bool
+            Whether the read started (:attr:`spaxel` holds the spectrum once it ends).
+        """
+        try:
+            check_spaxel(layer, y, x)
+        except GalamInputError as exc:
+            self.jobs.report(str(exc), error=False)
+            return False
+        return self.jobs.start(
+            spaxel_spectrum_of,
+            layer,
+            y,
+            x,
+            done=self._show_spaxel,
+            text=f"reading spaxel (y={y}, x={x}) of '{layer.name}'…",
+            if_busy="latest",
+        )
+
+    def _show_spaxel(self, spectrum: Spectrum1D) -> None:
+        self.spaxel = spectrum
         self._on_layers_changed()
-        self.chooser.setCurrentText(self.spaxel.name)
-        return self.spaxel
+        self.chooser.setCurrentText(spectrum.name)
+        self.jobs.status.setText("")
 
     def _watch_cube(self, layer: Any) -> None:
         has_spaxels = CUBE_KEY in layer.metadata or NARROWBAND_KEY in layer.metadata
