@@ -482,8 +482,9 @@ def make_dataset(
         Yields ``(x, y)`` (or ``(x, y, w)``) where ``x`` is one array or a tuple when
         there are several inputs; prefetched. Rows inside a batch are in increasing order.
     """
-    import tensorflow as tf
+    from napari_galam.models.tensorflow_runtime import import_tensorflow
 
+    tf = import_tensorflow()
     rows = np.asarray(rows, dtype=np.int64)
     if rows.size == 0:
         raise GalamInputError("training data: a split is empty; use more galaxies")

@@ -177,6 +177,9 @@ def load_model(name: str, *, directory: str | os.PathLike | None = None) -> Any:
         if key in _CACHE:
             _VERIFIED[fast_key] = _CACHE[key]
             return _CACHE[key]
+    from napari_galam.models.tensorflow_runtime import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     from napari_galam.models.architectures import custom_objects
@@ -205,6 +208,9 @@ def clear_model_cache() -> None:
 
 
 def _framework_versions() -> dict[str, str]:
+    from napari_galam.models.tensorflow_runtime import import_tensorflow
+
+    import_tensorflow()
     import keras
     import numpy
     import tensorflow as tf

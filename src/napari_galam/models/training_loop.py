@@ -127,7 +127,9 @@ class TrainingResult:
 
 def gpu_available() -> bool:
     """Whether TensorFlow sees a GPU (imports TensorFlow)."""
-    import tensorflow as tf
+    from napari_galam.models.tensorflow_runtime import import_tensorflow
+
+    tf = import_tensorflow()
 
     return bool(tf.config.list_physical_devices("GPU"))
 

@@ -54,9 +54,10 @@ def _initialise_child(weights_dir: str | None, threads: int | None) -> None:
     """Runs once in the child: weights folder, quiet TensorFlow logs, thread count."""
     if weights_dir is not None:
         os.environ[WEIGHTS_DIR_ENV] = weights_dir
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from napari_galam.models.tensorflow_runtime import import_tensorflow
+
+    tf = import_tensorflow()
     if threads:
-        import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(int(threads))
         tf.config.threading.set_inter_op_parallelism_threads(max(1, int(threads) // 2))
