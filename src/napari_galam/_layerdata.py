@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from napari_galam.io.images import CutoutImage
+from napari_galam.io.quality import input_problems
 from napari_galam.io.spectra import SdssSpectrum
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "RE_KEY",
     "TRUTH_KEY",
     "NARROWBAND_KEY",
+    "PROBLEMS_KEY",
     "SPECTRUM_KEY",
     "cube_layer_data",
     "cutout_layer_data",
@@ -57,6 +59,10 @@ RE_KEY = "galam_r_e_pix"
 #: Key of the simulator's truth (labels, positions) on a simulated sample layer.
 TRUTH_KEY = "galam_truth"
 
+#: Key of the reasons the models cannot use a layer's cutout or spectrum (a list of
+#: str from :func:`napari_galam.io.quality.input_problems`; empty when none).
+PROBLEMS_KEY = "galam_problems"
+
 LayerData = tuple[Any, dict[str, Any], str]
 
 
@@ -76,7 +82,11 @@ def robust_limits(data: Any, lo: float = 0.5, hi: float = 99.5) -> tuple[float, 
 
 def cutout_layer_data(cutout: CutoutImage) -> list[LayerData]:
     """Layer data for a cutout: one RGB/grey image, or one layer per band."""
-    metadata: dict[str, Any] = {"path": str(cutout.path), "kind": cutout.kind}
+    metadata: dict[str, Any] = {
+        "path": str(cutout.path),
+        "kind": cutout.kind,
+        PROBLEMS_KEY: input_problems(cutout),
+    }
     if cutout.header is not None:
         metadata["fits_header"] = cutout.header
     if cutout.wcs is not None:
@@ -104,7 +114,11 @@ def cutout_layer_data(cutout: CutoutImage) -> list[LayerData]:
 
 def spectrum_layer_data(spectrum: SdssSpectrum) -> LayerData:
     """Layer data for a spectrum: an empty points layer carrying the spectrum."""
-    metadata = {SPECTRUM_KEY: spectrum, "path": str(spectrum.path)}
+    metadata = {
+        SPECTRUM_KEY: spectrum,
+        "path": str(spectrum.path),
+        PROBLEMS_KEY: input_problems(spectrum),
+    }
     return (
         np.empty((0, 2)),
         {"name": f"spectrum {spectrum.name}", "metadata": metadata, "ndim": 2},

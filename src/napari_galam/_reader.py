@@ -17,6 +17,7 @@ from typing import Any
 
 from napari_galam._layerdata import (
     CUBE_KEY,
+    PROBLEMS_KEY,
     SPECTRUM_KEY,
     cube_layer_data,
     cutout_layer_data,
@@ -24,6 +25,8 @@ from napari_galam._layerdata import (
     spectrum_layer_data,
 )
 from napari_galam.errors import GalamInputError
+from napari_galam.io.cubes import detect_cube_layout
+from napari_galam.io.fits import check_file
 from napari_galam.io.images import RASTER_SUFFIXES, is_fits_path, read_cutout
 from napari_galam.io.narrowband import NarrowBandStack
 from napari_galam.io.sources import open_source, sniff_source
@@ -35,8 +38,10 @@ PathOrPaths = str | os.PathLike | Sequence[str | os.PathLike]
 
 
 def _handles(path: str | os.PathLike) -> bool:
-    name = str(path).lower()
-    return not os.path.isdir(path) and (name.endswith(RASTER_SUFFIXES) or is_fits_path(name))
+    """Claim files by name only: a FIFO, a symlink loop or a folder named ``x.fits`` is
+    claimed too (never opened here), so that the user hears what is wrong with it."""
+    name = str(path).lower().rstrip("/" + os.sep)
+    return name.endswith(RASTER_SUFFIXES) or is_fits_path(name)
 
 
 def napari_get_reader(path: PathOrPaths) -> Callable[..., list[Any]] | None:
@@ -56,12 +61,18 @@ def _source_layer_data(path_or_paths: PathOrPaths) -> Any:
 
 
 def read_path(path: str | os.PathLike) -> list[Any]:
-    """Read one file into layer-data tuples; raise GalamInputError when it is bad."""
+    """Read one file into layer-data tuples; raise GalamInputError when it is bad.
+
+    The file's type is checked before anything opens it (a FIFO would block). A FITS
+    file whose headers point to a cube layout opens through the cube reader, so a
+    broken cube is reported with the cube reader's own reason.
+    """
     path = Path(path)
     if is_fits_path(path):
+        check_file(path, "a FITS file (cutout, SDSS spectrum, cube or narrow-band stack)")
         if looks_like_sdss_spectrum(path):
             return [spectrum_layer_data(read_sdss_spectrum(path))]
-        if sniff_source(path) is not None:
+        if sniff_source(path) is not None or detect_cube_layout(path) is not None:
             return [_source_layer_data(path)]
     return cutout_layer_data(read_cutout(path))
 
@@ -72,6 +83,37 @@ def _notify_error(message: str) -> None:
     except ImportError:  # pragma: no cover - napari is a dependency
         raise GalamInputError(message) from None
     show_error(message)
+
+
+def _notify_problems(layers: list[Any]) -> None:
+    """One warning per opened file the models cannot use (saturated, negative flux)."""
+    from napari.utils.notifications import show_warning
+
+    seen: set[str] = set()
+    for layer in layers:
+        metadata = layer[1].get("metadata", {}) if len(layer) > 1 else {}
+        if isinstance(metadata, list):  # one metadata dict per band of a multi-band image
+            metadata = metadata[0] if metadata else {}
+        problems = metadata.get(PROBLEMS_KEY) or []
+        if problems and metadata.get("path") not in seen:
+            seen.add(metadata.get("path"))
+            show_warning(
+                "napari-galam opened it, but the models cannot use it: " + " ".join(problems)
+            )
+
+
+def _read_one(path: str | os.PathLike) -> list[Any]:
+    """:func:`read_path`, with every failure turned into one error notification."""
+    try:
+        return read_path(path)
+    except GalamInputError as exc:
+        _notify_error(f"napari-galam could not open {exc}")
+    except Exception as exc:  # noqa: BLE001 - a reader bug must not become a traceback
+        _notify_error(
+            f"napari-galam could not open {path}: unexpected {type(exc).__name__}: {exc} "
+            "(please report this file)."
+        )
+    return []
 
 
 def _open_spectrum_dock() -> None:
@@ -98,10 +140,8 @@ def read_galam_files(path: PathOrPaths, **_: Any) -> list[Any]:
             _notify_error(f"napari-galam could not open {exc}")
             return [(None,)]
     for one in paths:
-        try:
-            layers.extend(read_path(one))
-        except GalamInputError as exc:
-            _notify_error(f"napari-galam could not open {exc}")
+        layers.extend(_read_one(one))
+    _notify_problems(layers)
     if any(
         SPECTRUM_KEY in layer[1].get("metadata", {}) or CUBE_KEY in layer[1].get("metadata", {})
         for layer in layers

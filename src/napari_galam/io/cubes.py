@@ -75,6 +75,7 @@ __all__ = [
     "SpectralCube",
     "read_cube",
     "sniff_cube_layout",
+    "detect_cube_layout",
     "spaxel_spectrum",
     "close_gzip_streams",
 ]
@@ -374,6 +375,19 @@ def sniff_cube_layout(path: str | os.PathLike) -> str | None:
     return layout
 
 
+def detect_cube_layout(path: str | os.PathLike) -> str | None:
+    """The cube layout a file's headers point to, even when the cube is broken.
+
+    Unlike :func:`sniff_cube_layout`, the cube is not checked further, so a caller can
+    tell "a broken cube" (then :func:`read_cube` explains what is wrong) from "not a
+    cube at all". Never raises.
+    """
+    try:
+        return _detect_layout(scan_fits(Path(path)))
+    except (GalamInputError, OSError):
+        return None
+
+
 def read_cube(path: str | os.PathLike, *, lazy: bool = True) -> SpectralCube:
     """Open an IFU cube (CALIFA, MaNGA, MUSE or a generic 3-D spectral FITS cube).
 
@@ -404,6 +418,7 @@ def read_cube(path: str | os.PathLike, *, lazy: bool = True) -> SpectralCube:
     if layout is None:
         raise GalamInputError(_not_a_cube_message(scan))
     plan = _plan_cube(scan, layout)
+    _check_some_flux_is_finite(plan)
 
     data, variance, mask = _cube_arrays(plan, lazy)
     header = plan.flux_hdu.header
@@ -428,6 +443,27 @@ def read_cube(path: str | os.PathLike, *, lazy: bool = True) -> SpectralCube:
         primary_header=scan.hdus[0].header.copy(),
         meta={"hdus": scan.listing(), "gzipped": scan.gzipped, "flux_hdu": plan.flux_hdu.name},
         spaxel_reader=reader,
+    )
+
+
+def _check_some_flux_is_finite(plan: _CubePlan) -> None:
+    """Refuse a cube whose sampled planes hold no finite flux (an all-NaN cube).
+
+    Five planes spread over the cube are read (one, the middle plane, for a gzipped
+    file, where each read decompresses up to it), which costs a few planes' bytes.
+    """
+    n_wave = plan.flux.shape[0]
+    if plan.flux.gzipped:
+        planes = [n_wave // 2]
+    else:
+        planes = sorted({int(i) for i in np.linspace(0, n_wave - 1, min(5, n_wave))})
+    for index in planes:
+        if np.isfinite(plan.flux.read_planes(index, index + 1)).any():
+            return
+    raise GalamInputError(
+        f"{plan.flux.path}: no finite flux value in the {len(planes)} plane(s) checked "
+        f"({', '.join(str(i) for i in planes)} of {n_wave}) of HDU {plan.flux_hdu.name}: "
+        "every spaxel is NaN or infinite there; expected a cube with measured flux."
     )
 
 

@@ -1,6 +1,7 @@
 """The lazy FITS layer: find a file's HDUs from its headers, read their data on demand.
 
-:func:`scan_fits` reads every header of a FITS file (plain or gzipped) and where each
+:func:`scan_fits` (:mod:`napari_galam.io.fits_scan`, re-exported here) reads and checks
+every header of a FITS file (plain or gzipped) and where each
 HDU's data start, without reading any data; a :class:`DiskArray` is one image HDU
 located on disk. It memory-maps uncompressed data whose bytes are the values, and
 otherwise (gzipped files, BSCALE/BZERO/BLANK scaling) serves a dask array whose chunks
@@ -15,12 +16,9 @@ units, wavelengths and sky coordinates is read in :mod:`napari_galam.io.headers`
 
 from __future__ import annotations
 
-import functools
 import gzip
 import hashlib
-import os
 import threading
-import warnings
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +29,21 @@ import numpy as np
 from numpy.typing import NDArray
 
 from napari_galam.errors import GalamInputError
+from napari_galam.io.fits_scan import (
+    BITPIX_DTYPES,
+    GZIP_MAX_RATIO,
+    GZIP_RATIO_FLOOR,
+    MAX_NAXIS,
+    FitsScan,
+    HduInfo,
+    check_file,
+    clear_scan_cache,
+    gzip_isize,
+    is_gzip,
+    numpy_shape,
+    padded_size,
+    scan_fits,
+)
 
 __all__ = [
     "BITPIX_DTYPES",
@@ -46,6 +59,9 @@ __all__ = [
     "numpy_shape",
     "scan_fits",
     "clear_scan_cache",
+    "GZIP_MAX_RATIO",
+    "GZIP_RATIO_FLOOR",
+    "MAX_NAXIS",
     "padded_size",
     "read_gzip",
     "close_gzip_streams",
@@ -58,192 +74,8 @@ __all__ = [
 #: Target size of one dask chunk (a slab of whole planes).
 CHUNK_BYTES = 64 * 1024**2
 
-#: numpy dtype (big-endian, as on disk) of each FITS ``BITPIX``.
-BITPIX_DTYPES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
-
-
-# --------------------------------------------------------------------------------------
-# Header scan (cheap: no data read)
-
-
-@dataclass(frozen=True)
-class HduInfo:
-    """One HDU of a FITS file as its header describes it (no data read).
-
-    Attributes
-    ----------
-    index
-        Position in the file (0 = primary).
-    name
-        ``EXTNAME`` in upper case, ``"PRIMARY"`` for HDU 0, ``"HDU<index>"`` when unnamed.
-    header
-        A copy of the header.
-    data_offset
-        Byte offset of the data in the (decompressed) file.
-    is_image, is_table
-        The kind of HDU (a tile-compressed image is an image, not a table).
-    shape
-        Data shape in numpy order; ``()`` when the HDU has no image data.
-    compressed
-        True for a tile-compressed (fpack) image, which cannot be read lazily.
-    """
-
-    index: int
-    name: str
-    header: Any
-    data_offset: int
-    is_image: bool
-    is_table: bool
-    shape: tuple[int, ...]  # numpy order
-    compressed: bool = False  # tile-compressed (fpack) image
-
-    @property
-    def ndim(self) -> int:
-        """Number of data axes."""
-        return len(self.shape)
-
-    def describe(self) -> str:
-        """``NAME (n-D)``, ``NAME (table)`` or ``NAME (no data)``, for messages."""
-        if self.is_table:
-            return f"{self.name} (table)"
-        if not self.shape:
-            return f"{self.name} (no data)"
-        return f"{self.name} ({self.ndim}-D)"
-
-
-@dataclass(frozen=True)
-class FitsScan:
-    """Every HDU of one FITS file, from :func:`scan_fits`.
-
-    Attributes
-    ----------
-    path
-        The file.
-    gzipped
-        True when the file is gzip-compressed as a whole (``.fits.gz``).
-    hdus
-        The HDUs in file order.
-    """
-
-    path: Path
-    gzipped: bool
-    hdus: tuple[HduInfo, ...]
-
-    def get(self, name: str) -> HduInfo | None:
-        """The first HDU called ``name`` (upper case), or None."""
-        for hdu in self.hdus:
-            if hdu.name == name:
-                return hdu
-        return None
-
-    def names(self) -> set[str]:
-        """The names of all HDUs."""
-        return {hdu.name for hdu in self.hdus}
-
-    def listing(self) -> str:
-        """A one-line listing of the HDUs, for messages."""
-        return ", ".join(h.describe() for h in self.hdus)
-
-
-def check_file(path: Path, what: str = "a FITS cube") -> None:
-    """Refuse a missing path, a folder or an empty file with a message naming ``what``.
-
-    Raises
-    ------
-    GalamInputError
-        When ``path`` is not a non-empty file.
-    """
-    if not path.exists():
-        raise GalamInputError(f"{path}: file not found.")
-    if path.is_dir():
-        raise GalamInputError(f"{path}: is a folder, expected {what}.")
-    if path.stat().st_size == 0:
-        raise GalamInputError(f"{path}: the file is empty (0 bytes); expected {what}.")
-
-
-def is_gzip(path: Path) -> bool:
-    """True when the file starts with the gzip magic bytes."""
-    with open(path, "rb") as fh:
-        return fh.read(2) == b"\x1f\x8b"
-
-
-def gzip_isize(path: Path) -> int:
-    """Uncompressed size modulo 2**32 from the gzip trailer."""
-    with open(path, "rb") as fh:
-        fh.seek(-4, os.SEEK_END)
-        return int.from_bytes(fh.read(4), "little")
-
-
-def numpy_shape(header: Any) -> tuple[int, ...]:
-    """The data shape an image header declares, in numpy order; ``()`` for no data."""
-    naxis = int(header.get("NAXIS", 0))
-    dims = [int(header.get(f"NAXIS{i}", 0)) for i in range(1, naxis + 1)]
-    if not dims or any(d == 0 for d in dims):
-        return ()
-    return tuple(reversed(dims))
-
-
-def scan_fits(path: Path) -> FitsScan:
-    """Read every header of a FITS file and where each HDU's data start.
-
-    Scans are cached by (path, modification time, size): sniffing a file and then
-    reading it costs one scan, which matters for gzipped files (finding the headers
-    means decompressing the whole file).
-    """
-    check_file(path)
-    stat = path.stat()
-    return _scan_fits_cached(str(path), stat.st_mtime_ns, stat.st_size)
-
-
-@functools.lru_cache(maxsize=32)
-def _scan_fits_cached(path_text: str, mtime_ns: int, size: int) -> FitsScan:
-    from astropy.io import fits
-
-    path = Path(path_text)
-    gzipped = is_gzip(path)
-    hdus = []
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with fits.open(path, memmap=False, lazy_load_hdus=True) as hdul:
-                for index, hdu in enumerate(hdul):
-                    info = hdul.fileinfo(index)
-                    header = hdu.header.copy()
-                    name = "PRIMARY" if index == 0 else str(header.get("EXTNAME", "")).strip()
-                    hdus.append(
-                        HduInfo(
-                            index=index,
-                            name=name.upper() or f"HDU{index}",
-                            header=header,
-                            data_offset=int(info["datLoc"]),
-                            is_image=bool(hdu.is_image),
-                            is_table=isinstance(hdu, fits.BinTableHDU | fits.TableHDU)
-                            and not isinstance(hdu, fits.CompImageHDU),
-                            shape=numpy_shape(header) if hdu.is_image else (),
-                            compressed=isinstance(hdu, fits.CompImageHDU),
-                        )
-                    )
-    except (OSError, EOFError, ValueError, TypeError, IndexError, KeyError) as exc:
-        raise GalamInputError(
-            f"{path}: not a readable FITS file (damaged, truncated or not FITS: {exc})."
-        ) from exc
-    if not hdus:
-        raise GalamInputError(f"{path}: no HDU could be read; the file is not FITS.")
-    return FitsScan(path=path, gzipped=gzipped, hdus=tuple(hdus))
-
-
-def clear_scan_cache() -> None:
-    """Forget the cached header scans (the next :func:`scan_fits` reads the file again)."""
-    _scan_fits_cached.cache_clear()
-
-
 # --------------------------------------------------------------------------------------
 # Arrays on disk
-
-
-def padded_size(nbytes: int) -> int:
-    """``nbytes`` rounded up to whole 2880-byte FITS blocks."""
-    return -(-nbytes // 2880) * 2880
 
 
 @dataclass(frozen=True)
@@ -281,15 +113,30 @@ class DiskArray:
                 f"{sorted(BITPIX_DTYPES)}."
             )
         blank = hdu.header.get("BLANK") if bitpix > 0 else None
+        try:
+            bscale = float(hdu.header.get("BSCALE", 1.0))
+            bzero = float(hdu.header.get("BZERO", 0.0))
+            blank = int(blank) if blank is not None else None
+        except (TypeError, ValueError) as exc:
+            raise GalamInputError(
+                f"{scan.path}: HDU {hdu.name} has BSCALE = {hdu.header.get('BSCALE')!r}, "
+                f"BZERO = {hdu.header.get('BZERO')!r}, BLANK = {hdu.header.get('BLANK')!r}; "
+                "expected numbers."
+            ) from exc
+        if not (np.isfinite(bscale) and np.isfinite(bzero)) or bscale == 0.0:
+            raise GalamInputError(
+                f"{scan.path}: HDU {hdu.name} has BSCALE = {bscale}, BZERO = {bzero}; "
+                "expected finite numbers and a non-zero BSCALE."
+            )
         return cls(
             path=scan.path,
             offset=hdu.data_offset,
             shape=hdu.shape,
             raw_dtype=np.dtype(BITPIX_DTYPES[bitpix]),
             gzipped=scan.gzipped,
-            bscale=float(hdu.header.get("BSCALE", 1.0)),
-            bzero=float(hdu.header.get("BZERO", 0.0)),
-            blank=int(blank) if blank is not None else None,
+            bscale=bscale,
+            bzero=bzero,
+            blank=blank,
             label=hdu.name,
         )
 
@@ -376,8 +223,8 @@ class DiskArray:
         return (slab, *self.shape[1:])
 
     def _token(self) -> str:
-        stat = self.path.stat()
-        key = f"{self.path.resolve()}|{stat.st_mtime_ns}|{stat.st_size}|{self.offset}"
+        status = self.path.stat()
+        key = f"{self.path.resolve()}|{status.st_mtime_ns}|{status.st_size}|{self.offset}"
         return "galam-" + hashlib.sha1(key.encode()).hexdigest()[:16]
 
     def as_dask(self) -> Any:

@@ -104,7 +104,31 @@ def has_spectral_axis(header: Any) -> bool:
 
 
 def wave_from_header(path: Path, header: Any, n_wave: int, hdu_name: str) -> NDArray[np.float64]:
-    """Wavelengths (Angstrom) of the planes of a cube, from its spectral WCS."""
+    """Wavelengths (Angstrom) of the planes of a cube, from its spectral WCS.
+
+    Raises
+    ------
+    GalamInputError
+        When the spectral keywords are missing, not numbers, or give no increasing
+        optical/infrared wavelengths.
+    """
+    try:
+        return _wave_from_header(path, header, n_wave, hdu_name)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, GalamInputError):
+            raise
+        keys = ", ".join(
+            f"{key} = {header.get(key)!r}"
+            for key in ("CRVAL3", "CDELT3", "CD3_3", "CRPIX3")
+            if key in header
+        )
+        raise GalamInputError(
+            f"{path}: HDU {hdu_name} has spectral-axis keywords that are not numbers "
+            f"({keys}); expected numeric CRVAL3, CDELT3 (or CD3_3) and CRPIX3."
+        ) from exc
+
+
+def _wave_from_header(path: Path, header: Any, n_wave: int, hdu_name: str) -> NDArray[np.float64]:
     from astropy.wcs import WCS
 
     ctype = spectral_ctype(header)

@@ -18,6 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from napari_galam.errors import GalamInputError
+from napari_galam.io.fits import DiskArray, check_file, check_not_truncated, scan_fits
 
 __all__ = [
     "CutoutImage",
@@ -27,6 +28,7 @@ __all__ = [
     "read_raster",
     "read_fits_image",
     "is_fits_path",
+    "MAX_IMAGE_PIXELS",
 ]
 
 RASTER_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -107,48 +109,74 @@ def read_cutout(path: str | os.PathLike) -> CutoutImage:
     )
 
 
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise GalamInputError(f"{path}: file not found.")
-    if path.is_dir():
-        raise GalamInputError(f"{path}: is a folder, expected an image file.")
-    if path.stat().st_size == 0:
-        raise GalamInputError(f"{path}: the file is empty (0 bytes).")
+#: Most pixels (raster) or values (FITS) a cutout may have: a 7000 x 7000 image. Larger
+#: images are refused from their declared size before they are decoded, which is what
+#: stops PNG/JPEG decompression bombs and FITS headers declaring huge images.
+MAX_IMAGE_PIXELS = 50_000_000
+
+
+def _check_pixel_count(path: Path, count: int, description: str) -> None:
+    if count > MAX_IMAGE_PIXELS:
+        raise GalamInputError(
+            f"{path}: the file declares {description} = {count:,} pixels; a cutout may have "
+            f"at most {MAX_IMAGE_PIXELS:,} (a decompression bomb, or an image far larger "
+            "than a galaxy cutout: crop it first)."
+        )
 
 
 def read_raster(path: str | os.PathLike) -> CutoutImage:
     """Read an 8- or 16-bit JPEG or PNG as a numpy array.
 
     RGBA images lose their alpha channel; palette images are converted to RGB; grey
-    images stay 2-D.
+    images stay 2-D. The declared size is checked against :data:`MAX_IMAGE_PIXELS`
+    before any pixel is decoded.
     """
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(path)
-    _check_file(path)
-    try:
-        with Image.open(path) as img:
-            img.load()
-            if img.mode in ("P", "PA", "LA", "RGBA", "CMYK", "YCbCr"):
-                img = img.convert("RGB")
-            data = np.asarray(img)
-    except UnidentifiedImageError as exc:
-        raise GalamInputError(
-            f"{path}: not a readable JPEG/PNG image (the file's content is not an image)."
-        ) from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise GalamInputError(f"{path}: damaged or truncated image ({exc}).") from exc
+    check_file(path, "a JPEG or PNG image")
+    data = _decode_raster(path)
     if data.ndim == 3 and data.shape[2] == 3:
         kind = "rgb"
     elif data.ndim == 2:
         kind = "grey"
-    else:  # pragma: no cover - Pillow modes converted above
+    else:
         raise GalamInputError(f"{path}: unexpected image shape {data.shape}.")
     if min(data.shape[:2]) < 2:
         raise GalamInputError(
             f"{path}: image is {data.shape[1]}x{data.shape[0]} pixels; a cutout needs at least 2x2."
         )
     return CutoutImage(data=data, path=path, kind=kind)
+
+
+def _decode_raster(path: Path) -> NDArray[Any]:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                _check_pixel_count(path, width * height, f"{width} x {height}")
+                img.load()
+                if img.mode in ("P", "PA", "LA", "RGBA", "CMYK", "YCbCr", "1"):
+                    img = img.convert("RGB" if img.mode != "1" else "L")
+                return np.asarray(img)
+    except GalamInputError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise GalamInputError(
+            f"{path}: the image declares more pixels than a cutout may have ({exc}); "
+            "a decompression bomb, or an image to crop first."
+        ) from exc
+    except UnidentifiedImageError as exc:
+        raise GalamInputError(
+            f"{path}: not a readable JPEG/PNG image (the file's content is not an image)."
+        ) from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise GalamInputError(f"{path}: damaged or truncated image ({exc}).") from exc
+    except Exception as exc:  # noqa: BLE001 - Pillow's decoders raise many other types
+        raise GalamInputError(
+            f"{path}: damaged image ({type(exc).__name__}: {exc}); expected a JPEG or PNG."
+        ) from exc
 
 
 def _band_names(header: Any, n_bands: int) -> tuple[str, ...]:
@@ -168,66 +196,69 @@ def read_fits_image(path: str | os.PathLike) -> CutoutImage:
 
     2-D images become ``kind="grey"``; 3-D images with a small first axis (<= 16
     planes, e.g. g, r, i) become ``kind="multiband"``. The header and the celestial WCS
-    are kept. Blank values become NaN.
+    are kept. Blank values become NaN. Headers are checked by the lazy FITS layer
+    (:func:`napari_galam.io.fits.scan_fits`) and the declared size against
+    :data:`MAX_IMAGE_PIXELS` before any data are read or decompressed.
     """
-    from astropy.io import fits
-    from astropy.wcs import WCS, FITSFixedWarning
-
     path = Path(path)
-    _check_file(path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", category=fits.verify.VerifyWarning)
-            warnings.simplefilter("ignore", category=FITSFixedWarning)
-            with fits.open(path, memmap=False) as hdul:
-                hdu = next(
-                    (h for h in hdul if h.is_image and h.header.get("NAXIS", 0) >= 2),
-                    None,
-                )
-                if hdu is None:
-                    raise GalamInputError(
-                        f"{path}: no 2-D or 3-D image in this FITS file "
-                        f"(HDUs: {', '.join(h.name or '?' for h in hdul)})."
-                    )
-                header = hdu.header.copy()
-                data = hdu.data
-                if data is None:
-                    raise GalamInputError(f"{path}: the image HDU has no data.")
-                data = np.array(data, dtype=np.float32)
-    except GalamInputError:
-        raise
-    except (OSError, ValueError, TypeError, IndexError, fits.verify.VerifyError) as exc:
+    scan = scan_fits(path)
+    hdu = next((h for h in scan.hdus if h.is_image and h.ndim >= 2), None)
+    if hdu is None:
         raise GalamInputError(
-            f"{path}: not a valid FITS image (truncated or not FITS: {exc})."
-        ) from exc
-    except fits.verify.VerifyWarning as exc:
-        raise GalamInputError(f"{path}: damaged FITS file ({exc}).") from exc
-
-    if data.ndim == 2:
-        kind, band_names = "grey", ()
-    elif data.ndim == 3 and data.shape[0] <= 16:
-        kind, band_names = "multiband", _band_names(header, data.shape[0])
-    elif data.ndim == 3:
-        raise GalamInputError(
-            f"{path}: 3-D image with {data.shape[0]} planes looks like a spectral cube, "
-            "not a multi-band cutout; open it as a cube."
+            f"{path}: no 2-D or 3-D image in this FITS file (HDUs: {scan.listing()})."
         )
-    else:
+    shape = hdu.shape
+    if len(shape) > 3:
         raise GalamInputError(
-            f"{path}: image with {data.ndim} dimensions; expected a 2-D image or a "
+            f"{path}: image with {len(shape)} dimensions; expected a 2-D image or a "
             "3-D multi-band stack."
         )
+    if len(shape) == 3 and shape[0] > 16:
+        raise GalamInputError(_not_a_cutout_cube_message(path, shape))
+    _check_pixel_count(path, int(np.prod(shape)), " x ".join(str(n) for n in shape[::-1]))
+    array = DiskArray.from_hdu(scan, hdu)
+    check_not_truncated(scan, [array])
+    data = np.array(array.load(), dtype=np.float32)
+    header = hdu.header.copy()
+    if data.ndim == 2:
+        kind, band_names = "grey", ()
+    else:
+        kind, band_names = "multiband", _band_names(header, data.shape[0])
     if min(data.shape[-2:]) < 2:
         raise GalamInputError(f"{path}: image of shape {data.shape} is too small for a cutout.")
-    wcs = None
+    return CutoutImage(
+        data=data,
+        path=path,
+        kind=kind,
+        header=header,
+        wcs=_celestial_or_none(header),
+        band_names=band_names,
+    )
+
+
+def _not_a_cutout_cube_message(path: Path, shape: tuple[int, ...]) -> str:
+    """Why a 3-D image with many planes is not read: the cube reader's own reason."""
+    from napari_galam.io.cubes import read_cube
+
+    try:
+        read_cube(path)
+    except GalamInputError as exc:
+        return f"{exc} (a 3-D image of {shape[0]} planes is not a multi-band cutout either)"
+    return (
+        f"{path}: a spectral cube of {shape[0]} planes, not a multi-band cutout (at most "
+        "16 planes); open it as a cube."
+    )
+
+
+def _celestial_or_none(header: Any) -> Any:
+    from astropy.wcs import WCS
+
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             candidate = WCS(header).celestial
         if candidate.has_celestial:
-            wcs = candidate
+            return candidate
     except Exception:  # noqa: BLE001 - a broken WCS must not stop the image opening
-        wcs = None
-    return CutoutImage(
-        data=data, path=path, kind=kind, header=header, wcs=wcs, band_names=band_names
-    )
+        return None
+    return None

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from napari_galam.errors import GalamInputError
@@ -50,8 +49,9 @@ def open_source(path_or_paths: PathOrPaths, *, lazy: bool = True) -> Any:
     Raises
     ------
     GalamInputError
-        When the file is neither; the message names it and what was expected. A file
-        that looks like a cube but is broken gets the cube reader's own message.
+        When the file is neither; the message names it and what was expected. A single
+        file that no sniffer claims gets the cube reader's own message (a broken cube
+        says what is broken, any other file which HDUs it has instead).
     """
     from napari_galam.io.cubes import read_cube
     from napari_galam.io.narrowband import read_narrowband
@@ -62,9 +62,10 @@ def open_source(path_or_paths: PathOrPaths, *, lazy: bool = True) -> Any:
     if kind == "cube":
         return read_cube(path_or_paths, lazy=lazy)
     if isinstance(path_or_paths, str | os.PathLike):
-        what = str(Path(path_or_paths))
-    else:
-        what = ", ".join(str(p) for p in path_or_paths)
+        # neither sniffer claims the file: the cube reader says what is wrong with it
+        # (missing, not FITS, a broken cube, or which HDUs it has instead of a cube)
+        return read_cube(path_or_paths, lazy=lazy)
+    what = ", ".join(str(p) for p in path_or_paths)
     raise GalamInputError(
         f"{what}: not an IFU cube (CALIFA, MaNGA, MUSE or a FITS cube with a spectral "
         "WCS) nor a narrow-band stack (FILTER keywords or a FILTERS table)."

@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from napari_galam.errors import GalamInputError
+from napari_galam.io.fits import scan_fits
 
 __all__ = [
     "SdssSpectrum",
@@ -126,27 +127,24 @@ def median_snr(flux: NDArray[Any], ivar: NDArray[Any]) -> float:
 def looks_like_sdss_spectrum(path: str | os.PathLike) -> bool:
     """Cheaply tell whether a FITS file is an SDSS spectrum (reads headers only).
 
-    Never raises: a file that cannot be opened is "not a spectrum" here, and the
+    Never raises and never opens anything but a regular file: a file that cannot be
+    scanned (:func:`napari_galam.io.fits.scan_fits`) is "not a spectrum" here, and the
     image reader then reports what is wrong with it.
     """
-    from astropy.io import fits
-
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
-                names = set()
-                for hdu in hdul:
-                    names.add(hdu.name.upper())
-                    if len(names) > 4:
-                        break
-                if "COADD" in names:
-                    return True
-                if len(hdul) > 1 and isinstance(hdul[1], fits.BinTableHDU):
-                    cols = {c.lower() for c in hdul[1].columns.names}
-                    return {"flux", "loglam"} <= cols or {"flux", "wavelength"} <= cols
-    except Exception:  # noqa: BLE001 - sniffing must never raise
+        scan = scan_fits(Path(path))
+    except GalamInputError:
         return False
+    if scan.get("COADD") is not None:
+        return True
+    if len(scan.hdus) > 1 and scan.hdus[1].is_table:
+        header = scan.hdus[1].header
+        try:
+            n_fields = int(header.get("TFIELDS", 0))
+        except (TypeError, ValueError):
+            return False
+        cols = {str(header.get(f"TTYPE{i}", "")).strip().lower() for i in range(1, n_fields + 1)}
+        return {"flux", "loglam"} <= cols or {"flux", "wavelength"} <= cols
     return False
 
 
@@ -182,10 +180,7 @@ def read_sdss_spectrum(path: str | os.PathLike) -> SdssSpectrum:
     from astropy.io import fits
 
     path = Path(path)
-    if not path.exists():
-        raise GalamInputError(f"{path}: file not found.")
-    if path.stat().st_size == 0:
-        raise GalamInputError(f"{path}: the file is empty (0 bytes).")
+    scan_fits(path)  # a regular FITS file whose headers fit in it (or a gzip, not a bomb)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -193,9 +188,13 @@ def read_sdss_spectrum(path: str | os.PathLike) -> SdssSpectrum:
                 return _read_open_spectrum(hdul, path)
     except GalamInputError:
         raise
-    except (OSError, ValueError, TypeError, KeyError, IndexError) as exc:
+    except (OSError, ValueError, TypeError, KeyError, IndexError, EOFError) as exc:
         raise GalamInputError(
             f"{path}: not a readable SDSS spectrum (truncated or not FITS: {exc})."
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 - astropy's table parsing raises many types
+        raise GalamInputError(
+            f"{path}: not a readable SDSS spectrum ({type(exc).__name__}: {exc})."
         ) from exc
 
 

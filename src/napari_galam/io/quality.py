@@ -1,0 +1,153 @@
+"""Inputs that read fine but are wrong for the models: reasons to reject or flag them.
+
+A reader answers "is this file what it claims to be"; this module answers "can the
+models make sense of it". Each function returns a list of reasons, empty when nothing is
+wrong, so that the batch commands can put them in a row and the docks can show them:
+
+* :func:`spectrum_problems`: no pixel with a positive inverse variance, no finite
+  flux, or a flux that is negative over most of the good pixels (a sky-subtraction
+  failure or a sign error; the models were trained on galaxies' positive flux);
+* :func:`cutout_problems`: a saturated, flat-topped core (many pixels at the largest
+  value the data type holds, or sharing exactly the image's maximum in a float image);
+* :func:`input_problems`: either of the above, by the type of what was read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "NEGATIVE_FLUX_FRACTION",
+    "SATURATED_MIN_PIXELS",
+    "spectrum_problems",
+    "cutout_problems",
+    "input_problems",
+]
+
+#: A spectrum is flagged when more than this fraction of its good pixels is negative.
+NEGATIVE_FLUX_FRACTION = 0.5
+
+#: A cutout is flagged when at least this many pixels of its central half sit at the
+#: saturation level (a 3 x 3 block; a single hot pixel is the QA's business).
+SATURATED_MIN_PIXELS = 9
+
+
+def spectrum_problems(spectrum: Any) -> list[str]:
+    """Reasons the models cannot use a spectrum (``SdssSpectrum`` or ``Spectrum1D``).
+
+    Parameters
+    ----------
+    spectrum
+        Anything with ``flux`` and ``ivar`` arrays (and optionally ``path`` or
+        ``name``, used in the messages).
+
+    Returns
+    -------
+    list of str
+        Empty when the spectrum looks usable.
+    """
+    label = _label(spectrum)
+    flux = np.asarray(spectrum.flux, dtype=np.float64)
+    ivar = np.asarray(spectrum.ivar, dtype=np.float64)
+    finite = np.isfinite(flux)
+    if not finite.any():
+        return [f"{label}: no finite flux value; expected a measured spectrum."]
+    good = finite & np.isfinite(ivar) & (ivar > 0)
+    if not good.any():
+        return [
+            f"{label}: no pixel has a positive inverse variance (every pixel is flagged "
+            "bad); expected a spectrum with measured pixels."
+        ]
+    negative = float(np.mean(flux[good] < 0))
+    if negative > NEGATIVE_FLUX_FRACTION:
+        median = float(np.median(flux[good]))
+        return [
+            f"{label}: the flux is negative in {negative:.0%} of the good pixels (median "
+            f"{median:.3g}); expected a galaxy's positive flux density (a failed sky "
+            "subtraction or a sign error?)."
+        ]
+    return []
+
+
+def _saturation_level(data: NDArray[Any]) -> tuple[float, bool]:
+    """The saturation level of ``data`` and whether it is the dtype's own maximum."""
+    if data.dtype.kind in "iu":
+        return float(np.iinfo(data.dtype).max), True
+    finite = data[np.isfinite(data)]
+    return (float(finite.max()) if finite.size else float("nan")), False
+
+
+def cutout_problems(image: Any) -> list[str]:
+    """Reasons the models cannot use a cutout: a saturated, flat-topped core.
+
+    Parameters
+    ----------
+    image
+        A :class:`~napari_galam.io.images.CutoutImage` (or anything with ``data`` and
+        ``kind``), or a bare array (``(ny, nx)`` or ``(ny, nx, 3)``).
+
+    Returns
+    -------
+    list of str
+        Empty when no saturated core is found. Integer images are saturated at their
+        dtype's maximum (255 for 8-bit JPEG/PNG); float images (FITS) where at least
+        :data:`SATURATED_MIN_PIXELS` pixels of the central half share exactly the
+        image's maximum (a clipped core), or reach the header's ``SATURATE`` value.
+    """
+    data = np.asarray(getattr(image, "data", image))
+    kind = getattr(image, "kind", "rgb" if data.ndim == 3 and data.shape[-1] == 3 else "grey")
+    if kind == "multiband":
+        data = np.moveaxis(data, 0, -1)
+    label = _label(image)
+    level, is_dtype_max = _saturation_level(data)
+    header = getattr(image, "header", None)
+    if header is not None and not is_dtype_max:
+        try:
+            level = min(level, float(header["SATURATE"]))
+        except (KeyError, TypeError, ValueError):
+            pass
+    if not np.isfinite(level):
+        return []
+    ny, nx = data.shape[:2]
+    core = data[ny // 4 : ny - ny // 4, nx // 4 : nx - nx // 4]
+    saturated = core >= level
+    if saturated.ndim == 3:
+        saturated = saturated.any(axis=-1)
+    count = int(saturated.sum())
+    if count < SATURATED_MIN_PIXELS:
+        return []
+    finite = data[np.isfinite(data)]
+    if not is_dtype_max and finite.size and float(np.median(finite)) >= level:
+        return []  # a flat image, not a clipped core
+    value = f"{level:.0f}" if is_dtype_max else f"{level:.4g}"
+    return [
+        f"{label}: saturated core: {count} pixels of the central region sit at {value} "
+        f"({'the largest value of ' + str(data.dtype) if is_dtype_max else 'the maximum'}), "
+        "a flat-topped profile the models were not trained on; expected an unsaturated "
+        "galaxy."
+    ]
+
+
+def input_problems(obj: Any) -> list[str]:
+    """Reasons the models cannot use what a reader returned (spectrum or cutout).
+
+    Spectra (objects with ``flux`` and ``ivar``) go to :func:`spectrum_problems`,
+    cutouts (objects with ``data`` and ``kind``, or arrays) to :func:`cutout_problems`;
+    anything else has no problems this module knows of.
+    """
+    if hasattr(obj, "flux") and hasattr(obj, "ivar"):
+        return spectrum_problems(obj)
+    if isinstance(obj, np.ndarray) or (hasattr(obj, "data") and hasattr(obj, "kind")):
+        return cutout_problems(obj)
+    return []
+
+
+def _label(obj: Any) -> str:
+    path = getattr(obj, "path", None)
+    if path is not None:
+        return str(path)
+    name = getattr(obj, "name", None)
+    return str(name) if name else "the input"
