@@ -19,7 +19,8 @@ def plugin_widget_names() -> list[str]:
 
 #: A bright elliptical galaxy of the Hubble Deep Field (row, column) that the demo
 #: runs the Galaxy QA on, so the screenshot shows its ellipse, peaks and model input.
-DEMO_GALAXY = (578.0, 754.0)
+#: (578, 754), just below it, is the field's brightest star, with diffraction spikes.
+DEMO_GALAXY = (473.0, 727.0)
 
 
 def open_demo(viewer: Any = None) -> Any:

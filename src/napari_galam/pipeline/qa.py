@@ -1,8 +1,9 @@
 """Galaxy QA of one cutout: masking, blend detection, the 128x128 model input and a verdict.
 
 :func:`assess_galaxy` runs the MMLforGalAM image preprocessing (Sect. 2.2.2) on one
-cutout and says whether the galaxy is accepted, blended, or rejected by the masking step
-and why (:data:`QA_STATUSES`), with the masking and detection parameters of
+cutout and says whether the galaxy is accepted, blended, a star (the point-source test of
+:mod:`napari_galam.core.pointsource`, run after the masking ellipse), or rejected by the
+masking step and why (:data:`QA_STATUSES`), with the masking and detection parameters of
 :class:`QAParameters` (declared in :mod:`napari_galam.pipeline.qa_parameters`). The
 batch run over a folder or catalogue of cutouts, with its table and contact sheets, is
 :mod:`napari_galam.pipeline.qa_batch`.
@@ -24,6 +25,7 @@ from napari_galam.core.companions import Companions, find_companions
 from napari_galam.core.cutout import crop_and_resize
 from napari_galam.core.deblend import DeblendResult, detect_blends
 from napari_galam.core.masking import Ellipse, MaskingResult, fit_target_ellipse, moment_ellipse
+from napari_galam.core.pointsource import PointSource, measure_point_source, point_source_reason
 from napari_galam.errors import GalamInputError
 from napari_galam.pipeline.qa_parameters import COMPANION_CHECK_DEFAULT, QAParameters
 
@@ -49,6 +51,8 @@ QA_STATUSES = {
     "no_contour": "the threshold found no contour to fit",
     "flat": "the image has no contrast",
     "black_mask": "the masking ellipse holds only black pixels",
+    "star": "the target is a point source: the PSF's size and shape, diffraction spikes, or "
+    "a saturated core with a PSF's wings",
     "unreadable": "the file could not be read as an image",
 }
 
@@ -60,6 +64,7 @@ STATUS_COLOURS = {
     "no_contour": "#d62728",
     "flat": "#d62728",
     "black_mask": "#d62728",
+    "star": "#e377c2",
     "unreadable": "#7f7f7f",
 }
 
@@ -82,8 +87,12 @@ QA_COLUMNS = (
     "n_candidates",
     "shape_angle_deg",
     "shape_axis_ratio",
+    "psf_size_ratio",
+    "n_saturated",
+    "spike_score",
     "reason",
 )
+
 
 @dataclass(frozen=True)
 class GalaxyQA:
@@ -105,6 +114,9 @@ class GalaxyQA:
     shape
         Light-weighted second-moment ellipse of the target (its position angle is more
         robust than the contour ellipse's for b/a > 0.7); ``None`` without a target.
+    point_source
+        The target measured against the PSF (size, saturated core, spikes); ``None``
+        when the star check is off or there is no target.
     """
 
     status: str
@@ -114,6 +126,7 @@ class GalaxyQA:
     model_input: NDArray[Any] | None = field(repr=False)
     companions: Companions | None = field(default=None, repr=False)
     shape: Ellipse | None = None
+    point_source: PointSource | None = None
 
     def row(self, file: str = "") -> dict[str, Any]:
         """The table row of this galaxy (see :data:`QA_COLUMNS`)."""
@@ -126,6 +139,7 @@ def qa_row(file: str, qa: GalaxyQA | None, status: str = "", reason: str = "") -
     row: dict[str, Any] = dict.fromkeys(QA_COLUMNS, nan)
     row.update(file=file, status=status, reason=reason, blended=False)
     row.update(n_sources=-1, n_segments=-1, n_saddles=-1, n_candidates=0, n_companions=-1)
+    row["n_saturated"] = -1
     if qa is None:
         return row
     row.update(status=qa.status, reason=qa.reason)
@@ -146,6 +160,10 @@ def qa_row(file: str, qa: GalaxyQA | None, status: str = "", reason: str = "") -
     if qa.shape is not None:
         row["shape_angle_deg"] = qa.shape.angle_deg
         row["shape_axis_ratio"] = qa.shape.axis_ratio
+    if qa.point_source is not None:
+        row["psf_size_ratio"] = qa.point_source.size_ratio
+        row["n_saturated"] = qa.point_source.n_saturated
+        row["spike_score"] = qa.point_source.spikes
     return {key: _plain(value) for key, value in row.items()}
 
 
@@ -195,6 +213,29 @@ def _residual_companions(
         max_fraction=params.companion_max_fraction,
         structure_noise=True,
     )
+
+
+def _point_source(
+    image: NDArray[Any], masking: MaskingResult, deblend: DeblendResult, params: QAParameters
+) -> tuple[PointSource, str | None]:
+    """The target measured against the PSF, and why it is a star (``None``: it is not)."""
+    if deblend.status == "ok":
+        region = masking.mask & np.isin(deblend.segments, deblend.target_labels)
+        sky = deblend.segments == 0
+    else:
+        region, sky = masking.mask, ~masking.mask
+    target = masking.target
+    measured = measure_point_source(
+        image, region, deblend.smoothed, sky, (target.y, target.x), params.psf_fwhm
+    )
+    reason = point_source_reason(
+        measured,
+        max_size_ratio=params.star_max_size,
+        min_axis_ratio=params.star_min_axis_ratio,
+        max_wing_slope=params.star_max_wing_slope,
+        min_spikes=params.star_min_spikes,
+    )
+    return measured, reason
 
 
 def _counted_sources_reason(
@@ -310,6 +351,11 @@ def assess_galaxy(
     deblend = _detect(image, masking, params, deblend_all)
     if not masking.ok:
         return GalaxyQA(masking.status, masking.reason, masking, deblend, None)
+    point_source = None
+    if params.star_check and deblend.status != "flat":
+        point_source, star = _point_source(image, masking, deblend, params)
+        if star is not None:
+            return GalaxyQA("star", star, masking, deblend, None, point_source=point_source)
     try:
         model_input = crop_and_resize(masking.apply(image))
     except GalamInputError as exc:
@@ -320,7 +366,9 @@ def assess_galaxy(
         shape = moment_ellipse(deblend.smoothed, region)
         if params.companion_check:
             companions = _residual_companions(masking, deblend, params)
-    verdict = GalaxyQA("accepted", "", masking, deblend, model_input, companions, shape)
+    verdict = GalaxyQA(
+        "accepted", "", masking, deblend, model_input, companions, shape, point_source
+    )
     reasons = blend_reasons(masking, deblend, companions, params)
     if reasons:
         return replace(verdict, status="blended", reason="; ".join(reasons))

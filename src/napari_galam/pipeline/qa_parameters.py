@@ -13,11 +13,27 @@ from dataclasses import dataclass
 
 from napari_galam.parameters import parameter
 
-__all__ = ["COMPANION_CHECK_DEFAULT", "QA_PARTITION_SIZE", "QAParameters"]
+__all__ = [
+    "COMPANION_CHECK_DEFAULT",
+    "QA_PARTITION_SIZE",
+    "SDSS_PSF_FWHM_PX",
+    "STAR_CHECK_DEFAULT",
+    "QAParameters",
+]
 
 #: Cutouts per partition of the batch QA (:mod:`napari_galam.pipeline.qa_batch`): eight
 #: contact-sheet pages of 30, a few seconds of work.
 QA_PARTITION_SIZE = 240
+
+#: SDSS median r-band seeing (1.4 arcsec) in SDSS pixels of 0.396 arcsec: the default
+#: PSF FWHM of the star check (the same value as ``core.pointsource.SDSS_PSF_FWHM_PX``,
+#: written here so that building the command line imports nothing heavy).
+SDSS_PSF_FWHM_PX = round(1.4 / 0.396, 2)
+
+#: Whether the star (point-source) check is on by default. Off for now: with the SDSS
+#: PSF it calls 15 of the Hubble Deep Field's 60 brightest galaxies stars (compact,
+#: saturated cores on a sharper image than SDSS's); see the issue #21 report.
+STAR_CHECK_DEFAULT = False
 
 #: Whether the rotation-residual companion check is on by default (see QAParameters).
 COMPANION_CHECK_DEFAULT = False
@@ -69,6 +85,16 @@ class QAParameters:
         neighbour whose peak lies outside the masking ellipse has a segment reaching
         ``n_pixels`` or more into it (its light enters the model input). Off by
         default: on simulated pairs it adds no recall and some false flags.
+    star_check
+        Reject a target that is a point source (status ``"star"``), measured against a
+        PSF of ``psf_fwhm`` pixels (:mod:`napari_galam.core.pointsource`): adaptive
+        moments at most ``star_max_size`` times the PSF's and rounder than
+        ``star_min_axis_ratio``; or a saturated core whose wings fall at least as
+        steeply as ``r^star_max_wing_slope``; or four diffraction spikes of at least
+        ``star_min_spikes``. The thresholds were chosen on simulated SDSS stars and
+        galaxies (seeds 0-2 of ``benchmarks/bench_qa.py``).
+    psf_fwhm
+        The image's PSF FWHM in pixels (default: SDSS's median 1.4" seeing at 0.396"/px).
     """
 
     tolerance: float = parameter(
@@ -206,5 +232,46 @@ class QAParameters:
         label="intruder check",
         help="with the extended check: also flag a neighbour segment reaching n_pixels or "
         "more into the masking ellipse",
+        expert=True,
+    )
+    star_check: bool = parameter(
+        STAR_CHECK_DEFAULT,
+        label="Reject stars (point sources)",
+        help="reject a target whose image is the PSF's (size and roundness), or that has "
+        "diffraction spikes or a saturated core with a PSF's wings",
+    )
+    psf_fwhm: float = parameter(
+        SDSS_PSF_FWHM_PX,
+        label="PSF FWHM (px)",
+        help='the image\'s seeing FWHM in pixels (SDSS: 1.4" at 0.396"/px = 3.54 px)',
+        range=(0.5, 50.0),
+    )
+    star_max_size: float = parameter(
+        1.25,
+        label="star max size",
+        help="largest adaptive-moment size of a star, in units of the PSF's",
+        range=(0.5, 5.0),
+        expert=True,
+    )
+    star_min_axis_ratio: float = parameter(
+        0.6,
+        label="star min axis ratio",
+        help="smallest axis ratio (b/a) of a star's moments",
+        range=(0.0, 1.0),
+        expert=True,
+    )
+    star_max_wing_slope: float = parameter(
+        -0.6,
+        label="star wing slope",
+        help="a saturated core is a star's when the picture's grey level falls at least "
+        "as steeply as r^slope just outside the plateau",
+        range=(-10.0, 0.0),
+        expert=True,
+    )
+    star_min_spikes: float = parameter(
+        1.2,
+        label="star spike contrast",
+        help="smallest contrast of diffraction spikes (3 of 4 arms) that marks a star",
+        range=(0.1, 100.0),
         expert=True,
     )

@@ -48,6 +48,9 @@ __all__ = [
     "lupton_rgb",
     "render_cutout",
     "draw_scene",
+    "star_gri_nanomaggies",
+    "neighbour_layer",
+    "segmentation_truth",
 ]
 
 #: SDSS imaging pixel scale (arcsec per pixel).
@@ -658,3 +661,10 @@ def draw_scene(
         for _ in range(rng.poisson(star_rate))
     )
     return tuple(neighbours), stars
+
+
+#: Public names of the layer helpers, for the star scenes of
+#: :mod:`napari_galam.simulate.stars` (same functions, same draws).
+star_gri_nanomaggies = _star_gri
+neighbour_layer = _neighbour_layer
+segmentation_truth = _segmentation_truth

@@ -1,0 +1,388 @@
+"""Is the target a star? Size, shape, saturated core and diffraction spikes against the PSF.
+
+A star is a point source: its image is the PSF. :func:`measure_point_source` measures the
+target at the centre of a cutout in the ways that tell a point source from a galaxy,
+and :func:`point_source_reason` decides:
+
+* **size** -- adaptive (Gaussian-weighted, iterated) second moments of the target's
+  light, as a ratio to the same moments of a Moffat PSF of the image's FWHM
+  (``size_ratio``: 1 for a star, above 1 for a resolved galaxy), and the moments' axis
+  ratio (a PSF is round). 8-bit pictures are first brought back to linear flux by
+  inverting the asinh stretch of SDSS's colour composites (Lupton et al. 2004, the
+  ImgCutout JPEGs the models were trained on), so that the size is the light's and not
+  the stretch's.
+* **saturated core** -- a plateau of pixels at the picture's maximum at the target's
+  peak. Its moments are those of the plateau, so the size test is replaced by the
+  steepness of the picture's grey level just outside the plateau (a PSF's wings fall as
+  ``r^(-2 beta)``, far faster than a galaxy's). It is measured on the stretched picture,
+  not the linearised flux: an image that is not an SDSS asinh composite (the Hubble
+  Deep Field's) would otherwise look steeper than it is.
+* **diffraction spikes** -- narrow rays at 90-degree steps around the target: the light
+  of an annulus, folded at 90 degrees, with at least three of the four arms above
+  their surroundings at the same angle.
+
+All thresholds are :func:`point_source_reason`'s arguments; the galaxy QA passes its
+:class:`napari_galam.pipeline.qa_parameters.QAParameters`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "SDSS_PSF_FWHM_PX",
+    "PointSource",
+    "linear_flux",
+    "adaptive_moments",
+    "psf_moment_size",
+    "spike_score",
+    "measure_point_source",
+    "point_source_reason",
+]
+
+#: SDSS median r-band seeing, 1.4 arcsec, in SDSS pixels of 0.396 arcsec.
+SDSS_PSF_FWHM_PX: float = 1.4 / 0.396
+
+#: Softening and non-linearity of SDSS's asinh colour composites (the values of
+#: :func:`napari_galam.simulate.imaging.lupton_rgb`).
+_ASINH_STRETCH, _ASINH_Q = 0.4, 8.0
+
+
+@dataclass(frozen=True)
+class PointSource:
+    """Measurements of a cutout's central source against the PSF.
+
+    Attributes
+    ----------
+    psf_fwhm_px
+        The PSF FWHM the measurement was made against, pixels.
+    size_ratio
+        Adaptive-moment size (square root of the trace) of the target over the PSF's;
+        NaN when the moments did not converge or the core is saturated.
+    axis_ratio
+        Minor over major axis of the adaptive moments (NaN as above).
+    n_saturated
+        Pixels of the saturated plateau at the target's peak (0: none).
+    bleed
+        The plateau runs along a column at least twice as far as along its row (a
+        CCD's bleed trail).
+    wing_slope
+        Logarithmic slope of the picture's grey level just outside the saturated
+        plateau (NaN without one); on SDSS-like asinh pictures a star's is below about
+        -0.6, a galaxy's above.
+    spikes
+        Contrast of the third-strongest of four diffraction-spike arms, in units of the
+        annulus' noise (0: none found).
+    peak_yx
+        Position of the target's peak, (row, col).
+    """
+
+    psf_fwhm_px: float
+    size_ratio: float
+    axis_ratio: float
+    n_saturated: int
+    bleed: bool
+    wing_slope: float
+    spikes: float
+    peak_yx: tuple[float, float]
+
+
+def linear_flux(image: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
+    """A single-band linear-flux image of a cutout, and its saturated pixels.
+
+    8-bit images (``uint8``, grey or RGB) are taken as SDSS asinh composites: the mean of
+    the channels is inverted to linear intensity; a pixel with a channel at 250 or more is
+    saturated. Other images are used as they are (the mean of their channels); a pixel
+    equal to the image's maximum is saturated when at least 4 share it (a flat top).
+    """
+    array = np.asarray(image)
+    data = array[..., :3].astype(np.float64) if array.ndim == 3 else array.astype(np.float64)
+    top = data.max(axis=-1) if data.ndim == 3 else data
+    grey = data.mean(axis=-1) if data.ndim == 3 else data
+    if array.dtype == np.uint8:
+        linear = _ASINH_STRETCH / _ASINH_Q * np.sinh(_ASINH_Q * grey / 255.0)
+        return linear, top >= 250
+    finite = np.isfinite(top)
+    peak = np.max(top[finite]) if finite.any() else np.nan
+    saturated = finite & (top == peak)
+    if np.count_nonzero(saturated) < 4:
+        saturated[:] = False
+    return np.where(np.isfinite(grey), grey, 0.0), saturated
+
+
+def adaptive_moments(
+    image: NDArray[np.float64],
+    centre_yx: tuple[float, float],
+    sigma: float,
+    *,
+    max_iterations: int = 30,
+) -> tuple[float, float, tuple[float, float]] | None:
+    """Gaussian-weighted second moments iterated until the weight matches the source.
+
+    Returns ``(size, axis_ratio, centre_yx)``: size is the square root of the trace of
+    the moment matrix (pixels; sigma * sqrt(2) for a round Gaussian); ``None`` when the
+    iteration leaves the image or diverges.
+    """
+    ny, nx = image.shape
+    cy, cx = centre_yx
+    moments = np.diag([sigma**2, sigma**2])
+    ys, xs = np.mgrid[0:ny, 0:nx].astype(np.float64)
+    for _ in range(max_iterations):
+        inverse = np.linalg.inv(moments)
+        dy, dx = ys - cy, xs - cx
+        r2 = inverse[0, 0] * dy * dy + 2 * inverse[0, 1] * dy * dx + inverse[1, 1] * dx * dx
+        weight = np.exp(-0.5 * r2) * image
+        total = weight.sum()
+        if not total > 0:
+            return None
+        new_cy, new_cx = (weight * ys).sum() / total, (weight * xs).sum() / total
+        dy, dx = ys - new_cy, xs - new_cx
+        new = (
+            2.0
+            * np.array(
+                [
+                    [(weight * dy * dy).sum(), (weight * dy * dx).sum()],
+                    [(weight * dy * dx).sum(), (weight * dx * dx).sum()],
+                ]
+            )
+            / total
+        )
+        if not (np.all(np.isfinite(new)) and np.linalg.det(new) > 0 and np.trace(new) > 0.01):
+            return None
+        if math.hypot(new_cy - centre_yx[0], new_cx - centre_yx[1]) > 3.0 * sigma + 2.0:
+            return None
+        change = abs(np.trace(new) - np.trace(moments)) / np.trace(moments)
+        moments, cy, cx = new, new_cy, new_cx
+        if change < 1e-4:
+            break
+    values = np.linalg.eigvalsh(moments)
+    return float(np.sqrt(values.sum())), float(np.sqrt(values[0] / values[1])), (cy, cx)
+
+
+def psf_moment_size(fwhm_px: float, beta: float = 3.0) -> float:
+    """Adaptive-moment size of a Moffat PSF of ``fwhm_px`` (see :func:`adaptive_moments`)."""
+    alpha = fwhm_px / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0))
+    half = int(math.ceil(6.0 * fwhm_px)) + 2
+    offsets = np.arange(-half, half + 1, dtype=np.float64)
+    r2 = offsets[:, None] ** 2 + offsets[None, :] ** 2
+    psf = (1.0 + r2 / alpha**2) ** (-beta)
+    found = adaptive_moments(psf, (float(half), float(half)), fwhm_px / 2.3548)
+    return found[0] if found is not None else fwhm_px / 2.3548 * math.sqrt(2.0)
+
+
+def spike_score(
+    image: NDArray[np.float64],
+    centre_yx: tuple[float, float],
+    inner: float,
+    outer: float,
+) -> float:
+    """Contrast of four diffraction spikes at 90-degree steps around ``centre_yx``.
+
+    Each pixel of the annulus ``inner <= r < outer`` is put in units of its 1-pixel
+    ring's noise above the ring's median (clipped to -3..20). For every direction
+    (1-degree steps) a ray's contrast is the median of the pixels within 1 px of the ray
+    minus the median of those 3-6 px beside it (medians: a neighbour on a ray covers
+    few of its pixels). The score is, over the directions folded at
+    90 degrees, the best third-largest contrast of the four arms: at least three arms
+    must show the spike, which a neighbour galaxy in one direction does not.
+    """
+    ny, nx = image.shape
+    ys, xs = np.mgrid[0:ny, 0:nx].astype(np.float64)
+    dy, dx = ys - centre_yx[0], xs - centre_yx[1]
+    radius = np.hypot(dy, dx)
+    ring = (radius >= inner) & (radius < outer)
+    if np.count_nonzero(ring) < 200:
+        return 0.0
+    rings = np.floor(radius[ring]).astype(int)
+    values = image[ring]
+    median = np.zeros(rings.max() + 1)
+    spread = np.ones(rings.max() + 1)
+    for index in np.unique(rings):
+        members = values[rings == index]
+        median[index] = np.median(members)
+        spread[index] = 1.4826 * np.median(np.abs(members - median[index])) + 1e-12
+    signal = np.clip((values - median[rings]) / spread[rings], -3.0, 20.0)
+    r, theta = radius[ring], np.arctan2(dy[ring], dx[ring])
+    contrast = np.zeros(360)
+    for degree in range(360):
+        offset = theta - math.radians(degree)
+        across = np.abs(r * np.sin(offset))
+        ahead = r * np.cos(offset) > 0
+        on = ahead & (across <= 1.0)
+        off = ahead & (across >= 3.0) & (across <= 6.0)
+        if np.count_nonzero(on) >= 5 and np.count_nonzero(off) >= 10:
+            contrast[degree] = np.median(signal[on]) - np.median(signal[off])
+    third = np.sort(contrast.reshape(4, 90), axis=0)[1]
+    return float(max(third.max(), 0.0))
+
+
+def _target_peak(
+    smoothed: NDArray[np.float64], region: NDArray[np.bool_], centre_yx: tuple[float, float]
+) -> tuple[int, int]:
+    """The brightest smoothed pixel of ``region`` within 4 px of the region's centre
+    (the whole region when none is that close)."""
+    ys, xs = np.nonzero(region)
+    if ys.size == 0:
+        return int(round(centre_yx[0])), int(round(centre_yx[1]))
+    near = np.hypot(ys - centre_yx[0], xs - centre_yx[1]) <= 4.0
+    if near.any():
+        ys, xs = ys[near], xs[near]
+    best = int(np.argmax(smoothed[ys, xs]))
+    return int(ys[best]), int(xs[best])
+
+
+def _background(linear: NDArray[np.float64], sky: NDArray[np.bool_]) -> tuple[float, float]:
+    """Clipped mean and robust spread of the sky pixels (all pixels when there are few).
+
+    The mean, not the median: the inverted stretch is convex, so the sky's noise has a
+    positive mean above its median, and moments sum the light linearly.
+    """
+    values = linear[sky] if np.count_nonzero(sky) >= 100 else linear.ravel()
+    median = float(np.median(values))
+    spread = 1.4826 * float(np.median(np.abs(values - median))) + 1e-12
+    kept = values[np.abs(values - median) <= 5.0 * spread]
+    return float(kept.mean()) if kept.size else median, spread
+
+
+def _plateau(saturated: NDArray[np.bool_], peak: tuple[int, int]) -> NDArray[np.bool_]:
+    """The connected saturated pixels at (or next to) ``peak``."""
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(saturated, structure=np.ones((3, 3)))
+    window = labels[max(peak[0] - 2, 0) : peak[0] + 3, max(peak[1] - 2, 0) : peak[1] + 3]
+    found = np.unique(window[window > 0])
+    return np.isin(labels, found) if found.size else np.zeros_like(saturated)
+
+
+def _wing_slope(
+    linear: NDArray[np.float64],
+    plateau: NDArray[np.bool_],
+    centre_yx: tuple[float, float],
+    noise: float,
+    psf_fwhm_px: float,
+) -> float:
+    """Log-log slope of the ring medians of ``linear`` from the plateau's edge out one
+    PSF FWHM (``linear`` is whatever image the slope is wanted of, background-free)."""
+    ys, xs = np.nonzero(plateau)
+    # A bleed trail lengthens the plateau along its column: its narrower extent is the core's.
+    edge = 0.5 * float(min(np.ptp(ys), np.ptp(xs)) + 1)
+    ny, nx = linear.shape
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    radius = np.hypot(yy - centre_yx[0], xx - centre_yx[1])
+    radii, levels = [], []
+    for r in np.arange(edge + 1.0, edge + 1.0 + max(psf_fwhm_px, 3.0), 1.0):
+        ring = (radius >= r - 0.5) & (radius < r + 0.5) & ~plateau
+        if np.count_nonzero(ring) < 4:
+            continue
+        level = float(np.median(linear[ring]))
+        if level > 3.0 * noise:
+            radii.append(r)
+            levels.append(level)
+    if len(radii) < 3:
+        return float("nan")
+    return float(np.polyfit(np.log(radii), np.log(levels), 1)[0])
+
+
+def measure_point_source(
+    image: NDArray[Any],
+    region: NDArray[np.bool_],
+    smoothed: NDArray[np.float64],
+    sky: NDArray[np.bool_],
+    centre_yx: tuple[float, float],
+    psf_fwhm_px: float = SDSS_PSF_FWHM_PX,
+) -> PointSource:
+    """Measure the source at ``centre_yx`` against a PSF of ``psf_fwhm_px``.
+
+    Parameters
+    ----------
+    image
+        The cutout as given to the QA (8-bit RGB, grey, or linear float).
+    region
+        Pixels of the target (its deblended segments inside the masking ellipse).
+    smoothed
+        The smoothed, background-subtracted image of the detection (finds the peak).
+    sky
+        Pixels of no source (the background's median and noise).
+    centre_yx
+        Where the target is (the masking ellipse's centre), (row, col).
+    psf_fwhm_px
+        The image's PSF FWHM, pixels.
+    """
+    linear, saturated = linear_flux(image)
+    level, noise = _background(linear, sky)
+    linear = linear - level
+    peak = _target_peak(smoothed, region, centre_yx)
+    plateau = _plateau(saturated, peak)
+    n_saturated = int(np.count_nonzero(plateau))
+    size_ratio = axis_ratio = wing = float("nan")
+    centre = (float(peak[0]), float(peak[1]))
+    bleed = False
+    if n_saturated >= 3:
+        ys, xs = np.nonzero(plateau)
+        bleed = bool(np.ptp(ys) + 1 >= 2 * (np.ptp(xs) + 1) and np.ptp(ys) >= 4)
+        centre = (float(ys.mean()), float(xs.mean()))
+        grey = np.asarray(image, dtype=np.float64)
+        grey = grey[..., :3].mean(axis=-1) if grey.ndim == 3 else grey
+        grey_level, grey_noise = _background(grey, sky)
+        wing = _wing_slope(grey - grey_level, plateau, centre, grey_noise, psf_fwhm_px)
+    found = adaptive_moments(
+        np.where(np.isfinite(linear), linear, 0.0), centre, psf_fwhm_px / 2.3548
+    )
+    if found is not None:
+        size, axis_ratio, moment_centre = found
+        size_ratio = size / psf_moment_size(psf_fwhm_px)
+        if n_saturated < 3:
+            centre = moment_centre
+    inner = 1.5 * psf_fwhm_px + math.sqrt(n_saturated)
+    spikes = spike_score(linear, centre, inner, inner + 4.0 * psf_fwhm_px)
+    return PointSource(
+        psf_fwhm_px=float(psf_fwhm_px),
+        size_ratio=float(size_ratio),
+        axis_ratio=float(axis_ratio),
+        n_saturated=n_saturated,
+        bleed=bleed,
+        wing_slope=float(wing),
+        spikes=float(spikes),
+        peak_yx=centre,
+    )
+
+
+def point_source_reason(
+    measured: PointSource,
+    *,
+    max_size_ratio: float,
+    min_axis_ratio: float,
+    max_wing_slope: float,
+    min_spikes: float,
+) -> str | None:
+    """Why the measured source is a star (``None``: it is not), in words with the numbers.
+
+    A star has diffraction spikes (``spikes >= min_spikes``), or a saturated core whose
+    light falls off as steeply as a PSF's (``wing_slope <= max_wing_slope``) with a
+    bleed trail or spikes of at least half ``min_spikes`` (a steep saturated core alone
+    is also a compact galaxy's on a sharper image than SDSS's), or an
+    unsaturated image the PSF's size and round (``size_ratio <= max_size_ratio`` and
+    ``axis_ratio >= min_axis_ratio``).
+    """
+    fwhm = f"PSF FWHM {measured.psf_fwhm_px:.1f} px"
+    if measured.spikes >= min_spikes:
+        return f"point source (star): diffraction spikes ({measured.spikes:.1f} sigma)"
+    corroborated = measured.bleed or measured.spikes >= 0.5 * min_spikes
+    if measured.n_saturated >= 3 and measured.wing_slope <= max_wing_slope and corroborated:
+        trail = "a bleed trail" if measured.bleed else f"spikes ({measured.spikes:.1f} sigma)"
+        return (
+            f"point source (star): saturated core of {measured.n_saturated} px with {trail}, "
+            f"whose light falls as r^{measured.wing_slope:.1f} ({fwhm})"
+        )
+    if measured.size_ratio <= max_size_ratio and measured.axis_ratio >= min_axis_ratio:
+        core = f"saturated core of {measured.n_saturated} px, " if measured.n_saturated >= 3 else ""
+        return (
+            f"point source (star): {core}size {measured.size_ratio:.2f}x the PSF's, axis ratio "
+            f"{measured.axis_ratio:.2f} ({fwhm})"
+        )
+    return None

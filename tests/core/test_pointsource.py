@@ -1,0 +1,80 @@
+"""The point-source (star) test: simulated SDSS stars are stars, galaxies are not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_galam.core.pointsource import adaptive_moments, psf_moment_size, spike_score
+from napari_galam.pipeline.qa import QA_COLUMNS, QA_STATUSES, QAParameters, assess_galaxy
+from napari_galam.simulate.imaging import SDSS_PIXEL_SCALE, moffat_kernel, render_cutout
+from napari_galam.simulate.stars import StarTarget, bleed_columns, render_star_cutout
+
+
+@pytest.fixture(scope="module")
+def library():
+    from napari_galam.sps.library import load_ssp_library
+
+    return load_ssp_library()
+
+
+def test_adaptive_moments_of_a_psf_match_the_psf_size():
+    kernel = moffat_kernel(3.5, beta=3.0, size=41)
+    size, axis_ratio, (cy, cx) = adaptive_moments(kernel, (20.0, 20.0), 1.5)
+    assert size == pytest.approx(psf_moment_size(3.5), rel=0.03)
+    assert axis_ratio > 0.98 and abs(cy - 20) < 0.05 and abs(cx - 20) < 0.05
+    wider = psf_moment_size(5.0)
+    assert wider > 1.3 * psf_moment_size(3.5)
+
+
+def test_bleed_keeps_the_charge_on_the_column():
+    image = np.zeros((20, 5))
+    image[10, 2] = 50.0
+    bled = bleed_columns(image, 10.0)
+    assert bled.max() == 10.0 and bled.sum() == pytest.approx(50.0)
+    assert np.count_nonzero(bled[:, 2]) == 5 and not bled[:, [0, 1, 3, 4]].any()
+
+
+def test_spike_score_sees_four_spikes_and_not_a_neighbour():
+    yy, xx = np.mgrid[0:128, 0:128]
+    star = 100.0 / (1.0 + ((yy - 64) ** 2 + (xx - 64) ** 2) / 9.0) ** 3
+    spikes = star.copy()
+    spikes[64, :] += 2.0
+    spikes[:, 64] += 2.0
+    neighbour = star + 5.0 * np.exp(-((yy - 64) ** 2 + (xx - 90) ** 2) / 8.0)
+    noise = np.random.default_rng(0).normal(0, 0.05, star.shape)
+    assert spike_score(spikes + noise, (64, 64), 6, 30) > 1.2
+    assert spike_score(neighbour + noise, (64, 64), 6, 30) < 1.2
+
+
+@pytest.mark.parametrize(
+    "star",
+    [
+        StarTarget(mag_r=18.5, psf_fwhm_arcsec=1.2),
+        StarTarget(mag_r=16.0, psf_fwhm_arcsec=1.6, beta=4.0),
+        StarTarget(mag_r=12.0, psf_fwhm_arcsec=1.4, spikes=0.03, spike_angle_deg=45.0),
+    ],
+    ids=["faint", "bright", "saturated-spikes"],
+)
+def test_simulated_stars_are_rejected_as_stars(star):
+    cutout = render_star_cutout(star, rng=np.random.default_rng(1))
+    params = QAParameters(star_check=True, psf_fwhm=star.psf_fwhm_arcsec / SDSS_PIXEL_SCALE)
+    qa = assess_galaxy(cutout.rgb, params)
+    assert qa.status == "star" and "star" in QA_STATUSES
+    assert qa.reason.startswith("point source (star)")
+    assert qa.model_input is None
+    row = qa.row("s.jpg")
+    assert list(row) == list(QA_COLUMNS) and row["status"] == "star"
+    off = assess_galaxy(cutout.rgb, QAParameters(star_check=False))
+    assert off.status != "star" and off.point_source is None
+
+
+def test_a_galaxy_is_not_a_star(library):
+    from napari_galam.simulate.galaxy import draw_galaxy
+
+    rng = np.random.default_rng(5)
+    galaxy = draw_galaxy(rng, library=library)
+    cutout = render_cutout(galaxy, rng=rng, library=library, psf_fwhm_arcsec=1.4)
+    qa = assess_galaxy(cutout.rgb, QAParameters(star_check=True))
+    assert qa.status == "accepted", qa.reason
+    assert qa.point_source is not None and qa.point_source.size_ratio > 1.25
