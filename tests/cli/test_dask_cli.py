@@ -204,3 +204,99 @@ def test_map_on_dask_reports_bad_cubes_and_resumes(tmp_path: Path) -> None:
     assert redo.returncode == 0, redo.stderr
     assert (out / "sim4.V500.rscube.maps.fits").stat().st_mtime_ns != stamp
     assert list(read_rows(out / "map_summary.ecsv")["status"]) == ["ok"]
+
+
+def write_credentials(folder: Path) -> dict[str, Path]:
+    """A CA/certificate/key set in PEM files (self-signed, as a small cluster might use)."""
+    from distributed.security import Security
+
+    folder.mkdir(parents=True, exist_ok=True)
+    temporary = Security.temporary()
+    files = {
+        "ca": (folder / "ca.pem", temporary.tls_ca_file),
+        "cert": (folder / "cert.pem", temporary.tls_client_cert),
+        "key": (folder / "key.pem", temporary.tls_client_key),
+    }
+    for path, text in files.values():
+        path.write_text(text)
+        path.chmod(0o600)
+    return {name: path for name, (path, _) in files.items()}
+
+
+def test_qa_on_a_tls_scheduler_needs_its_credentials(tmp_path: Path) -> None:
+    from astropy.table import Table
+    from distributed import Client
+    from distributed.security import Security
+
+    write_cutouts(tmp_path / "in", 4)
+    pem = write_credentials(tmp_path / "pki")
+    tls = ["--tls-ca-file", str(pem["ca"]), "--tls-cert", str(pem["cert"])]
+    tls += ["--tls-key", str(pem["key"])]
+    port = free_port()
+    address = f"tls://{LOOPBACK}:{port}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--protocol", "tls"]
+            + ["--host", LOOPBACK, "--port", str(port), "--no-dashboard", *tls],
+            start_new_session=True,
+            env=env,
+            **quiet,
+        ),
+        subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_worker", address]
+            + ["--nworkers", "1", "--nthreads", "1", "--host", LOOPBACK, "--no-dashboard"]
+            + tls,
+            start_new_session=True,
+            env=env,
+            **quiet,
+        ),
+    ]
+    try:
+        security = Security(
+            tls_ca_file=str(pem["ca"]),
+            tls_client_cert=str(pem["cert"]),
+            tls_client_key=str(pem["key"]),
+            require_encryption=True,
+        )
+        with Client(address, timeout="60s", security=security) as client:
+            client.wait_for_workers(1, timeout=60)
+
+        with_files = galam("qa", str(tmp_path / "in"), "--out", str(tmp_path / "a"), "--quiet",
+                           "--no-sheets", "--scheduler", address, *tls)  # fmt: skip
+        assert with_files.returncode == 0, with_files.stderr
+        assert len(Table.read(tmp_path / "a" / "qa.ecsv")) == 5
+
+        (tmp_path / "pki" / "dask.yaml").write_text(
+            "distributed:\n  comm:\n    tls:\n      ca-file: ca.pem\n"
+            "      client:\n        cert: cert.pem\n        key: key.pem\n"
+        )
+        with_yaml = galam("qa", str(tmp_path / "in"), "--out", str(tmp_path / "b"), "--quiet",
+                          "--no-sheets", "--scheduler", address,
+                          "--security", str(tmp_path / "pki" / "dask.yaml"))  # fmt: skip
+        assert with_yaml.returncode == 0, with_yaml.stderr
+        assert len(Table.read(tmp_path / "b" / "qa.ecsv")) == 5
+
+        refusals = {
+            "needs this client's credentials": ("--scheduler", address),
+            "no Dask scheduler answered": ("--scheduler", f"tcp://{LOOPBACK}:{port}"),
+            "no such file": ("--scheduler", address, "--tls-ca-file", str(pem["ca"]),
+                    "--tls-cert", str(pem["ca"]), "--tls-key", str(tmp_path / "pki" / "nokey.pem")),
+            "are for --scheduler": ("--dask", *tls),
+        }  # fmt: skip
+        for message, options in refusals.items():
+            out = tmp_path / "refused"
+            refused = galam("qa", str(tmp_path / "in"), "--out", str(out), "--quiet", *options)
+            assert refused.returncode == 2 and message in refused.stderr, refused.stderr
+            assert "Traceback" not in refused.stderr
+            assert not (out / "qa.ecsv").exists()
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                kill_group(process)

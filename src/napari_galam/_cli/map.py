@@ -5,9 +5,12 @@ run over many files in partitions by the partition runner
 (:func:`napari_galam.pipeline.distributed.run_batch` with
 :data:`napari_galam.pipeline.maps.MAP_JOB`), in this process or on Dask with ``--dask``:
 each cube's maps are written atomically to ``OUT/<name>.maps.fits`` with the cube's
-celestial WCS; a rerun skips cubes whose maps exist, so an interrupted run resumes; a
-file that cannot be mapped gets a row with the reason in ``OUT/map_summary.ecsv`` and
-does not stop the others.
+celestial WCS; a rerun skips cubes whose maps exist, so an interrupted run resumes, and
+tries the failed cubes again; a file that cannot be mapped (a folder or FIFO named like a
+cube included) gets a row with the reason in ``OUT/map_summary.ecsv`` and does not stop
+the others. ``--out`` is checked before any work. The summary keeps the rows of earlier
+runs into the same ``--out`` (this run's cubes first); ``--overwrite`` redoes the cubes
+given and starts the summary afresh.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from napari_galam._cli.predict import add_dask_arguments, engine_of, progress_bar
+from napari_galam._cli.predict import add_dask_arguments, engine_of, open_client, progress_bar
 
 __all__ = ["add_parser", "run"]
 
@@ -37,7 +40,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--target-snr", type=float, default=None, help="Voronoi-bin to this S/N (default: no)"
     )
-    parser.add_argument("--overwrite", action="store_true", help="redo cubes already mapped")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="redo cubes already mapped, and start map_summary.ecsv afresh (by default it "
+        "keeps the rows of earlier runs)",
+    )
     add_dask_arguments(parser, unit="cubes", default_size=1)
     parser.set_defaults(func=run)
 
@@ -45,18 +53,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Map every cube; return 0 when all were mapped (or already were), 1 otherwise."""
     from napari_galam.io.writers import write_table
+    from napari_galam.pipeline.batch_files import (
+        check_earlier_table,
+        check_output_folder,
+        merge_with_earlier,
+        resolved_path,
+    )
     from napari_galam.pipeline.distributed import run_batch
-    from napari_galam.pipeline.maps import MAP_JOB
+    from napari_galam.pipeline.maps import MAP_COLUMNS, MAP_JOB
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    cubes = [str(Path(c).resolve()) for c in args.cubes]
+    check_output_folder(args.out)
+    summary_path = args.out / "map_summary.ecsv"
+    earlier = None if args.overwrite else check_earlier_table(summary_path, MAP_COLUMNS)
+    cubes = [str(resolved_path(c)) for c in args.cubes]
     parts_dir = args.out / ".partitions"
     if args.overwrite and parts_dir.is_dir():
         import shutil
 
         shutil.rmtree(parts_dir)  # redo every cube, not only the maps
     bar, on_progress = progress_bar(len(cubes), desc="galam map", unit="cube")
-    with bar:
+    with bar, open_client(args) as client:
         table, _summary = run_batch(
             cubes,
             MAP_JOB,
@@ -64,18 +80,23 @@ def run(args: argparse.Namespace) -> int:
             partition_size=args.partition_size,
             options={"min_snr": args.min_snr, "target_snr": args.target_snr},
             engine=engine_of(args),
-            scheduler=args.scheduler,
-            n_workers=args.workers,
+            client=client,
             on_progress=on_progress,
             out=str(args.out.resolve()),
             min_snr=args.min_snr,
             target_snr=args.target_snr,
             overwrite=args.overwrite,
         )
-    summary = write_table(args.out / "map_summary.ecsv", table)
+    merged = merge_with_earlier(table, earlier, ("source",))
+    summary = write_table(summary_path, merged)
     failed = int((table["status"] == "failed").sum())
+    kept = (
+        f", with {len(merged) - len(table)} rows of earlier runs"
+        if len(merged) > len(table)
+        else ""
+    )
     print(
-        f"galam map: {len(table) - failed} of {len(table)} cubes mapped; summary in {summary} "
-        f"(partitions kept in {parts_dir})"
+        f"galam map: {len(table) - failed} of {len(table)} cubes mapped; summary in {summary}"
+        f"{kept} (partitions kept in {parts_dir})"
     )
     return 1 if failed else 0

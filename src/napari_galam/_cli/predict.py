@@ -4,17 +4,32 @@ The galaxies run in partitions through the partition runner
 (:func:`napari_galam.pipeline.distributed.run_batch` with
 :data:`napari_galam.pipeline.catalogue.PREDICT_JOB`): in this process, or on Dask with
 ``--dask``/``--workers``/``--scheduler``. Either way the partitions are kept in
-``.<output>.partitions`` next to the table, and running the same command again resumes.
+``.<output>.partitions`` next to the table, and running the same command again resumes
+(and retries the galaxies that failed). The output's folder is checked before any work,
+and a table an earlier run left at ``-o`` is merged with this run's rows, not replaced.
+
+This module also holds the Dask options shared by ``galam predict``, ``map`` and ``qa``
+(:func:`add_dask_arguments`, :func:`open_client`): a local cluster reachable only with
+this run's temporary TLS credentials, or a running scheduler with the user's TLS files.
 """
 
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_parser", "add_dask_arguments", "wants_dask", "engine_of", "progress_bar", "run"]
+__all__ = [
+    "add_parser",
+    "add_dask_arguments",
+    "wants_dask",
+    "engine_of",
+    "open_client",
+    "progress_bar",
+    "run",
+]
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -58,13 +73,35 @@ def add_dask_arguments(parser: argparse.ArgumentParser, *, unit: str, default_si
         "--workers", type=int, default=None, help="local worker processes (default: CPU cores)"
     )
     group.add_argument(
-        "--scheduler", default=None, help="address of a running scheduler, tcp://host:port"
+        "--scheduler",
+        default=None,
+        help="address of a running scheduler, tls://host:port (with the --tls-* options "
+        "or --security) or tcp://host:port",
     )
     group.add_argument(
         "--partition-size",
         type=int,
         default=default_size,
         help=f"{unit} per partition (default {default_size})",
+    )
+    group.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="serve the local cluster's Dask dashboard on 127.0.0.1 (off by default; "
+        "any local user can read it)",
+    )
+    tls = parser.add_argument_group(
+        "TLS of --scheduler",
+        "A local cluster (--dask, --workers) always uses TLS with credentials made for the "
+        "run. A running scheduler needs this client's: PEM files of the CA and of a "
+        "certificate and key it signed, or a YAML file in Dask's config layout "
+        "(distributed: comm: tls: ca-file, client: cert, key).",
+    )
+    tls.add_argument("--tls-ca-file", type=Path, default=None, help="CA certificate (PEM)")
+    tls.add_argument("--tls-cert", type=Path, default=None, help="client certificate (PEM)")
+    tls.add_argument("--tls-key", type=Path, default=None, help="client private key (PEM)")
+    tls.add_argument(
+        "--security", type=Path, default=None, help="YAML file with distributed.comm.tls settings"
     )
 
 
@@ -78,6 +115,49 @@ def engine_of(args: argparse.Namespace) -> str:
     return "dask" if wants_dask(args) else "local"
 
 
+@contextmanager
+def open_client(args: argparse.Namespace) -> Iterator[Any]:
+    """The Dask client the options ask for (None for the local engine), closed at the end.
+
+    Raises
+    ------
+    GalamInputError
+        When TLS options come without ``--scheduler``, ``--dashboard`` with it, or the
+        scheduler cannot be reached.
+    """
+    import sys
+
+    from napari_galam.errors import GalamInputError
+    from napari_galam.pipeline.dask_cluster import dask_client, security_from_options
+
+    tls = {
+        "tls_ca_file": args.tls_ca_file,
+        "tls_cert": args.tls_cert,
+        "tls_key": args.tls_key,
+        "security_file": args.security,
+    }
+    if any(v is not None for v in tls.values()) and not args.scheduler:
+        raise GalamInputError(
+            "--tls-ca-file, --tls-cert, --tls-key and --security are for --scheduler; a "
+            "local cluster makes its own credentials."
+        )
+    if args.dashboard and args.scheduler:
+        raise GalamInputError("--dashboard is for a local cluster; a scheduler serves its own.")
+    if not wants_dask(args):
+        yield None
+        return
+    security = security_from_options(**tls) if args.scheduler else None
+    with dask_client(
+        scheduler=args.scheduler,
+        n_workers=args.workers,
+        security=security,
+        dashboard=args.dashboard,
+    ) as client:
+        if args.dashboard:
+            print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
+        yield client
+
+
 def progress_bar(
     total: int, *, desc: str, unit: str, disable: bool = False
 ) -> tuple[Any, Callable[[Any], Any]]:
@@ -89,17 +169,28 @@ def progress_bar(
 
 
 def run(args: argparse.Namespace) -> int:
-    """Predict every galaxy and write the table; 0 when all were predicted, else 1."""
+    """Predict every galaxy and write the table; 0 when all were predicted, else 1.
+
+    The table holds this run's galaxies, then the rows an earlier table at ``-o`` had of
+    other galaxies.
+    """
     from napari_galam.io.writers import write_table
-    from napari_galam.pipeline.catalogue import PREDICT_JOB, collect_inputs
+    from napari_galam.pipeline.batch_files import (
+        check_earlier_table,
+        check_output_folder,
+        merge_with_earlier,
+    )
+    from napari_galam.pipeline.catalogue import PREDICT_COLUMNS, PREDICT_JOB, collect_inputs
     from napari_galam.pipeline.distributed import run_batch
 
+    output = _checked_output(Path(args.output))
+    check_output_folder(output.parent, option="-o")
+    earlier = check_earlier_table(output, PREDICT_COLUMNS)
     inputs = collect_inputs(args.inputs)
-    output = Path(args.output)
     bar, on_progress = progress_bar(
         len(inputs), desc="galam predict", unit="galaxy", disable=args.quiet
     )
-    with bar:
+    with bar, open_client(args) as client:
         table, summary = run_batch(
             inputs,
             PREDICT_JOB,
@@ -107,16 +198,27 @@ def run(args: argparse.Namespace) -> int:
             partition_size=args.partition_size,
             options={"model": args.model},
             engine=engine_of(args),
-            scheduler=args.scheduler,
-            n_workers=args.workers,
+            client=client,
             on_progress=on_progress,
             model=args.model,
         )
-    path = write_table(output, table)
+    path = write_table(output, merge_with_earlier(table, earlier, ("image", "spectrum")))
     ok = int((table["status"] == "ok").sum())
     print(
         f"galam predict: {ok} of {len(table)} galaxies predicted; table in {path} "
         f"({summary.n_partitions} partitions, {summary.n_skipped} done before, "
-        f"{summary.n_crashed} crashed; partitions kept in {summary.directory})"
+        f"{summary.n_crashed} crashed, {summary.n_retried} retried; partitions kept in "
+        f"{summary.directory})"
     )
     return 0 if ok == len(table) else 1
+
+
+def _checked_output(output: Path) -> Path:
+    """``-o``: a .csv or .ecsv file name (not a folder)."""
+    from napari_galam.errors import GalamInputError
+
+    if output.suffix.lower() not in (".csv", ".ecsv"):
+        raise GalamInputError(f"-o {output}: expected a .csv or .ecsv file name.")
+    if output.is_dir():
+        raise GalamInputError(f"-o {output}: is a folder; expected a .csv or .ecsv file name.")
+    return output

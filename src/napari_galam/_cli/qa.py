@@ -5,9 +5,10 @@ reason) and contact-sheet PNGs into ``--out``. The cutouts run in partitions thr
 partition runner (:func:`napari_galam.pipeline.qa_batch.iter_qa` with
 :data:`napari_galam.pipeline.qa_batch.QA_JOB`), in this process or on Dask with
 ``--dask``/``--workers``/``--scheduler``; an interrupted run resumes when rerun with the
-same ``--out``. The QA parameters' options are generated from
-:class:`napari_galam.pipeline.qa_parameters.QAParameters` (their names, defaults, ranges and help
-are written there once).
+same ``--out`` (and the files that failed are tried again). ``--out`` is checked before
+any work, and an earlier ``qa.ecsv`` there is merged, not replaced. The QA parameters'
+options are generated from :class:`napari_galam.pipeline.qa_parameters.QAParameters`
+(their names, defaults, ranges and help are written there once).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from napari_galam._cli.predict import add_dask_arguments, engine_of, progress_bar
+from napari_galam._cli.predict import add_dask_arguments, engine_of, open_client, progress_bar
 from napari_galam.parameters import ParameterSpec, parameter_specs
 from napari_galam.pipeline.qa_parameters import QA_PARTITION_SIZE, QAParameters
 
@@ -139,13 +140,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the QA; print a summary; return 0."""
+    from napari_galam.pipeline.batch_files import check_output_folder
     from napari_galam.pipeline.qa_batch import iter_qa
     from napari_galam.progress import Progress, run_to_end
 
     params = parameters_from_args(args)
     bar, _ = progress_bar(0, desc="qa", unit="cutout", disable=args.quiet)
     stage = ["qa"]
-    with bar:
+    check_output_folder(args.out)
+    with bar, open_client(args) as client:
 
         def show(step: Progress) -> None:
             if step.stage != stage[0]:  # a new stage: the contact sheets drawn at the end
@@ -163,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
                 contact_sheets=not args.no_sheets,
                 workers=args.workers,
                 engine=engine_of(args),
-                scheduler=args.scheduler,
+                client=client,
                 partition_size=args.partition_size,
             ),
             on_progress=show,

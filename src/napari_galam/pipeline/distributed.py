@@ -17,12 +17,18 @@ the partitions are merged into one table with exactly one row per input (checked
 ``PARTS/manifest.json`` records a hash of the input list, the partition size and the
 options, and a rerun with anything different is refused with a message saying so.
 
-A bad input is a row with its reason (as always); a partition whose task raises is
-recorded as the job's crash rows (``status = failed`` with the error) for each of its
-inputs, and the run goes on. On Dask, TensorFlow is imported by the workers only: the
+A bad input is a row with its reason (each job catches every error of one input, so
+one file never costs the others their rows); a partition whose task raises anyway (a
+worker killed) is recorded as the job's crash rows (``status = failed`` with the error)
+for each of its inputs, and the run goes on. A rerun retries what failed: the inputs
+whose rows have the job's ``retry_status`` are run again as a smaller partition
+(``PARTS/retry-NNNNN.ecsv``) and their new rows replace the old ones in the partition
+file; the other rows are kept. On Dask, TensorFlow is imported by the workers only: the
 client process (the CLI) never imports it. The workers read the inputs and write the
 partition files themselves, so workers of an existing cluster must see the same file
-system paths. Every Dask client of the package is opened by :func:`dask_client`.
+system paths. Every Dask client of the package is opened by :func:`dask_client`
+(:mod:`napari_galam.pipeline.dask_cluster`: a LocalCluster with TLS on temporary
+credentials, or an existing scheduler).
 """
 
 from __future__ import annotations
@@ -31,12 +37,12 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from napari_galam.errors import GalamError, GalamInputError
+from napari_galam.pipeline.dask_cluster import dask_client, start_client
 from napari_galam.progress import Progress, ProgressGenerator, run_to_end
 
 __all__ = [
@@ -49,6 +55,7 @@ __all__ = [
     "open_partitions_dir",
     "partition_path",
     "write_rows",
+    "inputs_to_retry",
     "start_client",
     "dask_client",
     "load_models_on_worker",
@@ -90,6 +97,9 @@ class PartitionJob:
         A rerun with a different input list starts the partitions afresh instead of
         being refused (for jobs whose own outputs say what is done, e.g. maps files);
         different options or partition size are still refused.
+    retry_status
+        Rows with this ``status`` (e.g. ``"failed"``: an unexpected error, or a crashed
+        partition) are run again by a rerun; None: never.
     """
 
     name: str
@@ -100,6 +110,7 @@ class PartitionJob:
     input_key: Callable[[Any], Any]
     row_key: Callable[[Any], Any]
     restart_on_new_inputs: bool = False
+    retry_status: str | None = "failed"
 
 
 @dataclass(frozen=True)
@@ -128,12 +139,15 @@ class RunSummary:
         Partitions in all, found finished from an earlier run, and whose task raised.
     directory
         The partitions folder.
+    n_retried
+        Inputs an earlier run had failed, run again.
     """
 
     n_partitions: int
     n_skipped: int
     n_crashed: int
     directory: Path
+    n_retried: int = 0
 
 
 # --------------------------------------------------------------- partitions and manifest
@@ -251,11 +265,11 @@ def open_partitions_dir(
         same_settings = all(old.get(k) == manifest[k] for k in ("partition_size", "options"))
         if not (job.restart_on_new_inputs and same_settings):
             raise _mixing_runs_error(directory, old, manifest)
-        for part in directory.glob("part-*.ecsv"):  # another input list: start afresh
-            part.unlink()
+        for part in [*directory.glob("part-*.ecsv"), *directory.glob("retry-*.ecsv")]:
+            part.unlink()  # another input list: start afresh
         _write_manifest(directory, manifest)
-    for stale in directory.glob(".part-*.tmp*"):  # left by a run killed mid-write
-        stale.unlink(missing_ok=True)
+    for stale in [*directory.glob(".part-*.tmp*"), *directory.glob(".retry-*.tmp*")]:
+        stale.unlink(missing_ok=True)  # left by a run killed mid-write
     return directory
 
 
@@ -278,109 +292,117 @@ def load_models_on_worker(names: Sequence[str]) -> int:
     return os.getpid()
 
 
-# ------------------------------------------------------------------------- Dask client
-
-
-def start_client(*, scheduler: str | None = None, n_workers: int | None = None) -> tuple[Any, Any]:
-    """A Dask client: on ``scheduler`` if given, else on a new LocalCluster.
-
-    The LocalCluster has ``n_workers`` processes (default: the CPU cores this process
-    may use) of one thread each, listening on 127.0.0.1 only, with no dashboard.
-
-    Returns
-    -------
-    (client, cluster)
-        ``cluster`` is None for an existing scheduler; close both when done.
-
-    Raises
-    ------
-    GalamInputError
-        When the scheduler cannot be reached.
-    """
-    from distributed import Client, LocalCluster
-
-    if scheduler:
-        try:
-            return Client(scheduler, timeout="20s"), None
-        except (OSError, TimeoutError) as exc:
-            raise GalamInputError(
-                f"--scheduler {scheduler}: no Dask scheduler answered there ({exc})."
-            ) from exc
-    if n_workers is None:
-        n_workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-        n_workers = n_workers or os.cpu_count() or 1
-    if n_workers < 1:
-        raise GalamInputError(f"--workers: expected a positive integer, got {n_workers}.")
-    one_thread = {
-        name: "1"
-        for name in (
-            "OMP_NUM_THREADS",
-            "MKL_NUM_THREADS",
-            "OPENBLAS_NUM_THREADS",
-            "TF_NUM_INTRAOP_THREADS",
-            "TF_NUM_INTEROP_THREADS",
-        )
-    }
-    one_thread["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    cluster = LocalCluster(
-        n_workers=n_workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        env=one_thread,
-    )
-    return Client(cluster), cluster
-
-
-@contextmanager
-def dask_client(
-    client: Any = None, *, scheduler: str | None = None, n_workers: int | None = None
-) -> Iterator[Any]:
-    """A Dask client for the ``with`` block: ``client`` as given, else a new one.
-
-    The one place that opens and closes a client (see :func:`start_client`): a client
-    passed in is used and left open; one made here is closed with its LocalCluster.
-    """
-    if client is not None:
-        yield client
-        return
-    client, cluster = start_client(scheduler=scheduler, n_workers=n_workers)
-    try:
-        yield client
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
-
-
 # ------------------------------------------------------------------------------ running
 
-#: What an engine yields per finished partition: the partition and the error it raised.
-_Finished = tuple[Partition, BaseException | None]
+
+@dataclass(frozen=True)
+class _Task:
+    """One task of a run: a partition to write, or the failed inputs of one to retry.
+
+    ``partition.items`` are the inputs the task runs; for a retry, ``rows`` are the
+    positions of those inputs in the partition file.
+    """
+
+    partition: Partition
+    path: str
+    rows: tuple[int, ...] | None = None
 
 
-def _task_path(directory: Path, partition: Partition) -> str:
-    return str(partition_path(directory, partition.index).resolve())
+#: What an engine yields per finished task: the task and the error it raised.
+_Finished = tuple[_Task, BaseException | None]
+
+
+def _retry_path(directory: Path, index: int) -> Path:
+    return Path(directory) / f"retry-{index:05d}.ecsv"
+
+
+def _read_partition(file: Path) -> Any:
+    from astropy.table import Table
+
+    table = Table.read(file, format="ascii.ecsv")
+    for name in table.colnames:  # ECSV reads empty strings back as masked
+        if table[name].dtype.kind in "US" and hasattr(table[name], "filled"):
+            table[name] = table[name].filled("")
+    return table
+
+
+def _failed_positions(file: Path, partition: Partition, job: PartitionJob) -> list[int] | None:
+    """Positions of the rows of ``file`` to retry ([] none); None: the file must be redone."""
+    if job.retry_status is None:
+        return []
+    try:
+        if job.retry_status not in file.read_text(errors="replace"):
+            return []  # cheap: no row can have that status
+        table = _read_partition(file)
+    except Exception:  # noqa: BLE001 - an unreadable partition file is simply redone
+        return None
+    if [job.row_key(row) for row in table] != [job.input_key(i) for i in partition.items]:
+        return None
+    return [k for k, status in enumerate(table["status"]) if str(status) == job.retry_status]
+
+
+def inputs_to_retry(
+    partitions: Sequence[Partition], directory: str | os.PathLike, job: PartitionJob
+) -> dict[int, list[int]]:
+    """The finished partitions holding rows to retry: ``{index: [row positions]}``.
+
+    A partition file that cannot be read or does not match its inputs is listed with
+    all its positions (it is redone).
+    """
+    directory = Path(directory)
+    found: dict[int, list[int]] = {}
+    for partition in partitions:
+        file = partition_path(directory, partition.index)
+        if not file.exists():
+            continue
+        positions = _failed_positions(file, partition, job)
+        if positions is None:
+            positions = list(range(len(partition.items)))
+        if positions:
+            found[partition.index] = positions
+    return found
+
+
+def _tasks(
+    partitions: Sequence[Partition], directory: Path, job: PartitionJob
+) -> tuple[list[_Task], int]:
+    """The tasks of a run and the inputs retried.
+
+    An unwritten partition, or one whose every row failed, is run whole into its file;
+    the failed inputs of another partition are run into ``retry-NNNNN.ecsv``.
+    """
+    retry = inputs_to_retry(partitions, directory, job)
+    tasks = []
+    n_retried = 0
+    for partition in partitions:
+        file = partition_path(directory, partition.index)
+        rows = tuple(retry.get(partition.index, ()))
+        n_retried += len(rows)
+        if not file.exists() or len(rows) == len(partition.items):
+            tasks.append(_Task(partition, str(file.resolve())))
+        elif rows:
+            items = tuple(partition.items[k] for k in rows)
+            path = str(_retry_path(directory, partition.index).resolve())
+            tasks.append(_Task(Partition(partition.index, items), path, rows))
+    return tasks, n_retried
 
 
 def _iter_local(
-    todo: Sequence[Partition], job: PartitionJob, directory: Path, options: dict[str, Any]
+    todo: Sequence[_Task], job: PartitionJob, options: dict[str, Any]
 ) -> Iterator[_Finished]:
-    """Run the partitions one after the other in this process."""
-    for partition in todo:
+    """Run the tasks one after the other in this process."""
+    for task in todo:
         try:
-            job.run(partition.items, _task_path(directory, partition), **options)
+            job.run(task.partition.items, task.path, **options)
         except Exception as exc:  # noqa: BLE001 - a crashed partition becomes its rows
-            yield partition, exc
+            yield task, exc
         else:
-            yield partition, None
+            yield task, None
 
 
 def _iter_dask(
-    todo: Sequence[Partition],
+    todo: Sequence[_Task],
     job: PartitionJob,
-    directory: Path,
     options: dict[str, Any],
     *,
     client: Any,
@@ -388,28 +410,28 @@ def _iter_dask(
     n_workers: int | None,
     max_in_flight: int | None,
 ) -> Iterator[_Finished]:
-    """Run the partitions on Dask, ``max_in_flight`` at a time, as they finish."""
+    """Run the tasks on Dask, ``max_in_flight`` at a time, as they finish."""
     from distributed import as_completed
 
     with dask_client(client, scheduler=scheduler, n_workers=n_workers) as client:
         if max_in_flight is None:
             max_in_flight = 4 * (sum(client.nthreads().values()) or 1)
         waiting = list(reversed(todo))
-        by_key: dict[str, Partition] = {}
+        by_key: dict[str, _Task] = {}
 
         def submit() -> Any:
-            partition = waiting.pop()
-            path = _task_path(directory, partition)
-            future = client.submit(job.run, partition.items, path, pure=False, **options)
-            by_key[future.key] = partition
+            task = waiting.pop()
+            items = task.partition.items
+            future = client.submit(job.run, items, task.path, pure=False, **options)
+            by_key[future.key] = task
             return future
 
         running = as_completed([submit() for _ in range(min(max_in_flight, len(waiting)))])
         for future in running:
-            partition = by_key.pop(future.key)
+            task = by_key.pop(future.key)
             error = future.exception()
             future.release()
-            yield partition, error
+            yield task, error
             if waiting:
                 running.add(submit())
 
@@ -417,6 +439,31 @@ def _iter_dask(
 def _crash_rows(job: PartitionJob, partition: Partition, error: BaseException) -> list[dict]:
     reason = f"partition {partition.index} crashed: {type(error).__name__}: {error}"
     return [job.crash_row(item, reason) for item in partition.items]
+
+
+def _table_rows(table: Any, columns: Sequence[str]) -> list[dict[str, Any]]:
+    return [{c: row[c] for c in columns} for row in table]
+
+
+def _splice_retry(directory: Path, task: _Task, job: PartitionJob) -> None:
+    """Put the retried rows of ``task`` in place of the failed ones in the partition file."""
+    file = partition_path(directory, task.partition.index)
+    rows = _table_rows(_read_partition(file), job.columns)
+    retried = _table_rows(_read_partition(Path(task.path)), job.columns)
+    if [job.row_key(row) for row in retried] != [job.input_key(i) for i in task.partition.items]:
+        raise GalamError(f"{task.path}: the retried rows do not match their inputs.")
+    for position, row in zip(task.rows or (), retried, strict=True):
+        rows[position] = row
+    write_rows(file, rows, job.columns)
+    Path(task.path).unlink()
+
+
+def _record(directory: Path, task: _Task, job: PartitionJob, error: BaseException | None) -> None:
+    """After a task: its crash rows if it raised, and a retry's rows put in place."""
+    if error is not None:
+        write_rows(task.path, _crash_rows(job, task.partition, error), job.columns)
+    if task.rows is not None:
+        _splice_retry(directory, task, job)
 
 
 def iter_run_partitions(
@@ -431,7 +478,10 @@ def iter_run_partitions(
     max_in_flight: int | None = None,
     **task_options: Any,
 ) -> ProgressGenerator[RunSummary]:
-    """Run the unfinished partitions; yield ``Progress(job.name, inputs_done, n_inputs)``.
+    """Run the unfinished partitions and retry failed inputs; yield ``Progress``.
+
+    ``Progress(job.name, inputs_done, n_inputs)``: the inputs of finished partitions
+    (retried ones count when their retry is done).
 
     Parameters
     ----------
@@ -460,26 +510,25 @@ def iter_run_partitions(
         raise GalamInputError("a Dask client or scheduler needs engine='dask'.")
     directory = Path(directory)
     n_inputs = sum(len(p.items) for p in partitions)
-    todo = [p for p in partitions if not partition_path(directory, p.index).exists()]
-    done = n_inputs - sum(len(p.items) for p in todo)
+    todo, n_retried = _tasks(partitions, directory, job)
+    done = n_inputs - sum(len(t.partition.items) for t in todo)
     crashed = 0
     yield Progress(job.name, done, n_inputs)
     if todo:
         if engine == "local":
-            finished = _iter_local(todo, job, directory, task_options)
+            finished = _iter_local(todo, job, task_options)
         else:
             finished = _iter_dask(
-                todo, job, directory, task_options, client=client, scheduler=scheduler,
+                todo, job, task_options, client=client, scheduler=scheduler,
                 n_workers=n_workers, max_in_flight=max_in_flight,
             )  # fmt: skip
-        for partition, error in finished:
-            if error is not None:
-                crashed += 1
-                rows = _crash_rows(job, partition, error)
-                write_rows(partition_path(directory, partition.index), rows, job.columns)
-            done += len(partition.items)
+        for task, error in finished:
+            crashed += error is not None
+            _record(directory, task, job, error)
+            done += len(task.partition.items)
             yield Progress(job.name, done, n_inputs)
-    return RunSummary(len(partitions), len(partitions) - len(todo), crashed, directory)
+    n_skipped = len(partitions) - len(todo)
+    return RunSummary(len(partitions), n_skipped, crashed, directory, n_retried)
 
 
 def run_partitions(
@@ -490,16 +539,6 @@ def run_partitions(
 ) -> RunSummary:
     """Run :func:`iter_run_partitions` to the end and return its summary."""
     return run_to_end(iter_run_partitions(partitions, job, directory, **options))
-
-
-def _read_partition(file: Path) -> Any:
-    from astropy.table import Table
-
-    table = Table.read(file, format="ascii.ecsv")
-    for name in table.colnames:  # ECSV reads empty strings back as masked
-        if table[name].dtype.kind in "US" and hasattr(table[name], "filled"):
-            table[name] = table[name].filled("")
-    return table
 
 
 def merge_partitions(

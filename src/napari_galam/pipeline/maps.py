@@ -32,6 +32,11 @@ from numpy.typing import NDArray
 
 from napari_galam.core.spaxels import SpaxelSEDs, bin_seds, voronoi_bins
 from napari_galam.errors import GalamError, GalamInputError
+from napari_galam.pipeline.batch_files import (
+    input_path_problem,
+    resolved_path,
+    unexpected_error_reason,
+)
 from napari_galam.pipeline.distributed import PartitionJob, dask_client, write_rows
 from napari_galam.progress import Progress, ProgressGenerator, run_to_end
 
@@ -439,12 +444,17 @@ def map_cube_to_file(
     Raises
     ------
     GalamInputError
-        When the file is neither a cube nor a narrow-band stack this package reads.
+        When the file is not a regular file, is neither a cube nor a narrow-band stack
+        this package reads, or no spaxel of it could be mapped (then nothing is
+        written).
     """
     from napari_galam.io.sources import open_source
     from napari_galam.io.writers import write_maps
 
     path = Path(path)
+    problem = input_path_problem(path)
+    if problem is not None:
+        raise GalamInputError(problem)
     source = open_source(path)
     if predict is None:
         from napari_galam.models.inference import predict_seds as predict
@@ -453,6 +463,11 @@ def map_cube_to_file(
             source, predict, min_snr=min_snr, target_snr=target_snr, meta={"source": path.name}
         )
     )
+    if maps.n_mapped == 0:
+        raise GalamInputError(
+            f"{path}: no spaxel could be mapped: none has a finite SED with S/N above "
+            f"{min_snr:g} (see --min-snr)."
+        )
     write_maps(
         target,
         maps.as_dict(),
@@ -475,20 +490,23 @@ def map_partition(
     """Map each cube of one partition into ``out``; write the summary rows to ``path``.
 
     A cube whose maps exist is ``done before`` (unless ``overwrite``); one that cannot be
-    mapped is ``failed`` with the reason. Returns the number of rows written.
+    mapped, for any error, is ``failed`` with the reason (the other cubes go on).
+    Returns the number of rows written.
     """
     rows = []
     for cube in cubes:
         target = maps_target(cube, out)
         row = {"source": str(cube), "maps": str(target), "status": "ok", "reason": ""}
         row["n_mapped"] = -1
-        if target.exists() and not overwrite:
+        if target.is_file() and not overwrite and input_path_problem(cube) is None:
             row["status"] = "done before"
         else:
             try:
                 row.update(map_cube_to_file(cube, target, min_snr=min_snr, target_snr=target_snr))
             except GalamError as exc:
                 row.update(status="failed", reason=str(exc), maps="")
+            except Exception as exc:  # noqa: BLE001 - one cube's error is that cube's row
+                row.update(status="failed", reason=unexpected_error_reason(cube, exc), maps="")
         rows.append(row)
     write_rows(path, rows, MAP_COLUMNS)
     return len(rows)
@@ -496,7 +514,7 @@ def map_partition(
 
 def _cube_sort_key(cube: str | os.PathLike) -> str:
     """A stable text key of a cube: its resolved path."""
-    return str(Path(cube).resolve())
+    return str(resolved_path(cube))
 
 
 def _cube_crash_row(cube: str | os.PathLike, reason: str) -> dict[str, Any]:

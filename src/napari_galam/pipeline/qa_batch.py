@@ -16,6 +16,13 @@ process, or on Dask), and write, into an output folder,
   (:mod:`napari_galam.plots.contact_sheets`), so a person can page through thousands of
   cutouts. A partition draws the pages that lie wholly inside it; the pages still
   missing at the end are drawn then.
+
+Every input gets a row: a file that cannot be read (or a folder, FIFO or broken link
+named like a cutout) is ``unreadable`` with the reason, and one whose reading or QA
+raised an unexpected error is ``failed`` with the error; a rerun runs the ``failed``
+inputs again (and redraws their pages). The output folder is checked before any work,
+and a ``qa.ecsv`` left by an earlier run is merged with this run's rows (the rows of
+files this run did not have are kept), never overwritten.
 """
 
 from __future__ import annotations
@@ -32,8 +39,16 @@ import numpy as np
 from numpy.typing import NDArray
 
 from napari_galam.errors import GalamInputError
+from napari_galam.pipeline.batch_files import (
+    check_earlier_table,
+    check_output_folder,
+    input_path_problem,
+    merge_with_earlier,
+    unexpected_error_reason,
+)
 from napari_galam.pipeline.distributed import (
     PartitionJob,
+    inputs_to_retry,
     iter_batch,
     partition_inputs,
     partition_path,
@@ -158,6 +173,9 @@ def read_qa_image(path: str | os.PathLike) -> NDArray[Any]:
         When it cannot be read as an image.
     """
     item = _split_hdf5_item(str(path))
+    problem = input_path_problem(item[0] if item is not None else path)
+    if problem is not None:
+        raise GalamInputError(problem)
     if item is not None:
         return _read_hdf5_cutout(*item)
     from napari_galam.io.images import read_cutout
@@ -185,7 +203,8 @@ def _list_hdf5(source: Path) -> list[Path]:
 
 
 def _is_image(path: Path) -> bool:
-    return path.is_file() and path.name.lower().endswith(IMAGE_SUFFIXES)
+    """Named like a cutout (a folder, FIFO or broken link so named is an input too)."""
+    return path.name.lower().endswith(IMAGE_SUFFIXES)
 
 
 def _list_folder(source: Path) -> list[Path]:
@@ -251,18 +270,21 @@ def list_qa_inputs(source: str | os.PathLike) -> list[Path]:
 def assess_file(path: str, params: QAParameters) -> tuple[dict[str, Any], GalaxyTile]:
     """QA one input: its table row and its contact-sheet tile.
 
-    A file that cannot be read is a row of status ``unreadable`` with the reason.
+    A file that cannot be read is a row of status ``unreadable`` with the reason; one
+    whose reading, QA or tile raised an unexpected error is ``failed`` with the error.
     """
     label = Path(path).name
     try:
         image = read_qa_image(path)
         qa = assess_galaxy(image, params)
+        colour = STATUS_COLOURS.get(qa.status, "#d62728")
+        return qa.row(path), galaxy_tile(image, qa, label=label, colour=colour)
     except GalamInputError as exc:
-        status = "unreadable"
-        tile = unreadable_tile(label, status, STATUS_COLOURS[status])
-        return qa_row(path, None, status, str(exc)), tile
-    colour = STATUS_COLOURS.get(qa.status, "#d62728")
-    return qa.row(path), galaxy_tile(image, qa, label=label, colour=colour)
+        status, reason = "unreadable", str(exc)
+    except Exception as exc:  # noqa: BLE001 - one file's error is that file's row
+        status, reason = FAILED, unexpected_error_reason(path, exc)
+    tile = unreadable_tile(label, status, STATUS_COLOURS["unreadable"])
+    return qa_row(path, None, status, reason), tile
 
 
 # ----------------------------------------------------------------- contact sheets
@@ -291,12 +313,12 @@ def _draw_partition_pages(
     per_page: int,
     n_inputs: int,
 ) -> None:
-    """Write the pages (not yet on disk) that lie wholly inside one partition."""
+    """Write the pages whose galaxies are all among ``items`` (a partition, or a retry)."""
     by_index = {item.index: tile for item, tile in zip(items, tiles, strict=True)}
     for page in _pages_within(items[0].index, items[-1].index, per_page, n_inputs):
-        path = _page_path(sheets_dir, page)
-        if not path.exists():
-            write_contact_sheet(path, [by_index[i] for i in _page_span(page, per_page, n_inputs)])
+        span = _page_span(page, per_page, n_inputs)
+        if all(i in by_index for i in span):
+            write_contact_sheet(_page_path(sheets_dir, page), [by_index[i] for i in span])
 
 
 def _tile_of_row(row: Any, params: QAParameters) -> GalaxyTile:
@@ -440,12 +462,16 @@ def write_qa_table(rows: Iterable[Any], out_dir: str | os.PathLike, params: QAPa
     astropy.table.Table
         The table written (atomically, each file).
     """
+    table = _qa_table(rows, params)
+    _write_qa_files(table, out_dir)
+    return table
+
+
+def _write_qa_files(table: Any, out_dir: str | os.PathLike) -> None:
     from napari_galam.io.writers import write_table
 
-    table = _qa_table(rows, params)
     for suffix in (".ecsv", ".csv"):
         write_table(Path(out_dir) / f"qa{suffix}", table)
-    return table
 
 
 # ------------------------------------------------------------------------ the run
@@ -457,15 +483,50 @@ def _input_names(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> lis
     return [str(p) for p in inputs]
 
 
-def _finished_before(items: list[QAInput], parts_dir: Path, partition_size: int) -> tuple[str, ...]:
-    """The inputs whose partition an earlier run finished."""
+def _finished_before(
+    items: list[QAInput], parts_dir: Path, partition_size: int
+) -> tuple[tuple[str, ...], list[QAInput]]:
+    """The inputs an earlier run finished, and those it failed (a rerun retries them)."""
     partitions = partition_inputs(items, QA_JOB, partition_size=partition_size)
-    return tuple(
-        item.file
-        for partition in partitions
-        if partition_path(parts_dir, partition.index).exists()
-        for item in partition.items
-    )
+    retry = inputs_to_retry(partitions, parts_dir, QA_JOB) if parts_dir.is_dir() else {}
+    finished, failed = [], []
+    for partition in partitions:
+        if not partition_path(parts_dir, partition.index).exists():
+            continue
+        positions = set(retry.get(partition.index, ()))
+        for k, item in enumerate(partition.items):
+            (failed if k in positions else finished).append(item)
+    return tuple(item.file for item in finished), failed
+
+
+def _normalised(values: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(values, default=str, sort_keys=True))
+
+
+def _earlier_qa_table(out_dir: Path, params: QAParameters) -> Any:
+    """The ``qa.ecsv`` of an earlier run (None), refused if made with other parameters."""
+    path = out_dir / "qa.ecsv"
+    earlier = check_earlier_table(path, QA_COLUMNS)
+    if earlier is None:
+        return None
+    before = _normalised(earlier.meta.get("parameters", {}))
+    now = _normalised(asdict(params))
+    if before != now:
+        changed = sorted(k for k in set(before) | set(now) if before.get(k) != now.get(k))
+        raise GalamInputError(
+            f"{path}: holds the QA of an earlier run with different options "
+            f"({', '.join(changed)}); merging would mix the two runs: move it away, or "
+            "write to another --out."
+        )
+    return earlier
+
+
+def _forget_pages(items: Sequence[QAInput], sheets_dir: Path, per_page: int) -> None:
+    """Remove the contact-sheet pages of ``items`` (redrawn by this run)."""
+    for page in {item.index // per_page for item in items} if per_page > 0 else ():
+        _page_path(sheets_dir, page).unlink(missing_ok=True)
 
 
 def iter_qa(
@@ -477,15 +538,18 @@ def iter_qa(
     workers: int | None = 1,
     engine: str | None = None,
     scheduler: str | None = None,
+    client: Any = None,
     partition_size: int = QA_PARTITION_SIZE,
     per_page: int = PER_PAGE,
 ) -> ProgressGenerator[QABatchResult]:
     """QA every cutout of a folder, catalogue or list, in partitions; resumable.
 
-    The partitions' rows go to ``out_dir/.partitions`` as they finish; a rerun skips
-    the finished partitions, so rerunning after an interruption resumes (a rerun with
-    other parameters is refused). At the end the table is written as ``qa.ecsv`` and
-    ``qa.csv`` and the contact-sheet pages that are not yet on disk are drawn.
+    The output folder is checked first (created, writable). The partitions' rows go to
+    ``out_dir/.partitions`` as they finish; a rerun skips the finished partitions and
+    retries the failed inputs, so rerunning after an interruption resumes (a rerun with
+    other parameters is refused). At the end the table, merged with the rows an earlier
+    ``qa.ecsv`` had of other files, is written as ``qa.ecsv`` and ``qa.csv``, and the
+    contact-sheet pages that are not yet on disk are drawn.
 
     Parameters
     ----------
@@ -507,6 +571,9 @@ def iter_qa(
         when ``workers`` > 1 or a ``scheduler`` is given.
     scheduler
         Address of a running Dask scheduler.
+    client
+        An open ``distributed.Client`` to run on (implies ``engine="dask"``; see
+        :func:`napari_galam.pipeline.distributed.dask_client`).
     partition_size
         Cutouts per partition (a multiple of ``per_page`` lets each partition draw its
         own pages).
@@ -522,17 +589,20 @@ def iter_qa(
     Returns
     -------
     QABatchResult
+        Its table holds this run's inputs (the files may hold earlier rows too).
     """
     params = params or QAParameters()
     if engine is None:
-        engine = "dask" if (workers or 1) > 1 or scheduler else "local"
+        engine = "dask" if (workers or 1) > 1 or scheduler or client is not None else "local"
+    out_dir = check_output_folder(out_dir)
+    earlier = _earlier_qa_table(out_dir, params)
     files = _input_names(inputs)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     parts_dir = out_dir / ".partitions"
     sheets_dir = out_dir / "contact_sheets"
     items = [QAInput(index, name) for index, name in enumerate(files)]
-    resumed = _finished_before(items, parts_dir, partition_size)
+    resumed, failed_before = _finished_before(items, parts_dir, partition_size)
+    if contact_sheets:
+        _forget_pages(failed_before, sheets_dir, per_page)
     merged, _summary = yield from iter_batch(
         items,
         QA_JOB,
@@ -540,6 +610,7 @@ def iter_qa(
         partition_size=partition_size,
         options=asdict(params),
         engine=engine,
+        client=client,
         scheduler=scheduler,
         n_workers=workers if engine == "dask" else None,
         params=params,
@@ -547,7 +618,8 @@ def iter_qa(
         per_page=per_page,
         n_inputs=len(items),
     )
-    table = write_qa_table(merged, out_dir, params)
+    table = _qa_table(merged, params)
+    _write_qa_files(merge_with_earlier(table, earlier, ("file",)), out_dir)
     if contact_sheets:
         yield from _iter_missing_pages(table, sheets_dir, params, per_page)
     return QABatchResult(table, resumed, out_dir)
