@@ -35,13 +35,17 @@ def test_reads_cutouts_and_spectra_into_layer_data(
     assert callable(reader)
     layers = reader(paths)
     kinds = [layer[2] for layer in layers]
-    assert kinds == ["image", "image", "image", "points"]
+    # the g, r, i stack opens as its bands and as the models' gri composite
+    assert kinds == ["image", "image", "image", "image", "points"]
+    composite = layers[3]
+    assert composite[1]["name"] == "gri gri" and composite[1]["rgb"] is True
+    assert composite[0].shape == (64, 80, 3) and composite[1]["metadata"]["sdss_like"] is True
     assert layers[0][1]["rgb"] is True
     assert "wcs" in layers[1][1]["metadata"] and "fits_header" in layers[1][1]["metadata"]
     assert layers[2][1]["channel_axis"] == 0 and len(layers[2][1]["name"]) == 3
     lo, hi = layers[1][1]["contrast_limits"]
     assert lo < hi
-    spectrum = layers[3][1]["metadata"]["galam_spectrum"]
+    spectrum = layers[4][1]["metadata"]["galam_spectrum"]
     assert spectrum.redshift > 0
 
 

@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from napari_galam._layerdata import (
     CUBE_KEY,
     PROBLEMS_KEY,
@@ -25,14 +27,26 @@ from napari_galam._layerdata import (
     spectrum_layer_data,
 )
 from napari_galam.errors import GalamInputError
+from napari_galam.io.composite import GRI, gri_composite, sdss_band
 from napari_galam.io.cubes import detect_cube_layout
 from napari_galam.io.fits import check_file
-from napari_galam.io.images import RASTER_SUFFIXES, is_fits_path, read_cutout
+from napari_galam.io.images import (
+    RASTER_SUFFIXES,
+    SDSS_PIXEL_SCALE,
+    CutoutImage,
+    is_fits_path,
+    read_cutout,
+    sdss_cutout_assumption,
+)
 from napari_galam.io.narrowband import NarrowBandStack
 from napari_galam.io.sources import open_source, sniff_source
 from napari_galam.io.spectra import looks_like_sdss_spectrum, read_sdss_spectrum
 
-__all__ = ["napari_get_reader", "read_galam_files", "read_path"]
+__all__ = ["napari_get_reader", "read_galam_files", "read_path", "SDSS_ASSUMED_KEY"]
+
+#: Layer-metadata key of the sentence saying why an image is taken as SDSS gri at
+#: 0.396"/px (the Galaxy age & [M/H] dock shows it once).
+SDSS_ASSUMED_KEY = "sdss_assumed"
 
 PathOrPaths = str | os.PathLike | Sequence[str | os.PathLike]
 
@@ -74,7 +88,57 @@ def read_path(path: str | os.PathLike) -> list[Any]:
             return [spectrum_layer_data(read_sdss_spectrum(path))]
         if sniff_source(path) is not None or detect_cube_layout(path) is not None:
             return [_source_layer_data(path)]
-    return cutout_layer_data(read_cutout(path))
+    return _cutout_layers(read_cutout(path))
+
+
+def _cutout_layers(cutout: CutoutImage) -> list[Any]:
+    """A cutout's layers; an SDSS-size JPEG is marked SDSS-like, a gri stack gets its
+    gri composite (the models' picture) as one more layer."""
+    layers = cutout_layer_data(cutout)
+    assumption = sdss_cutout_assumption(cutout)
+    if assumption:
+        layers[0][1]["metadata"].update({"sdss_like": True, SDSS_ASSUMED_KEY: assumption})
+    if cutout.kind == "multiband":
+        layers.extend(_gri_layer(cutout))
+    return layers
+
+
+def _gri_layer(cutout: CutoutImage) -> list[Any]:
+    """The gri composite of a stack with g, r and i planes (none otherwise).
+
+    It is SDSS-like when its WCS says 0.396"/px (within 10%), not when it says another
+    scale, and unknown without a WCS.
+    """
+    planes = {}
+    for plane, name in zip(cutout.data, cutout.band_names, strict=True):
+        band = sdss_band(name)
+        if band in GRI and band not in planes:
+            planes[band] = plane
+    if set(planes) != set(GRI):
+        return []
+    metadata: dict[str, Any] = {"path": str(cutout.path), "kind": "rgb", "bands": GRI}
+    scale = _pixel_scale_arcsec(cutout.wcs)
+    if scale is not None:
+        metadata["sdss_like"] = bool(abs(scale / SDSS_PIXEL_SCALE - 1.0) < 0.1)
+    if cutout.header is not None:
+        metadata["fits_header"] = cutout.header
+    if cutout.wcs is not None:
+        metadata["wcs"] = cutout.wcs
+    rgb = gri_composite(planes["g"], planes["r"], planes["i"])
+    return [(rgb, {"name": f"{cutout.name} gri", "rgb": True, "metadata": metadata}, "image")]
+
+
+def _pixel_scale_arcsec(wcs: Any) -> float | None:
+    if wcs is None:
+        return None
+    from astropy.wcs.utils import proj_plane_pixel_scales
+
+    try:
+        scales = proj_plane_pixel_scales(wcs) * 3600.0
+    except Exception:  # noqa: BLE001 - a broken WCS says nothing about the scale
+        return None
+    value = float(np.mean(np.abs(scales[:2])))
+    return value if np.isfinite(value) and value > 0 else None
 
 
 def _notify_error(message: str) -> None:

@@ -66,7 +66,7 @@ def test_clicks_on_the_hubble_deep_field(dock, tmp_path: Path) -> None:
     )
     table = Table.read(widget.save_table(tmp_path / "predictions.ecsv"))
     assert len(table) == 12 and set(table["status"]) <= {
-        "accepted", "blended", "no_ellipse", "no_contour", "flat", "failed"
+        "accepted", "blended", "no_ellipse", "no_contour", "flat", "failed", "star"
     }  # fmt: skip
     shot = tmp_path / "predict_dock.png"
     viewer.screenshot(str(shot), canvas_only=False, flash=False)
@@ -141,3 +141,29 @@ def test_predict_all_goes_to_dask_for_large_fields(dock) -> None:
         if here.predicted:
             assert remote.log_age == pytest.approx(here.log_age, abs=1e-4)
             assert remote.mh == pytest.approx(here.mh, abs=1e-4)
+
+
+@pytest.mark.skipif(not HAVE_MODEL, reason="no shipped MMLforGalAM model in this checkout")
+def test_an_sdss_size_jpeg_is_taken_as_sdss_and_said_once(dock, tmp_path: Path) -> None:
+    from napari.utils.notifications import notification_manager
+
+    from napari_galam.simulate.datasets import simulate_sdss_galaxy
+    from napari_galam.simulate.writers import write_jpeg
+
+    viewer, widget = dock
+    galaxy = simulate_sdss_galaxy(np.random.default_rng(4), blend_probability=0.0)
+    write_jpeg(tmp_path / "J1.jpg", galaxy.cutout.rgb)
+    (layer,) = viewer.open(tmp_path / "J1.jpg", plugin="napari-galam")
+    assert layer.metadata["sdss_like"] is True
+    before = len(notification_manager.records)
+    for _ in range(2):
+        assert widget.predict_at(64, 64)
+        widget.jobs.wait()
+    said = [
+        r.message
+        for r in notification_manager.records[before:]
+        if "taken as an SDSS gri" in str(r.message)
+    ]
+    assert len(said) == 1 and '0.396"/px' in said[0]
+    assert not any("no known pixel scale" in str(r.message) for r in notification_manager.records)
+    assert len(widget.results) == 2

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from astropy.io import fits
 
 from napari_galam._sample_data import ppxf_spectrum_path
 from napari_galam.errors import GalamInputError
@@ -103,3 +104,94 @@ def test_real_spectra_available_offline_are_found_and_read():
     ngc4636 = read_sdss_spectrum(found["NGC4636"])
     assert ngc4636.redshift == pytest.approx(0.00303, abs=1e-4)
     assert ngc4636.snr_median > 40 and ngc4636.wave.size == 3838
+
+
+# --------------------------------------------------------------------------------------
+# BOSS / eBOSS / SDSS-V spectra: the redshift from HDU 2 (SPALL)
+
+
+def write_boss_spectrum(
+    path: Path, *, z: float, zwarning: int = 0, z_noqso: float | None = None,
+    zwarning_noqso: int = 0, lowercase: bool = False,
+) -> Path:  # fmt: skip
+    """A BOSS ``spec-PLATE-MJD-FIBER.fits`` after the data model: HDU 1 COADD, HDU 2 the
+    spAll row (SPALL), HDU 3 SPZLINE."""
+    loglam = np.arange(3.5523, 4.0170, 1e-4)
+    n = loglam.size
+    flux = 4.0 + np.sin(loglam * 50)
+    coadd = fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name="flux", format="E", array=flux),
+            fits.Column(name="loglam", format="E", array=loglam),
+            fits.Column(name="ivar", format="E", array=np.full(n, 4.0)),
+            fits.Column(name="and_mask", format="J", array=np.zeros(n)),
+            fits.Column(name="or_mask", format="J", array=np.zeros(n)),
+            fits.Column(name="wdisp", format="E", array=np.ones(n)),
+            fits.Column(name="sky", format="E", array=np.zeros(n)),
+            fits.Column(name="model", format="E", array=flux),
+        ],
+        name="COADD",
+    )
+    row = [
+        ("PLATE", "J", 3586), ("MJD", "J", 55181), ("FIBERID", "J", 1),
+        ("CLASS", "6A", "GALAXY"), ("Z", "E", z), ("Z_ERR", "E", 1e-4),
+        ("ZWARNING", "J", zwarning), ("PLUG_RA", "D", 150.1), ("PLUG_DEC", "D", 2.2),
+    ]  # fmt: skip
+    if z_noqso is not None:
+        row += [("Z_NOQSO", "E", z_noqso), ("ZWARNING_NOQSO", "J", zwarning_noqso)]
+    spall = fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name=name.lower() if lowercase else name, format=f, array=np.array([v]))
+            for name, f, v in row
+        ],
+        name="SPALL",
+    )
+    zline = fits.BinTableHDU.from_columns(
+        [fits.Column(name="LINENAME", format="13A", array=np.array(["Ha"]))], name="SPZLINE"
+    )
+    fits.HDUList([fits.PrimaryHDU(), coadd, spall, zline]).writeto(path)
+    return path
+
+
+def test_boss_spectrum_keeps_its_redshift(tmp_path: Path) -> None:
+    from napari_galam.io.quality import redshift_problems
+
+    path = write_boss_spectrum(tmp_path / "spec-3586-55181-0001.fits", z=0.589)
+    spectrum = read_sdss_spectrum(path)
+    assert spectrum.layout == "boss"
+    assert spectrum.redshift == pytest.approx(0.589, abs=1e-6)
+    assert spectrum.redshift_warning == 0 and spectrum.meta["CLASS"] == "GALAXY"
+    problems = redshift_problems(spectrum, (0.002, 0.3))
+    assert len(problems) == 1
+    assert "z = 0.589 is outside" in problems[0] and "0.002 <= z <= 0.3" in problems[0]
+    assert redshift_problems(spectrum, None) == []
+
+
+def test_boss_lowercase_columns_and_z_noqso(tmp_path: Path) -> None:
+    from napari_galam.io.quality import redshift_problems
+
+    lower = read_sdss_spectrum(
+        write_boss_spectrum(tmp_path / "spec-lower.fits", z=0.12, lowercase=True)
+    )
+    assert lower.redshift == pytest.approx(0.12, abs=1e-6)
+    # Z flagged, the galaxy-only fit not: Z_NOQSO is the galaxy's redshift
+    noqso = read_sdss_spectrum(
+        write_boss_spectrum(tmp_path / "spec-noqso.fits", z=2.1, zwarning=4, z_noqso=0.25)
+    )
+    assert noqso.redshift == pytest.approx(0.25, abs=1e-6)
+    assert noqso.meta["REDSHIFT_COLUMN"] == "Z_NOQSO" and noqso.redshift_warning == 0
+    flagged = read_sdss_spectrum(
+        write_boss_spectrum(tmp_path / "spec-flag.fits", z=0.1, zwarning=4 | 16)
+    )
+    assert flagged.redshift_warning == 20
+    (problem,) = redshift_problems(flagged, (0.002, 0.3))
+    assert "ZWARNING = 20: SMALL_DELTA_CHI2, MANY_OUTLIERS" in problem
+
+
+def test_shipped_spectra_model_card_says_its_redshift_range() -> None:
+    from napari_galam.models.registry import available_models, training_redshift_range
+
+    if "spectra-only" not in available_models():
+        pytest.skip("no shipped spectra-only model")
+    low, high = training_redshift_range("spectra-only")
+    assert 0 < low < 0.01 and 0.2 <= high <= 0.5

@@ -7,8 +7,9 @@ one row per click, rejected galaxies included with their reason. "Predict all" d
 every source of the field and predicts them in one batch (on a local Dask cluster, the
 engine of ``galam predict --dask``, when the field holds thousands). When an SDSS spectrum is open,
 the spectra-only model (the paper's most accurate) is offered for it too. The models
-were trained on SDSS-like gri cutouts (0.396"/px); the dock says so when the image is
-not SDSS-like. Every request to the model worker (and the QA before it) runs in the
+were trained on SDSS-like gri cutouts (0.396"/px); the dock says so, once per layer,
+when the image is not SDSS-like, and says once that a 128x128 colour JPEG without
+metadata is taken as SDSS gri at 0.396"/px (what SDSS ImgCutout delivers). Every request to the model worker (and the QA before it) runs in the
 dock's job thread (:class:`~napari_galam._widgets._jobs.JobRunner`), never on the GUI
 thread.
 """
@@ -35,6 +36,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_galam._layerdata import SPECTRUM_KEY
+from napari_galam._reader import SDSS_ASSUMED_KEY
 from napari_galam._widgets._choices import follow_click, layer_named, refill_choices
 from napari_galam._widgets._jobs import JobRunner
 from napari_galam._widgets._model_worker import shared_worker
@@ -72,10 +74,12 @@ def _image_of(layer: Any) -> Any:
 
 
 def sdss_like_note(layer: Any) -> str:
-    """A warning when a layer is not known to be an SDSS-like gri cutout or field."""
+    """What the dock says about a layer's pixels: a warning when it is not known to be an
+    SDSS-like gri cutout or field, the assumption made when the reader took it as one
+    (a 128x128 colour JPEG without metadata), else ""."""
     flag = layer.metadata.get("sdss_like")
     if flag is True:
-        return ""
+        return str(layer.metadata.get(SDSS_ASSUMED_KEY, ""))
     what = "is not SDSS-like" if flag is False else "has no known pixel scale or bands"
     return (
         f"'{layer.name}' {what}: the models were trained on SDSS gri images at 0.396\"/px, "
@@ -125,22 +129,26 @@ def iter_predict_field(
 
 
 def predict_spectrum_of(layer_name: str, spectrum: Any) -> tuple[str, list[GalaxyResult]]:
-    """The spectra-only model's answer for one SDSS spectrum (runs in a thread).
+    """The spectra-only model's answer for one spectrum (runs in a thread).
+
+    ``spectrum`` is an ``SdssSpectrum``, a ``Spectrum1D`` or a ``specutils.Spectrum``.
+    A redshift the pipeline flags, or one outside the range the model was trained on
+    (its card), gives a rejected row saying so instead of a number.
 
     Returns
     -------
     (layer_name, [result])
     """
-    from napari_galam.core.preprocess import model_spectrum
-    from napari_galam.models.registry import spectrum_frame
+    from napari_galam.io.quality import redshift_problems
+    from napari_galam.io.specutils_bridge import as_package_spectrum, model_input_of
+    from napari_galam.models.registry import spectrum_frame, training_redshift_range
 
-    good = np.asarray(spectrum.ivar) > 0
-    inputs = model_spectrum(
-        np.asarray(spectrum.wave)[good],
-        np.asarray(spectrum.flux)[good],
-        redshift=spectrum.redshift,
-        frame=spectrum_frame(),
-    )
+    spectrum = as_package_spectrum(spectrum)
+    problems = redshift_problems(spectrum, training_redshift_range("spectra-only"))
+    if problems:
+        reason = "; ".join(problems)
+        return layer_name, [GalaxyResult(float("nan"), float("nan"), "rejected", reason)]
+    inputs = model_input_of(spectrum, spectrum_frame())
     answer = shared_worker().predict_galaxies(spectra=inputs[None], model="spectra-only")
     result = GalaxyResult(
         float("nan"), float("nan"), "accepted", "", model=answer.model,
@@ -166,6 +174,7 @@ class PredictDock(QWidget):
         #: "Predict all" with at least this many sources runs on a local Dask cluster.
         self.distributed_min_sources = DISTRIBUTED_MIN_SOURCES
         self.dask_workers: int | None = None  # None: one per core
+        self._noted_layers: set[str] = set()  # layers whose pixel-scale note was shown
 
         self.image_layer = QComboBox()
         self.model = QComboBox()
@@ -249,7 +258,8 @@ class PredictDock(QWidget):
             )
             return False
         note = sdss_like_note(layer)
-        if note:
+        if note and layer.name not in self._noted_layers:  # said once per layer
+            self._noted_layers.add(layer.name)
             self.jobs.report(note, error=False)
         return self.jobs.start(
             iter_predict_field, layer.name, image, positions, model=model,

@@ -28,6 +28,10 @@ __all__ = [
     "read_raster",
     "read_fits_image",
     "is_fits_path",
+    "celestial_or_none",
+    "sdss_cutout_assumption",
+    "SDSS_CUTOUT_SIZE",
+    "SDSS_PIXEL_SCALE",
     "MAX_IMAGE_PIXELS",
 ]
 
@@ -61,6 +65,9 @@ class CutoutImage:
     band_names
         One name per band for multi-band data (from ``FILTERn``/``BANDn`` keywords or
         ``band0``, ``band1``...); empty otherwise.
+    raster_info
+        For JPEG/PNG: ``format`` (Pillow's name, e.g. ``"JPEG"``) and ``exif`` (whether
+        the file carries EXIF metadata, as camera pictures do); empty for FITS.
     """
 
     data: NDArray[Any]
@@ -69,6 +76,7 @@ class CutoutImage:
     header: Any = None
     wcs: Any = None
     band_names: tuple[str, ...] = field(default_factory=tuple)
+    raster_info: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def name(self) -> str:
@@ -133,7 +141,7 @@ def read_raster(path: str | os.PathLike) -> CutoutImage:
     """
     path = Path(path)
     check_file(path, "a JPEG or PNG image")
-    data = _decode_raster(path)
+    data, info = _decode_raster(path)
     if data.ndim == 3 and data.shape[2] == 3:
         kind = "rgb"
     elif data.ndim == 2:
@@ -144,10 +152,10 @@ def read_raster(path: str | os.PathLike) -> CutoutImage:
         raise GalamInputError(
             f"{path}: image is {data.shape[1]}x{data.shape[0]} pixels; a cutout needs at least 2x2."
         )
-    return CutoutImage(data=data, path=path, kind=kind)
+    return CutoutImage(data=data, path=path, kind=kind, raster_info=info)
 
 
-def _decode_raster(path: Path) -> NDArray[Any]:
+def _decode_raster(path: Path) -> tuple[NDArray[Any], dict[str, Any]]:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -157,9 +165,10 @@ def _decode_raster(path: Path) -> NDArray[Any]:
                 width, height = img.size
                 _check_pixel_count(path, width * height, f"{width} x {height}")
                 img.load()
+                info = {"format": img.format or "", "exif": bool(img.info.get("exif"))}
                 if img.mode in ("P", "PA", "LA", "RGBA", "CMYK", "YCbCr", "1"):
                     img = img.convert("RGB" if img.mode != "1" else "L")
-                return np.asarray(img)
+                return np.asarray(img), info
     except GalamInputError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -177,6 +186,35 @@ def _decode_raster(path: Path) -> NDArray[Any]:
         raise GalamInputError(
             f"{path}: damaged image ({type(exc).__name__}: {exc}); expected a JPEG or PNG."
         ) from exc
+
+
+#: Side of an SDSS ImgCutout cutout as the MMLforGalAM paper takes it (pixels).
+SDSS_CUTOUT_SIZE = 128
+#: SDSS imaging pixel scale at ImgCutout's scale 1 (arcsec per pixel; FORMATS.md).
+SDSS_PIXEL_SCALE = 0.396
+
+
+def sdss_cutout_assumption(cutout: CutoutImage) -> str:
+    """Why a cutout is taken as SDSS gri at 0.396"/px, or "" when it is not.
+
+    A 128 x 128 8-bit colour JPEG without EXIF metadata is what SkyServer's ImgCutout
+    delivers (i -> R, r -> G, g -> B, 0.396"/px at scale 1), the very input of the
+    MMLforGalAM paper; nothing else in such a file says otherwise.
+    """
+    info = cutout.raster_info
+    if (
+        cutout.kind != "rgb"
+        or cutout.data.dtype != np.uint8
+        or cutout.data.shape[:2] != (SDSS_CUTOUT_SIZE, SDSS_CUTOUT_SIZE)
+        or info.get("format") != "JPEG"
+        or info.get("exif")
+    ):
+        return ""
+    return (
+        f"'{cutout.name}' is taken as an SDSS gri cutout at {SDSS_PIXEL_SCALE}\"/px "
+        f"(i -> R, r -> G, g -> B): a {SDSS_CUTOUT_SIZE}x{SDSS_CUTOUT_SIZE} colour JPEG "
+        "without metadata is what SDSS ImgCutout delivers, the models' input."
+    )
 
 
 def _band_names(header: Any, n_bands: int) -> tuple[str, ...]:
@@ -231,7 +269,7 @@ def read_fits_image(path: str | os.PathLike) -> CutoutImage:
         path=path,
         kind=kind,
         header=header,
-        wcs=_celestial_or_none(header),
+        wcs=celestial_or_none(header),
         band_names=band_names,
     )
 
@@ -250,7 +288,8 @@ def _not_a_cutout_cube_message(path: Path, shape: tuple[int, ...]) -> str:
     )
 
 
-def _celestial_or_none(header: Any) -> Any:
+def celestial_or_none(header: Any) -> Any:
+    """The celestial WCS of a header, or None when it has none or a broken one."""
     from astropy.wcs import WCS
 
     try:

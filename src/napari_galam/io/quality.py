@@ -9,7 +9,9 @@ wrong, so that the batch commands can put them in a row and the docks can show t
   failure or a sign error; the models were trained on galaxies' positive flux);
 * :func:`cutout_problems`: a saturated, flat-topped core (many pixels at the largest
   value the data type holds, or sharing exactly the image's maximum in a float image);
-* :func:`input_problems`: either of the above, by the type of what was read.
+* :func:`input_problems`: either of the above, by the type of what was read;
+* :func:`redshift_problems`: a redshift the pipeline flags (``ZWARNING``), or one outside
+  the range a model was trained on (its card says which).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ __all__ = [
     "spectrum_problems",
     "cutout_problems",
     "input_problems",
+    "redshift_problems",
+    "ZWARNING_BITS",
 ]
 
 #: A spectrum is flagged when more than this fraction of its good pixels is negative.
@@ -93,7 +97,8 @@ def cutout_problems(image: Any) -> list[str]:
     -------
     list of str
         Empty when no saturated core is found. Integer images are saturated at their
-        dtype's maximum (255 for 8-bit JPEG/PNG); float images (FITS) where at least
+        dtype's maximum (255 for 8-bit JPEG/PNG; in all three channels of a colour
+        image, white); float images (FITS) where at least
         :data:`SATURATED_MIN_PIXELS` pixels of the central half share exactly the
         image's maximum (a clipped core), or reach the header's ``SATURATE`` value.
     """
@@ -115,7 +120,12 @@ def cutout_problems(image: Any) -> list[str]:
     core = data[ny // 4 : ny - ny // 4, nx // 4 : nx - nx // 4]
     saturated = core >= level
     if saturated.ndim == 3:
-        saturated = saturated.any(axis=-1)
+        # An 8-bit colour composite is clipped where all three channels are at the top
+        # (white). One channel at 255 is the asinh composite's normal top: it scales a
+        # bright pixel so that its largest channel is 255 and keeps its colour, as in
+        # 12% of the simulated training cutouts (tests/io/test_images.py). A band of a
+        # float stack is clipped on its own.
+        saturated = saturated.all(axis=-1) if is_dtype_max else saturated.any(axis=-1)
     count = int(saturated.sum())
     if count < SATURATED_MIN_PIXELS:
         return []
@@ -143,6 +153,60 @@ def input_problems(obj: Any) -> list[str]:
     if isinstance(obj, np.ndarray) or (hasattr(obj, "data") and hasattr(obj, "kind")):
         return cutout_problems(obj)
     return []
+
+
+#: The SDSS/BOSS ``ZWARNING`` bits (idlspec2d's spec1d bitmask), by bit number.
+ZWARNING_BITS = {
+    0: "SKY", 1: "LITTLE_COVERAGE", 2: "SMALL_DELTA_CHI2", 3: "NEGATIVE_MODEL",
+    4: "MANY_OUTLIERS", 5: "Z_FITLIMIT", 6: "NEGATIVE_EMISSION", 7: "UNPLUGGED",
+    8: "BAD_TARGET", 9: "NODATA",
+}  # fmt: skip
+
+
+def redshift_problems(
+    spectrum: Any, z_range: tuple[float, float] | None, *, model: str = "spectra-only"
+) -> list[str]:
+    """Reasons a spectrum's redshift makes the model's answer unreliable.
+
+    Parameters
+    ----------
+    spectrum
+        Anything with ``redshift`` (NaN: unknown, which the preprocessing reports) and
+        optionally ``meta["ZWARNING"]`` (an SDSS spectrum).
+    z_range
+        ``(low, high)``: the redshifts ``model`` was trained on (its model card); None
+        when the card does not say.
+    model
+        The model's name, for the message.
+
+    Returns
+    -------
+    list of str
+        Empty when the redshift is unflagged and inside ``z_range`` (or unknown).
+    """
+    label = _label(spectrum)
+    z = float(getattr(spectrum, "redshift", float("nan")))
+    if not np.isfinite(z):
+        return []
+    problems = []
+    meta = getattr(spectrum, "meta", None) or {}
+    try:
+        warning = int(meta.get("ZWARNING", 0) or 0)
+    except (TypeError, ValueError):
+        warning = 0
+    if warning:
+        bits = [ZWARNING_BITS.get(b, f"bit {b}") for b in range(32) if warning & (1 << b)]
+        problems.append(
+            f"{label}: the pipeline flags its redshift z = {z:.4g} (ZWARNING = {warning}: "
+            f"{', '.join(bits)}); expected an unflagged redshift (ZWARNING = 0)."
+        )
+    if z_range is not None and not z_range[0] <= z <= z_range[1]:
+        problems.append(
+            f"{label}: z = {z:.3g} is outside the redshifts the {model} model covers "
+            f"({z_range[0]:g} <= z <= {z_range[1]:g}, from its model card); its answer "
+            "would be an extrapolation."
+        )
+    return problems
 
 
 def _label(obj: Any) -> str:

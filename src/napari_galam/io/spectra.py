@@ -1,11 +1,19 @@
-"""Read SDSS fibre spectra (``spec-PLATE-MJD-FIBER.fits``).
+"""Read SDSS fibre spectra (``spec-PLATE-MJD-FIBER.fits``) and one-table spectra.
 
-Two layouts are accepted (FORMATS.md):
+Layouts accepted (FORMATS.md):
 
 * the DR8+ layout (also DR18): HDU ``COADD`` with ``loglam``/``flux``/``ivar`` columns
-  and HDU ``SPECOBJ`` with the redshift ``Z``;
+  and, in HDU 2, the redshift ``Z`` and its warning flag ``ZWARNING``: a copy of the
+  ``specObj`` row (``SPECOBJ``) for SDSS-I/II plates, of the ``spAll`` row (``SPALL``)
+  for BOSS/eBOSS plates (DR9-DR17) and SDSS-V ``specFull`` files. Column names are
+  matched in any case. BOSS galaxies also carry ``Z_NOQSO`` (the fit without quasar
+  templates): it is taken when ``Z`` is flagged and ``ZWARNING_NOQSO`` is not;
 * the reduced layout of older pPXF example files: one table with ``wavelength``,
-  ``flux`` and ``inverse_variance`` columns and ``Z`` in that table's header.
+  ``flux`` and ``inverse_variance`` columns and ``Z`` in that table's header;
+* a one-table spectrum as specutils writes it (``Spectrum.write(format="tabular-fits")``
+  and :func:`napari_galam.io.specutils_bridge.write_spectrum`): ``wavelength`` (any
+  length unit), ``flux``, ``uncertainty`` (1-sigma) or ``ivar``, optional ``mask``,
+  ``Z`` in a header.
 """
 
 from __future__ import annotations
@@ -49,7 +57,9 @@ class SdssSpectrum:
     path
         The file it came from.
     layout
-        ``"sdss-dr8+"`` or ``"ppxf-reduced"``.
+        ``"sdss-dr8+"`` (HDU 2 ``SPECOBJ``), ``"boss"`` (HDU 2 ``SPALL``) or
+        ``"ppxf-reduced"`` (older pPXF examples) or ``"one-table"`` (other one-table
+        spectra, e.g. specutils' tabular FITS).
     meta
         A few header values worth showing (object name, plate, MJD, fibre, class...).
     """
@@ -76,7 +86,17 @@ class SdssSpectrum:
     @property
     def flux_unit(self) -> str:
         """Unit of :attr:`flux`, for axis labels."""
+        if self.meta.get("FLUX_UNIT"):
+            return str(self.meta["FLUX_UNIT"])
         return "1e-17 erg s⁻¹ cm⁻² Å⁻¹"
+
+    @property
+    def redshift_warning(self) -> int:
+        """The pipeline's ``ZWARNING`` bits for :attr:`redshift` (0: none, or unknown)."""
+        try:
+            return int(self.meta.get("ZWARNING", 0))
+        except (TypeError, ValueError):
+            return 0
 
     @property
     def rest_wave(self) -> NDArray[np.float64]:
@@ -215,17 +235,7 @@ def _read_open_spectrum(hdul: Any, path: Path) -> SdssSpectrum:
         wave = np.power(10.0, loglam.astype(np.float64))
         flux = _column(table, ("flux",), path, "flux")
         ivar = _column(table, ("ivar",), path, "inverse variance (ivar)")
-        redshift = float("nan")
-        if "SPECOBJ" in names and hdul["SPECOBJ"].data is not None:
-            specobj = hdul["SPECOBJ"].data
-            cols = {c.upper(): c for c in specobj.columns.names}
-            if "Z" in cols:
-                redshift = float(specobj[cols["Z"]][0])
-            for key in ("CLASS", "ZWARNING", "SN_MEDIAN_ALL", "PLUG_RA", "PLUG_DEC"):
-                if key in cols:
-                    value = specobj[cols[key]][0]
-                    meta[key] = value.strip() if isinstance(value, str) else value
-        layout = "sdss-dr8+"
+        redshift, layout = _redshift_row(hdul, names, meta)
     elif len(hdul) > 1 and isinstance(hdul[1], fits.BinTableHDU):
         table = hdul[1].data
         if table is None or len(table) == 0:
@@ -237,11 +247,17 @@ def _read_open_spectrum(hdul: Any, path: Path) -> SdssSpectrum:
             wave = _column(table, ("wavelength", "wave", "lambda"), path, "wavelength").astype(
                 np.float64
             )
+        wave = _in_angstrom(table, wave, path)
         flux = _column(table, ("flux",), path, "flux")
-        ivar = _column(table, ("ivar", "inverse_variance"), path, "inverse variance")
+        ivar = _one_table_ivar(table, path)
+        flux, ivar = _flux_in_sdss_unit(table, wave, flux, ivar, meta)
         header = hdul[1].header
-        redshift = float(header.get("Z", primary.get("Z", np.nan)))
-        layout = "ppxf-reduced"
+        for key in ("OBJECT", "NAME", "ZWARNING"):
+            if key not in meta and (key in header or key in primary):
+                meta[key] = header.get(key, primary.get(key))
+        redshift = _float_or_nan(header.get("Z", primary.get("Z", np.nan)))
+        ppxf_reduced = "inverse_variance" in {c.lower() for c in table.columns.names}
+        layout = "ppxf-reduced" if ppxf_reduced else "one-table"
     else:
         raise GalamInputError(
             f"{path}: not an SDSS spectrum; expected a COADD table (loglam, flux, ivar) "
@@ -261,6 +277,123 @@ def _read_open_spectrum(hdul: Any, path: Path) -> SdssSpectrum:
     return SdssSpectrum(
         wave=wave, flux=flux, ivar=ivar, redshift=redshift, path=path, layout=layout, meta=meta
     )
+
+
+#: Names of HDU 2 in SDSS spec files: SDSS-I/II plates copy their specObj row, BOSS,
+#: eBOSS and SDSS-V their spAll row.
+_REDSHIFT_HDUS = {"SPECOBJ": "sdss-dr8+", "SPALL": "boss"}
+_ROW_KEYS = (
+    "CLASS", "SUBCLASS", "Z_ERR", "ZWARNING", "Z_NOQSO", "ZWARNING_NOQSO", "CLASS_NOQSO",
+    "SN_MEDIAN_ALL", "PLUG_RA", "PLUG_DEC", "OBJTYPE",
+)  # fmt: skip
+
+
+def _float_or_nan(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _redshift_row(hdul: Any, names: list[str], meta: dict[str, Any]) -> tuple[float, str]:
+    """The redshift of a COADD file from its HDU 2 row; fills ``meta`` with its flags.
+
+    Returns ``(z, layout)``; z is NaN when no table holds a ``Z`` column.
+    """
+    from astropy.io import fits
+
+    candidates = [hdul[name] for name in _REDSHIFT_HDUS if name in names]
+    if not candidates and len(hdul) > 2 and isinstance(hdul[2], fits.BinTableHDU):
+        candidates = [hdul[2]]  # an unnamed HDU 2: take it if it has a Z column
+    for hdu in candidates:
+        table = hdu.data
+        if table is None or len(table) == 0:
+            continue
+        cols = {c.upper(): c for c in table.columns.names}
+        if "Z" not in cols:
+            continue
+        for key in _ROW_KEYS:
+            if key in cols:
+                value = table[cols[key]][0]
+                meta[key] = value.strip() if isinstance(value, str) else value
+        redshift = _float_or_nan(table[cols["Z"]][0])
+        meta["REDSHIFT_COLUMN"] = "Z"
+        flagged = int(meta.get("ZWARNING", 0) or 0) != 0
+        if flagged and "Z_NOQSO" in meta and int(meta.get("ZWARNING_NOQSO", 1) or 0) == 0:
+            redshift = _float_or_nan(meta["Z_NOQSO"])
+            meta["REDSHIFT_COLUMN"] = "Z_NOQSO"
+            meta["ZWARNING"] = 0
+        return redshift, _REDSHIFT_HDUS.get(hdu.name.upper(), "sdss-dr8+")
+    return float("nan"), "boss" if "SPALL" in names else "sdss-dr8+"
+
+
+def _in_angstrom(table: Any, wave: NDArray[Any], path: Path) -> NDArray[np.float64]:
+    """Wavelengths in Angstrom from a column with a length unit (Angstrom when none)."""
+    import astropy.units as u
+
+    available = {c.lower(): c for c in table.columns.names}
+    column = next((available[n] for n in ("wavelength", "wave", "lambda") if n in available), None)
+    unit = table.columns[column].unit if column is not None else None
+    if not unit or "loglam" in available:
+        return wave
+    try:
+        return (np.asarray(wave, dtype=np.float64) * u.Unit(unit)).to_value(
+            u.AA, equivalencies=u.spectral()
+        )
+    except (ValueError, TypeError, u.UnitsError) as exc:
+        raise GalamInputError(
+            f"{path}: the wavelength column is in {unit!r}, not a length; expected Angstrom."
+        ) from exc
+
+
+def _one_table_ivar(table: Any, path: Path) -> NDArray[Any]:
+    """Inverse variance of a one-table spectrum: an ivar column or a 1-sigma one."""
+    available = {c.lower() for c in table.columns.names}
+    if available & {"ivar", "inverse_variance"}:
+        ivar = np.asarray(
+            _column(table, ("ivar", "inverse_variance"), path, "inverse variance"), np.float64
+        )
+    else:
+        sigma = np.asarray(
+            _column(
+                table, ("uncertainty", "error", "err", "sigma"), path,
+                "inverse variance (ivar) or 1-sigma uncertainty",
+            ),
+            dtype=np.float64,
+        )  # fmt: skip
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ivar = np.where(np.isfinite(sigma) & (sigma > 0), 1.0 / sigma**2, 0.0)
+    if "mask" in available:
+        bad = np.asarray(_column(table, ("mask",), path, "mask")) != 0
+        ivar = np.where(bad, 0.0, ivar)
+    return ivar
+
+
+#: The flux unit of SDSS spectra, which the models' inputs are scaled from.
+SDSS_FLUX_UNIT = "1e-17 erg / (s cm2 Angstrom)"
+
+
+def _flux_in_sdss_unit(
+    table: Any, wave: NDArray[Any], flux: NDArray[Any], ivar: NDArray[Any], meta: dict[str, Any]
+) -> tuple[NDArray[Any], NDArray[Any]]:
+    """Flux (and ivar) in 1e-17 erg/s/cm^2/A when the flux column has a unit that converts;
+    otherwise as they are, with the column's unit in ``meta["FLUX_UNIT"]``."""
+    import astropy.units as u
+
+    available = {c.lower(): c for c in table.columns.names}
+    unit = table.columns[available["flux"]].unit if "flux" in available else None
+    if not unit:
+        return flux, ivar
+    try:
+        factor = (1.0 * u.Unit(unit)).to_value(
+            u.Unit(SDSS_FLUX_UNIT), equivalencies=u.spectral_density(np.asarray(wave) * u.AA)
+        )
+    except (ValueError, TypeError, u.UnitsError):
+        meta["FLUX_UNIT"] = str(unit)
+        return flux, ivar
+    factor = np.asarray(factor, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(flux, np.float64) * factor, np.asarray(ivar, np.float64) / factor**2
 
 
 def real_sdss_spectra() -> dict[str, Path]:

@@ -197,11 +197,13 @@ def predict_galaxies(
     ----------
     images : (n, 128, 128, 3) uint8 array, optional
         gri cutouts after masking and cropping (one galaxy per cutout).
-    spectra : (n, m) array, optional
+    spectra : (n, m) array or sequence of spectra, optional
         Spectra on the grid of the spectra-only model's frame (:func:`spectrum_frame`):
         ``model_spectrum(wave, flux, redshift=z, frame=spectrum_frame())`` of
         :mod:`napari_galam.core.preprocess` makes them (rest frame: 3201 points over
-        3800-7000 Å; observed: 4171 over 3830-8000 Å).
+        3800-7000 Å; observed: 4171 over 3830-8000 Å). A list of spectrum objects
+        (``specutils.Spectrum`` with its ``redshift``, ``SdssSpectrum``, ``Spectrum1D``)
+        is prepared here (:func:`napari_galam.io.specutils_bridge.spectra_model_inputs`).
     model : str
         ``"auto"``, ``"mmlforgalam"``, ``"image-only"`` or ``"spectra-only"``.
     batch_size : int
@@ -211,6 +213,10 @@ def predict_galaxies(
     -------
     GalaxyPrediction
     """
+    if spectra is not None and not isinstance(spectra, np.ndarray):
+        from napari_galam.io.specutils_bridge import spectra_model_inputs
+
+        spectra = spectra_model_inputs(list(spectra), frame=spectrum_frame("spectra-only"))
     name = resolve_galaxy_model(
         model, have_images=images is not None, have_spectra=spectra is not None
     )

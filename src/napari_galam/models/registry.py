@@ -48,6 +48,7 @@ __all__ = [
     "available_models",
     "read_model_card",
     "spectrum_frame",
+    "training_redshift_range",
     "file_sha256",
     "load_model",
     "save_model_with_card",
@@ -347,3 +348,27 @@ def spectrum_frame(
     if frame not in ("observed", "rest"):
         raise GalamInputError(f"model card of {name!r}: unknown spectrum frame {frame!r}")
     return str(frame)
+
+
+def training_redshift_range(
+    name: str = "spectra-only", *, directory: str | os.PathLike | None = None
+) -> tuple[float, float] | None:
+    """The redshifts model ``name`` was trained on, from its card, or None if unrecorded.
+
+    Read from ``training_data.parameter_ranges.redshift`` (the data card of
+    :mod:`napari_galam.simulate.datasets` carries it; ``galam train`` copies it into the
+    model card). Reads only the JSON card, like :func:`spectrum_frame`.
+    """
+    ranges = read_model_card(name, directory=directory).get("training_data", {})
+    ranges = ranges.get("parameter_ranges") if isinstance(ranges, dict) else None
+    if isinstance(ranges, str):  # HDF5 attributes keep nested dicts as JSON text
+        try:
+            ranges = json.loads(ranges)
+        except ValueError:
+            return None
+    bounds = ranges.get("redshift") if isinstance(ranges, dict) else None
+    try:
+        low, high = (float(v) for v in bounds)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        return None
+    return (low, high) if low < high else None

@@ -7,7 +7,11 @@ share a stem (``NGC1234.jpg`` + ``NGC1234.fits``). Each galaxy goes through the 
 steps as a click in napari: the image QA (masking, blend check, 128x128 crop) and/or the
 spectrum preprocessing (1 A grid over 3830-8000 A, min-max), then one batched model
 call. ``auto`` uses the spectra-only model when a spectrum exists (the paper's best) and
-MMLforGalAM otherwise. Every input gets a row; unreadable or rejected ones say why.
+MMLforGalAM otherwise. Every input gets a row; unreadable or rejected ones say why
+(``rejected``), and one whose reading, QA or model call raised an unexpected error is
+``failed`` with that error (a rerun of ``galam predict`` tries it again). Folders, FIFOs
+and broken symbolic links named like inputs (``x.fits``), in a folder or on the command
+line, are inputs too: they get their row without being opened.
 
 ``galam predict`` runs this in partitions (:data:`PREDICT_JOB` for the partition runner
 of :mod:`napari_galam.pipeline.distributed`), in this process or on Dask.
@@ -24,6 +28,11 @@ from typing import Any
 import numpy as np
 
 from napari_galam.errors import GalamError, GalamInputError
+from napari_galam.pipeline.batch_files import (
+    input_path_problem,
+    resolved_path,
+    unexpected_error_reason,
+)
 from napari_galam.pipeline.distributed import PartitionJob, write_rows
 from napari_galam.progress import Progress, ProgressGenerator, run_to_end
 
@@ -41,6 +50,7 @@ PREDICT_COLUMNS = ("source", "image", "spectrum", "model", "log_age", "mh", "sta
 #: Galaxies per partition of ``galam predict`` (``--partition-size``).
 DEFAULT_GALAXIES_PER_PARTITION = 256
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_FITS_SUFFIXES = (".fits", ".fits.gz", ".fit")
 
 
 @dataclass(frozen=True)
@@ -60,14 +70,40 @@ def _stem(path: Path) -> str:
     return path.stem
 
 
+def _named_like_input(path: Path) -> bool:
+    return path.name.lower().endswith(_IMAGE_SUFFIXES + _FITS_SUFFIXES)
+
+
 def _files_in(paths: Sequence[Path]) -> list[Path]:
+    """The inputs of command-line paths: a folder's entries, or the path itself.
+
+    A folder named like an input (``x.fits``) is an input (it gets a row saying what it
+    is); in a folder, regular files and anything else named like an input are listed.
+    """
     files: list[Path] = []
     for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.is_file()))
+        if path.is_dir() and not _named_like_input(path):
+            files.extend(sorted(p for p in path.iterdir() if p.is_file() or _named_like_input(p)))
         else:
             files.append(path)
     return files
+
+
+def _kind_of(file: Path) -> str | None:
+    """``"image"``, ``"spectrum"`` or None (not an input) from the name (and a FITS header)."""
+    from napari_galam.io.spectra import looks_like_sdss_spectrum
+
+    name = file.name.lower()
+    if name.endswith(_IMAGE_SUFFIXES):
+        return "image"
+    if not name.endswith(_FITS_SUFFIXES):
+        return None
+    if input_path_problem(file) is not None:
+        return "image"  # never opened: its row says what it is
+    try:
+        return "spectrum" if looks_like_sdss_spectrum(file) else "image"
+    except Exception:  # noqa: BLE001 - a damaged file: its reader gives the reason
+        return "image"
 
 
 def _catalogue_path(row: Any, column: str | None, base: Path) -> Path | None:
@@ -108,8 +144,6 @@ def _from_catalogue(path: Path) -> list[GalaxyInput]:
 
 def collect_inputs(paths: Sequence[str | os.PathLike]) -> list[GalaxyInput]:
     """Group the given files, folders and catalogues into galaxies (see module docs)."""
-    from napari_galam.io.spectra import looks_like_sdss_spectrum
-
     paths = [Path(p) for p in paths]
     inputs: list[GalaxyInput] = []
     loose: list[Path] = []
@@ -118,19 +152,19 @@ def collect_inputs(paths: Sequence[str | os.PathLike]) -> list[GalaxyInput]:
             inputs.extend(_from_catalogue(path))
         else:
             loose.append(path)
+    from napari_galam.io.composite import merge_band_files
+
     groups: dict[str, dict[str, Path]] = {}
-    for file in _files_in(loose):
-        name = file.name.lower()
-        kind = None
-        if name.endswith(_IMAGE_SUFFIXES):
-            kind = "image"
-        elif name.endswith((".fits", ".fits.gz", ".fit")):
-            kind = "spectrum" if looks_like_sdss_spectrum(file) else "image"
+    # NAME-g/-r/-i.fits side by side: one galaxy NAME, its r file stands for the three
+    files, band_sets = merge_band_files(_files_in(loose))
+    for file in files:
+        kind = _kind_of(file)
         if kind is None:
             continue
-        slot = groups.setdefault(_stem(file), {})
+        stem = band_sets.get(file) or _stem(file)
+        slot = groups.setdefault(stem, {})
         if kind in slot:  # two images of one stem: keep both as separate galaxies
-            groups.setdefault(f"{_stem(file)} ({file.name})", {})[kind] = file
+            groups.setdefault(f"{stem} ({file.name})", {})[kind] = file
         else:
             slot[kind] = file
     for stem, files in groups.items():
@@ -144,43 +178,103 @@ def collect_inputs(paths: Sequence[str | os.PathLike]) -> list[GalaxyInput]:
     return inputs
 
 
-def _prepare(galaxy: GalaxyInput, params: Any, frame: str) -> tuple[Any, Any, str]:
-    """Model inputs of one galaxy: (image or None, spectrum or None, reason if none).
+class _Failed(Exception):
+    """An unexpected error while preparing one file (its reason names the file)."""
 
-    ``frame`` is the spectra-only model's (``"rest"`` needs the file's redshift).
+
+def _guarded(path: Path, prepare: Callable[[], Any]) -> Any:
+    """``prepare()``, with the file checked first and any error given its file.
+
+    Raises
+    ------
+    GalamInputError
+        When ``path`` is not a regular file, or ``prepare`` raised a ``GalamError``.
+    _Failed
+        When ``prepare`` raised anything else.
     """
-    from napari_galam.core.preprocess import model_spectrum
-    from napari_galam.io.images import read_cutout
-    from napari_galam.io.spectra import read_sdss_spectrum
+    problem = input_path_problem(path)
+    if problem is not None:
+        raise GalamInputError(problem)
+    try:
+        return prepare()
+    except GalamError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one file's error is that file's row
+        raise _Failed(unexpected_error_reason(path, exc)) from exc
+
+
+def _image_input(path: Path, params: Any) -> tuple[Any, str]:
+    """The model input of a cutout (or None) and the reason when there is none.
+
+    FITS cutouts become the gri composite (:func:`~napari_galam.io.composite.read_model_cutout`).
+    """
+    from napari_galam.io.composite import read_model_cutout
+    from napari_galam.io.quality import cutout_problems
     from napari_galam.pipeline.qa import assess_galaxy, cutout_array
 
+    def prepare() -> Any:
+        cutout = read_model_cutout(path)
+        problems = cutout_problems(cutout)
+        if problems:  # readable, but not what the models were trained on
+            raise GalamInputError("; ".join(problems))
+        return assess_galaxy(cutout_array(cutout.data, cutout.kind), params)
+
+    qa = _guarded(path, prepare)
+    if qa.status == "accepted":
+        return qa.model_input, ""
+    return None, f"image {qa.status}: {qa.reason}"
+
+
+def _spectrum_input(path: Path, frame: str) -> Any:
+    """The model input of an SDSS spectrum."""
+    from napari_galam.core.preprocess import model_spectrum
+    from napari_galam.io.quality import redshift_problems, spectrum_problems
+    from napari_galam.io.spectra import read_sdss_spectrum
+    from napari_galam.models.registry import training_redshift_range
+
+    def prepare() -> Any:
+        spec = read_sdss_spectrum(path)
+        problems = spectrum_problems(spec) or redshift_problems(
+            spec, training_redshift_range("spectra-only")
+        )
+        if problems:  # readable, but not what the models were trained on
+            raise GalamInputError("; ".join(problems))
+        good = spec.ivar > 0
+        try:
+            return model_spectrum(
+                spec.wave[good], spec.flux[good], redshift=spec.redshift, frame=frame
+            )
+        except GalamError as exc:
+            raise GalamInputError(f"{path.name}: {exc}") from exc
+
+    return _guarded(path, prepare)
+
+
+def _prepare(galaxy: GalaxyInput, params: Any, frame: str) -> tuple[Any, Any, str, bool]:
+    """Model inputs of one galaxy: (image or None, spectrum or None, reasons, failed).
+
+    ``frame`` is the spectra-only model's (``"rest"`` needs the file's redshift).
+    ``failed``: a file raised an unexpected error (the reason names it).
+    """
     image = spectrum = None
     reasons = []
+    failed = False
     if galaxy.image is not None:
         try:
-            cutout = read_cutout(galaxy.image)
-            qa = assess_galaxy(cutout_array(cutout.data, cutout.kind), params)
-        except GalamError as exc:
+            image, reason = _image_input(Path(galaxy.image), params)
+        except (GalamError, _Failed) as exc:
             reasons.append(str(exc))
+            failed = failed or isinstance(exc, _Failed)
         else:
-            if qa.status == "accepted":
-                image = qa.model_input
-            else:
-                reasons.append(f"image {qa.status}: {qa.reason}")
+            if reason:
+                reasons.append(reason)
     if galaxy.spectrum is not None:
         try:
-            spec = read_sdss_spectrum(galaxy.spectrum)
-        except GalamError as exc:
+            spectrum = _spectrum_input(Path(galaxy.spectrum), frame)
+        except (GalamError, _Failed) as exc:
             reasons.append(str(exc))
-        else:
-            good = spec.ivar > 0
-            try:
-                spectrum = model_spectrum(
-                    spec.wave[good], spec.flux[good], redshift=spec.redshift, frame=frame
-                )
-            except GalamError as exc:
-                reasons.append(f"{Path(galaxy.spectrum).name}: {exc}")
-    return image, spectrum, "; ".join(reasons)
+            failed = failed or isinstance(exc, _Failed)
+    return image, spectrum, "; ".join(reasons), failed
 
 
 def _empty_row(galaxy: GalaxyInput) -> dict[str, Any]:
@@ -203,17 +297,25 @@ def _predict_batches(
     predict_galaxies: Callable[..., Any],
     batch_size: int,
 ) -> None:
-    """One model call per batch of prepared inputs; the answers go into ``rows``."""
+    """One model call per batch of prepared inputs; the answers go into ``rows``.
+
+    A batch whose call raises is ``failed`` with the error (the other batches go on).
+    """
     for choice, items in pending.items():
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
-            stacked = np.stack([x for _, x in chunk])
-            kwargs = {"spectra": stacked} if choice == "spectra-only" else {"images": stacked}
             try:
+                stacked = np.stack([x for _, x in chunk])
+                kwargs = {"spectra": stacked} if choice == "spectra-only" else {"images": stacked}
                 answer = predict_galaxies(model=choice, **kwargs)
-            except GalamError as exc:
+            except Exception as exc:  # noqa: BLE001 - the batch's rows say what happened
+                reason = (
+                    str(exc)
+                    if isinstance(exc, GalamError)
+                    else (f"model {choice}: {type(exc).__name__}: {exc}")
+                )
                 for index, _ in chunk:
-                    rows[index].update(status="failed", reason=str(exc))
+                    rows[index].update(status="failed", reason=reason)
                 continue
             for k, (index, _) in enumerate(chunk):
                 rows[index].update(log_age=float(answer.log_age[k]), mh=float(answer.mh[k]))
@@ -239,9 +341,15 @@ def iter_predict_catalogue(
 
         frame = spectrum_frame()
     for index, galaxy in enumerate(inputs):
-        image, spectrum, reason = _prepare(galaxy, params, frame)
+        try:
+            image, spectrum, reason, failed = _prepare(galaxy, params, frame)
+        except Exception as exc:  # noqa: BLE001 - a last guard: one galaxy, one row
+            image = spectrum = None
+            reason, failed = unexpected_error_reason(galaxy.source, exc), True
         row = _empty_row(galaxy)
         row["reason"] = reason
+        if failed:
+            row["status"] = "failed"
         choice = model
         if model == "auto":
             choice = "spectra-only" if spectrum is not None else "mmlforgalam"
@@ -284,8 +392,8 @@ def predict_partition(
 
 def _galaxy_sort_key(galaxy: GalaxyInput) -> str:
     """A stable text key of a galaxy: its image and spectrum paths, then its name."""
-    image = "" if galaxy.image is None else str(Path(galaxy.image).resolve())
-    spectrum = "" if galaxy.spectrum is None else str(Path(galaxy.spectrum).resolve())
+    image = "" if galaxy.image is None else str(resolved_path(galaxy.image))
+    spectrum = "" if galaxy.spectrum is None else str(resolved_path(galaxy.spectrum))
     return f"{image}\t{spectrum}\t{galaxy.source}"
 
 
