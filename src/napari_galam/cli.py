@@ -6,7 +6,9 @@ registers the subcommand and sets ``func`` on it via ``set_defaults``). Heavy im
 ``galam --help`` is instant.
 
 Errors a user can cause (:class:`napari_galam.errors.GalamError`) are printed as one
-clear line on stderr with exit status 2, never as a traceback.
+clear line on stderr with exit status 2, never as a traceback; so are errors of the
+operating system while writing results (``OSError``: a disk full, a folder made
+read-only during the run), which name the file.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "napari_galam._cli.train",
     "napari_galam._cli.predict",
     "napari_galam._cli.evaluate",
+    "napari_galam._cli.fit",
 )
 
 
@@ -56,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         status = args.func(args)
     except GalamError as exc:
+        print(f"galam {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
         print(f"galam {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -120,3 +120,60 @@ def test_click_on_a_narrowband_stack_plots_the_sed(make_napari_viewer, tmp_path:
     assert np.all(np.diff(sed.wave) > 0) and sed.snr_median > 1
     assert "SED (y=48, x=48)" in dock.figure.axes[0].get_title()
     assert dock.figure.axes[0].lines[0].get_marker() == "o"
+
+
+def test_fit_with_ppxf_beside_the_network(make_napari_viewer, qtbot, tmp_path: Path) -> None:
+    """The shown SDSS spectrum fitted with pPXF in the job thread, beside spectra-only."""
+    import sys
+
+    from napari_galam._widgets._model_worker import stop_shared_worker
+    from napari_galam.io.spectra import read_sdss_spectrum
+    from napari_galam.pipeline.fit import FitOptions, fit_spectrum
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-galam", "sdss_spectrum_ngc3522")
+    _, dock = viewer.window.add_plugin_dock_widget("napari-galam", "Spectrum")
+    try:
+        assert dock.fit_with_ppxf()
+        qtbot.waitUntil(lambda: not dock.jobs.busy, timeout=300_000)
+    finally:
+        stop_shared_worker()
+    assert "tensorflow" not in sys.modules
+    comparison = dock.comparison
+    assert comparison is not None, dock.jobs.status.text()
+    # the same numbers as galam fit's
+    layer = viewer.layers[0]
+    direct = fit_spectrum(read_sdss_spectrum(layer.metadata["path"]), FitOptions())
+    assert comparison.fit.log_age == direct.log_age and comparison.fit.mh == direct.mh
+    assert comparison.network["model"] == "spectra-only"
+    assert abs(comparison.network["log_age"] - comparison.fit.log_age) < 0.5
+    assert dock.table.item(0, 0).text().startswith(f"{comparison.fit.log_age:.3f}")
+    assert "±" in dock.table.item(0, 1).text()
+    spectrum_ax, residual_ax = dock.figure.axes
+    labels = [line.get_label() for line in spectrum_ax.lines]
+    assert labels[:3] == ["data", "pPXF best fit", "gas"]
+    assert residual_ax.get_ylabel() == "residual"
+    assert spectrum_ax.patches or residual_ax.patches or comparison.fit.fitted.all()
+    shot = tmp_path / "ppxf_fit.png"
+    dock.grab().save(str(shot))
+    _not_blank(shot)
+
+
+def test_fit_with_ppxf_of_a_clicked_spaxel(make_napari_viewer, qtbot) -> None:
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-galam", "simulated_califa_cube")
+    layer = viewer.layers["simulated CALIFA cube"]
+    dock = SpectrumDock(viewer)
+    assert dock.show_spaxel(layer, 36, 39)
+    qtbot.waitUntil(lambda: not dock.jobs.busy, timeout=60_000)
+    dock.fit_gas.setChecked(False)  # masked lines: shaded in the plot
+    assert dock.fit_with_ppxf()
+    qtbot.waitUntil(lambda: not dock.jobs.busy, timeout=300_000)
+    comparison = dock.comparison
+    assert comparison is not None, dock.jobs.status.text()
+    assert comparison.network is None and "map the cube" in dock.jobs.status.text()
+    truth = layer.metadata["galam_truth"]["TRUE_LOG_AGE"][36, 39]
+    assert abs(comparison.fit.log_age - truth) < 0.3
+    assert abs(comparison.fit.velocity) < 100  # the cube's MED_VEL is the redshift
+    assert dock.figure.axes[0].patches  # the masked emission lines
+    assert dock.table.item(0, 1).text() == "—"

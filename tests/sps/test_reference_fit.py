@@ -138,3 +138,36 @@ def test_bad_inputs_raise_input_error():
         fit_population(wave, flux, fwhm_gal=np.ones(10))
     with pytest.raises(GalamInputError, match="median flux"):
         fit_population(wave, -flux)
+
+
+@pytest.fixture(scope="module")
+def ngc3073_gas() -> PopulationFit:
+    spectrum = read_ppxf_sdss_spectrum("NGC3073")
+    return fit_population(**spectrum, vacuum=True, fit_gas=True, n_bootstrap=4, seed=7)
+
+
+def test_gas_lines_fitted_with_templates(ngc3073_gas, ngc3073):
+    """NGC 3073 has strong emission lines: fitted, they are in the best fit, not masked."""
+    fit = ngc3073_gas
+    assert fit.gas_best_fit is not None and fit.gas_best_fit.shape == fit.galaxy.shape
+    assert "Halpha" in fit.gas_names and "Hbeta" in fit.gas_names
+    halpha = fit.gas_flux[fit.gas_names.index("Halpha")]
+    assert halpha > 0
+    # no pixel is masked for the lines, so more are fitted than with masking
+    assert fit.n_fitted > ngc3073.n_fitted
+    np.testing.assert_allclose(fit.stellar_best_fit + fit.gas_best_fit, fit.best_fit)
+    assert 0 < fit.gas_sigma < 300 and abs(fit.gas_velocity - fit.velocity) < 100
+    assert fit.log_age == pytest.approx(ngc3073.log_age, abs=0.15)
+    assert 0.3 < fit.chi2 < 2.0
+    assert np.isnan(fit.residuals[~fit.fitted]).all()
+
+
+def test_bootstrap_errors_are_seeded(ngc3073_gas):
+    fit = ngc3073_gas
+    assert fit.n_bootstrap == 4
+    assert 0 < fit.log_age_err < 0.3 and 0 < fit.mh_err < 0.3
+    spectrum = read_ppxf_sdss_spectrum("NGC3073")
+    again = fit_population(**spectrum, vacuum=True, fit_gas=True, n_bootstrap=4, seed=7)
+    assert again.log_age_err == fit.log_age_err and again.mh_err == fit.mh_err
+    without = fit_population(**spectrum, vacuum=True)
+    assert np.isnan(without.log_age_err) and without.gas_best_fit is None

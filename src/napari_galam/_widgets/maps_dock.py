@@ -8,11 +8,20 @@ function ``galam map`` runs per cube. The maps carry the galaxy's ellipse and R_
 the collapsed light) so that the Gradients dock can fit them at once. The work runs in
 the dock's :class:`~napari_galam._widgets._jobs.JobRunner` thread with progress and
 Cancel; errors become one notification.
+
+"pPXF maps" bins the cube to a target S/N with PowerBin and fits every bin with pPXF
+(:func:`napari_galam.pipeline.fit.iter_fit_cube`, the fits ``galam fit`` makes, in the
+job thread or on a local Dask cluster), then adds pPXF log age and [M/H] layers, the
+differences network - pPXF and the bin map, and plots the network's maps against
+pPXF's with the 1:1 line. Cancel keeps the bins fitted so far as partial maps; running
+again on the same cube and settings resumes from them.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +33,9 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QPushButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
@@ -35,12 +46,30 @@ from napari_galam._widgets._jobs import JobRunner
 from napari_galam._widgets._model_worker import shared_worker
 from napari_galam.core.gradients import ellipse_from_moments, half_light_radius
 from napari_galam.errors import GalamError, GalamInputError
+from napari_galam.pipeline.fit import (
+    CubeFit,
+    FitOptions,
+    PpxfMaps,
+    finished_rows,
+    iter_fit_cube,
+    maps_from_rows,
+)
 from napari_galam.pipeline.maps import MAP_UNITS, SpaxelMaps, iter_map_source
+from napari_galam.plots.ppxf import plot_map_scatter
+from napari_galam.progress import ProgressGenerator
 
 if TYPE_CHECKING:
     import napari
 
-__all__ = ["MapsDock", "AGE_LIMITS", "MH_LIMITS", "DISTRIBUTED_MIN_SPAXELS"]
+__all__ = [
+    "MapsDock",
+    "PpxfRun",
+    "iter_ppxf_maps",
+    "AGE_LIMITS",
+    "MH_LIMITS",
+    "DIFF_LIMITS",
+    "DISTRIBUTED_MIN_SPAXELS",
+]
 
 #: Cubes with at least this many spaxels (e.g. a 300x300 MUSE cube) go to Dask.
 DISTRIBUTED_MIN_SPAXELS = 60_000
@@ -48,6 +77,66 @@ DISTRIBUTED_MIN_SPAXELS = 60_000
 #: Physical contrast limits: the E-MILES grid spans 0.063-17.8 Gyr and [M/H] -1.71..+0.22.
 AGE_LIMITS = (8.5, 10.2)
 MH_LIMITS = (-1.2, 0.3)
+#: Contrast limits of the network - pPXF difference maps (dex).
+DIFF_LIMITS = (-0.5, 0.5)
+
+
+@dataclass
+class PpxfRun:
+    """What a pPXF-maps job has made so far (filled in the job thread, read on Cancel).
+
+    Attributes
+    ----------
+    directory
+        The partitions folder of the bins' fits.
+    network
+        The network's maps (made first when the dock had none of this cube).
+    result
+        The finished :class:`~napari_galam.pipeline.fit.CubeFit` (None until done).
+    bins
+        The cube's bins, once made.
+    """
+
+    directory: Path
+    network: SpaxelMaps | None = None
+    result: CubeFit | None = None
+    bins: Any = None
+
+    def partial_maps(self) -> PpxfMaps | None:
+        """The maps of the bins fitted so far (None before the binning)."""
+        if self.result is not None:
+            return self.result.maps
+        if self.bins is None:
+            return None
+        return maps_from_rows(finished_rows(self.directory), self.bins)
+
+
+def iter_ppxf_maps(
+    source: Any,
+    run: PpxfRun,
+    *,
+    target_snr: float,
+    min_snr: float,
+    options: FitOptions,
+    n_workers: int | None,
+) -> ProgressGenerator[PpxfRun]:
+    """The job of "pPXF maps": the network's maps if missing, then pPXF of every bin.
+
+    Fills ``run`` as it goes (so that Cancel can show what was fitted) and returns it.
+    """
+    from napari_galam.pipeline.binning import bin_cube, iter_cube_snr_map
+
+    if run.network is None:
+        run.network = yield from iter_map_source(
+            source, _predict_in_worker, min_snr=min_snr, meta={"source": source.name}
+        )
+    snr = yield from iter_cube_snr_map(source)
+    run.bins = bin_cube(snr, target_snr=target_snr, min_snr=min_snr)
+    run.result = yield from iter_fit_cube(
+        source, run.directory, target_snr=target_snr, min_snr=min_snr, options=options,
+        engine="dask" if n_workers else "local", n_workers=n_workers or None,
+    )  # fmt: skip
+    return run
 
 
 def _source_layers(viewer: Any) -> list[Any]:
@@ -63,6 +152,18 @@ def _predict_in_worker(seds: np.ndarray) -> Any:
     worker = shared_worker()
     worker.start()
     return worker.predict_seds(seds)
+
+
+def _scatter_canvas() -> tuple[Any, Any]:
+    """A small matplotlib figure and Qt canvas for the network-vs-pPXF scatter plot."""
+    from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(5, 2.6), layout="constrained")
+    canvas = FigureCanvasQTAgg(figure)
+    canvas.setMinimumHeight(220)
+    canvas.setVisible(False)
+    return figure, canvas
 
 
 def _gradient_metadata(light: Any) -> tuple[dict[str, Any], str]:
@@ -123,6 +224,22 @@ class MapsDock(QWidget):
         self.jobs = JobRunner(
             "Spaxel maps", idle_text="Open a cube or narrow-band stack, then map it."
         )
+        self.ppxf_button = QPushButton("pPXF maps")
+        self.ppxf_button.setToolTip(
+            "Bin the cube to the pPXF target S/N (PowerBin) and fit each bin with pPXF"
+        )
+        self.ppxf_target_snr = QDoubleSpinBox()
+        self.ppxf_target_snr.setRange(5.0, 500.0)
+        self.ppxf_target_snr.setValue(30.0)
+        self.ppxf_workers = QSpinBox()
+        self.ppxf_workers.setRange(0, 64)
+        self.ppxf_workers.setToolTip("Dask worker processes (0: fit in this process)")
+        self.ppxf_fit_gas = QCheckBox("fit gas lines")
+        self.ppxf_fit_gas.setChecked(True)
+        self.ppxf: PpxfMaps | None = None
+        self._ppxf_run: PpxfRun | None = None
+        self._ppxf_root = Path(tempfile.mkdtemp(prefix="galam-ppxf-"))
+        self.scatter_figure, self.scatter_canvas = _scatter_canvas()
 
         form = QFormLayout()
         form.addRow("cube", self.source)
@@ -132,12 +249,21 @@ class MapsDock(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.save_button)
+        ppxf_form = QFormLayout()
+        ppxf_form.addRow(QLabel("Full-spectrum fits (pPXF, E-MILES)"))
+        ppxf_form.addRow("pPXF target S/N", self.ppxf_target_snr)
+        ppxf_form.addRow("Dask workers", self.ppxf_workers)
+        ppxf_form.addRow(self.ppxf_fit_gas)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addLayout(buttons)
+        layout.addLayout(ppxf_form)
+        layout.addWidget(self.ppxf_button)
         layout.addWidget(self.jobs)
+        layout.addWidget(self.scatter_canvas)
         layout.addStretch(1)
 
+        self.ppxf_button.clicked.connect(self.start_ppxf_maps)
         self.run_button.clicked.connect(self.start_mapping)
         self.save_button.clicked.connect(self._on_save)
         viewer.layers.events.inserted.connect(self._refresh_sources)
@@ -178,6 +304,99 @@ class MapsDock(QWidget):
         if started:
             self._source = layer
         return started
+
+    def start_ppxf_maps(self) -> bool:
+        """Start pPXF maps of the chosen cube in the job thread; False when nothing started.
+
+        The network's maps are made first when the dock has none of this cube.
+        """
+        name = self.source.currentText()
+        layer = self.viewer.layers[name] if name and name in self.viewer.layers else None
+        if layer is None or CUBE_KEY not in layer.metadata:
+            self.jobs.report("Spaxel maps: pPXF maps need an IFU cube layer; open one first.")
+            return False
+        options = FitOptions(gas="fit" if self.ppxf_fit_gas.isChecked() else "mask")
+        target = self.ppxf_target_snr.value()
+        folder = self._ppxf_root / f"{layer.name}-snr{target:g}-{options.gas}"
+        same = self._source is layer and self.maps is not None
+        run = PpxfRun(folder, network=self.maps if same else None)
+        started = self.jobs.start(
+            iter_ppxf_maps, layer.metadata[CUBE_KEY], run, done=self._on_ppxf_done,
+            cancelled=self._on_ppxf_cancelled, text=f"pPXF maps of {name}…",
+            target_snr=target, min_snr=self.min_snr.value(), options=options,
+            n_workers=self.ppxf_workers.value(),
+        )  # fmt: skip
+        if started:
+            self._ppxf_run = run
+            self._source = layer
+        return started
+
+    def _on_ppxf_done(self, run: PpxfRun) -> None:
+        self._show_ppxf(run)
+        maps = self.ppxf
+        if maps is not None:
+            self.jobs.status.setText(
+                f"pPXF: {maps.n_fitted} of {maps.n_bins} bins fitted "
+                f"(target S/N {self.ppxf_target_snr.value():g})"
+            )
+
+    def _on_ppxf_cancelled(self) -> None:
+        run = self._ppxf_run
+        if run is None or run.partial_maps() is None:
+            return
+        self._show_ppxf(run)
+        maps = self.ppxf
+        self.jobs.status.setText(
+            f"pPXF cancelled: {maps.n_fitted} of {maps.n_bins} bins fitted; the partial maps "
+            "are shown (run again to go on)."
+        )
+
+    def _show_ppxf(self, run: PpxfRun) -> None:
+        """Add the pPXF, difference and bin layers and draw the scatter plot."""
+        if run.network is not None and (self.maps is None or self.maps is not run.network):
+            self._on_done(run.network)
+        maps = run.partial_maps()
+        if maps is None:
+            return
+        self.ppxf = maps
+        layer = self._source
+        meta: dict[str, Any] = {}
+        if self.maps is not None:
+            meta.update(_gradient_metadata(self.maps.light)[0])
+        if layer.metadata.get("wcs") is not None:
+            meta["wcs"] = layer.metadata["wcs"]
+        kwargs = {"scale": layer.scale[-2:], "translate": layer.translate[-2:]}
+        base = layer.name
+        self._put_layer(f"pPXF [M/H] {base}", maps.mh, "viridis", MH_LIMITS, meta, kwargs,
+                        visible=False)  # fmt: skip
+        self._put_layer(f"pPXF log age {base}", maps.log_age, "magma", AGE_LIMITS, meta, kwargs)
+        if self.maps is not None:
+            self._put_layer(f"network − pPXF [M/H] {base}", self.maps.mh - maps.mh, "PiYG",
+                            DIFF_LIMITS, meta, kwargs, visible=False)  # fmt: skip
+            self._put_layer(f"network − pPXF log age {base}", self.maps.log_age - maps.log_age,
+                            "PiYG", DIFF_LIMITS, meta, kwargs, visible=False)  # fmt: skip
+        bins_name = f"pPXF bins {base}"
+        if bins_name in self.viewer.layers:
+            self.viewer.layers[bins_name].data = maps.maps["BIN_ID"] + 1
+        else:
+            self.viewer.add_labels(maps.maps["BIN_ID"] + 1, name=bins_name, visible=False,
+                                   opacity=0.4, **kwargs)  # fmt: skip
+        self.draw_scatter()
+
+    def draw_scatter(self) -> None:
+        """Network against pPXF, log age and [M/H], with the 1:1 line."""
+        figure = self.scatter_figure
+        figure.clear()
+        if self.ppxf is None or self.maps is None:
+            self.scatter_canvas.setVisible(False)
+            return
+        age_ax, mh_ax = figure.subplots(1, 2)
+        plot_map_scatter(age_ax, self.maps.log_age, self.ppxf.log_age, label="log age [yr]",
+                         span=AGE_LIMITS, color="#ff7043")  # fmt: skip
+        plot_map_scatter(mh_ax, self.maps.mh, self.ppxf.mh, label="[M/H] [dex]",
+                         span=MH_LIMITS, color="#26a69a")  # fmt: skip
+        self.scatter_canvas.setVisible(True)
+        self.scatter_canvas.draw_idle()
 
     def cancel(self) -> None:
         """Ask the running job to stop after its current step."""
@@ -227,6 +446,17 @@ class MapsDock(QWidget):
         layer.colorbar.visible = limits is not None  # physical scale for age and [M/H]
 
     # -- saving ---------------------------------------------------------------------
+    def save_ppxf_maps(self, path: str | os.PathLike) -> Path:
+        """Write the pPXF maps (with BIN_ID) to a multi-extension FITS file."""
+        from napari_galam.io.writers import write_maps
+        from napari_galam.pipeline.fit import PPXF_MAP_UNITS
+
+        if self.ppxf is None:
+            raise GalamInputError("nothing to save yet: make pPXF maps first.")
+        wcs = self._source.metadata.get("wcs") if self._source is not None else None
+        return write_maps(path, self.ppxf.maps, celestial_wcs=wcs, units=PPXF_MAP_UNITS,
+                          header_extra={"METHOD": "pPXF E-MILES"})  # fmt: skip
+
     def save_maps(self, path: str | os.PathLike) -> Path:
         """Write the maps to a multi-extension FITS file with the cube's celestial WCS."""
         from napari_galam.io.writers import write_maps

@@ -8,8 +8,11 @@ galaxy's resolution and normalised to a mean of one in 5070-5950 Angstrom, so th
 weights pPXF returns are light fractions and the mean log age and [M/H] are
 luminosity-weighted with the same convention as
 :meth:`napari_galam.sps.library.SSPLibrary.luminosity_weighted_labels`. Gas emission
-lines are masked, a multiplicative polynomial absorbs flux-calibration and dust, and
-regularisation is optional.
+lines are masked, or fitted with Gaussian gas templates
+(``ppxf.ppxf_util.emission_lines``, one gas kinematic component); a multiplicative
+polynomial absorbs flux-calibration and dust; regularisation is optional; errors of
+the log age and [M/H] come, when asked, from a seeded wild bootstrap of the residuals
+(refits of the best fit plus sign-flipped residuals, as in pPXF's bootstrap example).
 
 These fits are the yardstick for the simulator (pPXF must recover the labels of a
 simulated spectrum) and for the benchmarks; they are not fast (about a second each).
@@ -28,6 +31,8 @@ from napari_galam.errors import GalamInputError
 from napari_galam.sps.library import LIGHT_WEIGHT_BAND, load_ssp_library, ssp_library_path
 
 __all__ = ["PopulationFit", "SPEED_OF_LIGHT_KMS", "fit_population"]
+
+_NAN = float("nan")
 
 #: Speed of light in km/s.
 SPEED_OF_LIGHT_KMS = 299792.458
@@ -73,6 +78,19 @@ class PopulationFit:
         Pixels used in the fit.
     flux_scale : float
         The median flux the spectrum was divided by.
+    log_age_err, mh_err : float
+        Standard deviation of the light-weighted log age and [M/H] over the bootstrap
+        refits (NaN without bootstrap).
+    n_bootstrap : int
+        Number of bootstrap refits made.
+    gas_best_fit : ndarray or None, shape (npix,)
+        The fitted gas emission (divided by ``flux_scale``); None when lines were masked.
+    gas_names : tuple of str
+        Names of the gas templates (pPXF's line names).
+    gas_flux : ndarray or None
+        Fitted flux of each gas template (in ``flux_scale`` x Angstrom).
+    gas_velocity, gas_sigma : float
+        Velocity and dispersion of the gas component, km/s (NaN when masked).
     """
 
     log_age: float
@@ -95,6 +113,26 @@ class PopulationFit:
     best_fit: NDArray[np.float64]
     fitted: NDArray[np.bool_]
     flux_scale: float
+    log_age_err: float = _NAN
+    mh_err: float = _NAN
+    n_bootstrap: int = 0
+    gas_best_fit: NDArray[np.float64] | None = None
+    gas_names: tuple[str, ...] = ()
+    gas_flux: NDArray[np.float64] | None = None
+    gas_velocity: float = _NAN
+    gas_sigma: float = _NAN
+
+    @property
+    def stellar_best_fit(self) -> NDArray[np.float64]:
+        """The best fit without the gas emission."""
+        if self.gas_best_fit is None:
+            return self.best_fit
+        return self.best_fit - self.gas_best_fit
+
+    @property
+    def residuals(self) -> NDArray[np.float64]:
+        """Data minus best fit (NaN at pixels left out of the fit)."""
+        return np.where(self.fitted, self.galaxy - self.best_fit, np.nan)
 
 
 def _check_inputs(
@@ -134,6 +172,9 @@ def fit_population(
     regul: float = 0.0,
     mdegree: int = 10,
     degree: int = -1,
+    fit_gas: bool = False,
+    n_bootstrap: int = 0,
+    seed: int = 0,
 ) -> PopulationFit:
     """Fit the stellar population of one spectrum with pPXF and the shipped E-MILES SSPs.
 
@@ -163,12 +204,22 @@ def fit_population(
     sigma_guess : float, optional
         Starting guess of the velocity dispersion, km/s.
     mask_emission_lines : bool, optional
-        Leave out 800 km/s around the usual gas emission lines (pPXF's list).
+        Leave out 800 km/s around the usual gas emission lines (pPXF's list); ignored
+        when ``fit_gas``.
     regul : float, optional
         pPXF regularisation strength (0: none; pPXF's examples use 100).
     mdegree, degree : int, optional
         Degrees of pPXF's multiplicative and additive Legendre polynomials (defaults 10
         and -1, as in pPXF's population examples).
+    fit_gas : bool, optional
+        Fit the emission lines with pPXF's Gaussian gas templates (one gas component
+        with its own velocity and dispersion) instead of masking them.
+    n_bootstrap : int, optional
+        Refits of the best fit plus the residuals with random signs (wild bootstrap),
+        unregularised, starting from the best kinematics; their standard deviation is
+        ``log_age_err`` and ``mh_err``. 0: none (a few tens give errors to ~15%).
+    seed : int, optional
+        Seed of the bootstrap's random signs.
 
     Returns
     -------
@@ -200,26 +251,93 @@ def fit_population(
     galaxy = spectrum.galaxy / flux_scale
 
     sps = _library_templates(lam_gal, velscale, spectrum.fwhm_gal, margin)
-    fitted = _fitted_pixels(valid, spectrum.ln_lam, sps.lam_temp, mask_emission_lines)
+    gas = _gas_templates(sps, lam_gal, spectrum.fwhm_gal) if fit_gas else None
+    fitted = _fitted_pixels(
+        valid, spectrum.ln_lam, sps.lam_temp, mask_emission_lines and not fit_gas
+    )
     goodpixels = np.flatnonzero(fitted)
     run_ppxf = functools.partial(
-        _run_ppxf, sps, galaxy, velscale=velscale, goodpixels=goodpixels, lam_gal=lam_gal,
-        sigma_guess=sigma_guess, degree=degree, mdegree=mdegree, regul=regul,
+        _run_ppxf, sps, gas, velscale=velscale, goodpixels=goodpixels, lam_gal=lam_gal,
+        sigma_guess=sigma_guess, degree=degree, mdegree=mdegree,
     )  # fmt: skip
     noise_estimated = spectrum.noise is None
     if noise_estimated:
         fit, noise_vector = _fit_estimating_noise(run_ppxf, galaxy, goodpixels, regul)
     else:
         noise_vector = spectrum.noise / flux_scale
-        fit = run_ppxf(noise_vector)
-    return _population_fit(
-        fit, sps, galaxy, noise_vector, fitted, noise_estimated=noise_estimated,
+        fit = run_ppxf(galaxy, noise_vector, regul=regul)
+    result = _population_fit(
+        fit, sps, gas, galaxy, noise_vector, fitted, noise_estimated=noise_estimated,
         redshift=redshift, velscale=velscale, lam_gal=lam_gal, flux_scale=flux_scale,
     )  # fmt: skip
+    if n_bootstrap > 0:
+        result = _bootstrap(result, fit, run_ppxf, sps, noise_vector, n_bootstrap, seed)
+    return result
+
+
+@dataclass(frozen=True, eq=False)
+class _GasTemplates:
+    """pPXF's Gaussian emission-line templates on the stellar templates' grid."""
+
+    templates: NDArray
+    names: tuple[str, ...]
+
+
+def _gas_templates(sps: Any, lam_gal: NDArray, fwhm_gal: NDArray | None) -> _GasTemplates | None:
+    """The gas templates of the lines inside the galaxy's range (None when there is none).
+
+    Without an instrumental FWHM (a spectrum at the templates' resolution) the lines
+    get the library's 2.51 Angstrom FWHM.
+    """
+    import contextlib
+    import io
+
+    from ppxf import ppxf_util
+
+    fwhm = 2.51 if fwhm_gal is None else {"lam": lam_gal, "fwhm": fwhm_gal}
+    with contextlib.redirect_stdout(io.StringIO()):  # pPXF prints the lines it includes
+        templates, names, _ = ppxf_util.emission_lines(
+            np.log(sps.lam_temp), [lam_gal[0], lam_gal[-1]], fwhm
+        )
+    if templates.ndim != 2 or templates.shape[1] == 0:
+        return None
+    return _GasTemplates(np.asarray(templates), tuple(str(n) for n in names))
+
+
+def _bootstrap(
+    result: PopulationFit,
+    fit: Any,
+    run_ppxf: Any,
+    sps: Any,
+    noise_vector: NDArray,
+    n_bootstrap: int,
+    seed: int,
+) -> PopulationFit:
+    """Errors of the log age and [M/H] from refits of best fit + sign-flipped residuals."""
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+    residual = np.where(result.fitted, result.galaxy - result.best_fit, 0.0)
+    n_stars = sps.templates[0].size
+    labels = []
+    for _ in range(int(n_bootstrap)):
+        signs = rng.choice(np.array([-1.0, 1.0]), size=residual.size)
+        refit = run_ppxf(result.best_fit + residual * signs, noise_vector, regul=0.0,
+                         start=fit.sol)  # fmt: skip
+        weights = np.asarray(refit.weights[:n_stars]).reshape(sps.templates.shape[1:])
+        light, _ = _light_and_mass_weights(weights, sps.flux)
+        labels.append(
+            (np.sum(light.sum(axis=1) * result.log_ages), np.sum(light.sum(axis=0) * result.metals))
+        )
+    spread = np.std(np.asarray(labels), axis=0, ddof=1) if n_bootstrap > 1 else (_NAN, _NAN)
+    return dataclasses.replace(
+        result, log_age_err=float(spread[0]), mh_err=float(spread[1]), n_bootstrap=int(n_bootstrap)
+    )
 
 
 def _run_ppxf(
     sps: Any,
+    gas: _GasTemplates | None,
     galaxy: NDArray,
     noise_vector: NDArray,
     *,
@@ -230,33 +348,51 @@ def _run_ppxf(
     degree: int,
     mdegree: int,
     regul: float,
+    start: Any = None,
 ) -> Any:
-    """One pPXF fit of ``galaxy`` with the templates of ``sps`` (velocity and dispersion)."""
+    """One pPXF fit of ``galaxy``: stars (velocity, dispersion) and, with ``gas``, one gas
+    component of its own kinematics. ``start`` is pPXF's starting guess (a solution)."""
     from ppxf.ppxf import ppxf
 
     reg_dim = sps.templates.shape[1:]
-    templates = sps.templates.reshape(sps.templates.shape[0], -1)
+    stars = sps.templates.reshape(sps.templates.shape[0], -1)
+    options: dict[str, Any] = {}
+    if gas is None:
+        templates, guess, moments = stars, [0.0, sigma_guess], 2
+    else:
+        templates = np.column_stack([stars, gas.templates])
+        n_gas = gas.templates.shape[1]
+        guess, moments = [[0.0, sigma_guess], [0.0, 50.0]], [2, 2]
+        component = [0] * stars.shape[1] + [1] * n_gas
+        options.update(
+            component=component, gas_component=np.asarray(component) > 0,
+            gas_names=list(gas.names),
+        )  # fmt: skip
+    if start is not None:
+        guess = [list(part) for part in start] if gas is not None else list(start)
     return ppxf(
         templates,
         galaxy,
         noise_vector,
         velscale,
-        [0.0, sigma_guess],
+        guess,
         goodpixels=goodpixels,
         lam=lam_gal,
         lam_temp=sps.lam_temp,
-        moments=2,
+        moments=moments,
         degree=degree,
         mdegree=mdegree,
         regul=regul,
         reg_dim=reg_dim if regul > 0 else None,
         quiet=True,
+        **options,
     )
 
 
 def _population_fit(
     fit: Any,
     sps: Any,
+    gas: _GasTemplates | None,
     galaxy: NDArray,
     noise_vector: NDArray,
     fitted: NDArray,
@@ -270,9 +406,21 @@ def _population_fit(
     """The :class:`PopulationFit` of a pPXF fit: weighted labels, weights and chi^2."""
     goodpixels = np.flatnonzero(fitted)
     chi2 = float(np.mean(((galaxy - fit.bestfit) / noise_vector)[goodpixels] ** 2))
-    light, mass = _light_and_mass_weights(fit.weights.reshape(sps.templates.shape[1:]), sps.flux)
+    n_stars = sps.templates[0].size
+    stellar_weights = np.asarray(fit.weights[:n_stars]).reshape(sps.templates.shape[1:])
+    light, mass = _light_and_mass_weights(stellar_weights, sps.flux)
     log_ages = np.log10(sps.age_grid[:, 0]) + 9.0
     metals = sps.metal_grid[0].copy()
+    stars_sol = fit.sol if gas is None else fit.sol[0]
+    gas_info: dict[str, Any] = {}
+    if gas is not None:
+        gas_info = {
+            "gas_best_fit": np.asarray(fit.gas_bestfit, dtype=np.float64),
+            "gas_names": gas.names,
+            "gas_flux": np.asarray(fit.gas_flux, dtype=np.float64),
+            "gas_velocity": float(fit.sol[1][0]),
+            "gas_sigma": float(fit.sol[1][1]),
+        }
     return PopulationFit(
         log_age=float(np.sum(light.sum(axis=1) * log_ages)),
         mh=float(np.sum(light.sum(axis=0) * metals)),
@@ -282,8 +430,8 @@ def _population_fit(
         mass_weights=mass,
         log_ages=log_ages,
         metals=metals,
-        velocity=float(fit.sol[0]),
-        sigma=float(fit.sol[1]),
+        velocity=float(stars_sol[0]),
+        sigma=float(stars_sol[1]),
         chi2=chi2,
         noise_estimated=noise_estimated,
         n_fitted=int(goodpixels.size),
@@ -294,6 +442,7 @@ def _population_fit(
         best_fit=np.asarray(fit.bestfit, dtype=np.float64),
         fitted=fitted,
         flux_scale=flux_scale,
+        **gas_info,
     )
 
 
@@ -394,12 +543,38 @@ def _rest_frame_log_spectrum(
     return _LogSpectrum(galaxy, ln_lam, velscale, valid, noise, fwhm_gal)
 
 
+#: The last few template sets made (bins of one cube share one: same grid and resolution).
+_TEMPLATE_CACHE: dict[tuple[Any, ...], Any] = {}
+_TEMPLATE_CACHE_SIZE = 4
+
+
 def _library_templates(
     lam_gal: NDArray, velscale: float, fwhm_gal: NDArray | None, margin: float
 ) -> Any:
     """The shipped E-MILES templates for pPXF (``ppxf.sps_util.sps_lib``): broadened to
     ``fwhm_gal`` (None: left as they are), normalised in :data:`LIGHT_WEIGHT_BAND`,
-    cut to the galaxy's range widened by ``margin**2``."""
+    cut to the galaxy's range widened by ``margin**2``.
+
+    The same grid, resolution and margin give the same templates, so the last few sets
+    are kept (about a fifth of a cube bin's fit time otherwise).
+    """
+    import hashlib
+
+    digest = hashlib.sha1(np.ascontiguousarray(lam_gal).tobytes())
+    if fwhm_gal is not None:
+        digest.update(np.ascontiguousarray(fwhm_gal, dtype=np.float64).tobytes())
+    key = (digest.hexdigest(), fwhm_gal is None, float(velscale), float(margin))
+    if key not in _TEMPLATE_CACHE:
+        if len(_TEMPLATE_CACHE) >= _TEMPLATE_CACHE_SIZE:
+            _TEMPLATE_CACHE.pop(next(iter(_TEMPLATE_CACHE)))
+        _TEMPLATE_CACHE[key] = _make_library_templates(lam_gal, velscale, fwhm_gal, margin)
+    return _TEMPLATE_CACHE[key]
+
+
+def _make_library_templates(
+    lam_gal: NDArray, velscale: float, fwhm_gal: NDArray | None, margin: float
+) -> Any:
+    """:func:`_library_templates` without the cache."""
     from ppxf import sps_util
 
     fwhm_arg = None if fwhm_gal is None else {"lam": lam_gal, "fwhm": fwhm_gal}
@@ -445,10 +620,10 @@ def _fit_estimating_noise(
     With regularisation the weights depend on the noise, so the fit is repeated with it.
     Returns the fit and the noise vector.
     """
-    fit = run_ppxf(np.ones_like(galaxy))
+    fit = run_ppxf(galaxy, np.ones_like(galaxy), regul=regul)
     residual = (galaxy - fit.bestfit)[goodpixels]
     rms = 1.4826 * np.median(np.abs(residual - np.median(residual)))
     noise_vector = np.full_like(galaxy, max(rms, 1e-6))
     if regul > 0:
-        fit = run_ppxf(noise_vector)
+        fit = run_ppxf(galaxy, noise_vector, regul=regul)
     return fit, noise_vector
