@@ -10,14 +10,18 @@ Prints four tables:
    precision of the blend flag;
 4. ellipse centre and position-angle errors for isolated galaxies with b/a < 0.8;
 5. verdicts on a paper-like simulated sample (25% close neighbours, stars, JPEG), next to
-   the paper's rejection rates.
+   the paper's rejection rates;
+6. (first) the star check: simulated stars rejected by brightness class, and isolated,
+   compact and high-redshift galaxies lost as stars (``--stars``); the blend tables are
+   run with the star check on (default) or off (``--no-star-check``) to compare.
 
 Scenes come from the synthetic universe (``napari_galam.simulate.imaging.render_cutout``):
 an SDSS-like gri cutout (0.396"/px, Moffat PSF of 1.4" FWHM) turned into the 8-bit RGB
 picture the paper's pipeline reads, with exact truth (the target's isophotal ellipse and
 whether its footprint touches a neighbour's).
 
-Usage: ``python benchmarks/bench_qa.py [--per-cell 12] [--isolated 80] [--seed 0]``.
+Usage: ``python benchmarks/bench_qa.py [--per-cell 12] [--isolated 80] [--seed 0]
+[--stars 50] [--no-star-check]``.
 """
 
 from __future__ import annotations
@@ -504,6 +508,66 @@ def population(seed: int, n: int) -> None:
     )
 
 
+def star_rejection(seed: int, n: int) -> None:
+    """Stars rejected by brightness class and galaxies lost to the star check.
+
+    ``n`` stars per class (:data:`napari_galam.simulate.stars.STAR_BRIGHTNESS_CLASSES`)
+    and ``3 n`` isolated galaxies, ``n`` compact ones (R_e under 0.8 PSF FWHM) and ``n``
+    at z > 0.2, each in its own seeing (0.9-2.0"), given to the QA as ``psf_fwhm`` (an
+    SDSS field's seeing is known) and, in the last column, left to the estimate.
+    """
+    from napari_galam.simulate.galaxy import draw_galaxy
+    from napari_galam.simulate.imaging import SDSS_PIXEL_SCALE, render_cutout
+    from napari_galam.simulate.populations import default_library
+    from napari_galam.simulate.stars import STAR_BRIGHTNESS_CLASSES, draw_star, render_star_cutout
+
+    def verdicts(image, seeing_arcsec):
+        given = QAParameters(psf_fwhm=seeing_arcsec / SDSS_PIXEL_SCALE)
+        return assess_galaxy(image, given).status, assess_galaxy(image, QAParameters()).status
+
+    rng = np.random.default_rng(100 + seed)
+    rows = []
+    for name, mags in STAR_BRIGHTNESS_CLASSES.items():
+        found = np.zeros(2)
+        for _ in range(n):
+            star = draw_star(rng, mags)
+            cutout = render_star_cutout(star, rng=rng)
+            found += [s == "star" for s in verdicts(cutout.rgb, star.psf_fwhm_arcsec)]
+        rows.append([f"star {name}", n, f"{found[0] / n:.1%}", f"{found[1] / n:.1%}"])
+    library = default_library()
+    grng = np.random.default_rng(200 + seed)
+    wanted = {"isolated galaxies": 3 * n, "compact galaxies": n, "galaxies at z > 0.2": n}
+    seen = dict.fromkeys(wanted, 0)
+    lost = {key: np.zeros(2) for key in wanted}
+    while any(seen[key] < wanted[key] for key in wanted):
+        galaxy = draw_galaxy(grng, library=library)
+        seeing = float(np.clip(grng.normal(1.4, 0.25), 0.9, 2.0))
+        kinds = [
+            key
+            for key, member in (
+                ("isolated galaxies", True),
+                ("compact galaxies", galaxy.re_arcsec < 0.8 * seeing),
+                ("galaxies at z > 0.2", galaxy.redshift > 0.2),
+            )
+            if member and seen[key] < wanted[key]
+        ]
+        if not kinds:
+            continue
+        cutout = render_cutout(galaxy, rng=grng, library=library, psf_fwhm_arcsec=seeing)
+        stars = np.array([s == "star" for s in verdicts(cutout.rgb, seeing)], dtype=float)
+        for key in kinds:
+            seen[key] += 1
+            lost[key] += stars
+    for key in wanted:
+        share = lost[key] / wanted[key]
+        rows.append([f"lost: {key}", wanted[key], f"{share[0]:.1%}", f"{share[1]:.1%}"])
+    print_table(
+        f"Star check (seed {seed}): stars rejected / galaxies lost as stars",
+        ["scenes", "n", "PSF given", "PSF estimated"],
+        rows,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-cell", type=int, default=12, help="pairs per grid cell")
@@ -512,11 +576,21 @@ def main() -> None:
         "--spirals", type=int, default=80, help="isolated disc galaxies with arms and clumps"
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stars", type=int, default=50, help="stars per brightness class")
+    parser.add_argument(
+        "--no-star-check", action="store_true", help="blend tables with the star check off"
+    )
     parser.add_argument(
         "--population", type=int, default=200, help="paper-like simulated cutouts (0: skip)"
     )
     args = parser.parse_args()
     warnings.simplefilter("ignore")
+    if args.no_star_check:
+        global SEED, WITH_COMPANIONS
+        SEED = dataclasses.replace(SEED, star_check=False)
+        WITH_COMPANIONS = dataclasses.replace(WITH_COMPANIONS, star_check=False)
+    if args.stars > 0:
+        star_rejection(args.seed, args.stars)
     start = time.perf_counter()
     scenes = make_scenes(args.seed, args.isolated, args.per_cell, args.spirals)
     print(f"rendered in {time.perf_counter() - start:.0f} s")

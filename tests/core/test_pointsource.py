@@ -5,8 +5,21 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from napari_galam.core.pointsource import adaptive_moments, psf_moment_size, spike_score
-from napari_galam.pipeline.qa import QA_COLUMNS, QA_STATUSES, QAParameters, assess_galaxy
+from napari_galam.core.pointsource import (
+    SDSS_PSF_FWHM_PX,
+    adaptive_moments,
+    estimate_psf_fwhm,
+    psf_moment_size,
+    spike_score,
+)
+from napari_galam.pipeline.qa import (
+    QA_COLUMNS,
+    QA_STATUSES,
+    QAParameters,
+    assess_galaxy,
+    image_psf,
+    with_field_psf,
+)
 from napari_galam.simulate.imaging import SDSS_PIXEL_SCALE, moffat_kernel, render_cutout
 from napari_galam.simulate.stars import StarTarget, bleed_columns, render_star_cutout
 
@@ -45,6 +58,41 @@ def test_spike_score_sees_four_spikes_and_not_a_neighbour():
     noise = np.random.default_rng(0).normal(0, 0.05, star.shape)
     assert spike_score(spikes + noise, (64, 64), 6, 30) > 1.2
     assert spike_score(neighbour + noise, (64, 64), 6, 30) < 1.2
+
+
+def test_spike_score_needs_arms_that_run_on_not_neighbours_at_right_angles():
+    yy, xx = np.mgrid[0:128, 0:128]
+    star = 100.0 / (1.0 + ((yy - 64) ** 2 + (xx - 64) ** 2) / 9.0) ** 3
+    # three compact neighbours at 90-degree steps light one stretch of three arms
+    neighbours = star.copy()
+    for dy, dx in ((0, 14), (14, 0), (0, -14)):
+        neighbours += 5.0 * np.exp(-((yy - 64 - dy) ** 2 + (xx - 64 - dx) ** 2) / 4.0)
+    noise = np.random.default_rng(0).normal(0, 0.05, star.shape)
+    assert spike_score(neighbours + noise, (64, 64), 6, 30) < 0.3
+    neighbours[64, :] += 2.0
+    neighbours[:, 64] += 2.0
+    assert spike_score(neighbours + noise, (64, 64), 6, 30) > 1.2
+
+
+def _field_of_stars(fwhm: float, n: int, seed: int = 0) -> np.ndarray:
+    """A float image of ``n`` round Moffat stars of ``fwhm`` px on noise."""
+    rng = np.random.default_rng(seed)
+    image = rng.normal(0.0, 1.0, (256, 256))
+    kernel = moffat_kernel(fwhm, beta=3.0, size=31)
+    for y, x in rng.uniform(30, 226, (n, 2)).astype(int):
+        image[y - 15 : y + 16, x - 15 : x + 16] += rng.uniform(300, 800) * kernel / kernel.max()
+    return image
+
+
+def test_the_psf_is_estimated_from_the_stellar_locus_or_left_to_the_default():
+    fwhm, n_sources = estimate_psf_fwhm(_field_of_stars(2.5, 8))
+    assert fwhm == pytest.approx(2.5, rel=0.15) and n_sources >= 3
+    assert estimate_psf_fwhm(_field_of_stars(2.5, 1)) is None  # a lone star: no locus
+    lone = _field_of_stars(2.5, 1)
+    assert image_psf(lone, QAParameters()) == (SDSS_PSF_FWHM_PX, "SDSS default")
+    assert image_psf(lone, QAParameters(psf_fwhm=2.0)) == (2.0, "given")
+    field = with_field_psf(_field_of_stars(4.0, 8), QAParameters())
+    assert field.psf_fwhm == pytest.approx(4.0, rel=0.15)
 
 
 @pytest.mark.parametrize(

@@ -47,7 +47,13 @@ from napari_galam.core.cutout import cutout_around
 from napari_galam.core.masking import MAX_MASKING_PIXELS
 from napari_galam.errors import GalamError, GalamInputError
 from napari_galam.parameters import parameter_specs
-from napari_galam.pipeline.qa import STATUS_COLOURS, GalaxyQA, QAParameters, assess_galaxy
+from napari_galam.pipeline.qa import (
+    STATUS_COLOURS,
+    GalaxyQA,
+    QAParameters,
+    assess_galaxy,
+    with_field_psf,
+)
 
 if TYPE_CHECKING:
     import napari
@@ -71,6 +77,21 @@ class _Galaxy:
     data: Any
     origin: tuple[float, float]  # (row, col) of data[0, 0] in the layer's data pixels
     centre: tuple[float, float] | None  # the click, or None for the whole layer
+    field: Any = None  # the whole layer's pixels when in memory (its PSF), else None
+
+
+#: Largest in-memory layer (pixels) whose PSF the dock estimates from all of it.
+_FIELD_PSF_MAX_PIXELS = 4096 * 4096
+
+
+def assess_in_field(data: Any, params: QAParameters, field: Any, **kwargs: Any) -> GalaxyQA:
+    """:func:`assess_galaxy` of a cutout, the star check's PSF taken from its whole field.
+
+    ``field`` None (a lazy or very large layer): the cutout's own estimate.
+    """
+    if field is not None:
+        params = with_field_psf(field, params)
+    return assess_galaxy(data, params, **kwargs)
 
 
 def layer_image(layer: Any) -> Any:
@@ -343,8 +364,15 @@ class QADock(QWidget):
         except GalamError as exc:
             show_warning(f"{_TITLE}: {exc}")
             return
+        in_memory = isinstance(data, np.ndarray) and data.shape[0] * data.shape[1] <= (
+            _FIELD_PSF_MAX_PIXELS
+        )
         self.galaxy = _Galaxy(
-            layer.name, cutout.data, (float(cutout.origin[0]), float(cutout.origin[1])), (row, col)
+            layer.name,
+            cutout.data,
+            (float(cutout.origin[0]), float(cutout.origin[1])),
+            (row, col),
+            data if in_memory else None,
         )
         self.run()
 
@@ -378,9 +406,10 @@ class QADock(QWidget):
             # A cutout around a click is centred on the click, not on the galaxy.
             params = replace(params, max_centre_offset=None)
         self.jobs.start(
-            assess_galaxy,
+            assess_in_field,
             galaxy.data,
             params,
+            galaxy.field,
             deblend_all=True,
             done=partial(self._show, galaxy),
             text="running...",

@@ -27,6 +27,7 @@ All thresholds are :func:`point_source_reason`'s arguments; the galaxy QA passes
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,8 @@ __all__ = [
     "adaptive_moments",
     "psf_moment_size",
     "spike_score",
+    "compact_source_sizes",
+    "estimate_psf_fwhm",
     "measure_point_source",
     "point_source_reason",
 ]
@@ -51,6 +54,22 @@ SDSS_PSF_FWHM_PX: float = 1.4 / 0.396
 #: Softening and non-linearity of SDSS's asinh colour composites (the values of
 #: :func:`napari_galam.simulate.imaging.lupton_rgb`).
 _ASINH_STRETCH, _ASINH_Q = 0.4, 8.0
+
+#: Smallest axis ratio of a saturated star's moments (a bleed trail stretches them;
+#: an edge-on galaxy's saturated bulge along a column is far flatter).
+_MIN_CORE_AXIS_RATIO = 0.4
+
+#: Axis ratio above which a saturated core with steep wings (1.25 times the wing-slope
+#: limit) is a star's without a bleed trail or spikes: an 8-bit picture clips a bright
+#: star's core round, while the saturated cores of compact galaxies are elongated.
+_ROUND_CORE_AXIS_RATIO = 0.95
+
+#: Shortest length (pixels) of the annulus searched for diffraction spikes.
+_SPIKE_MIN_LENGTH = 12.0
+
+#: An unsaturated source more than this many times the PSF's size is extended (a galaxy,
+#: whatever lies on its rays): its spikes are not measured (they cost most of the test).
+_SPIKE_SEARCH_MAX_SIZE_RATIO = 2.5
 
 
 @dataclass(frozen=True)
@@ -69,8 +88,8 @@ class PointSource:
     n_saturated
         Pixels of the saturated plateau at the target's peak (0: none).
     bleed
-        The plateau runs along a column at least twice as far as along its row (a
-        CCD's bleed trail).
+        The plateau runs along a column at least 1.3 times (and 3 px) as far as along
+        its row (a CCD's bleed trail).
     wing_slope
         Logarithmic slope of the picture's grey level just outside the saturated
         plateau (NaN without one); on SDSS-like asinh pictures a star's is below about
@@ -80,6 +99,8 @@ class PointSource:
         annulus' noise (0: none found).
     peak_yx
         Position of the target's peak, (row, col).
+    psf_source
+        Where the PSF FWHM came from, in words (e.g. "given", "SDSS default").
     """
 
     psf_fwhm_px: float
@@ -90,6 +111,7 @@ class PointSource:
     wing_slope: float
     spikes: float
     peak_yx: tuple[float, float]
+    psf_source: str = "given"
 
 
 def linear_flux(image: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
@@ -164,6 +186,7 @@ def adaptive_moments(
     return float(np.sqrt(values.sum())), float(np.sqrt(values[0] / values[1])), (cy, cx)
 
 
+@functools.lru_cache(maxsize=256)
 def psf_moment_size(fwhm_px: float, beta: float = 3.0) -> float:
     """Adaptive-moment size of a Moffat PSF of ``fwhm_px`` (see :func:`adaptive_moments`)."""
     alpha = fwhm_px / (2.0 * math.sqrt(2.0 ** (1.0 / beta) - 1.0))
@@ -175,21 +198,43 @@ def psf_moment_size(fwhm_px: float, beta: float = 3.0) -> float:
     return found[0] if found is not None else fwhm_px / 2.3548 * math.sqrt(2.0)
 
 
+def _sorted_masked_medians(
+    sorted_values: NDArray[np.float64], masks: NDArray[np.bool_]
+) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    """Median of ``sorted_values[row]`` for each row of ``masks``, and the row's count.
+
+    ``sorted_values`` is ascending, so the median is found by rank: the mean of the
+    ``(n - 1) // 2``-th and ``n // 2``-th selected values, as :func:`numpy.median` gives.
+    Rows selecting nothing return the first value (their count says they are empty).
+    """
+    counts = masks.sum(axis=1)
+    ranks = np.cumsum(masks, axis=1, dtype=np.int32)
+    low = np.argmax(ranks > ((counts - 1) // 2)[:, None], axis=1)
+    high = np.argmax(ranks > (counts // 2)[:, None], axis=1)
+    return 0.5 * (sorted_values[low] + sorted_values[high]), counts
+
+
 def spike_score(
     image: NDArray[np.float64],
     centre_yx: tuple[float, float],
     inner: float,
     outer: float,
+    *,
+    width: float = 1.0,
+    n_segments: int = 3,
 ) -> float:
-    """Contrast of four diffraction spikes at 90-degree steps around ``centre_yx``.
+    """Contrast of four continuous diffraction spikes at 90-degree steps around ``centre_yx``.
 
     Each pixel of the annulus ``inner <= r < outer`` is put in units of its 1-pixel
     ring's noise above the ring's median (clipped to -3..20). For every direction
-    (1-degree steps) a ray's contrast is the median of the pixels within 1 px of the ray
-    minus the median of those 3-6 px beside it (medians: a neighbour on a ray covers
-    few of its pixels). The score is, over the directions folded at
-    90 degrees, the best third-largest contrast of the four arms: at least three arms
-    must show the spike, which a neighbour galaxy in one direction does not.
+    (1-degree steps) the ray is cut into ``n_segments`` equal lengths; a segment's
+    contrast is the median of its pixels within ``max(0.75, 0.4 width)`` px of the ray
+    (a spike is as wide as the PSF, ``width`` its FWHM) minus the median of those
+    ``max(3, 1.5 width)`` to twice that beside it (medians: a neighbour on a ray covers few of its pixels),
+    and the ray's contrast is its weakest segment's, since a spike runs unbroken from
+    the core outwards while a neighbour galaxy lights up one stretch of the ray. The
+    score is, over the directions folded at 90 degrees, the best third-largest contrast
+    of the four arms: at least three arms must show the spike.
     """
     ny, nx = image.shape
     ys, xs = np.mgrid[0:ny, 0:nx].astype(np.float64)
@@ -208,17 +253,102 @@ def spike_score(
         spread[index] = 1.4826 * np.median(np.abs(members - median[index])) + 1e-12
     signal = np.clip((values - median[rings]) / spread[rings], -3.0, 20.0)
     r, theta = radius[ring], np.arctan2(dy[ring], dx[ring])
-    contrast = np.zeros(360)
-    for degree in range(360):
-        offset = theta - math.radians(degree)
-        across = np.abs(r * np.sin(offset))
-        ahead = r * np.cos(offset) > 0
-        on = ahead & (across <= 1.0)
-        off = ahead & (across >= 3.0) & (across <= 6.0)
-        if np.count_nonzero(on) >= 5 and np.count_nonzero(off) >= 10:
-            contrast[degree] = np.median(signal[on]) - np.median(signal[off])
+    on_width, off_from = max(0.75, 0.4 * width), max(3.0, 1.5 * width)
+    segment = np.minimum(((r - inner) / (outer - inner) * n_segments).astype(int), n_segments - 1)
+    # All 360 directions at once, the pixels sorted by signal so that a masked median is
+    # a rank lookup (the same numbers as a median per direction and segment, ~3x faster).
+    order = np.argsort(signal, kind="stable")
+    signal, r, theta, segment = signal[order], r[order], theta[order], segment[order]
+    x, y = r * np.cos(theta), r * np.sin(theta)
+    angles = np.radians(np.arange(360.0))
+    cos_a, sin_a = np.cos(angles)[:, None], np.sin(angles)[:, None]
+    across = np.abs(y[None, :] * cos_a - x[None, :] * sin_a)
+    ahead = (x[None, :] * cos_a + y[None, :] * sin_a) > 0
+    on = ahead & (across <= on_width)
+    off = ahead & (across >= off_from) & (across <= 2.0 * off_from)
+    contrast = np.full(360, np.inf)
+    usable = np.ones(360, dtype=bool)
+    for part in range(n_segments):
+        in_part = (segment == part)[None, :]
+        on_median, n_on = _sorted_masked_medians(signal, on & in_part)
+        off_median, n_off = _sorted_masked_medians(signal, off & in_part)
+        usable &= (n_on >= 3) & (n_off >= 6)
+        contrast = np.minimum(contrast, on_median - off_median)
+    contrast = np.where(usable, contrast, 0.0)
     third = np.sort(contrast.reshape(4, 90), axis=0)[1]
     return float(max(third.max(), 0.0))
+
+
+def _fwhm_of_moment_size(size: float) -> float:
+    """The FWHM of the Moffat PSF whose adaptive-moment size is ``size`` (pixels)."""
+    fwhms = np.geomspace(0.5, 30.0, 60)
+    sizes = np.array([psf_moment_size(float(fwhm)) for fwhm in fwhms])
+    return float(np.interp(size, sizes, fwhms))
+
+
+def compact_source_sizes(
+    image: NDArray[Any],
+    exclude: NDArray[np.bool_] | None = None,
+    *,
+    min_snr: float = 10.0,
+    max_sources: int = 200,
+    edge: int = 8,
+) -> NDArray[np.float64]:
+    """Adaptive-moment sizes (pixels) of the round, unsaturated sources of an image.
+
+    Peaks of the lightly smoothed linear flux (:func:`linear_flux`) at least ``min_snr``
+    times the smoothed sky's noise above the sky, away from the border, from saturated pixels and
+    from ``exclude`` (the target), brightest first; each is measured on a 31 x 31 px
+    stamp and kept when its moments converge near the peak and are rounder than 0.7.
+    """
+    from scipy import ndimage
+
+    linear, saturated = linear_flux(image)
+    level = float(np.median(linear))
+    smoothed = ndimage.gaussian_filter(linear - level, 1.0)
+    noise = 1.4826 * float(np.median(np.abs(smoothed - np.median(smoothed)))) + 1e-12
+    peaks = (smoothed == ndimage.maximum_filter(smoothed, size=7)) & (smoothed > min_snr * noise)
+    blocked = ndimage.binary_dilation(saturated, iterations=4)
+    if exclude is not None:
+        blocked |= ndimage.binary_dilation(exclude, iterations=4)
+    ny, nx = linear.shape
+    ys, xs = np.nonzero(peaks & ~blocked)
+    inside = (ys >= edge) & (ys < ny - edge) & (xs >= edge) & (xs < nx - edge)
+    ys, xs = ys[inside], xs[inside]
+    order = np.argsort(-smoothed[ys, xs])[:max_sources]
+    sizes = []
+    for y, x in zip(ys[order], xs[order], strict=True):
+        y0, x0 = max(y - 15, 0), max(x - 15, 0)
+        stamp = linear[y0 : y + 16, x0 : x + 16] - level
+        found = adaptive_moments(stamp, (float(y - y0), float(x - x0)), 1.0)
+        if found is None:
+            continue
+        size, axis_ratio, (cy, cx) = found
+        if axis_ratio >= 0.7 and math.hypot(cy - (y - y0), cx - (x - x0)) <= 1.5:
+            sizes.append(size)
+    return np.sort(np.asarray(sizes, dtype=np.float64))
+
+
+def estimate_psf_fwhm(
+    image: NDArray[Any],
+    exclude: NDArray[np.bool_] | None = None,
+    *,
+    min_sources: int = 3,
+    tolerance: float = 0.15,
+) -> tuple[float, int] | None:
+    """The PSF FWHM (pixels) of an image from its stellar locus, or ``None``.
+
+    The stellar locus is the smallest set of ``min_sources`` or more
+    :func:`compact_source_sizes` within ``tolerance`` of one another (stars all have the
+    PSF's size; galaxies are larger, each its own). Returns ``(fwhm, n_sources)``;
+    ``None`` when no such set exists (a cutout with no other point source).
+    """
+    sizes = compact_source_sizes(image, exclude)
+    for start in range(max(sizes.size - min_sources + 1, 0)):
+        members = sizes[(sizes >= sizes[start]) & (sizes <= sizes[start] * (1.0 + tolerance))]
+        if members.size >= min_sources:
+            return _fwhm_of_moment_size(float(np.median(members))), int(members.size)
+    return None
 
 
 def _target_peak(
@@ -295,6 +425,7 @@ def measure_point_source(
     sky: NDArray[np.bool_],
     centre_yx: tuple[float, float],
     psf_fwhm_px: float = SDSS_PSF_FWHM_PX,
+    psf_source: str = "given",
 ) -> PointSource:
     """Measure the source at ``centre_yx`` against a PSF of ``psf_fwhm_px``.
 
@@ -312,6 +443,8 @@ def measure_point_source(
         Where the target is (the masking ellipse's centre), (row, col).
     psf_fwhm_px
         The image's PSF FWHM, pixels.
+    psf_source
+        Where ``psf_fwhm_px`` came from, in words (for the reason).
     """
     linear, saturated = linear_flux(image)
     level, noise = _background(linear, sky)
@@ -324,7 +457,7 @@ def measure_point_source(
     bleed = False
     if n_saturated >= 3:
         ys, xs = np.nonzero(plateau)
-        bleed = bool(np.ptp(ys) + 1 >= 2 * (np.ptp(xs) + 1) and np.ptp(ys) >= 4)
+        bleed = bool(np.ptp(ys) + 1 >= 1.3 * (np.ptp(xs) + 1) and np.ptp(ys) - np.ptp(xs) >= 3)
         centre = (float(ys.mean()), float(xs.mean()))
         grey = np.asarray(image, dtype=np.float64)
         grey = grey[..., :3].mean(axis=-1) if grey.ndim == 3 else grey
@@ -339,7 +472,10 @@ def measure_point_source(
         if n_saturated < 3:
             centre = moment_centre
     inner = 1.5 * psf_fwhm_px + math.sqrt(n_saturated)
-    spikes = spike_score(linear, centre, inner, inner + 4.0 * psf_fwhm_px)
+    outer = inner + max(4.0 * psf_fwhm_px, _SPIKE_MIN_LENGTH)
+    spikes = float("nan")  # not looked for around an unsaturated, clearly extended source
+    if n_saturated >= 3 or not size_ratio > _SPIKE_SEARCH_MAX_SIZE_RATIO:
+        spikes = spike_score(linear, centre, inner, outer, width=psf_fwhm_px)
     return PointSource(
         psf_fwhm_px=float(psf_fwhm_px),
         size_ratio=float(size_ratio),
@@ -349,6 +485,7 @@ def measure_point_source(
         wing_slope=float(wing),
         spikes=float(spikes),
         peak_yx=centre,
+        psf_source=psf_source,
     )
 
 
@@ -364,20 +501,28 @@ def point_source_reason(
 
     A star has diffraction spikes (``spikes >= min_spikes``), or a saturated core whose
     light falls off as steeply as a PSF's (``wing_slope <= max_wing_slope``) with a
-    bleed trail or spikes of at least half ``min_spikes`` (a steep saturated core alone
+    bleed trail or spikes of at least 0.8 ``min_spikes`` (a steep saturated core alone
     is also a compact galaxy's on a sharper image than SDSS's), or an
     unsaturated image the PSF's size and round (``size_ratio <= max_size_ratio`` and
     ``axis_ratio >= min_axis_ratio``).
     """
-    fwhm = f"PSF FWHM {measured.psf_fwhm_px:.1f} px"
+    fwhm = f"PSF FWHM {measured.psf_fwhm_px:.1f} px, {measured.psf_source}"
     if measured.spikes >= min_spikes:
         return f"point source (star): diffraction spikes ({measured.spikes:.1f} sigma)"
-    corroborated = measured.bleed or measured.spikes >= 0.5 * min_spikes
-    if measured.n_saturated >= 3 and measured.wing_slope <= max_wing_slope and corroborated:
+    corroborated = measured.bleed or measured.spikes >= 0.8 * min_spikes
+    steep = measured.n_saturated >= 3 and measured.wing_slope <= max_wing_slope
+    if steep and corroborated and measured.axis_ratio >= _MIN_CORE_AXIS_RATIO:
         trail = "a bleed trail" if measured.bleed else f"spikes ({measured.spikes:.1f} sigma)"
         return (
             f"point source (star): saturated core of {measured.n_saturated} px with {trail}, "
             f"whose light falls as r^{measured.wing_slope:.1f} ({fwhm})"
+        )
+    round_core = measured.axis_ratio >= _ROUND_CORE_AXIS_RATIO
+    if measured.n_saturated >= 3 and round_core and measured.wing_slope <= 1.25 * max_wing_slope:
+        return (
+            f"point source (star): round saturated core of {measured.n_saturated} px (axis "
+            f"ratio {measured.axis_ratio:.2f}) whose light falls as "
+            f"r^{measured.wing_slope:.1f} ({fwhm})"
         )
     if measured.size_ratio <= max_size_ratio and measured.axis_ratio >= min_axis_ratio:
         core = f"saturated core of {measured.n_saturated} px, " if measured.n_saturated >= 3 else ""

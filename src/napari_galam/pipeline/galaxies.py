@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from napari_galam.core.cutout import cutout_around
 from napari_galam.errors import GalamInputError
-from napari_galam.pipeline.qa import GalaxyQA, QAParameters, assess_galaxy
+from napari_galam.pipeline.qa import GalaxyQA, QAParameters, assess_galaxy, with_field_psf
 from napari_galam.progress import Progress, ProgressGenerator, run_to_end
 
 __all__ = [
@@ -169,6 +169,7 @@ def iter_predict_positions(
     image = np.asarray(image)
     if image.ndim not in (2, 3):
         raise GalamInputError(f"image of shape {image.shape}: expected (ny, nx) or (ny, nx, 3).")
+    params = with_field_psf(image, params)  # the star check's PSF: the whole field's
     results: list[GalaxyResult] = []
     inputs: list[NDArray[Any]] = []
     to_predict: list[int] = []

@@ -25,7 +25,13 @@ from napari_galam.core.companions import Companions, find_companions
 from napari_galam.core.cutout import crop_and_resize
 from napari_galam.core.deblend import DeblendResult, detect_blends
 from napari_galam.core.masking import Ellipse, MaskingResult, fit_target_ellipse, moment_ellipse
-from napari_galam.core.pointsource import PointSource, measure_point_source, point_source_reason
+from napari_galam.core.pointsource import (
+    SDSS_PSF_FWHM_PX,
+    PointSource,
+    estimate_psf_fwhm,
+    measure_point_source,
+    point_source_reason,
+)
 from napari_galam.errors import GalamInputError
 from napari_galam.pipeline.qa_parameters import COMPANION_CHECK_DEFAULT, QAParameters
 
@@ -37,6 +43,8 @@ __all__ = [
     "STATUS_COLOURS",
     "QA_COLUMNS",
     "assess_galaxy",
+    "image_psf",
+    "with_field_psf",
     "blend_reasons",
     "source_shares",
     "cutout_array",
@@ -215,6 +223,38 @@ def _residual_companions(
     )
 
 
+def image_psf(
+    image: NDArray[Any], params: QAParameters, exclude: NDArray[np.bool_] | None = None
+) -> tuple[float, str]:
+    """The PSF FWHM (pixels) the star check uses on ``image``, and where it came from.
+
+    ``params.psf_fwhm`` when given; otherwise the image's stellar locus
+    (:func:`napari_galam.core.pointsource.estimate_psf_fwhm`, leaving out ``exclude``,
+    the target); otherwise SDSS's median seeing (a lone SDSS cutout has no other star).
+    """
+    if params.psf_fwhm is not None:
+        return float(params.psf_fwhm), "given"
+    estimate = estimate_psf_fwhm(image, exclude)
+    if estimate is None:
+        return SDSS_PSF_FWHM_PX, "SDSS default"
+    fwhm, n_sources = estimate
+    return fwhm, f"from {n_sources} compact sources"
+
+
+def with_field_psf(field_image: NDArray[Any], params: QAParameters | None = None) -> QAParameters:
+    """``params`` with the PSF of a whole field filled in when it is to be estimated.
+
+    Cutouts of a field (a click, "predict all") hold few other sources; the field's
+    stellar locus (:func:`image_psf` on all of it) is estimated once instead. Unchanged
+    when the star check is off, the PSF is given, or the field has no stellar locus.
+    """
+    params = params if params is not None else QAParameters()
+    if not params.star_check or params.psf_fwhm is not None:
+        return params
+    estimate = estimate_psf_fwhm(field_image)
+    return params if estimate is None else replace(params, psf_fwhm=round(estimate[0], 2))
+
+
 def _point_source(
     image: NDArray[Any], masking: MaskingResult, deblend: DeblendResult, params: QAParameters
 ) -> tuple[PointSource, str | None]:
@@ -225,8 +265,9 @@ def _point_source(
     else:
         region, sky = masking.mask, ~masking.mask
     target = masking.target
+    fwhm, source = image_psf(image, params, masking.mask)
     measured = measure_point_source(
-        image, region, deblend.smoothed, sky, (target.y, target.x), params.psf_fwhm
+        image, region, deblend.smoothed, sky, (target.y, target.x), fwhm, source
     )
     reason = point_source_reason(
         measured,

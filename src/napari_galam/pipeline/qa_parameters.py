@@ -30,10 +30,8 @@ QA_PARTITION_SIZE = 240
 #: written here so that building the command line imports nothing heavy).
 SDSS_PSF_FWHM_PX = round(1.4 / 0.396, 2)
 
-#: Whether the star (point-source) check is on by default. Off for now: with the SDSS
-#: PSF it calls 15 of the Hubble Deep Field's 60 brightest galaxies stars (compact,
-#: saturated cores on a sharper image than SDSS's); see the issue #21 report.
-STAR_CHECK_DEFAULT = False
+#: Whether the star (point-source) check is on by default.
+STAR_CHECK_DEFAULT = True
 
 #: Whether the rotation-residual companion check is on by default (see QAParameters).
 COMPANION_CHECK_DEFAULT = False
@@ -91,10 +89,13 @@ class QAParameters:
         moments at most ``star_max_size`` times the PSF's and rounder than
         ``star_min_axis_ratio``; or a saturated core whose wings fall at least as
         steeply as ``r^star_max_wing_slope``; or four diffraction spikes of at least
-        ``star_min_spikes``. The thresholds were chosen on simulated SDSS stars and
-        galaxies (seeds 0-2 of ``benchmarks/bench_qa.py``).
+        ``star_min_spikes`` (continuous along each arm). The thresholds were chosen on
+        simulated SDSS stars and galaxies (seeds 0-2 of ``benchmarks/bench_qa.py``) and
+        the Hubble Deep Field's 60 brightest sources (its 3 spiked stars and no galaxy).
     psf_fwhm
-        The image's PSF FWHM in pixels (default: SDSS's median 1.4" seeing at 0.396"/px).
+        The image's PSF FWHM in pixels; None (default): estimated from the image's
+        stellar locus (the field's, in the docks), or SDSS's median 1.4" seeing at
+        0.396"/px where there is none (a lone SDSS cutout).
     """
 
     tolerance: float = parameter(
@@ -240,10 +241,11 @@ class QAParameters:
         help="reject a target whose image is the PSF's (size and roundness), or that has "
         "diffraction spikes or a saturated core with a PSF's wings",
     )
-    psf_fwhm: float = parameter(
-        SDSS_PSF_FWHM_PX,
+    psf_fwhm: float | None = parameter(
+        None,
         label="PSF FWHM (px)",
-        help='the image\'s seeing FWHM in pixels (SDSS: 1.4" at 0.396"/px = 3.54 px)',
+        help="the image's seeing FWHM in pixels; none: estimated from the image's compact "
+        'sources, else SDSS\'s 1.4" at 0.396"/px = 3.54 px',
         range=(0.5, 50.0),
     )
     star_max_size: float = parameter(
@@ -269,7 +271,7 @@ class QAParameters:
         expert=True,
     )
     star_min_spikes: float = parameter(
-        1.2,
+        0.7,
         label="star spike contrast",
         help="smallest contrast of diffraction spikes (3 of 4 arms) that marks a star",
         range=(0.1, 100.0),
