@@ -64,6 +64,7 @@ __all__ = [
     "merge_partitions",
     "run_batch",
     "iter_batch",
+    "run_partition_here",
 ]
 
 #: Where the partitions run: in this process one after the other, or on Dask.
@@ -422,7 +423,9 @@ def _iter_dask(
         def submit() -> Any:
             task = waiting.pop()
             items = task.partition.items
-            future = client.submit(job.run, items, task.path, pure=False, **options)
+            future = client.submit(
+                run_partition_here, job.run, items, task.path, pure=False, **options
+            )
             by_key[future.key] = task
             return future
 
@@ -434,6 +437,21 @@ def _iter_dask(
             yield task, error
             if waiting:
                 running.add(submit())
+
+
+def run_partition_here(run: Callable[..., int], items: Any, path: str, **options: Any) -> int:
+    """Run one partition task with dask computing in this process (on a Dask worker).
+
+    Inside a task on a ``distributed`` worker, dask's default scheduler is the cluster
+    itself: a lazy (dask) cube array indexed by the task would be sent back to the
+    scheduler as a new graph holding the file's cached bytes (40 MiB per partition for
+    a gzipped CALIFA-size cube) and computed on any worker. The inputs are already on
+    this worker's file system, so their chunks are read here, synchronously.
+    """
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):
+        return run(items, path, **options)
 
 
 def _crash_rows(job: PartitionJob, partition: Partition, error: BaseException) -> list[dict]:
