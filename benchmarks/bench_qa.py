@@ -166,7 +166,7 @@ def throughput(images) -> None:
     ratio = per["assess_galaxy, extended check"] / per["assess_galaxy, seed (default)"]
     print_table(
         f"Throughput per 128x128 RGB cutout, one process (median over {len(sample)} "
-        f"cutouts; fast is {base / fast:.1f}x the seed's plain photutils; the extended "
+        f"cutouts; fast is {base / fast:.1f}x the published procedure's plain photutils; the extended "
         f"check costs {ratio:.2f}x, measured side by side)",
         ["step", "median ms", "cutouts/s"],
         rows,
@@ -250,10 +250,10 @@ def neighbour_in_model_input(scene, qa) -> bool:
     Truth A (``CutoutTruth.blended``) calls a pair blended when the target's noiseless
     1-sigma footprint touches the neighbour's, which also holds for neighbours whose
     faint wings meet the target's far outside its 1.5x masking ellipse. Everything
-    outside that ellipse is set to black before the models see the image, and the seed's
+    outside that ellipse is set to black before the models see the image, and the published procedure's
     rule counts the sources inside it, so such a neighbour neither contaminates the input
     nor is what the rule is about. B keeps the pairs of A whose neighbour centre is in
-    the masked region (the seed's ellipse; the ellipse accuracy is measured separately).
+    the masked region (the published procedure's ellipse; the ellipse accuracy is measured separately).
     """
     if not scene["cutout"].truth.blended or not qa.masking.ok:
         return False
@@ -306,7 +306,7 @@ def accuracy(scenes) -> None:
         "neighbour's; truth B: A and the neighbour's centre inside the masked region the "
         "models see. 'seed' = the paper's procedure, '+comp' = the extended check "
         "(rotation-residual companions, ellipse centre offset, sources under 5% of the light "
-        "not counted); misses are the seed's, by truth A",
+        "not counted); misses are the published procedure's, by truth A",
         [
             "sep/FWHM",
             "flux ratio",
@@ -415,7 +415,7 @@ def accuracy(scenes) -> None:
     if rows:
         print_table(
             "Ellipse of isolated galaxies with b/a < 0.8 (truth: second moments of the "
-            "target's own 1-sigma footprint), by true b/a. 'contour' = the seed's masking "
+            "target's own 1-sigma footprint), by true b/a. 'contour' = the published procedure's masking "
             "ellipse; 'moments' = GalaxyQA.shape, light-weighted second moments of the "
             "target's segment inside the mask",
             [
