@@ -14,6 +14,13 @@ routes listed in the ``distributed.scheduler.http.routes`` setting (worker infor
 JSON state, Prometheus metrics, a proxy); :func:`start_client` empties those lists for
 the cluster's processes and binds the server to a free loopback port.
 
+Dask's own log lines from the cluster's processes (a worker that lost its scheduler's
+connection while the cluster shuts down, a worker restarted after a crash) reach the
+user's terminal as one line each, without a traceback
+(:mod:`napari_galam.pipeline.dask_logs`): a failed
+partition already has its row with the reason, and a traceback in a terminal reads as a
+crash of ``galam`` itself.
+
 An existing scheduler (``--scheduler``) is reached with the TLS credentials the user
 gives (:func:`security_from_options`: a CA file, a certificate and a key, and/or a YAML
 file in the layout of Dask's configuration), or with those of the Dask configuration.
@@ -232,6 +239,8 @@ def start_client(
     from distributed import Client, LocalCluster
     from distributed.security import Security
 
+    from napari_galam.pipeline.dask_logs import OneLineWorkerLogs
+
     n_workers = _default_workers() if n_workers is None else n_workers
     if n_workers < 1:
         raise GalamInputError(f"--workers: expected a positive integer, got {n_workers}.")
@@ -250,10 +259,12 @@ def start_client(
             env=env,
         )
     try:
-        return Client(cluster), cluster
+        client = Client(cluster)
+        client.register_plugin(OneLineWorkerLogs())
     except BaseException:
         cluster.close()
         raise
+    return client, cluster
 
 
 @contextmanager
@@ -273,12 +284,20 @@ def dask_client(
     if client is not None:
         yield client
         return
-    client, cluster = start_client(
-        scheduler=scheduler, n_workers=n_workers, security=security, dashboard=dashboard
-    )
+    from napari_galam.pipeline.dask_logs import fold_dask_logs, unfold_dask_logs
+
+    if scheduler is None:
+        fold_dask_logs()  # the LocalCluster's scheduler and nannies log in this process
     try:
-        yield client
+        client, cluster = start_client(
+            scheduler=scheduler, n_workers=n_workers, security=security, dashboard=dashboard
+        )
+        try:
+            yield client
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        if scheduler is None:
+            unfold_dask_logs()
