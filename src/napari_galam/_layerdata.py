@@ -20,6 +20,7 @@ from napari_galam.io.spectra import SdssSpectrum
 __all__ = [
     "CUBE_KEY",
     "ELLIPSE_KEY",
+    "GRADIENT_ERRORS_KEY",
     "MAPS_KEY",
     "RE_KEY",
     "TRUTH_KEY",
@@ -55,6 +56,11 @@ ELLIPSE_KEY = "galam_ellipse"
 
 #: Key of a galaxy's half-light radius in pixels on a map layer (Gradients dock).
 RE_KEY = "galam_r_e_pix"
+
+#: Key of a map layer's :class:`pipeline.gradient_errors.GradientErrorContext` (the
+#: model's own gradient error, the spatial resolution, per-spaxel errors, bins), read by
+#: the Gradients dock to quote a slope's error.
+GRADIENT_ERRORS_KEY = "galam_gradient_errors"
 
 #: Key of the simulator's truth (labels, positions) on a simulated sample layer.
 TRUTH_KEY = "galam_truth"

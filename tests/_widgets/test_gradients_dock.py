@@ -62,6 +62,9 @@ def test_dock_fits_known_gradients_and_exports(make_napari_viewer, tmp_path: Pat
     assert result.mh.slope == pytest.approx(-0.25, abs=0.03)
     assert result.age.n_within >= 25
     assert "dex/R_e" in dock.jobs.status.text()
+    # plain image layers: no model error known, the dock says the error is statistical
+    assert "statistical only" in dock.jobs.status.text()
+    assert result.age.model_sd == 0 and np.isfinite(result.age.slope_err)
     # the figure: crosses, 100 red bootstrap lines and a black mean line per panel
     top = dock.figure.axes[0]
     assert len(top.lines) >= 100 + 2
@@ -74,6 +77,7 @@ def test_dock_fits_known_gradients_and_exports(make_napari_viewer, tmp_path: Pat
 
     table = Table.read(dock.export_table(tmp_path / "gradients.ecsv"))
     assert list(table["quantity"]) == ["log_age", "mh"]
+    assert {"slope_err", "slope_err_stat", "model_sd", "n_elements"} <= set(table.colnames)
     assert table.meta["axis_ratio"] == pytest.approx(0.6)
     shot = tmp_path / "gradients_dock.png"
     dock.grab().save(str(shot))
@@ -104,3 +108,31 @@ def test_too_few_spaxels_gives_a_clear_message(make_napari_viewer) -> None:
     dock.fit_button.click()
     dock.jobs.wait()
     assert "one shape" in dock.jobs.status.text()
+
+
+def test_a_map_with_a_model_error_and_a_psf_quotes_both(make_napari_viewer) -> None:
+    from napari_galam._layerdata import GRADIENT_ERRORS_KEY
+    from napari_galam.pipeline.gradient_errors import GradientErrorContext
+
+    viewer = make_napari_viewer()
+    ellipse = GalaxyEllipse(x=38.5, y=35.0, angle_deg=25.0, axis_ratio=0.6)
+    _, age, mh = _maps(ellipse, r_e=9.0)
+    context = GradientErrorContext(
+        model_sd=0.05, model_note="test", resolution_pix=3.0, resolution_note="header RFWHM"
+    )
+    viewer.add_image(age, name="log age", metadata={GRADIENT_ERRORS_KEY: context})
+    viewer.add_image(mh, name="[M/H]", metadata={GRADIENT_ERRORS_KEY: context})
+    dock = GradientsDock(viewer)
+    dock.age_layer.setCurrentText("log age")
+    dock.mh_layer.setCurrentText("[M/H]")
+    dock._on_map_chosen("log age")
+    assert dock.resolution.value() == pytest.approx(3.0)
+    assert "header RFWHM" in dock.resolution_note.text()
+    dock.set_ellipse(ellipse)
+    dock.r_e.setValue(9.0)
+    result = dock.fit()
+    # 6x6-pixel blocks: far fewer independent elements than spaxels
+    assert result.age.n_elements < result.age.n_within / 10
+    assert result.age.slope_err == pytest.approx(np.hypot(result.age.slope_err_stat, 0.05))
+    assert "model's own gradient error" in dock.jobs.status.text()
+    assert "±" in dock.figure.axes[0].get_title() and "(stat.)" not in dock.figure.axes[0].get_title()

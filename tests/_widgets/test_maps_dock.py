@@ -6,6 +6,7 @@ process, which holds a napari viewer).
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -75,13 +76,30 @@ def test_cube_to_maps_to_gradients(
     gradients._on_map_chosen(age_layer.name)  # ellipse and R_e from the maps' metadata
     ellipse = gradients.current_ellipse()
     assert ellipse.axis_ratio == pytest.approx(truth["AXRATIO"], abs=0.2)
+    # the maps carry what an honest error needs: the SED CNN's own gradient error (model
+    # card) and CALIFA's resolution (2.5" PSF on 1" spaxels)
+    from napari_galam._layerdata import GRADIENT_ERRORS_KEY
+    from napari_galam.models.registry import gradient_model_sd
+
+    calibrated = gradient_model_sd("sed-cnn")
+    assert calibrated is not None
+    assert age_layer.metadata[GRADIENT_ERRORS_KEY].model_sd == calibrated["log_age"]
+    assert mh_layer.metadata[GRADIENT_ERRORS_KEY].model_sd == calibrated["mh"]
+    assert gradients.resolution.value() == pytest.approx(2.5)
+    assert "CALIFA" in gradients.resolution_note.text()
     result = gradients.fit()
     assert result.age.ok and result.mh.ok
+    assert result.age.model_sd == calibrated["log_age"]
+    assert result.age.slope_err >= calibrated["log_age"] > 10 * result.age.slope_sd
+    assert result.age.n_elements < result.age.n_within / 10  # 5x5-spaxel blocks
+    assert "model's own gradient error" in gradients.jobs.status.text()
     err_age = result.age.slope - truth["GRAD_AGE"]
     err_mh = result.mh.slope - truth["GRAD_MH"]
     print(f"gradient error: log age {err_age:+.3f}, [M/H] {err_mh:+.3f} dex/R_e")
     assert abs(err_age) < 0.3 and abs(err_mh) < 0.3
-    shot = tmp_path / "maps_and_gradients.png"
+    # GALAM_WRITE_DOCS=1 refreshes the README's screenshot
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    shot = (docs if os.environ.get("GALAM_WRITE_DOCS") else tmp_path) / "maps_and_gradients.png"
     viewer.screenshot(str(shot), canvas_only=False, flash=False)
     assert shot.stat().st_size > 50_000
 

@@ -43,6 +43,23 @@ def _print_table(table, float_format: str) -> None:
     table.pprint(max_width=-1)
 
 
+def _print_gradient_coverage(result: dict) -> None:
+    """One line per quantity: how often the true slope lies inside the quoted errors."""
+    print(
+        f"gradient errors on {result['gradient_galaxies']} cubes (PSF FWHM "
+        f"{result['psf_fwhm_pix']:g} px): truth within 1 / 1.96 sigma (nominal 68% / 95%)"
+    )
+    for key, cover in result["gradient_coverage"].items():
+        quoted, stat = cover["quoted"], cover["statistical_only"]
+        paper = cover["paper_subsample_sd"]
+        print(
+            f"  {key:8s} quoted (median {cover['median_quoted']:.3f} dex/R_e, model part "
+            f"{cover['model_sd']:.3f}): {quoted['within_68']:.0%} / {quoted['within_95']:.0%};"
+            f"  statistical part alone: {stat['within_68']:.0%} / {stat['within_95']:.0%};"
+            f"  paper's subsample SD: {paper['within_68']:.0%} / {paper['within_95']:.0%}"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     """Print (and optionally write) the evaluation tables."""
     from napari_galam.errors import GalamInputError
@@ -74,8 +91,12 @@ def run(args: argparse.Namespace) -> int:
             del table.meta["predictions"]  # arrays: not for the ECSV header
             write_table(args.output.with_suffix(".galaxies.ecsv"), table)
     if args.cubes is not None:
-        result = evaluate_spaxels(args.cubes, predict_seds)
+        from napari_galam.models.registry import gradient_model_sd
+
+        result = evaluate_spaxels(args.cubes, predict_seds, model_sd=gradient_model_sd("sed-cnn"))
+        del result["gradient_errors"]  # per-cube arrays: not for the summary
         print(json.dumps(result, indent=1, default=float))
+        _print_gradient_coverage(result)
         if args.output is not None:
             args.output.with_suffix(".spaxels.json").write_text(
                 json.dumps(result, indent=1, default=float)

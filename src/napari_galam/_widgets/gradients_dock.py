@@ -7,6 +7,13 @@ dock fits both gradients with :func:`napari_galam.core.gradients.bootstrap_gradi
 plots them with :func:`napari_galam.plots.plot_gradient`. The figure exports to PNG/PDF
 and the numbers to ECSV/CSV. The bootstrap (up to 10 000 fits) runs in the dock's
 job thread.
+
+Each slope's error covers the truth as often as it claims: a bootstrap over independent
+resolution elements (the "resolution element" field: the PSF FWHM in pixels, filled from
+the map's source file or survey), each spaxel moved by its own error where the map has
+one, plus the model's own gradient error from its model card (maps made by the Spaxel
+maps dock carry all of it, ``_layerdata.GRADIENT_ERRORS_KEY``). A map without a
+calibrated model error says that its error is statistical only.
 """
 
 from __future__ import annotations
@@ -23,11 +30,12 @@ from qtpy.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QPushButton,
     QSpinBox,
 )
 
-from napari_galam._layerdata import ELLIPSE_KEY, RE_KEY
+from napari_galam._layerdata import ELLIPSE_KEY, GRADIENT_ERRORS_KEY, RE_KEY
 from napari_galam._widgets._choices import layer_named, refill_choices
 from napari_galam._widgets._jobs import JobRunner
 from napari_galam._widgets._mpl import MplDock
@@ -39,6 +47,7 @@ from napari_galam.core.gradients import (
     half_light_radius,
 )
 from napari_galam.errors import GalamInputError
+from napari_galam.pipeline.gradient_errors import GradientErrorContext
 from napari_galam.plots import plot_gradient
 
 if TYPE_CHECKING:
@@ -83,6 +92,7 @@ class GradientResult:
     r_e_pix: float
     age_layer: str
     mh_layer: str
+    resolution_pix: float = 1.0
 
     def to_table(self) -> Any:
         """An astropy Table: one row per quantity, geometry in the metadata."""
@@ -94,15 +104,20 @@ class GradientResult:
                 {
                     "quantity": quantity,
                     "slope": fit.slope,
-                    "slope_sd": fit.slope_sd,
+                    "slope_err": fit.slope_err,
+                    "slope_err_stat": fit.slope_err_stat,
+                    "model_sd": fit.model_sd,
+                    "slope_sd_subsamples": fit.slope_sd,
                     "intercept": fit.intercept,
                     "intercept_sd": fit.intercept_sd,
                     "n_within_re": fit.n_within,
                     "n_outside_re": fit.n_outside,
+                    "n_elements": fit.n_elements,
                     "n_boot": fit.slopes.size,
                     "status": fit.status,
                     "reason": fit.reason,
                     "unit": f"{unit}/R_e",
+                    "error_note": fit.error_note if fit.ok else "",
                 }
             )
         table = Table(rows=rows)
@@ -115,7 +130,13 @@ class GradientResult:
                 "angle_deg": self.ellipse.angle_deg,
                 "axis_ratio": self.ellipse.axis_ratio,
                 "r_e_pix": self.r_e_pix,
-                "method": "bootstrap least squares within R_e (Liew-Cain et al. 2021, Sect. 3.3)",
+                "resolution_pix": self.resolution_pix,
+                "method": (
+                    "slope: mean of bootstrap least-squares fits of 75% of the spaxels within "
+                    "R_e (Liew-Cain et al. 2021, Sect. 3.3); slope_err: bootstrap over "
+                    "resolution elements with each spaxel's error, plus the model's own "
+                    "gradient error (model card), in quadrature"
+                ),
             }
         )
         return table
@@ -129,6 +150,8 @@ def fit_gradients(
     n_boot: int,
     age_layer: str,
     mh_layer: str,
+    resolution_pix: float = 1.0,
+    contexts: tuple[GradientErrorContext | None, GradientErrorContext | None] = (None, None),
 ) -> GradientResult:
     """Bootstrap fits of both maps' gradients within R_e (seeds 0 and 1).
 
@@ -142,15 +165,38 @@ def fit_gradients(
         Bootstrap samples per fit.
     age_layer, mh_layer
         Names of the maps' layers, kept with the result.
+    resolution_pix
+        The PSF's FWHM in pixels (independent elements are blocks two FWHM across).
+    contexts
+        What each map's layer says of its errors (model error, per-spaxel errors,
+        bins), or None.
     """
     radius_re = deprojected_radius(age.shape, ellipse) / r_e
+    fits = []
+    for seed, (values, context) in enumerate(zip((age, mh), contexts, strict=True)):
+        context = context or GradientErrorContext()
+        errors = context.errors if context.errors is not None else None
+        if errors is not None and errors.shape != values.shape:
+            errors = None
+        fits.append(
+            bootstrap_gradient(
+                radius_re,
+                values,
+                n_boot=n_boot,
+                seed=seed,
+                errors=errors,
+                elements=context.elements_for(values.shape, resolution_pix),
+                model_sd=context.model_sd,
+            )
+        )
     return GradientResult(
-        age=bootstrap_gradient(radius_re, age, n_boot=n_boot, seed=0),
-        mh=bootstrap_gradient(radius_re, mh, n_boot=n_boot, seed=1),
+        age=fits[0],
+        mh=fits[1],
         ellipse=ellipse,
         r_e_pix=r_e,
         age_layer=age_layer,
         mh_layer=mh_layer,
+        resolution_pix=resolution_pix,
     )
 
 
@@ -193,6 +239,13 @@ class GradientsDock(MplDock):
         self.n_boot = QSpinBox()
         self.n_boot.setRange(10, 10_000)
         self.n_boot.setValue(100)
+        self.resolution = _spin(0.5, 1000.0, 1.0, 2, 0.5)
+        self.resolution.setToolTip(
+            "The PSF's FWHM in pixels: the bootstrap of the slope's error draws whole "
+            "independent elements (blocks two FWHM across, or bins), not spaxels."
+        )
+        self.resolution_note = QLabel("resolution unknown: give the PSF FWHM in pixels")
+        self.resolution_note.setWordWrap(True)
         self.fit_button = QPushButton("Fit gradients")
         self.save_figure_button = QPushButton("Save figure…")
         self.save_table_button = QPushButton("Save table…")
@@ -211,6 +264,8 @@ class GradientsDock(MplDock):
         form.addRow("R_e from light", self.light_layer)
         form.addRow("R_e [px]", self.r_e)
         form.addRow("bootstrap fits", self.n_boot)
+        form.addRow("PSF FWHM [px]", self.resolution)
+        form.addRow("", self.resolution_note)
         buttons = QHBoxLayout()
         buttons.addWidget(self.fit_button)
         buttons.addWidget(self.save_figure_button)
@@ -282,6 +337,14 @@ class GradientsDock(MplDock):
             self.set_ellipse(GalaxyEllipse((nx - 1) / 2, (ny - 1) / 2, 0.0, 1.0))
         if RE_KEY in meta:
             self.r_e.setValue(float(meta[RE_KEY]))
+        context = meta.get(GRADIENT_ERRORS_KEY)
+        if isinstance(context, GradientErrorContext) and context.resolution_pix:
+            self.resolution.setValue(context.resolution_pix)
+            self.resolution_note.setText(f"resolution: {context.resolution_note}")
+        elif isinstance(context, GradientErrorContext):
+            self.resolution_note.setText(
+                f"resolution {context.resolution_note}: give the PSF FWHM in pixels"
+            )
 
     def _on_shapes_chosen(self, name: str) -> None:
         layer = self._layer(name)
@@ -336,6 +399,13 @@ class GradientsDock(MplDock):
                 f"maps must be 2-D and of one shape: '{age_layer.name}' is {age.shape}, "
                 f"'{mh_layer.name}' is {mh.shape}."
             )
+        contexts = tuple(
+            context if isinstance(context, GradientErrorContext) else None
+            for context in (
+                age_layer.metadata.get(GRADIENT_ERRORS_KEY),
+                mh_layer.metadata.get(GRADIENT_ERRORS_KEY),
+            )
+        )
         return (
             age,
             mh,
@@ -344,6 +414,8 @@ class GradientsDock(MplDock):
             self.n_boot.value(),
             age_layer.name,
             mh_layer.name,
+            self.resolution.value(),
+            contexts,
         )
 
     def fit(self) -> GradientResult:
@@ -367,10 +439,12 @@ class GradientsDock(MplDock):
         if problems:
             self._report(f"Gradients: {problems[0]}.")
         else:
+            notes = {result.age.error_note, result.mh.error_note}
             self.jobs.status.setText(
-                f"age {result.age.slope:+.3f} ± {result.age.slope_sd:.3f}, "
-                f"[M/H] {result.mh.slope:+.3f} ± {result.mh.slope_sd:.3f} dex/R_e "
-                f"({result.age.n_within} spaxels within R_e = {result.r_e_pix:.1f} px)"
+                f"age {result.age.slope:+.3f} ± {result.age.slope_err:.3f}, "
+                f"[M/H] {result.mh.slope:+.3f} ± {result.mh.slope_err:.3f} dex/R_e "
+                f"(1σ; {result.age.n_within} spaxels in {result.age.n_elements} resolution "
+                f"elements within R_e = {result.r_e_pix:.1f} px; {'; '.join(sorted(notes))})"
             )
 
     def draw(self) -> None:

@@ -40,7 +40,14 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
-from napari_galam._layerdata import CUBE_KEY, ELLIPSE_KEY, MAPS_KEY, NARROWBAND_KEY, RE_KEY
+from napari_galam._layerdata import (
+    CUBE_KEY,
+    ELLIPSE_KEY,
+    GRADIENT_ERRORS_KEY,
+    MAPS_KEY,
+    NARROWBAND_KEY,
+    RE_KEY,
+)
 from napari_galam._widgets._choices import refill_choices
 from napari_galam._widgets._jobs import JobRunner
 from napari_galam._widgets._model_worker import shared_worker
@@ -54,6 +61,7 @@ from napari_galam.pipeline.fit import (
     iter_fit_cube,
     maps_from_rows,
 )
+from napari_galam.pipeline.gradient_errors import gradient_error_context
 from napari_galam.pipeline.maps import MAP_UNITS, SpaxelMaps, iter_map_source
 from napari_galam.plots.ppxf import plot_map_scatter
 from napari_galam.progress import ProgressGenerator
@@ -367,9 +375,13 @@ class MapsDock(QWidget):
             meta["wcs"] = layer.metadata["wcs"]
         kwargs = {"scale": layer.scale[-2:], "translate": layer.translate[-2:]}
         base = layer.name
-        self._put_layer(f"pPXF [M/H] {base}", maps.mh, "viridis", MH_LIMITS, meta, kwargs,
+        age_meta, mh_meta = self._with_gradient_errors(
+            meta, None, maps.maps["BIN_ID"], errors=(maps.maps["LOG_AGE_ERR"], maps.maps["MH_ERR"])
+        )
+        self._put_layer(f"pPXF [M/H] {base}", maps.mh, "viridis", MH_LIMITS, mh_meta, kwargs,
                         visible=False)  # fmt: skip
-        self._put_layer(f"pPXF log age {base}", maps.log_age, "magma", AGE_LIMITS, meta, kwargs)
+        self._put_layer(f"pPXF log age {base}", maps.log_age, "magma", AGE_LIMITS, age_meta,
+                        kwargs)  # fmt: skip
         if self.maps is not None:
             self._put_layer(f"network − pPXF [M/H] {base}", self.maps.mh - maps.mh, "PiYG",
                             DIFF_LIMITS, meta, kwargs, visible=False)  # fmt: skip
@@ -415,14 +427,34 @@ class MapsDock(QWidget):
             meta["wcs"] = wcs
         kwargs = {"scale": layer.scale[-2:], "translate": layer.translate[-2:]}
         base = layer.name
+        age_meta, mh_meta = self._with_gradient_errors(meta, maps.model, maps.bin_id)
         self._put_layer(f"S/N {base}", maps.snr, "gray", None, meta, kwargs, visible=False)
-        self._put_layer(f"[M/H] {base}", maps.mh, "viridis", MH_LIMITS, meta, kwargs, visible=False)
-        self._put_layer(f"log age {base}", maps.log_age, "magma", AGE_LIMITS, meta, kwargs)
+        self._put_layer(f"[M/H] {base}", maps.mh, "viridis", MH_LIMITS, mh_meta, kwargs,
+                        visible=False)  # fmt: skip
+        self._put_layer(f"log age {base}", maps.log_age, "magma", AGE_LIMITS, age_meta, kwargs)
         self.save_button.setEnabled(True)
         self.jobs.status.setText(
             f"{maps.n_mapped} spaxels mapped with {maps.model} "
             f"({len(maps.band_names)} filters, S/N >= {maps.meta['min_snr']:g})"
         )
+
+    def _with_gradient_errors(
+        self,
+        meta: dict[str, Any],
+        model: str | None,
+        bin_id: Any,
+        errors: tuple[Any, Any] = (None, None),
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``meta`` for the age and the [M/H] layer, each with its gradient-error context."""
+        source_meta = self._source.metadata
+        source = source_meta.get(CUBE_KEY, source_meta.get(NARROWBAND_KEY))
+        contexts = [
+            gradient_error_context(
+                model=model, quantity=quantity, source=source, errors=error, bin_id=bin_id
+            )
+            for quantity, error in zip(("log_age", "mh"), errors, strict=True)
+        ]
+        return tuple(dict(meta, **{GRADIENT_ERRORS_KEY: c}) for c in contexts)  # type: ignore[return-value]
 
     def _put_layer(
         self,

@@ -30,6 +30,8 @@ __all__ = [
     "checked_wave",
     "celestial_wcs",
     "pixel_scale_arcsec",
+    "NOMINAL_PSF_FWHM_ARCSEC",
+    "psf_fwhm_arcsec",
 ]
 
 #: Spectral flux density per Angstrom (erg/s/cm^2/A), the unit IFU surveys scale.
@@ -231,3 +233,55 @@ def pixel_scale_arcsec(celestial: Any, default: float | None = None) -> float | 
         except Exception:  # noqa: BLE001
             pass
     return default
+
+
+# --------------------------------------------------------------------------------------
+# Spatial resolution
+
+#: The spatial resolution (PSF FWHM, arcsec) a survey's cubes usually have, for files
+#: that do not say: CALIFA about 2.5" after its dithering, MaNGA about 2.5" (its cubes
+#: also carry ``RFWHM``), MUSE's wide-field mode seeing-limited, about 0.8", J-PAS-like
+#: narrow-band images about 0.8". Used to size the independent resolution elements of a
+#: map (``core/gradients.py``), where an order of magnitude matters, not 10%.
+NOMINAL_PSF_FWHM_ARCSEC: dict[str, float] = {
+    "CALIFA": 2.5,
+    "MaNGA": 2.5,
+    "MUSE": 0.8,
+    "J-PAS": 0.8,
+}
+
+#: Header keywords that state a cube's PSF FWHM in arcsec (MaNGA's r-band reconstructed
+#: PSF, the seeing ESO's pipeline writes for MUSE, and generic ones), in that order.
+_PSF_KEYWORDS = ("RFWHM", "SKY_RES", "PSF_FWHM", "PSFFWHM", "SEEING")
+
+
+def psf_fwhm_arcsec(headers: Any, layout: str | None = None) -> tuple[float | None, str]:
+    """A file's spatial resolution (PSF FWHM, arcsec) and where it came from.
+
+    Parameters
+    ----------
+    headers
+        A FITS header, or several (searched in order) for the keywords of
+        :data:`_PSF_KEYWORDS`.
+    layout
+        The survey layout (see :data:`NOMINAL_PSF_FWHM_ARCSEC`) for the nominal value when
+        no header says.
+
+    Returns
+    -------
+    (fwhm, source)
+        ``(None, "unknown")`` when neither a header nor the layout tells.
+    """
+    for header in headers if isinstance(headers, (list, tuple)) else [headers]:
+        if header is None:
+            continue
+        for keyword in _PSF_KEYWORDS:
+            try:
+                value = float(header.get(keyword))
+            except (TypeError, ValueError):
+                continue
+            if np.isfinite(value) and 0 < value < 60:
+                return value, f"header {keyword}"
+    if layout in NOMINAL_PSF_FWHM_ARCSEC:
+        return NOMINAL_PSF_FWHM_ARCSEC[layout], f"nominal for {layout}"
+    return None, "unknown"

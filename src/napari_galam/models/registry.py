@@ -39,6 +39,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from napari_galam.errors import GalamError, GalamInputError
 
 __all__ = [
@@ -49,6 +51,8 @@ __all__ = [
     "read_model_card",
     "spectrum_frame",
     "training_redshift_range",
+    "gradient_model_sd",
+    "write_card_section",
     "file_sha256",
     "load_model",
     "save_model_with_card",
@@ -372,3 +376,43 @@ def training_redshift_range(
     except (TypeError, ValueError):
         return None
     return (low, high) if low < high else None
+
+
+def gradient_model_sd(
+    name: str, *, directory: str | os.PathLike | None = None
+) -> dict[str, float] | None:
+    """The model's own error on a radial gradient, in dex/R_e, from its card, or None.
+
+    Read from ``calibration.gradient`` (``{"log_age": sd, "mh": sd, ...}``), written by
+    ``scripts/calibrate_gradient_errors.py`` from maps of simulated cubes the model never
+    saw. Reads only the JSON card. None when the card has no such calibration (maps of
+    that model then get statistical gradient errors only, and say so).
+    """
+    section = read_model_card(name, directory=directory).get("calibration", {})
+    gradient = section.get("gradient") if isinstance(section, dict) else None
+    if not isinstance(gradient, dict):
+        return None
+    try:
+        values = {key: float(gradient[key]) for key in ("log_age", "mh")}
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not all(np.isfinite(v) and v >= 0 for v in values.values()):
+        raise GalamError(
+            f"model card of {name}: calibration.gradient holds {values}; expected errors >= 0"
+        )
+    return values
+
+
+def write_card_section(
+    name: str, key: str, value: Any, *, directory: str | os.PathLike | None = None
+) -> Path:
+    """Set ``card[key] = value`` in model ``name``'s card, atomically; return its path.
+
+    For what is measured after training (calibrations): the weights and their hash stay.
+    """
+    card = read_model_card(name, directory=directory)
+    folder = Path(directory) if directory is not None else weights_dir()
+    card[key] = value
+    tmp = _write_card_file(card, folder, name)
+    os.replace(tmp, folder / f"{name}.json")
+    return folder / f"{name}.json"

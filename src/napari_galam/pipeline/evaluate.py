@@ -35,6 +35,10 @@ __all__ = [
     "compare_real_spectra",
     "evaluate_galaxies",
     "evaluate_spaxels",
+    "gradient_errors",
+    "interval_coverage",
+    "calibrate_gradient_model_sd",
+    "CALIFA_RESOLUTION_PIX",
     "plot_predicted_vs_true",
     "residual_stats",
     "SNR_BINS",
@@ -300,50 +304,166 @@ def plot_predicted_vs_true(table: Any, path: str | os.PathLike) -> None:
     plt.close(fig)
 
 
+#: CALIFA's nominal PSF FWHM (about 2.5") on its 1" spaxels, in spaxels: the resolution
+#: of the simulated CALIFA-like cubes (their PSF is drawn in 2.2-2.8",
+#: ``simulate/datasets.py``), as a user would give it for a real cube.
+CALIFA_RESOLUTION_PIX = 2.5
+
+_QUANTITIES = (("log_age", "observed_gradient_log_age"), ("mh", "observed_gradient_mh"))
+
+
+def _read_cube_dataset(path: str | os.PathLike) -> dict[str, NDArray[Any]]:
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        if "seds/flux" not in handle:
+            raise GalamInputError(f"{path}: not a simulated cube dataset (no seds/flux).")
+        data = {
+            "seds": handle["seds/flux"][()],
+            "log_age": handle["maps/log_age"][()],
+            "mh": handle["maps/mh"][()],
+            "radius": handle["maps/r_over_re"][()],
+        }
+        for key, name in _QUANTITIES:
+            data[f"true_gradient_{key}"] = handle[f"gradients/{name}"][()]
+    return data
+
+
+def gradient_errors(
+    radius: NDArray[Any],
+    predicted: dict[str, NDArray[Any]],
+    true_gradients: dict[str, NDArray[Any]],
+    *,
+    psf_fwhm_pix: float = CALIFA_RESOLUTION_PIX,
+    model_sd: dict[str, float] | None = None,
+    max_radius: float = 2.0,
+    min_points: int = 25,
+) -> dict[str, dict[str, NDArray[np.float64]]]:
+    """Each cube's gradient error against the truth, and the errors the fit quotes.
+
+    Parameters
+    ----------
+    radius
+        ``(n, ny, nx)`` deprojected R/R_e maps.
+    predicted, true_gradients
+        ``{"log_age": ..., "mh": ...}``: ``(n, ny, nx)`` predicted maps and ``(n,)``
+        true gradients (dex/R_e).
+    psf_fwhm_pix
+        The PSF FWHM in pixels, for the independent elements (:func:`resolution_elements`).
+    model_sd
+        The model's own gradient errors (``{"log_age": sd, "mh": sd}``), or None for 0.
+
+    Returns
+    -------
+    dict
+        Per quantity: ``error`` (fitted - true slope), ``quoted`` (the fit's 1-sigma
+        error), ``stat`` (its statistical part) and ``paper_sd`` (the paper's subsample
+        SD), one value per cube that passed the selection.
+    """
+    from napari_galam.core.gradients import bootstrap_gradient, resolution_elements
+
+    elements = resolution_elements(radius.shape[1:], psf_fwhm_pix)
+    out: dict[str, dict[str, list[float]]] = {
+        key: {"error": [], "quoted": [], "stat": [], "paper_sd": []} for key, _ in _QUANTITIES
+    }
+    for k in range(radius.shape[0]):
+        r = np.where(radius[k] <= max_radius, radius[k], np.nan)
+        fits = {
+            key: bootstrap_gradient(
+                r, predicted[key][k], seed=k, min_points=min_points, elements=elements,
+                model_sd=(model_sd or {}).get(key, 0.0),
+            )  # fmt: skip
+            for key, _ in _QUANTITIES
+        }
+        if not all(fit.ok for fit in fits.values()):
+            continue
+        for key, fit in fits.items():
+            out[key]["error"].append(fit.slope - float(true_gradients[key][k]))
+            out[key]["quoted"].append(fit.slope_err)
+            out[key]["stat"].append(fit.slope_err_stat)
+            out[key]["paper_sd"].append(fit.slope_sd)
+    return {key: {n: np.asarray(v, float) for n, v in d.items()} for key, d in out.items()}
+
+
+def interval_coverage(error: Any, sigma: Any) -> dict[str, float]:
+    """Share of |error| within 1 and 1.96 sigma (nominal 68% and 95%), and the count."""
+    error, sigma = np.asarray(error, float), np.asarray(sigma, float)
+    good = np.isfinite(error) & np.isfinite(sigma)
+    if not good.any():
+        return {"n": 0, "within_68": np.nan, "within_95": np.nan}
+    error, sigma = np.abs(error[good]), sigma[good]
+    return {
+        "n": int(good.sum()),
+        "within_68": float(np.mean(error <= sigma)),
+        "within_95": float(np.mean(error <= 1.96 * sigma)),
+    }
+
+
+def calibrate_gradient_model_sd(errors: dict[str, dict[str, NDArray[Any]]]) -> dict[str, float]:
+    """The model's own gradient error: what the statistical error leaves unexplained.
+
+    ``sqrt(max(mean(error**2) - mean(stat**2), 0))`` per quantity, on cubes the model
+    never saw (a calibration set kept apart from the test set that checks coverage);
+    the mean square includes the model's bias.
+    """
+    return {
+        key: float(np.sqrt(max(np.mean(d["error"] ** 2) - np.mean(d["stat"] ** 2), 0.0)))
+        for key, d in errors.items()
+    }
+
+
 def evaluate_spaxels(
     path: str | os.PathLike,
     predict_seds: Callable[[Any], Any],
     *,
     max_radius: float = 2.0,
     min_points: int = 25,
+    model_sd: dict[str, float] | None = None,
+    psf_fwhm_pix: float = CALIFA_RESOLUTION_PIX,
 ) -> dict[str, Any]:
-    """Per-spaxel and gradient metrics of the SED model on a ``--kind cubes`` dataset."""
-    import h5py
+    """Per-spaxel and gradient metrics of the SED model on a ``--kind cubes`` dataset.
 
-    from napari_galam.core.gradients import bootstrap_gradient
-
-    with h5py.File(path, "r") as handle:
-        if "seds/flux" not in handle:
-            raise GalamInputError(f"{path}: not a simulated cube dataset (no seds/flux).")
-        seds = handle["seds/flux"][()]
-        log_age = handle["maps/log_age"][()]
-        mh = handle["maps/mh"][()]
-        radius = handle["maps/r_over_re"][()]
-        true_age = handle["gradients/observed_gradient_log_age"][()]
-        true_mh = handle["gradients/observed_gradient_mh"][()]
-    prediction = predict_seds(seds)
-    pred_age = np.asarray(prediction.log_age, float)
-    pred_mh = np.asarray(prediction.mh, float)
-    use = np.isfinite(pred_age) & (radius <= max_radius)
-    grad_age, grad_mh = [], []
-    for k in range(seds.shape[0]):
-        keep = use[k]
-        fit_age = bootstrap_gradient(
-            radius[k][keep], pred_age[k][keep], seed=k, min_points=min_points
-        )
-        fit_mh = bootstrap_gradient(
-            radius[k][keep], pred_mh[k][keep], seed=k, min_points=min_points
-        )
-        if fit_age.ok and fit_mh.ok:
-            grad_age.append(fit_age.slope - true_age[k])
-            grad_mh.append(fit_mh.slope - true_mh[k])
-    return {
-        "dataset": str(path),
-        "cubes": int(seds.shape[0]),
-        "spaxels": int(use.sum()),
-        "log_age": residual_stats((pred_age - log_age)[use]),
-        "mh": residual_stats((pred_mh - mh)[use]),
-        "gradient_galaxies": len(grad_age),
-        "gradient_log_age": residual_stats(grad_age),
-        "gradient_mh": residual_stats(grad_mh),
+    With ``model_sd`` (the model card's ``calibration.gradient``), also the coverage of
+    the gradient errors: how often the true slope lies within the quoted 1 and 1.96
+    sigma, beside the coverage of the paper's subsample SD.
+    """
+    data = _read_cube_dataset(path)
+    prediction = predict_seds(data["seds"])
+    predicted = {
+        "log_age": np.asarray(prediction.log_age, float),
+        "mh": np.asarray(prediction.mh, float),
     }
+    use = np.isfinite(predicted["log_age"]) & (data["radius"] <= max_radius)
+    radius = np.where(use, data["radius"], np.nan)
+    errors = gradient_errors(
+        radius,
+        predicted,
+        {key: data[f"true_gradient_{key}"] for key, _ in _QUANTITIES},
+        psf_fwhm_pix=psf_fwhm_pix,
+        model_sd=model_sd,
+        max_radius=max_radius,
+        min_points=min_points,
+    )
+    result: dict[str, Any] = {
+        "dataset": str(path),
+        "cubes": int(data["seds"].shape[0]),
+        "spaxels": int(use.sum()),
+        "log_age": residual_stats((predicted["log_age"] - data["log_age"])[use]),
+        "mh": residual_stats((predicted["mh"] - data["mh"])[use]),
+        "gradient_galaxies": int(errors["log_age"]["error"].size),
+        "gradient_log_age": residual_stats(errors["log_age"]["error"]),
+        "gradient_mh": residual_stats(errors["mh"]["error"]),
+        "gradient_coverage": {
+            key: {
+                "quoted": interval_coverage(d["error"], d["quoted"]),
+                "statistical_only": interval_coverage(d["error"], d["stat"]),
+                "paper_subsample_sd": interval_coverage(d["error"], d["paper_sd"]),
+                "median_quoted": float(np.median(d["quoted"])) if d["quoted"].size else np.nan,
+                "model_sd": float((model_sd or {}).get(key, 0.0)),
+            }
+            for key, d in errors.items()
+        },
+        "psf_fwhm_pix": psf_fwhm_pix,
+    }
+    result["gradient_errors"] = errors
+    return result

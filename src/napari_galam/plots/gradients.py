@@ -48,7 +48,9 @@ def plot_gradient(
         for slope, intercept in zip(fit.slopes, fit.intercepts, strict=True):
             ax.plot(grid, intercept + slope * grid, color="red", lw=0.4, alpha=0.35, zorder=2)
         ax.plot(grid, fit.intercept + fit.slope * grid, color="black", lw=1.6, zorder=3)
-        summary = f"∇ = {fit.slope:+.3f} ± {fit.slope_sd:.3f} dex/R$_e$"
+        error = fit.slope_err if np.isfinite(fit.slope_err) else fit.slope_sd
+        mark = "" if fit.model_sd > 0 else " (stat.)"
+        summary = f"∇ = {fit.slope:+.3f} ± {error:.3f}{mark} dex/R$_e$"
     else:
         summary = f"no fit: {fit.reason}"
     ax.set_title(f"{title}   {summary}".strip(), fontsize=9)

@@ -1,0 +1,47 @@
+"""``galam evaluate --cubes`` in a subprocess: gradient errors and how often they hold."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from napari_galam.models.registry import available_models, gradient_model_sd
+
+pytestmark = pytest.mark.skipif(
+    "sed-cnn" not in available_models(), reason="no shipped SED model in this checkout"
+)
+
+
+def galam(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "napari_galam.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_evaluate_cubes_reports_gradient_error_coverage(tmp_path: Path) -> None:
+    cubes = tmp_path / "cubes.h5"
+    made = galam("simulate", "--kind", "cubes", "-n", "8", "--seed", "7", "--no-cubes",
+                 "--quiet", "-o", str(cubes))  # fmt: skip
+    assert made.returncode == 0, made.stderr[-2000:]
+    out = tmp_path / "eval"
+    result = galam("evaluate", "--cubes", str(cubes), "-o", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert "truth within 1 / 1.96 sigma" in result.stdout
+    summary = json.loads(out.with_suffix(".spaxels.json").read_text())
+    calibrated = gradient_model_sd("sed-cnn")
+    for key in ("log_age", "mh"):
+        cover = summary["gradient_coverage"][key]
+        assert cover["model_sd"] == pytest.approx(calibrated[key])
+        assert cover["quoted"]["n"] == summary["gradient_galaxies"] >= 6
+        # the quoted error includes the model's own: never below it, and it holds the
+        # truth at least as often as the paper's subsample SD
+        assert cover["median_quoted"] >= calibrated[key]
+        assert cover["quoted"]["within_68"] >= cover["paper_subsample_sd"]["within_68"]
