@@ -146,6 +146,12 @@ def throughput(images) -> None:
         "masking only": lambda im: fit_target_ellipse(im),
         "masking + fast deblending (target segments)": lambda im: mask_and_deblend(im),
         "assess_galaxy, seed (default)": lambda im: assess_galaxy(im, SEED),
+        "assess_galaxy, seed, star check off": lambda im: assess_galaxy(
+            im, dataclasses.replace(SEED, star_check=False)
+        ),
+        "assess_galaxy, seed, PSF given (star check by size)": lambda im: assess_galaxy(
+            im, dataclasses.replace(SEED, psf_fwhm=PSF_FWHM_ARCSEC / 0.396)
+        ),
         "assess_galaxy, extended check": lambda im: assess_galaxy(im, WITH_COMPANIONS),
         "masking + photutils deblending (target segments)": lambda im: mask_and_deblend(
             im, "photutils"
@@ -514,7 +520,9 @@ def star_rejection(seed: int, n: int) -> None:
     ``n`` stars per class (:data:`napari_galam.simulate.stars.STAR_BRIGHTNESS_CLASSES`)
     and ``3 n`` isolated galaxies, ``n`` compact ones (R_e under 0.8 PSF FWHM) and ``n``
     at z > 0.2, each in its own seeing (0.9-2.0"), given to the QA as ``psf_fwhm`` (an
-    SDSS field's seeing is known) and, in the last column, left to the estimate.
+    SDSS field's seeing is known) and, in the last column, left to the estimate (a lone
+    cutout has no stellar locus, so the QA then rejects on spikes and saturated cores
+    only, see :func:`napari_galam.pipeline.qa.image_psf`).
     """
     from napari_galam.simulate.galaxy import draw_galaxy
     from napari_galam.simulate.imaging import SDSS_PIXEL_SCALE, render_cutout

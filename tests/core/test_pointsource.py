@@ -126,3 +126,46 @@ def test_a_galaxy_is_not_a_star(library):
     qa = assess_galaxy(cutout.rgb, QAParameters(star_check=True))
     assert qa.status == "accepted", qa.reason
     assert qa.point_source is not None and qa.point_source.size_ratio > 1.25
+
+
+def test_a_round_saturated_star_without_bleed_or_spikes_falls_as_the_psf():
+    # The plateau of the 8-bit picture, no trail, no spikes: only the wings' profile
+    # against the known PSF tells it is a star.
+    star = StarTarget(mag_r=13.0, psf_fwhm_arcsec=1.9, beta=2.7)
+    cutout = render_star_cutout(star, rng=np.random.default_rng(1))
+    known = QAParameters(psf_fwhm=star.psf_fwhm_arcsec / SDSS_PIXEL_SCALE)
+    qa = assess_galaxy(cutout.rgb, known)
+    assert qa.status == "star" and "PSF's wings" in qa.reason, qa.reason
+    measured = qa.point_source
+    assert not measured.bleed and measured.plateau_axis_ratio > 0.9
+    assert 2.5 <= measured.wing_beta <= 3.5  # the star's own beta, 2.7
+    # with no PSF known (a lone cutout) the profile is not judged
+    assert assess_galaxy(cutout.rgb, QAParameters()).status != "star"
+
+
+def test_without_a_known_psf_size_alone_does_not_make_a_star():
+    star = StarTarget(mag_r=17.0, psf_fwhm_arcsec=1.2)
+    cutout = render_star_cutout(star, rng=np.random.default_rng(2))
+    known = QAParameters(psf_fwhm=star.psf_fwhm_arcsec / SDSS_PIXEL_SCALE)
+    assert assess_galaxy(cutout.rgb, known).status == "star"
+    lone = assess_galaxy(cutout.rgb, QAParameters())
+    assert lone.status == "accepted", lone.reason
+    assert lone.point_source.psf_source == "SDSS default"
+
+
+def test_a_galaxy_with_a_clipped_core_is_not_a_star(library):
+    # A bright, compact galaxy whose core the 8-bit picture clips: its light outside the
+    # plateau is its own profile, shallower than the PSF's wings.
+    import dataclasses
+
+    from napari_galam.simulate.galaxy import draw_galaxy
+
+    rng = np.random.default_rng(11)
+    galaxy = draw_galaxy(rng, library=library)
+    while not 2.0 < galaxy.re_arcsec < 4.0:  # an r = 13 galaxy is this large or more
+        galaxy = draw_galaxy(rng, library=library)
+    galaxy = dataclasses.replace(galaxy, mag_r=13.0)
+    cutout = render_cutout(galaxy, rng=rng, library=library, psf_fwhm_arcsec=1.4)
+    qa = assess_galaxy(cutout.rgb, QAParameters(psf_fwhm=1.4 / SDSS_PIXEL_SCALE))
+    assert qa.point_source is not None and qa.point_source.n_saturated >= 3
+    assert qa.point_source.wing_beta < 2.35 and qa.status != "star", qa.reason

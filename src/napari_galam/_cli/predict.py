@@ -7,6 +7,8 @@ The galaxies run in partitions through the partition runner
 ``.<output>.partitions`` next to the table, and running the same command again resumes
 (and retries the galaxies that failed). The output's folder is checked before any work,
 and a table an earlier run left at ``-o`` is merged with this run's rows, not replaced.
+The image QA takes the options of ``galam qa`` (``--psf-fwhm``, ``--no-star-check``...,
+generated from :class:`napari_galam.pipeline.qa_parameters.QAParameters`).
 
 This module also holds the Dask options shared by ``galam predict``, ``map`` and ``qa``
 (:func:`add_dask_arguments`, :func:`open_client`): a local cluster reachable only with
@@ -53,6 +55,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="auto = spectra-only when a spectrum exists, else MMLforGalAM",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    from napari_galam._cli.qa_options import add_parameter_options
+
+    add_parameter_options(parser)
     add_dask_arguments(parser, unit="galaxies", default_size=256)
     parser.set_defaults(func=run)
 
@@ -174,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
     The table holds this run's galaxies, then the rows an earlier table at ``-o`` had of
     other galaxies.
     """
+    from napari_galam._cli.qa_options import parameters_from_args
     from napari_galam.io.writers import write_table
     from napari_galam.pipeline.batch_files import (
         check_earlier_table,
@@ -183,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
     from napari_galam.pipeline.catalogue import PREDICT_COLUMNS, PREDICT_JOB, collect_inputs
     from napari_galam.pipeline.distributed import run_batch
 
+    params = parameters_from_args(args)
     output = _checked_output(Path(args.output))
     check_output_folder(output.parent, option="-o")
     earlier = check_earlier_table(output, PREDICT_COLUMNS)
@@ -196,11 +203,12 @@ def run(args: argparse.Namespace) -> int:
             PREDICT_JOB,
             output.parent / f".{output.name}.partitions",
             partition_size=args.partition_size,
-            options={"model": args.model},
+            options=_manifest_options(args.model, params),
             engine=engine_of(args),
             client=client,
             on_progress=on_progress,
             model=args.model,
+            params=params,
         )
     path = write_table(output, merge_with_earlier(table, earlier, ("image", "spectrum")))
     ok = int((table["status"] == "ok").sum())
@@ -211,6 +219,19 @@ def run(args: argparse.Namespace) -> int:
         f"{summary.directory})"
     )
     return 0 if ok == len(table) else 1
+
+
+def _manifest_options(model: str, params: Any) -> dict[str, Any]:
+    """What the partitions' manifest records of a run: the model, and the QA parameters
+    that differ from the defaults (so that a folder of a run with the defaults, written
+    before ``galam predict`` took QA options, still resumes)."""
+    from dataclasses import asdict
+
+    from napari_galam.pipeline.qa_parameters import QAParameters
+
+    defaults = asdict(QAParameters())
+    changed = {k: v for k, v in asdict(params).items() if v != defaults[k]}
+    return {"model": model, **({"qa": changed} if changed else {})}
 
 
 def _checked_output(output: Path) -> Path:

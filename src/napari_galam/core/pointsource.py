@@ -71,6 +71,15 @@ _SPIKE_MIN_LENGTH = 12.0
 #: whatever lies on its rays): its spikes are not measured (they cost most of the test).
 _SPIKE_SEARCH_MAX_SIZE_RATIO = 2.5
 
+#: Smallest PSF FWHM (pixels) whose wings outside a saturated core are measured: a
+#: Nyquist-sampled PSF (see :func:`_wing_beta`).
+_MIN_SAMPLED_FWHM = 2.0
+
+#: Smallest axis ratio of a saturated plateau without a bleed trail that is a star's
+#: (a PSF clipped at one level is round; pixelisation of a plateau of a few pixels, and
+#: a bleed in one band too short to count as a trail, flatten it a little).
+_MIN_PLATEAU_AXIS_RATIO = 0.6
+
 
 @dataclass(frozen=True)
 class PointSource:
@@ -101,6 +110,12 @@ class PointSource:
         Position of the target's peak, (row, col).
     psf_source
         Where the PSF FWHM came from, in words (e.g. "given", "SDSS default").
+    wing_beta
+        The Moffat exponent the linear light just outside the saturated plateau falls
+        with for the PSF's FWHM (NaN without a plateau, or see :func:`_wing_beta`): a
+        star's PSF gives 2.5-4.7, a galaxy's saturated core less.
+    plateau_axis_ratio
+        Minor over major axis of the saturated plateau (NaN without one).
     """
 
     psf_fwhm_px: float
@@ -112,6 +127,8 @@ class PointSource:
     spikes: float
     peak_yx: tuple[float, float]
     psf_source: str = "given"
+    wing_beta: float = float("nan")
+    plateau_axis_ratio: float = float("nan")
 
 
 def linear_flux(image: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.bool_]]:
@@ -198,6 +215,20 @@ def psf_moment_size(fwhm_px: float, beta: float = 3.0) -> float:
     return found[0] if found is not None else fwhm_px / 2.3548 * math.sqrt(2.0)
 
 
+def _stamp(
+    image: NDArray[Any], centre_yx: tuple[float, float], half: float
+) -> tuple[NDArray[Any], tuple[float, float]]:
+    """The part of ``image`` within ``half`` pixels of ``centre_yx`` (a square, clipped at
+    the border), and the centre in the stamp's pixels."""
+    ny, nx = image.shape[:2]
+    cy, cx = centre_yx
+    y0 = min(max(int(math.floor(cy - half)), 0), ny)
+    x0 = min(max(int(math.floor(cx - half)), 0), nx)
+    y1 = max(min(int(math.ceil(cy + half)) + 1, ny), y0)
+    x1 = max(min(int(math.ceil(cx + half)) + 1, nx), x0)
+    return image[y0:y1, x0:x1], (cy - y0, cx - x0)
+
+
 def _sorted_masked_medians(
     sorted_values: NDArray[np.float64], masks: NDArray[np.bool_]
 ) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
@@ -236,6 +267,7 @@ def spike_score(
     score is, over the directions folded at 90 degrees, the best third-largest contrast
     of the four arms: at least three arms must show the spike.
     """
+    image, centre_yx = _stamp(image, centre_yx, outer + 1.0)
     ny, nx = image.shape
     ys, xs = np.mgrid[0:ny, 0:nx].astype(np.float64)
     dy, dx = ys - centre_yx[0], xs - centre_yx[1]
@@ -255,23 +287,26 @@ def spike_score(
     r, theta = radius[ring], np.arctan2(dy[ring], dx[ring])
     on_width, off_from = max(0.75, 0.4 * width), max(3.0, 1.5 * width)
     segment = np.minimum(((r - inner) / (outer - inner) * n_segments).astype(int), n_segments - 1)
-    # All 360 directions at once, the pixels sorted by signal so that a masked median is
-    # a rank lookup (the same numbers as a median per direction and segment, ~3x faster).
-    order = np.argsort(signal, kind="stable")
-    signal, r, theta, segment = signal[order], r[order], theta[order], segment[order]
-    x, y = r * np.cos(theta), r * np.sin(theta)
     angles = np.radians(np.arange(360.0))
-    cos_a, sin_a = np.cos(angles)[:, None], np.sin(angles)[:, None]
-    across = np.abs(y[None, :] * cos_a - x[None, :] * sin_a)
-    ahead = (x[None, :] * cos_a + y[None, :] * sin_a) > 0
-    on = ahead & (across <= on_width)
-    off = ahead & (across >= off_from) & (across <= 2.0 * off_from)
+    cos_a = np.cos(angles).astype(np.float32)[:, None]
+    sin_a = np.sin(angles).astype(np.float32)[:, None]
+    x_all = (r * np.cos(theta)).astype(np.float32)
+    y_all = (r * np.sin(theta)).astype(np.float32)
     contrast = np.full(360, np.inf)
     usable = np.ones(360, dtype=bool)
     for part in range(n_segments):
-        in_part = (segment == part)[None, :]
-        on_median, n_on = _sorted_masked_medians(signal, on & in_part)
-        off_median, n_off = _sorted_masked_medians(signal, off & in_part)
+        # All 360 directions at once over this segment's pixels, sorted by signal so that
+        # a masked median is a rank lookup (the same numbers as a median per direction).
+        members = segment == part
+        order = np.argsort(signal[members], kind="stable")
+        part_signal = signal[members][order]
+        x, y = x_all[members][order], y_all[members][order]
+        across = np.abs(y[None, :] * cos_a - x[None, :] * sin_a)
+        ahead = (x[None, :] * cos_a + y[None, :] * sin_a) > 0
+        on = ahead & (across <= on_width)
+        off = ahead & (across >= off_from) & (across <= 2.0 * off_from)
+        on_median, n_on = _sorted_masked_medians(part_signal, on)
+        off_median, n_off = _sorted_masked_medians(part_signal, off)
         usable &= (n_on >= 3) & (n_off >= 6)
         contrast = np.minimum(contrast, on_median - off_median)
     contrast = np.where(usable, contrast, 0.0)
@@ -389,33 +424,79 @@ def _plateau(saturated: NDArray[np.bool_], peak: tuple[int, int]) -> NDArray[np.
     return np.isin(labels, found) if found.size else np.zeros_like(saturated)
 
 
+def _ring_profile(
+    image: NDArray[np.float64],
+    plateau: NDArray[np.bool_],
+    centre_yx: tuple[float, float],
+    noise: float,
+    length: float,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Radii and medians of the 1-px rings of ``image`` (background-free) outside the
+    plateau, from its edge out ``length`` pixels, kept while above 3 ``noise``."""
+    ys, xs = np.nonzero(plateau)
+    # A bleed trail lengthens the plateau along its column: its narrower extent is the core's.
+    edge = 0.5 * float(min(np.ptp(ys), np.ptp(xs)) + 1)
+    image, (cy, cx) = _stamp(image, centre_yx, edge + length + 3.0)
+    plateau, _ = _stamp(plateau, centre_yx, edge + length + 3.0)
+    ny, nx = image.shape
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    radius = np.hypot(yy - cy, xx - cx)
+    radii, levels = [], []
+    for r in np.arange(edge + 1.0, edge + 1.0 + length, 1.0):
+        ring = (radius >= r - 0.5) & (radius < r + 0.5) & ~plateau
+        if np.count_nonzero(ring) < 4:
+            continue
+        level = float(np.median(image[ring]))
+        if level > 3.0 * noise:
+            radii.append(r)
+            levels.append(level)
+    return np.asarray(radii), np.asarray(levels)
+
+
 def _wing_slope(
+    grey: NDArray[np.float64],
+    plateau: NDArray[np.bool_],
+    centre_yx: tuple[float, float],
+    noise: float,
+    psf_fwhm_px: float,
+) -> float:
+    """Log-log slope of the ring medians of ``grey`` (the picture's grey level,
+    background-free) from the plateau's edge out one PSF FWHM."""
+    radii, levels = _ring_profile(grey, plateau, centre_yx, noise, max(psf_fwhm_px, 3.0))
+    if radii.size < 3:
+        return float("nan")
+    return float(np.polyfit(np.log(radii), np.log(levels), 1)[0])
+
+
+def _wing_beta(
     linear: NDArray[np.float64],
     plateau: NDArray[np.bool_],
     centre_yx: tuple[float, float],
     noise: float,
     psf_fwhm_px: float,
 ) -> float:
-    """Log-log slope of the ring medians of ``linear`` from the plateau's edge out one
-    PSF FWHM (``linear`` is whatever image the slope is wanted of, background-free)."""
-    ys, xs = np.nonzero(plateau)
-    # A bleed trail lengthens the plateau along its column: its narrower extent is the core's.
-    edge = 0.5 * float(min(np.ptp(ys), np.ptp(xs)) + 1)
-    ny, nx = linear.shape
-    yy, xx = np.mgrid[0:ny, 0:nx]
-    radius = np.hypot(yy - centre_yx[0], xx - centre_yx[1])
-    radii, levels = [], []
-    for r in np.arange(edge + 1.0, edge + 1.0 + max(psf_fwhm_px, 3.0), 1.0):
-        ring = (radius >= r - 0.5) & (radius < r + 0.5) & ~plateau
-        if np.count_nonzero(ring) < 4:
-            continue
-        level = float(np.median(linear[ring]))
-        if level > 3.0 * noise:
-            radii.append(r)
-            levels.append(level)
-    if len(radii) < 3:
+    """The Moffat exponent the linear light outside the plateau falls with, for the PSF's
+    FWHM: the slope of log(flux) against log(1 + r^2 / alpha^2) over two FWHM from the
+    plateau's edge (alpha: a Moffat of ``psf_fwhm_px`` and beta 3). A star gives its PSF's
+    beta (2.5-4.7 on ground-based images); a galaxy's saturated core, whose own light
+    spreads beyond the PSF, a smaller one. NaN with fewer than 4 rings above the noise, or
+    for a PSF under 2 px (not Nyquist-sampled: two FWHM are then 3 or 4 pixels of the
+    stretched picture's steepest part, and say nothing about the wings)."""
+    if psf_fwhm_px < _MIN_SAMPLED_FWHM:
         return float("nan")
-    return float(np.polyfit(np.log(radii), np.log(levels), 1)[0])
+    radii, levels = _ring_profile(linear, plateau, centre_yx, noise, max(2.0 * psf_fwhm_px, 4.0))
+    if radii.size < 4:
+        return float("nan")
+    alpha = psf_fwhm_px / (2.0 * math.sqrt(2.0 ** (1.0 / 3.0) - 1.0))
+    return float(-np.polyfit(np.log1p((radii / alpha) ** 2), np.log(levels), 1)[0])
+
+
+def _plateau_axis_ratio(plateau: NDArray[np.bool_]) -> float:
+    """Minor over major axis of the plateau's pixel moments (1: round)."""
+    ys, xs = np.nonzero(plateau)
+    cov = np.cov(np.vstack([ys, xs]).astype(np.float64)) + np.eye(2) / 12.0
+    low, high = np.linalg.eigvalsh(cov)
+    return float(math.sqrt(max(low, 0.0) / high))
 
 
 def measure_point_source(
@@ -452,7 +533,7 @@ def measure_point_source(
     peak = _target_peak(smoothed, region, centre_yx)
     plateau = _plateau(saturated, peak)
     n_saturated = int(np.count_nonzero(plateau))
-    size_ratio = axis_ratio = wing = float("nan")
+    size_ratio = axis_ratio = wing = beta = plateau_ratio = float("nan")
     centre = (float(peak[0]), float(peak[1]))
     bleed = False
     if n_saturated >= 3:
@@ -463,14 +544,21 @@ def measure_point_source(
         grey = grey[..., :3].mean(axis=-1) if grey.ndim == 3 else grey
         grey_level, grey_noise = _background(grey, sky)
         wing = _wing_slope(grey - grey_level, plateau, centre, grey_noise, psf_fwhm_px)
-    found = adaptive_moments(
-        np.where(np.isfinite(linear), linear, 0.0), centre, psf_fwhm_px / 2.3548
+        beta = _wing_beta(linear, plateau, centre, noise, psf_fwhm_px)
+        plateau_ratio = _plateau_axis_ratio(plateau)
+    # The moments on a stamp around the target: the Gaussian weight of a source up to
+    # the spike search's largest size is negligible beyond it.
+    stamp, stamp_centre = _stamp(
+        np.where(np.isfinite(linear), linear, 0.0),
+        centre,
+        6.0 * psf_fwhm_px + math.sqrt(n_saturated) + 4.0,
     )
+    found = adaptive_moments(stamp, stamp_centre, psf_fwhm_px / 2.3548)
     if found is not None:
-        size, axis_ratio, moment_centre = found
+        size, axis_ratio, (cy, cx) = found
         size_ratio = size / psf_moment_size(psf_fwhm_px)
         if n_saturated < 3:
-            centre = moment_centre
+            centre = (cy + centre[0] - stamp_centre[0], cx + centre[1] - stamp_centre[1])
     inner = 1.5 * psf_fwhm_px + math.sqrt(n_saturated)
     outer = inner + max(4.0 * psf_fwhm_px, _SPIKE_MIN_LENGTH)
     spikes = float("nan")  # not looked for around an unsaturated, clearly extended source
@@ -486,6 +574,8 @@ def measure_point_source(
         spikes=float(spikes),
         peak_yx=centre,
         psf_source=psf_source,
+        wing_beta=float(beta),
+        plateau_axis_ratio=float(plateau_ratio),
     )
 
 
@@ -496,21 +586,29 @@ def point_source_reason(
     min_axis_ratio: float,
     max_wing_slope: float,
     min_spikes: float,
+    min_wing_beta: float = 2.35,
+    psf_known: bool = True,
 ) -> str | None:
     """Why the measured source is a star (``None``: it is not), in words with the numbers.
 
     A star has diffraction spikes (``spikes >= min_spikes``), or a saturated core whose
     light falls off as steeply as a PSF's (``wing_slope <= max_wing_slope``) with a
     bleed trail or spikes of at least 0.8 ``min_spikes`` (a steep saturated core alone
-    is also a compact galaxy's on a sharper image than SDSS's), or an
-    unsaturated image the PSF's size and round (``size_ratio <= max_size_ratio`` and
-    ``axis_ratio >= min_axis_ratio``).
+    is also a compact galaxy's on a sharper image than SDSS's), or a round one falling
+    1.25 times as steeply. With a known PSF (``psf_known``: given, or measured on the
+    image's stellar locus) also: a saturated core, round or with a bleed trail, whose
+    linear light outside falls as a Moffat of the PSF's FWHM with ``wing_beta >=
+    min_wing_beta``, or an unsaturated image the PSF's size and round
+    (``size_ratio <= max_size_ratio`` and ``axis_ratio >= min_axis_ratio``). Without
+    one (a lone cutout, SDSS's median seeing assumed) size says little: a compact
+    galaxy in good seeing is as small as a star in median seeing.
     """
     fwhm = f"PSF FWHM {measured.psf_fwhm_px:.1f} px, {measured.psf_source}"
     if measured.spikes >= min_spikes:
         return f"point source (star): diffraction spikes ({measured.spikes:.1f} sigma)"
+    saturated = measured.n_saturated >= 3
     corroborated = measured.bleed or measured.spikes >= 0.8 * min_spikes
-    steep = measured.n_saturated >= 3 and measured.wing_slope <= max_wing_slope
+    steep = saturated and measured.wing_slope <= max_wing_slope
     if steep and corroborated and measured.axis_ratio >= _MIN_CORE_AXIS_RATIO:
         trail = "a bleed trail" if measured.bleed else f"spikes ({measured.spikes:.1f} sigma)"
         return (
@@ -518,14 +616,23 @@ def point_source_reason(
             f"whose light falls as r^{measured.wing_slope:.1f} ({fwhm})"
         )
     round_core = measured.axis_ratio >= _ROUND_CORE_AXIS_RATIO
-    if measured.n_saturated >= 3 and round_core and measured.wing_slope <= 1.25 * max_wing_slope:
+    if saturated and round_core and measured.wing_slope <= 1.25 * max_wing_slope:
         return (
             f"point source (star): round saturated core of {measured.n_saturated} px (axis "
             f"ratio {measured.axis_ratio:.2f}) whose light falls as "
             f"r^{measured.wing_slope:.1f} ({fwhm})"
         )
+    if not psf_known:
+        return None
+    plateau_shape = measured.bleed or measured.plateau_axis_ratio >= _MIN_PLATEAU_AXIS_RATIO
+    if saturated and plateau_shape and measured.wing_beta >= min_wing_beta:
+        shape = "with a bleed trail" if measured.bleed else "round"
+        return (
+            f"point source (star): saturated core of {measured.n_saturated} px ({shape}) whose "
+            f"light falls as the PSF's wings (Moffat beta {measured.wing_beta:.1f}; {fwhm})"
+        )
     if measured.size_ratio <= max_size_ratio and measured.axis_ratio >= min_axis_ratio:
-        core = f"saturated core of {measured.n_saturated} px, " if measured.n_saturated >= 3 else ""
+        core = f"saturated core of {measured.n_saturated} px, " if saturated else ""
         return (
             f"point source (star): {core}size {measured.size_ratio:.2f}x the PSF's, axis ratio "
             f"{measured.axis_ratio:.2f} ({fwhm})"

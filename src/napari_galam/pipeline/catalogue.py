@@ -371,12 +371,17 @@ def iter_predict_catalogue(
 
 
 def predict_partition(
-    galaxies: Sequence[GalaxyInput], path: str | os.PathLike, *, model: str = "auto"
+    galaxies: Sequence[GalaxyInput],
+    path: str | os.PathLike,
+    *,
+    model: str = "auto",
+    params: Any = None,
 ) -> int:
     """Predict one partition of galaxies and write its rows atomically to ``path``.
 
     Runs :func:`iter_predict_catalogue` with the models of this process (loaded once
-    per process by the registry).
+    per process by the registry) and the image QA's ``params`` (a
+    :class:`~napari_galam.pipeline.qa_parameters.QAParameters`; None: the defaults).
 
     Returns
     -------
@@ -385,7 +390,9 @@ def predict_partition(
     """
     from napari_galam.models.inference import predict_galaxies
 
-    rows = run_to_end(iter_predict_catalogue(list(galaxies), predict_galaxies, model=model))
+    rows = run_to_end(
+        iter_predict_catalogue(list(galaxies), predict_galaxies, model=model, params=params)
+    )
     write_rows(path, rows, PREDICT_COLUMNS)
     return len(rows)
 

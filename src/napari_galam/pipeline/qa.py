@@ -35,7 +35,12 @@ from napari_galam.core.pointsource import (
 from napari_galam.errors import GalamInputError
 from napari_galam.pipeline.qa_parameters import COMPANION_CHECK_DEFAULT, QAParameters
 
+#: Where the PSF came from when the image has no stellar locus and none was given: the
+#: star check then rejects on spikes and saturated cores only (see ``image_psf``).
+PSF_SOURCE_DEFAULT = "SDSS default"
+
 __all__ = [
+    "PSF_SOURCE_DEFAULT",
     "QAParameters",
     "COMPANION_CHECK_DEFAULT",
     "GalaxyQA",
@@ -230,13 +235,15 @@ def image_psf(
 
     ``params.psf_fwhm`` when given; otherwise the image's stellar locus
     (:func:`napari_galam.core.pointsource.estimate_psf_fwhm`, leaving out ``exclude``,
-    the target); otherwise SDSS's median seeing (a lone SDSS cutout has no other star).
+    the target); otherwise SDSS's median seeing (a lone SDSS cutout has no other star),
+    with the source :data:`PSF_SOURCE_DEFAULT`: the star check then does not judge by
+    size (a compact galaxy in good seeing is a star's size in median seeing).
     """
     if params.psf_fwhm is not None:
         return float(params.psf_fwhm), "given"
     estimate = estimate_psf_fwhm(image, exclude)
     if estimate is None:
-        return SDSS_PSF_FWHM_PX, "SDSS default"
+        return SDSS_PSF_FWHM_PX, PSF_SOURCE_DEFAULT
     fwhm, n_sources = estimate
     return fwhm, f"from {n_sources} compact sources"
 
@@ -275,6 +282,8 @@ def _point_source(
         min_axis_ratio=params.star_min_axis_ratio,
         max_wing_slope=params.star_max_wing_slope,
         min_spikes=params.star_min_spikes,
+        min_wing_beta=params.star_min_wing_beta,
+        psf_known=source != PSF_SOURCE_DEFAULT,
     )
     return measured, reason
 

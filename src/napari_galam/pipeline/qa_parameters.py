@@ -89,13 +89,17 @@ class QAParameters:
         moments at most ``star_max_size`` times the PSF's and rounder than
         ``star_min_axis_ratio``; or a saturated core whose wings fall at least as
         steeply as ``r^star_max_wing_slope``; or four diffraction spikes of at least
-        ``star_min_spikes`` (continuous along each arm). The thresholds were chosen on
+        ``star_min_spikes`` (continuous along each arm); with a known PSF also a
+        saturated core whose light outside falls as a Moffat of the PSF's FWHM with
+        beta at least ``star_min_wing_beta``. Size and that profile are judged only
+        when the PSF is known (given, or from the image's stellar locus). The thresholds were chosen on
         simulated SDSS stars and galaxies (seeds 0-2 of ``benchmarks/bench_qa.py``) and
         the Hubble Deep Field's 60 brightest sources (its 3 spiked stars and no galaxy).
     psf_fwhm
         The image's PSF FWHM in pixels; None (default): estimated from the image's
         stellar locus (the field's, in the docks), or SDSS's median 1.4" seeing at
-        0.396"/px where there is none (a lone SDSS cutout).
+        0.396"/px where there is none (a lone SDSS cutout; then only spikes and
+        saturated cores with steep wings mark a star).
     """
 
     tolerance: float = parameter(
@@ -268,6 +272,14 @@ class QAParameters:
         help="a saturated core is a star's when the picture's grey level falls at least "
         "as steeply as r^slope just outside the plateau",
         range=(-10.0, 0.0),
+        expert=True,
+    )
+    star_min_wing_beta: float = parameter(
+        2.35,
+        label="star wing beta",
+        help="with a known PSF, a saturated core is a star's when the light outside it "
+        "falls as a Moffat of the PSF's FWHM with at least this beta (stars: 2.5-4.7)",
+        range=(0.5, 20.0),
         expert=True,
     )
     star_min_spikes: float = parameter(
