@@ -69,3 +69,5 @@ def test_bad_options_are_usage_errors(tmp_path: Path, sdss_spectrum_file, capsys
     spectrum = sdss_spectrum_file()
     assert main(["fit", str(spectrum), "--out", str(tmp_path), "--bootstrap", "-1"]) == 2
     assert "bootstrap" in capsys.readouterr().err
+    assert main(["fit", str(spectrum), "--out", str(tmp_path), "--ftol", "0"]) == 2
+    assert "ftol" in capsys.readouterr().err

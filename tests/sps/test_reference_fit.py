@@ -171,3 +171,18 @@ def test_bootstrap_errors_are_seeded(ngc3073_gas):
     assert again.log_age_err == fit.log_age_err and again.mh_err == fit.mh_err
     without = fit_population(**spectrum, vacuum=True)
     assert np.isnan(without.log_age_err) and without.gas_best_fit is None
+
+
+def test_default_ftol_saves_evaluations_within_the_errors(ngc3073_gas):
+    """pPXF's own ftol (1e-4) takes more model evaluations to move the labels by less
+    than their bootstrap errors; a tolerance out of (0, 1) is refused."""
+    spectrum = read_ppxf_sdss_spectrum("NGC3073")
+    strict = fit_population(**spectrum, vacuum=True, fit_gas=True, ftol=1e-4)
+    fit = ngc3073_gas
+    assert 0 < fit.n_evaluations < strict.n_evaluations
+    assert abs(strict.log_age - fit.log_age) < fit.log_age_err
+    assert abs(strict.mh - fit.mh) < fit.mh_err
+    assert abs(strict.sigma - fit.sigma) < 5.0
+    for bad in (0.0, 1.0, float("nan")):
+        with pytest.raises(GalamInputError, match="ftol"):
+            fit_population(**spectrum, vacuum=True, ftol=bad)

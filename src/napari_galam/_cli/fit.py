@@ -49,6 +49,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--bootstrap", type=int, default=0, metavar="N",
                         help="N bootstrap refits for the errors of log age and [M/H]")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    parser.add_argument("--ftol", type=float, default=1e-3,
+                        help="pPXF's fractional chi^2 tolerance of the non-linear fit "
+                             "(default 1e-3; pPXF's own 1e-4 is slower for changes well "
+                             "inside the errors)")  # fmt: skip
     parser.add_argument("--target-snr", type=float, default=30.0,
                         help="cubes: bin the spaxels to this S/N per pixel (default 30)")  # fmt: skip
     parser.add_argument("--min-snr", type=float, default=3.0,
@@ -135,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_output_folder(args.out)
     options = FitOptions(gas=args.gas, regul=args.regul, n_bootstrap=args.bootstrap,
-                         seed=args.seed)  # fmt: skip
+                         seed=args.seed, ftol=args.ftol)  # fmt: skip
     paths = [resolved_path(p) for p in args.inputs]
     rows: dict[str, dict[str, Any]] = {}
     spectra = []

@@ -246,8 +246,13 @@ def start_client(
         raise GalamInputError(f"--workers: expected a positive integer, got {n_workers}.")
     env = dict.fromkeys(_ONE_THREAD, "1")
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
-    routes = {} if dashboard else dict.fromkeys(HTTP_ROUTE_SETTINGS, [])
-    with dask.config.set(routes):  # the nannies copy the settings for their workers
+    settings: dict[str, Any] = {} if dashboard else dict.fromkeys(HTTP_ROUTE_SETTINGS, [])
+    # Dask starts workers with MALLOC_TRIM_THRESHOLD_=65536, which turns off glibc's
+    # dynamic mmap threshold: every array over 128 KiB is then fresh pages from the
+    # kernel, and a pPXF fit made of thousands of them took 2.8 s instead of 0.9 s
+    # (pipeline/fit.py measures and undoes it on clusters the package did not start)
+    settings["distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"] = None
+    with dask.config.set(settings):  # the nannies copy the settings for their workers
         cluster = LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,

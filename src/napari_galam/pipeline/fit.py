@@ -19,8 +19,10 @@ status and reason and NaNs; the others go on.
 from __future__ import annotations
 
 import os
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +94,9 @@ class FitOptions:
         Seed of the bootstrap.
     mdegree
         Degree of the multiplicative polynomial.
+    ftol
+        pPXF's fractional chi^2 tolerance of the non-linear fit (see
+        :func:`~napari_galam.sps.reference_fit.fit_population`).
     """
 
     gas: str = "fit"
@@ -99,6 +104,7 @@ class FitOptions:
     n_bootstrap: int = 0
     seed: int = 0
     mdegree: int = 10
+    ftol: float = 1e-3
 
     def __post_init__(self) -> None:
         if self.gas not in ("fit", "mask"):
@@ -107,6 +113,8 @@ class FitOptions:
             raise GalamInputError(f"regul: expected a number >= 0, got {self.regul}.")
         if self.n_bootstrap < 0:
             raise GalamInputError(f"bootstrap: expected >= 0 refits, got {self.n_bootstrap}.")
+        if not (np.isfinite(self.ftol) and 0 < self.ftol < 1):
+            raise GalamInputError(f"ftol: expected a number between 0 and 1, got {self.ftol}.")
 
     def as_dict(self) -> dict[str, Any]:
         """The options as plain values (for manifests and tasks)."""
@@ -117,6 +125,7 @@ class FitOptions:
         return {
             "fit_gas": self.gas == "fit", "mask_emission_lines": True, "regul": self.regul,
             "n_bootstrap": self.n_bootstrap, "seed": self.seed, "mdegree": self.mdegree,
+            "ftol": self.ftol,
         }  # fmt: skip
 
 
@@ -314,6 +323,65 @@ def _fit_cube_items(
     return rows
 
 
+#: glibc ``mallopt`` parameters (``malloc.h``) and the values glibc's own dynamic
+#: thresholds reach on 64-bit Linux (``DEFAULT_MMAP_THRESHOLD_MAX``, twice that for trim).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_HEAP_MMAP_THRESHOLD = 32 * 2**20
+_HEAP_TRIM_THRESHOLD = 64 * 2**20
+_GLIBC_MMAP_THRESHOLD = 128 * 2**10
+
+
+@contextmanager
+def _large_arrays_on_heap() -> Iterator[bool]:
+    """Let glibc reuse freed memory for pPXF's arrays on a Dask worker; yields whether
+    it changed anything.
+
+    Dask starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``
+    (``distributed.nanny.pre-spawn-environ``). Setting any threshold turns off glibc's
+    dynamic mmap threshold, so every array over 128 KiB is a fresh ``mmap`` whose pages
+    the kernel zero-fills on first touch; pPXF makes thousands of such temporaries per
+    fit (templates x pixels), and a bin's fit took twice the CPU time in a worker that
+    it takes in a plain process (half a million page faults and about a second of
+    system time per CALIFA bin). For the partition the
+    thresholds are set to the values glibc's dynamic rule would reach, and restored to
+    the worker's, with the freed memory trimmed, afterwards. Elsewhere (not on a worker,
+    not glibc, or no such variable) nothing is done.
+    """
+    libc = _worker_libc()
+    if libc is None:
+        yield False
+        return
+    trim = int(os.environ["MALLOC_TRIM_THRESHOLD_"])
+    libc.mallopt(_M_MMAP_THRESHOLD, _HEAP_MMAP_THRESHOLD)
+    libc.mallopt(_M_TRIM_THRESHOLD, _HEAP_TRIM_THRESHOLD)
+    try:
+        yield True
+    finally:
+        libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_MMAP_THRESHOLD)
+        libc.mallopt(_M_TRIM_THRESHOLD, trim)
+        libc.malloc_trim(0)
+
+
+def _worker_libc() -> Any:
+    """glibc's ``ctypes`` handle in a Dask worker started with a small
+    ``MALLOC_TRIM_THRESHOLD_``; None otherwise."""
+    value = os.environ.get("MALLOC_TRIM_THRESHOLD_", "")
+    if not (sys.platform.startswith("linux") and value.isdigit()):
+        return None
+    if int(value) >= _HEAP_TRIM_THRESHOLD or "distributed" not in sys.modules:
+        return None
+    from distributed import get_worker
+
+    try:
+        get_worker()
+    except ValueError:  # a process that opened a cluster has the variable too
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+
+
 def fit_partition(
     items: Sequence[FitItem],
     path: str | os.PathLike,
@@ -324,7 +392,9 @@ def fit_partition(
 ) -> int:
     """Fit each spectrum or cube bin of one partition; write the rows to ``path``.
 
-    The partition task of :data:`FIT_JOB`. Returns the number of rows written.
+    The partition task of :data:`FIT_JOB`. Returns the number of rows written. On a
+    Dask worker the fits run with glibc's usual memory thresholds
+    (:func:`_large_arrays_on_heap`): with Dask's they cost twice as much.
     """
     from napari_galam.io.spectra import read_sdss_spectrum
 
@@ -335,15 +405,15 @@ def fit_partition(
     def fit_file(source: str) -> Any:
         return fit_spectrum(read_sdss_spectrum(source), options, redshift=redshift, fwhm=fwhm)
 
-    for item in items:
-        if item.bin_id >= 0:
-            cubes.setdefault(item.source, []).append(item)
-        else:
-            rows_by_item[item] = _guarded_fit(item, fit_file, item.source)
-    for source, members in cubes.items():
-        for item, row in zip(members, _fit_cube_items(source, members, options, redshift, fwhm),
-                             strict=True):  # fmt: skip
-            rows_by_item[item] = row
+    with _large_arrays_on_heap():
+        for item in items:
+            if item.bin_id >= 0:
+                cubes.setdefault(item.source, []).append(item)
+            else:
+                rows_by_item[item] = _guarded_fit(item, fit_file, item.source)
+        for source, members in cubes.items():
+            fitted = _fit_cube_items(source, members, options, redshift, fwhm)
+            rows_by_item.update(zip(members, fitted, strict=True))
     write_rows(path, [rows_by_item[item] for item in items], FIT_COLUMNS)
     return len(items)
 
