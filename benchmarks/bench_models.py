@@ -31,6 +31,23 @@ from _table import median_seconds, print_table  # noqa: E402
 N_SED_FILTERS = 54
 
 
+def calibrate_untrained(name: str, model, config: dict, folder: str) -> None:
+    """A variance head on random inputs (speed does not depend on it), so the card loads."""
+    from napari_galam.models.galaxy_uncertainty import calibrate_galaxy_model
+    from napari_galam.models.registry import install_uncertainty
+
+    rng = np.random.default_rng(3)
+    shape = (64, config["n_spectrum_points"]) if name == "spectra-only" else (64, config["image_size"], config["image_size"], 3)
+    x = rng.random(shape, dtype=np.float32)
+    truth = rng.normal((9.5, -0.5), 0.3, (64, 2))
+    head = Path(folder) / f".{name}-head.npz"
+    _, section, ood = calibrate_galaxy_model(
+        name, model, (x[:32], truth[:32]), (x[32:], truth[32:]), None, snr_edges=(0.0, np.inf),
+        splits={}, redshift_range=None, head_path=head, steps=50,
+    )  # fmt: skip
+    install_uncertainty(name, section, ood, head, directory=folder)
+
+
 def write_compact_weights(folder: str, with_training: bool) -> dict:
     """Child side: save untrained compact models with cards; time them in-process."""
     import keras
@@ -38,7 +55,8 @@ def write_compact_weights(folder: str, with_training: bool) -> dict:
     from napari_galam.core.preprocess import preprocess_images
     from napari_galam.models import architectures as arch
     from napari_galam.models.inference import model_input_spec, predict_batches
-    from napari_galam.models.registry import save_model_with_card
+    from napari_galam.models.registry import save_model_with_card, write_card_section
+    from napari_galam.models.train_sed_cnn import build_sed_uncertainty_model
 
     cfg = arch.COMPACT
     mean, std = (9.5, -0.5), (0.3, 0.3)
@@ -52,10 +70,12 @@ def write_compact_weights(folder: str, with_training: bool) -> dict:
         "image-only": m3,
         # The shipped spectra-only model reads rest-frame spectra (3201 points).
         "spectra-only": arch.build_m1(arch.COMPACT_REST, target_mean=mean, target_std=std),
-        "sed-cnn": arch.combine_sed_cnns(
-            arch.build_sed_cnn(cfg, n_filters=N_SED_FILTERS, name="sed_log_age"),
-            arch.build_sed_cnn(cfg, n_filters=N_SED_FILTERS, name="sed_mh"),
-        ),
+        "sed-cnn": build_sed_uncertainty_model(
+            arch.combine_sed_cnns(
+                arch.build_sed_cnn(cfg, n_filters=N_SED_FILTERS, name="sed_log_age"),
+                arch.build_sed_cnn(cfg, n_filters=N_SED_FILTERS, name="sed_mh"),
+            )
+        )[1],
     }
     configuration = {**cfg.to_dict(), "sed_n_filters": N_SED_FILTERS}
     for name, model in models.items():
@@ -69,6 +89,14 @@ def write_compact_weights(folder: str, with_training: bool) -> dict:
             training_data={"name": "untrained (benchmark)"},
             directory=folder,
         )
+        if name != "sed-cnn":
+            calibrate_untrained(name, model, config, folder)
+    eye = np.eye(N_SED_FILTERS).tolist()  # unit scales and a flat-SED reference, so it loads
+    write_card_section("sed-cnn", "calibration", {
+        "uncertainty": {"method": "benchmark", "log_age": {"scale": 1.0}, "mh": {"scale": 1.0}},
+        "ood": {"min_snr": 5.0, "shape": {"mean": [1.0] * N_SED_FILTERS, "precision": eye,
+                                          "max_distance2": 100.0}},
+    }, directory=folder)  # fmt: skip
     rng = np.random.default_rng(0)
     one = preprocess_images(
         rng.integers(0, 256, (1, 128, 128, 3), dtype=np.uint8), size=cfg.image_size

@@ -101,6 +101,20 @@ def test_three_simulated_galaxies_against_their_truth(dock) -> None:
     # the model's test-set SD is ~0.15 dex (age) and ~0.11 dex ([M/H]): allow 3 sigma
     assert np.all(np.abs(d_age) < 0.45) and np.all(np.abs(d_mh) < 0.35)
     assert widget.table.rowCount() == 3
+    # issue 20: every number with its calibrated error, in the table, the points and the file
+    headers = [
+        widget.table.horizontalHeaderItem(c).text() for c in range(widget.table.columnCount())
+    ]
+    for row in range(3):
+        for column in ("log_age", "mh"):
+            text = widget.table.item(row, headers.index(column)).text()
+            value, error = (float(part) for part in text.split(" ± "))
+            assert 0 < error < 1.0, text
+    assert all(0 < r.log_age_err < 1 and 0 < r.mh_err < 1 for r in results)
+    labels = list(viewer.layers[POINTS_LAYER].features["label"])
+    assert all(label.count("±") == 2 for label in labels), labels
+    saved = widget.results_table()
+    assert {"log_age_err", "mh_err", "ood", "ood_reason"} <= set(saved.colnames)
 
 
 @pytest.mark.skipif("spectra-only" not in available_models(), reason="no spectra-only model")
@@ -115,6 +129,7 @@ def test_spectra_only_is_offered_for_an_open_spectrum(dock) -> None:
     assert result is not None and result.model == "spectra-only"
     assert 8.0 < result.log_age < 10.5 and -2.0 < result.mh < 0.5
     assert "spectra-only" in widget.jobs.status.text()
+    assert "±" in widget.jobs.status.text() and 0 < result.log_age_err < 1.0
     assert widget.table.rowCount() == 1
 
 
@@ -167,3 +182,30 @@ def test_an_sdss_size_jpeg_is_taken_as_sdss_and_said_once(dock, tmp_path: Path) 
     assert len(said) == 1 and '0.396"/px' in said[0]
     assert not any("no known pixel scale" in str(r.message) for r in notification_manager.records)
     assert len(widget.results) == 2
+
+
+def test_flagged_galaxies_are_drawn_differently_and_say_why(dock) -> None:
+    from napari_galam.pipeline.galaxies import GalaxyResult
+
+    viewer, widget = dock
+    viewer.add_image(np.zeros((64, 64, 3), np.uint8), name="field", rgb=True)
+    widget.image_layer.setCurrentText("field")
+    fine = GalaxyResult(10.0, 10.0, "accepted", "", "mmlforgalam", 9.15, -0.2, None, 0.12, 0.2)
+    flagged = GalaxyResult(
+        40.0, 40.0, "accepted", "", "mmlforgalam", 9.6, 0.1, None, 0.3, 0.25, True,
+        "features unlike any training galaxy (distance 12.0 > 6.6)",
+    )  # fmt: skip
+    widget._on_done(("field", [fine, flagged]))
+    points = viewer.layers[POINTS_LAYER]
+    assert [str(s) for s in points.symbol] == ["disc", "diamond"]
+    assert not np.allclose(points.border_color[0], points.border_color[1])
+    assert list(points.features["label"]) == [
+        "9.15 ± 0.12 / -0.20 ± 0.20",
+        "9.60 ± 0.30 / +0.10 ± 0.25 (flagged)",
+    ]
+    headers = [
+        widget.table.horizontalHeaderItem(c).text() for c in range(widget.table.columnCount())
+    ]
+    assert widget.table.item(0, headers.index("log_age")).text() == "9.15 ± 0.12"
+    assert widget.table.item(0, headers.index("ood")).text() == ""
+    assert "unlike any training galaxy" in widget.table.item(1, headers.index("ood")).text()

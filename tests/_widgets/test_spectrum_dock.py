@@ -149,6 +149,8 @@ def test_fit_with_ppxf_beside_the_network(make_napari_viewer, qtbot, tmp_path: P
     assert abs(comparison.network["log_age"] - comparison.fit.log_age) < 0.5
     assert dock.table.item(0, 0).text().startswith(f"{comparison.fit.log_age:.3f}")
     assert "±" in dock.table.item(0, 1).text()
+    # the network's ± is this spectrum's calibrated error (issue 20), not the card's SD
+    assert 0 < comparison.network["log_age_sd"] < 0.5 and comparison.network["ood_reason"] == ""
     spectrum_ax, residual_ax = dock.figure.axes
     labels = [line.get_label() for line in spectrum_ax.lines]
     assert labels[:3] == ["data", "pPXF best fit", "gas"]

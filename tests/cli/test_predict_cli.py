@@ -48,11 +48,13 @@ def test_predict_folder_of_cutouts_and_spectra(tmp_path: Path) -> None:
     assert set(rows) == {"G0", "G1", "G2", "bad"}
     assert rows["G0"]["model"] == "spectra-only"
     assert rows["bad"]["status"] == "rejected" and "empty" in rows["bad"]["reason"]
+    assert {"log_age_err", "mh_err", "ood", "ood_reason"} <= set(table.colnames)
     for name in ("G0", "G1", "G2"):
         row = rows[name]
         if row["status"] == "ok":
             assert abs(row["log_age"] - truth[name].log_age) < 0.6
             assert abs(row["mh"] - truth[name].mh) < 0.5
+            assert 0 < row["log_age_err"] < 1 and 0 < row["mh_err"] < 1
 
 
 def test_evaluate_gives_the_three_models(tmp_path: Path) -> None:
@@ -73,5 +75,7 @@ def test_evaluate_gives_the_three_models(tmp_path: Path) -> None:
     overall = table[table["snr_bin"] == "all"]
     assert set(overall["model"]) == {"mmlforgalam", "image-only", "spectra-only"}
     assert np.all(overall["age_sd"] < 0.5) and np.all(overall["n"] > 10)
+    assert np.all((overall["age_within_68"] > 0.3) & (overall["mh_within_95"] > 0.6))
+    assert "coverage of the quoted errors" in result.stdout
     missing = galam("evaluate")
     assert missing.returncode == 2 and "give --cutouts" in missing.stderr

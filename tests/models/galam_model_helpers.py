@@ -71,6 +71,7 @@ def write_tiny_registry(directory) -> list[str]:
     from napari_galam.models import architectures as arch
     from napari_galam.models.inference import model_input_spec
     from napari_galam.models.registry import save_model_with_card
+    from napari_galam.models.train_sed_cnn import build_sed_uncertainty_model
 
     mean, std = (9.5, -0.5), (0.3, 0.3)
     models = {
@@ -81,18 +82,20 @@ def write_tiny_registry(directory) -> list[str]:
             arch.build_m3(TINY, target_mean=mean, target_std=std),
             arch.build_m4(TINY, target_mean=mean, target_std=std),
         ),
-        "sed-cnn": arch.combine_sed_cnns(
-            arch.build_sed_cnn(
-                TINY,
-                n_filters=TINY_SED_FILTERS,
-                target_mean=9.5,
-                target_std=0.3,
-                name="sed_log_age",
-            ),
-            arch.build_sed_cnn(
-                TINY, n_filters=TINY_SED_FILTERS, target_mean=-0.5, target_std=0.3, name="sed_mh"
-            ),
-        ),
+        "sed-cnn": build_sed_uncertainty_model(
+            arch.combine_sed_cnns(
+                arch.build_sed_cnn(
+                    TINY,
+                    n_filters=TINY_SED_FILTERS,
+                    target_mean=9.5,
+                    target_std=0.3,
+                    name="sed_log_age",
+                ),
+                arch.build_sed_cnn(
+                    TINY, n_filters=TINY_SED_FILTERS, target_mean=-0.5, target_std=0.3, name="sed_mh"
+                ),
+            )
+        )[1],
     }
     configuration = {
         **TINY.to_dict(),
@@ -109,4 +112,60 @@ def write_tiny_registry(directory) -> list[str]:
             training_data={"name": "untrained test model"},
             directory=directory,
         )
+        if name != "sed-cnn":
+            calibrate_tiny_model(name, model, directory)
+        else:
+            calibrate_tiny_sed_model(directory)
     return sorted(models)
+
+
+def calibrate_tiny_sed_model(directory) -> None:
+    """Give the tiny SED CNN the calibration sections ``predict_seds`` reads (unit scales,
+    an S/N floor of 5 and a Mahalanobis reference of flat SEDs)."""
+    from napari_galam.models.registry import write_card_section
+
+    eye = np.eye(TINY_SED_FILTERS)
+    section = {
+        "uncertainty": {"method": "test: unit scales", "log_age": {"scale": 1.0}, "mh": {"scale": 1.0}},
+        "ood": {
+            "min_snr": 5.0,
+            "shape": {
+                "mean": [1.0] * TINY_SED_FILTERS,
+                "precision": (eye / 0.01).tolist(),
+                "max_distance2": 100.0,
+            },
+        },
+    }
+    write_card_section("sed-cnn", "calibration", section, directory=directory)
+
+
+def calibrate_tiny_model(name: str, model, directory) -> None:
+    """Give a tiny model a real (if meaningless) calibrated uncertainty on toy galaxies."""
+    from pathlib import Path
+
+    from napari_galam.core.preprocess import preprocess_images, preprocess_spectra
+    from napari_galam.models.galaxy_uncertainty import calibrate_galaxy_model
+    from napari_galam.models.registry import install_uncertainty
+
+    toy = make_toy_galaxies(48, size=128, seed=7)
+    x = (
+        preprocess_spectra(toy["spectra"])
+        if name == "spectra-only"
+        else preprocess_images(toy["cutouts"], size=TINY.image_size)
+    )
+    truth = np.column_stack([toy["log_age"], toy["mh"]])
+    head_path = Path(directory) / f".{name}-head.npz"
+    _, section, ood = calibrate_galaxy_model(
+        name,
+        model,
+        (x[:24], truth[:24]),
+        (x[24:], truth[24:]),
+        None,
+        snr_edges=(0.0, np.inf),
+        splits={"fit": {"galaxies": 24}, "calibrate": {"galaxies": 24}},
+        redshift_range=(0.0, 0.3),
+        head_path=head_path,
+        steps=50,
+    )
+    install_uncertainty(name, section, ood, head_path, directory=directory)
+    head_path.unlink()

@@ -64,3 +64,34 @@ def test_bad_requests_say_what_is_wrong(tiny_weights):
         inference.predict_seds(np.ones((4, TINY_SED_FILTERS + 1)))
     with pytest.raises(GalamInputError, match="2 images but 3 spectra"):
         inference.predict_galaxies(cutouts(2), np.zeros((3, 4171)), model="mmlforgalam")
+
+
+def test_every_prediction_has_a_positive_error_and_a_flag(tiny_weights):
+    images = inference.predict_galaxies(cutouts(5), model="mmlforgalam")
+    for answer in (images, inference.predict_galaxies(cutouts(5), model="image-only")):
+        assert answer.log_age_err.shape == answer.mh_err.shape == (5,)
+        assert np.all(np.isfinite(answer.log_age_err)) and np.all(answer.log_age_err > 0)
+        assert np.all(np.isfinite(answer.mh_err)) and np.all(answer.mh_err > 0)
+        assert answer.ood.dtype == bool and len(answer.ood_reason) == 5
+        assert all(bool(r) == f for r, f in zip(answer.ood_reason, answer.ood, strict=True))
+    # caller's reasons (e.g. a QA warning) flag the galaxy they belong to only
+    flagged = inference.predict_galaxies(
+        cutouts(2), model="image-only", problems=[[], ["QA blended: a neighbour"]]
+    )
+    assert "QA blended" in flagged.ood_reason[1] and flagged.ood[1]
+    assert "QA blended" not in flagged.ood_reason[0]
+
+
+def test_spectra_with_missing_coverage_or_negative_flux_are_flagged(tiny_weights):
+    rng = np.random.default_rng(3)
+    spectra = 1.0 + 0.01 * rng.standard_normal((3, 4171))
+    spectra[1, :600] = spectra[1, 600]  # blue end padded: no coverage there
+    spectra[2] -= 1.5  # mostly negative
+    answer = inference.predict_galaxies(
+        spectra=spectra, model="spectra-only", redshift=[0.05, 0.05, 0.9]
+    )
+    assert "coverage missing at the blue end" in answer.ood_reason[1]
+    assert "negative flux" in answer.ood_reason[2]
+    assert "z = 0.9 outside the training redshifts" in answer.ood_reason[2]
+    assert "coverage" not in answer.ood_reason[0] and "negative" not in answer.ood_reason[0]
+    assert np.all(answer.log_age_err > 0) and np.all(np.isfinite(answer.mh_err))

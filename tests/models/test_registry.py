@@ -41,7 +41,12 @@ def save_tiny(name: str = "image-only"):
         training_data={"name": "none", "n_galaxies": 0},
         metrics={"log_age": {"sd": 0.5}},
     )
+    registry.install_uncertainty(name, MINIMAL_UNCERTAINTY, {}, None)
     return model, card
+
+
+#: The least a card must say about its uncertainty to be loaded.
+MINIMAL_UNCERTAINTY = {"method": "test", "log_age": {"scale": 1.0}, "mh": {"scale": 1.0}}
 
 
 def test_round_trip_with_card_and_cache(weights):
@@ -96,6 +101,7 @@ def test_model_with_a_lambda_layer_is_not_loaded(weights):
     registry.save_model_with_card(
         model, "lambda-model", architecture="x", configuration={}, input_spec={}, directory=weights
     )
+    registry.install_uncertainty("lambda-model", MINIMAL_UNCERTAINTY, {}, None)
     with pytest.raises(GalamError, match="could not be loaded"):
         registry.load_model("lambda-model")
 
@@ -117,6 +123,48 @@ def test_card_for_another_file_is_refused(weights):
     card_path.write_text(json.dumps(card))
     with pytest.raises(GalamError, match="do not belong together"):
         registry.load_model("image-only")
+
+
+def test_card_without_calibrated_uncertainty_is_refused(weights):
+    """Issue 20: a model whose answers would come without an error is not loaded."""
+    save_tiny()
+    card_path = weights / "image-only.json"
+    card = json.loads(card_path.read_text())
+    gradient = {"log_age": 0.1, "mh": 0.1}
+    card["calibration"] = {"gradient": gradient}
+    card_path.write_text(json.dumps(card))
+    registry.clear_model_cache()
+    with pytest.raises(GalamError, match=r"image-only.json has no calibration.uncertainty"):
+        registry.load_model("image-only")
+    card["calibration"]["uncertainty"] = {"method": "x", "log_age": {"scale": 1.0}}
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(GalamError, match=r"lacks \['mh', 'mh.scale'\]"):
+        registry.load_model("image-only")
+    card["calibration"]["uncertainty"]["mh"] = {"scale": -1.0}
+    card_path.write_text(json.dumps(card))
+    with pytest.raises(GalamError, match="positive"):
+        registry.load_model("image-only")
+    assert registry.load_model("image-only", require_calibration=False) is not None
+    # install_uncertainty keeps the other calibrations (the SED model's gradient errors)
+    registry.install_uncertainty("image-only", MINIMAL_UNCERTAINTY, {"snr_min": 3.0}, None)
+    card = json.loads(card_path.read_text())
+    assert card["calibration"]["gradient"] == gradient
+    assert card["calibration"]["ood"] == {"snr_min": 3.0}
+    assert registry.load_model("image-only") is not None
+
+
+def test_uncertainty_head_is_hash_checked(weights):
+    from galam_model_helpers import calibrate_tiny_model
+
+    model, _ = save_tiny()
+    calibrate_tiny_model("image-only", model, weights)
+    head = registry.load_uncertainty_head("image-only")
+    assert head.quantities == ("log_age", "mh") and np.all(head.scale > 0)
+    path = weights / "image-only.uncertainty.npz"
+    assert path.is_file() and path.stat().st_size < 200_000
+    path.write_bytes(path.read_bytes()[:-10])
+    with pytest.raises(GalamError, match="does not match its model card"):
+        registry.load_uncertainty_head("image-only")
 
 
 def test_models_package_imports_without_tensorflow():

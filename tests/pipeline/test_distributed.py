@@ -98,17 +98,17 @@ def fake_predict_task(items: tuple, path: str, *, crash_on: str = "") -> int:
             "spectrum": "",
             "model": "fake",
             "log_age": 9.0,
+            "log_age_err": 0.1,
             "mh": 0.0,
+            "mh_err": 0.1,
+            "ood": False,
+            "ood_reason": "",
             "status": "ok",
             "reason": "",
         }
         for g in items
     ]
-    write_rows(
-        Path(path),
-        rows,
-        ("source", "image", "spectrum", "model") + ("log_age", "mh") + ("status", "reason"),
-    )
+    write_rows(Path(path), rows, PREDICT_COLUMNS)
     return len(rows)
 
 
@@ -235,7 +235,11 @@ def flaky_items_task(items: tuple, path: str, *, log: str, fail: str = "") -> in
                 "spectrum": "",
                 "model": "fake",
                 "log_age": float("nan") if failed else 9.0 + int(g.source[1:]) / 100,
+                "log_age_err": float("nan") if failed else 0.1,
                 "mh": 0.0,
+                "mh_err": 0.1,
+                "ood": False,
+                "ood_reason": "",
                 "status": "failed" if failed else "ok",
                 "reason": f"{g.image}: OSError: flaky disk" if failed else "",
             }

@@ -18,11 +18,20 @@ def hdf():
     return data.hubble_deep_field()
 
 
-def mean_colour_predictor(images, model="mmlforgalam"):
-    """Stand-in model: 'age' = mean red level, '[M/H]' = mean blue level (checks wiring)."""
+def mean_colour_predictor(images, model="mmlforgalam", problems=None):
+    """Stand-in model: 'age' = mean red level, '[M/H]' = mean blue level, errors 0.1 and
+    the caller's problems as the out-of-distribution reasons (checks wiring)."""
     images = np.asarray(images, dtype=float)
+    n = len(images)
+    reasons = tuple("; ".join(p) for p in (problems or [[]] * n))
     return SimpleNamespace(
-        log_age=images[..., 0].mean(axis=(1, 2)), mh=images[..., 2].mean(axis=(1, 2)), model=model
+        log_age=images[..., 0].mean(axis=(1, 2)),
+        mh=images[..., 2].mean(axis=(1, 2)),
+        model=model,
+        log_age_err=np.full(n, 0.1),
+        mh_err=np.full(n, 0.1),
+        ood=np.array([bool(r) for r in reasons]),
+        ood_reason=reasons,
     )
 
 
@@ -45,6 +54,8 @@ def test_every_position_gets_a_result_and_accepted_ones_a_prediction(hdf) -> Non
             assert result.predicted and result.reason == ""
             expected = mean_colour_predictor(result.qa.model_input[None])
             assert result.log_age == pytest.approx(expected.log_age[0])
+            assert result.log_age_err == 0.1 and result.mh_err == 0.1
+            assert result.row_dict()["ood"] == result.ood
         else:
             assert not result.predicted and result.reason  # rejected: says why
     # centres move onto the galaxies' ellipses, close to where we asked

@@ -43,7 +43,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Inputs: cutouts (JPEG/PNG/FITS), SDSS spec-*.fits spectra, folders of them, or "
             "a CSV/ECSV catalogue with columns image and/or spectrum. An image and a "
             "spectrum with the same stem are one galaxy. Every input gets a row; rejected "
-            "ones (blend, no ellipse, unreadable) say why."
+            "ones (blend, no ellipse, unreadable) say why. Each prediction comes with "
+            "calibrated 1-sigma errors (log_age_err, mh_err) and an out-of-distribution flag "
+            "(ood, ood_reason: low S/N, redshift or shape unlike the training galaxies)."
         ),
     )
     parser.add_argument("inputs", nargs="+", type=Path)

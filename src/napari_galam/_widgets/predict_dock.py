@@ -41,6 +41,7 @@ from napari_galam._widgets._choices import follow_click, layer_named, refill_cho
 from napari_galam._widgets._jobs import JobRunner
 from napari_galam._widgets._model_worker import shared_worker
 from napari_galam.errors import GalamError, GalamInputError
+from napari_galam.pipeline.catalogue import answer_row
 from napari_galam.pipeline.galaxies import (
     CUTOUT_SIZE,
     GalaxyResult,
@@ -60,7 +61,34 @@ DISTRIBUTED_MIN_SOURCES = 2000
 
 POINTS_LAYER = "galaxy predictions"
 GALAXY_MODELS = ("mmlforgalam", "image-only")
-_COLUMNS = ("layer", "row", "col", "status", "log_age", "mh", "model", "reason")
+#: Columns of the saved table; the dock's table shows value ± error and the flag.
+_COLUMNS = (
+    "layer", "row", "col", "status", "log_age", "log_age_err", "mh", "mh_err", "ood",
+    "ood_reason", "model", "reason",
+)  # fmt: skip
+_SHOWN = ("layer", "row", "col", "status", "log_age", "mh", "ood", "model", "reason")
+
+
+def with_error(value: float, error: float, sign: str = "") -> str:
+    """``"9.15 ± 0.12"`` (the error left out when it is not finite; "" for no value)."""
+    if not np.isfinite(value):
+        return ""
+    text = f"{value:{sign}.2f}"
+    return f"{text} ± {error:.2f}" if np.isfinite(error) else text
+
+
+def _cell(result: GalaxyResult, column: str, values: dict[str, Any]) -> str:
+    """The text of one cell of the dock's table."""
+    if column == "log_age":
+        return with_error(result.log_age, result.log_age_err)
+    if column == "mh":
+        return with_error(result.mh, result.mh_err, "+")
+    if column == "ood":
+        return f"flagged: {result.ood_reason}" if result.ood else ""
+    value = values[column]
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
 _TITLE = "Galaxy age & [M/H]"
 
 
@@ -139,7 +167,7 @@ def predict_spectrum_of(layer_name: str, spectrum: Any) -> tuple[str, list[Galax
     -------
     (layer_name, [result])
     """
-    from napari_galam.io.quality import redshift_problems
+    from napari_galam.io.quality import redshift_problems, spectrum_problems
     from napari_galam.io.specutils_bridge import as_package_spectrum, model_input_of
     from napari_galam.models.registry import spectrum_frame, training_redshift_range
 
@@ -149,12 +177,24 @@ def predict_spectrum_of(layer_name: str, spectrum: Any) -> tuple[str, list[Galax
         reason = "; ".join(problems)
         return layer_name, [GalaxyResult(float("nan"), float("nan"), "rejected", reason)]
     inputs = model_input_of(spectrum, spectrum_frame())
-    answer = shared_worker().predict_galaxies(spectra=inputs[None], model="spectra-only")
+    answer = shared_worker().predict_galaxies(
+        spectra=inputs[None],
+        model="spectra-only",
+        redshift=[float(getattr(spectrum, "redshift", np.nan))],
+        problems=[spectrum_problems(spectrum)],
+    )
     result = GalaxyResult(
-        float("nan"), float("nan"), "accepted", "", model=answer.model,
-        log_age=float(answer.log_age[0]), mh=float(answer.mh[0]),
+        float("nan"), float("nan"), "accepted", "", model=answer.model, **answer_row(answer, 0)
     )  # fmt: skip
     return layer_name, [result]
+
+
+def _point_label(result: GalaxyResult) -> str:
+    """The text beside a galaxy's point: values ± errors, a flag mark, or the QA status."""
+    if not result.predicted:
+        return result.status
+    text = f"{with_error(result.log_age, result.log_age_err)} / {with_error(result.mh, result.mh_err, '+')}"
+    return f"{text} (flagged)" if result.ood else text
 
 
 class PredictDock(QWidget):
@@ -190,8 +230,8 @@ class PredictDock(QWidget):
         self.spectrum_button = QPushButton("Predict from spectrum (spectra-only)")
         self.save_button = QPushButton("Save table…")
         self.jobs = JobRunner(_TITLE, idle_text="Click a galaxy of an image layer.")
-        self.table = QTableWidget(0, len(_COLUMNS))
-        self.table.setHorizontalHeaderLabels(_COLUMNS)
+        self.table = QTableWidget(0, len(_SHOWN))
+        self.table.setHorizontalHeaderLabels(_SHOWN)
         self._lay_out()
 
         self.all_button.clicked.connect(self.predict_all)
@@ -355,8 +395,10 @@ class PredictDock(QWidget):
         if len(results) == 1 and last is not None:
             if last.predicted:
                 self.jobs.status.setText(
-                    f"log age {last.log_age:.2f} (age {10 ** (last.log_age - 9):.1f} Gyr), "
-                    f"[M/H] {last.mh:+.2f} with {last.model}"
+                    f"log age {with_error(last.log_age, last.log_age_err)} (age "
+                    f"{10 ** (last.log_age - 9):.1f} Gyr), [M/H] "
+                    f"{with_error(last.mh, last.mh_err, '+')} with {last.model}"
+                    + (f"; flagged: {last.ood_reason}" if last.ood else "")
                 )
             else:
                 self.jobs.status.setText(f"not predicted ({last.status}): {last.reason}")
@@ -365,11 +407,10 @@ class PredictDock(QWidget):
 
     def _append_row(self, layer_name: str, result: GalaxyResult) -> None:
         values = result.row_dict()
-        cells = [layer_name] + [values[c] for c in _COLUMNS[1:]]
+        cells = [layer_name] + [_cell(result, c, values) for c in _SHOWN[1:]]
         index = self.table.rowCount()
         self.table.insertRow(index)
-        for column, value in enumerate(cells):
-            text = f"{value:.2f}" if isinstance(value, float) else str(value)
+        for column, text in enumerate(cells):
             self.table.setItem(index, column, QTableWidgetItem(text))
 
     def _update_points(self) -> None:
@@ -381,17 +422,20 @@ class PredictDock(QWidget):
             "log_age": np.array([r.log_age for r in placed], dtype=float),
             "mh": np.array([r.mh for r in placed], dtype=float),
             "status": np.array([r.status for r in placed], dtype=object),
-            "label": np.array(
-                [f"{r.log_age:.2f} / {r.mh:+.2f}" if r.predicted else r.status for r in placed],
-                dtype=object,
-            ),
+            "ood": np.array([r.ood for r in placed], dtype=bool),
+            "label": np.array([_point_label(r) for r in placed], dtype=object),
         }
         colours = ["lime" if r.predicted else "orange" for r in placed]
+        # flagged predictions (out of distribution): a red-edged diamond
+        borders = ["red" if r.ood else "black" for r in placed]
+        symbols = ["diamond" if r.ood else "disc" for r in placed]
         if POINTS_LAYER in self.viewer.layers:
             points = self.viewer.layers[POINTS_LAYER]
             points.data = coords
             points.features = features
             points.face_color = colours
+            points.border_color = borders
+            points.symbol = symbols
             points.refresh()
         else:
             layer = self.source_layer
@@ -400,7 +444,9 @@ class PredictDock(QWidget):
                 name=POINTS_LAYER,
                 features=features,
                 face_color=colours,
-                border_color="black",
+                border_color=borders,
+                border_width=0.25,
+                symbol=symbols,
                 size=8,
                 text={"string": "{label}", "color": "white", "size": 9, "anchor": "upper_left"},
                 scale=layer.scale[-2:] if layer is not None else None,

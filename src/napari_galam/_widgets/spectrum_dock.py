@@ -114,7 +114,8 @@ class PpxfComparison:
     fit
         The ``PopulationFit``.
     network
-        ``{"log_age", "mh", "log_age_sd", "mh_sd", "model"}`` or None when no network
+        ``{"log_age", "mh", "log_age_sd", "mh_sd", "model"}`` (spectra: the calibrated
+        1-sigma errors and ``ood_reason``) or None when no network
         answer exists (a spaxel of a cube not mapped yet).
     """
 
@@ -135,7 +136,8 @@ def _model_sd(model: str) -> tuple[float, float]:
 
 
 def _network_for_sdss(spectrum: Any) -> dict[str, Any]:
-    """The spectra-only model's answer for an SDSS spectrum (in the shared worker)."""
+    """The spectra-only model's answer for an SDSS spectrum (in the shared worker), with
+    its calibrated 1-sigma errors and why it is flagged out of distribution ("" if not)."""
     from napari_galam.core.preprocess import model_spectrum
     from napari_galam.models.registry import spectrum_frame
 
@@ -144,10 +146,13 @@ def _network_for_sdss(spectrum: Any) -> dict[str, Any]:
                             redshift=spectrum.redshift, frame=spectrum_frame())  # fmt: skip
     worker = shared_worker()
     worker.start()
-    answer = worker.predict_galaxies(spectra=inputs[None], model="spectra-only")
-    sd_age, sd_mh = _model_sd("spectra-only")
+    answer = worker.predict_galaxies(
+        spectra=inputs[None], model="spectra-only", redshift=[float(spectrum.redshift)]
+    )
     return {"log_age": float(answer.log_age[0]), "mh": float(answer.mh[0]),
-            "log_age_sd": sd_age, "mh_sd": sd_mh, "model": "spectra-only"}  # fmt: skip
+            "log_age_sd": float(answer.log_age_err[0]), "mh_sd": float(answer.mh_err[0]),
+            "ood_reason": answer.ood_reason[0] if answer.ood[0] else "",
+            "model": "spectra-only"}  # fmt: skip
 
 
 def compare_with_ppxf(
@@ -357,6 +362,7 @@ class SpectrumDock(MplDock):
         self.jobs.status.setText(
             f"pPXF: {fit.n_fitted} pixels fitted, σ {fit.sigma:.0f} km/s, χ² {fit.chi2:.2f}"
             + ("" if comparison.network else "; map the cube to compare with the network")
+            + (f"; network flagged: {network['ood_reason']}" if network.get("ood_reason") else "")
         )
         self.redraw()
 

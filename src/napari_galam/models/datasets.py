@@ -257,7 +257,7 @@ def dataset_spectra(
         redshift = redshift[:n]
     out = []
     for start in range(0, redshift.size, 2048):
-        stop = start + 2048
+        stop = min(start + 2048, redshift.size)
         out.append(rest_frame_spectra(10.0**loglam, flux[start:stop], redshift[start:stop]))
     return np.concatenate(out) if out else np.zeros((0, 3201), np.float32)
 

@@ -17,6 +17,12 @@ unless the environment variable ``NAPARI_GALAM_WEIGHTS_DIR`` points elsewhere):
   of the splits); ``metrics``; ``frameworks`` (versions of TensorFlow, Keras, numpy,
   Python, napari-galam); ``created`` (UTC, ISO 8601).
 
+A per-galaxy model also ships ``<name>.uncertainty.npz``: the variance head of
+:mod:`napari_galam.models.uncertainty` named, with its SHA-256, in the card's
+``calibration.uncertainty.head``; ``calibration.ood`` holds the thresholds of the
+out-of-distribution flag. :func:`load_model` refuses a card without
+``calibration.uncertainty`` (:func:`check_calibration`).
+
 Names in use: ``"mmlforgalam"``, ``"image-only"``, ``"spectra-only"`` (per galaxy) and
 ``"sed-cnn"`` (per spaxel). Loading checks the file's SHA-256 against the card, so a
 changed, truncated or replaced file fails with :class:`~napari_galam.errors.GalamError`
@@ -53,6 +59,10 @@ __all__ = [
     "training_redshift_range",
     "gradient_model_sd",
     "write_card_section",
+    "check_calibration",
+    "install_uncertainty",
+    "load_uncertainty_head",
+    "ood_settings",
     "file_sha256",
     "load_model",
     "save_model_with_card",
@@ -62,7 +72,9 @@ __all__ = [
 #: Environment variable that overrides where weights are looked for (tests, user models).
 WEIGHTS_DIR_ENV = "NAPARI_GALAM_WEIGHTS_DIR"
 #: The model names the rest of the project asks for.
-MODEL_NAMES: tuple[str, ...] = ("mmlforgalam", "image-only", "spectra-only", "sed-cnn")
+MODEL_NAMES: tuple[str, ...] = (
+    "mmlforgalam", "image-only", "spectra-only", "sed-cnn", "spaxel-spectra",
+)  # fmt: skip
 
 _CACHE: dict[tuple[str, str], Any] = {}
 _VERIFIED: dict[tuple[Any, ...], Any] = {}
@@ -138,7 +150,12 @@ def read_model_card(name: str, *, directory: str | os.PathLike | None = None) ->
     return card
 
 
-def load_model(name: str, *, directory: str | os.PathLike | None = None) -> Any:
+def load_model(
+    name: str,
+    *,
+    directory: str | os.PathLike | None = None,
+    require_calibration: bool = True,
+) -> Any:
     """Load a shipped model by name, after checking its file against its model card.
 
     Parameters
@@ -147,6 +164,9 @@ def load_model(name: str, *, directory: str | os.PathLike | None = None) -> Any:
         One of :func:`available_models`.
     directory : path, optional
         Weights folder; :func:`weights_dir` by default.
+    require_calibration : bool
+        Refuse a card without ``calibration.uncertainty`` (False only for the script
+        that calibrates it).
 
     Returns
     -------
@@ -157,11 +177,14 @@ def load_model(name: str, *, directory: str | os.PathLike | None = None) -> Any:
     Raises
     ------
     GalamError
-        Unknown name (the message lists the available ones), a file whose SHA-256 differs
-        from the card (changed or replaced), or a file that is not a Keras model.
+        Unknown name (the message lists the available ones), a card without a calibrated
+        uncertainty (:func:`check_calibration`), a file whose SHA-256 differs from the
+        card (changed or replaced), or a file that is not a Keras model.
     """
     card = read_model_card(name, directory=directory)
     folder = Path(directory) if directory is not None else weights_dir()
+    if require_calibration:
+        check_calibration(card, folder / f"{name}.json")
     path = folder / card["file"]
     info = path.stat()
     # A warm model is returned without re-hashing while the file's identity (size,
@@ -210,6 +233,7 @@ def clear_model_cache() -> None:
     with _CACHE_LOCK:
         _CACHE.clear()
         _VERIFIED.clear()
+        _HEADS.clear()
 
 
 def _framework_versions() -> dict[str, str]:
@@ -414,5 +438,129 @@ def write_card_section(
     folder = Path(directory) if directory is not None else weights_dir()
     card[key] = value
     tmp = _write_card_file(card, folder, name)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; shipped files are world-readable
     os.replace(tmp, folder / f"{name}.json")
     return folder / f"{name}.json"
+
+
+def _calibration_script(card: dict[str, Any]) -> str:
+    if card.get("name") == "sed-cnn" or card.get("architecture") == "sed-cnn":
+        return "scripts/calibrate_sed_uncertainty.py"
+    return "scripts/calibrate_galaxy_uncertainty.py"
+
+
+def check_calibration(card: dict[str, Any], card_path: str | os.PathLike) -> None:
+    """Refuse a model card whose predictions would come without a calibrated uncertainty.
+
+    The card must hold ``calibration.uncertainty`` with ``method`` and a positive, finite
+    ``scale`` for ``log_age`` and ``mh`` (written by
+    ``scripts/calibrate_galaxy_uncertainty.py``, ``scripts/calibrate_sed_uncertainty.py``
+    or by training).
+
+    Raises
+    ------
+    GalamError
+        Naming the card and what is missing.
+    """
+    section = card.get("calibration")
+    entry = section.get("uncertainty") if isinstance(section, dict) else None
+    if not isinstance(entry, dict):
+        raise GalamError(
+            f"model card {card_path} has no calibration.uncertainty: its predictions would "
+            f"come without a calibrated error. Calibrate it ({_calibration_script(card)}) "
+            "or reinstall napari-galam."
+        )
+    missing = [key for key in ("method", "log_age", "mh") if key not in entry]
+    scales = []
+    for key in ("log_age", "mh"):
+        try:
+            scales.append(float(entry[key]["scale"]))
+        except (KeyError, TypeError, ValueError):
+            missing.append(f"{key}.scale")
+    if missing or not all(np.isfinite(v) and v > 0 for v in scales):
+        raise GalamError(
+            f"model card {card_path}: calibration.uncertainty lacks {missing or 'nothing'} "
+            f"or holds scales {scales}; expected a method and positive log_age/mh scales"
+        )
+
+
+def install_uncertainty(
+    name: str,
+    uncertainty: dict[str, Any],
+    ood: dict[str, Any],
+    head_file: str | os.PathLike | None,
+    *,
+    directory: str | os.PathLike | None = None,
+) -> Path:
+    """Ship a calibration: copy the head beside the weights and write the card's sections.
+
+    ``head_file`` (a :class:`~napari_galam.models.uncertainty.VarianceHead` ``.npz``) is
+    copied to ``<name>.uncertainty.npz`` in the weights folder and its SHA-256 written to
+    ``uncertainty["head"]``; ``calibration.uncertainty`` and ``calibration.ood`` are set
+    in the card and every other ``calibration`` entry (e.g. ``gradient``) is kept.
+    """
+    import shutil
+
+    card = read_model_card(name, directory=directory)
+    folder = Path(directory) if directory is not None else weights_dir()
+    entry = dict(uncertainty)
+    if head_file is not None:
+        target = folder / f"{name}.uncertainty.npz"
+        if Path(head_file).resolve() != target.resolve():
+            tmp = folder / f".tmp-{target.name}"
+            shutil.copyfile(head_file, tmp)
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, target)
+        entry["head"] = {
+            **dict(entry.get("head", {})),
+            "file": target.name,
+            "sha256": file_sha256(target),
+        }
+    calibration = dict(card.get("calibration") or {})
+    calibration["uncertainty"] = entry
+    calibration["ood"] = dict(ood)
+    return write_card_section(name, "calibration", calibration, directory=directory)
+
+
+_HEADS: dict[tuple[str, str], Any] = {}
+
+
+def load_uncertainty_head(name: str, *, directory: str | os.PathLike | None = None) -> Any:
+    """The model's :class:`~napari_galam.models.uncertainty.VarianceHead`, hash-checked.
+
+    Raises
+    ------
+    GalamError
+        The card names no head file, the file is missing or its SHA-256 differs from the
+        card's, or it is not a head.
+    """
+    from napari_galam.models.uncertainty import VarianceHead
+
+    card = read_model_card(name, directory=directory)
+    folder = Path(directory) if directory is not None else weights_dir()
+    check_calibration(card, folder / f"{name}.json")
+    head = card["calibration"]["uncertainty"].get("head")
+    if not isinstance(head, dict) or "file" not in head or "sha256" not in head:
+        raise GalamError(f"model card {folder / name}.json names no uncertainty head file")
+    _check_name(Path(str(head["file"])).stem)
+    path = folder / Path(str(head["file"])).name
+    if not path.is_file():
+        raise GalamError(f"uncertainty head {path} of model {name!r} is missing")
+    actual = file_sha256(path)
+    if actual != head["sha256"]:
+        raise GalamError(
+            f"uncertainty head {path} does not match its model card (sha256 {actual[:16]}... "
+            f"instead of {str(head['sha256'])[:16]}...); it was changed or replaced"
+        )
+    key = (str(path.resolve()), actual)
+    with _CACHE_LOCK:
+        if key not in _HEADS:
+            _HEADS[key] = VarianceHead.load(path)
+        return _HEADS[key]
+
+
+def ood_settings(name: str, *, directory: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The card's ``calibration.ood`` (thresholds of the out-of-distribution flag), or {}."""
+    section = read_model_card(name, directory=directory).get("calibration")
+    ood = section.get("ood") if isinstance(section, dict) else None
+    return dict(ood) if isinstance(ood, dict) else {}

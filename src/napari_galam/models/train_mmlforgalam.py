@@ -49,6 +49,7 @@ from napari_galam.models.datasets import (
     make_dataset,
     split_by_galaxy,
 )
+from napari_galam.models.galaxy_uncertainty import calibrate_galaxy_model
 from napari_galam.models.training_loop import (
     TrainingResult,
     TrainingSettings,
@@ -242,14 +243,57 @@ def _start_run(
     return run
 
 
+def _calibrate(run: _Run, name: str, model: Any, inputs: Any, transform: Any) -> None:
+    """A first calibrated uncertainty for a just-trained model, beside it in ``final``.
+
+    The variance head (:mod:`napari_galam.models.galaxy_uncertainty`) is fitted on the
+    validation split and scaled on the test split, where its coverage is also measured
+    (the shipped models are recalibrated on fresh galaxies by
+    ``scripts/calibrate_galaxy_uncertainty.py``). Writes ``<name>.uncertainty.npz`` and
+    ``<name>.calibration.json``, which
+    :func:`~napari_galam.models.training_loop.export_trained_models` installs.
+    """
+    split = run.split
+
+    def part(rows: NDArray[np.int64]) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        return transform(np.asarray(inputs[np.sort(rows)])), run.labels[np.sort(rows)]
+
+    test_x, test_y = part(split.test)
+    z_range = run.data.card.get("parameter_ranges", {}) if isinstance(run.data.card, dict) else {}
+    z_range = z_range.get("redshift") if isinstance(z_range, dict) else None
+    _, section, ood = calibrate_galaxy_model(
+        name,
+        model,
+        part(split.val),
+        (test_x, test_y),
+        (test_x, test_y, np.full(len(test_y), np.nan)),
+        snr_edges=(0.0, np.inf),
+        splits={
+            "fit": {"split": "validation", "galaxies": int(split.val.size)},
+            "calibrate": {"split": "test", "galaxies": int(split.test.size)},
+            "test": {
+                "split": "test (the calibration split itself)",
+                "galaxies": int(split.test.size),
+            },
+        },
+        redshift_range=tuple(z_range) if z_range is not None else None,
+        head_path=run.final / f"{name}.uncertainty.npz",
+        batch_size=run.opts.batch_size,
+        seed=run.opts.seed,
+    )
+    atomic_json(run.final / f"{name}.calibration.json", {"uncertainty": section, "ood": ood})
+
+
 def _ship_single_model(run: _Run, stage: str, name: str, inputs: Any, transform: Any) -> Any:
-    """Load a stage's best model, save it as the shipped model ``name`` with test metrics."""
+    """Load a stage's best model, save it as the shipped model ``name`` with test metrics
+    and a first calibration of its uncertainty."""
     model = load_keras_model(run.root / stage / "best.keras", compile=False)
     run.paths[name] = run.final / f"{name}.keras"
     model.save(run.paths[name])
     run.metrics[name] = regression_metrics(
         run.predict(model, inputs, run.split.test, transform), run.test_labels
     )
+    _calibrate(run, name, model, inputs, transform)
     return model
 
 
@@ -332,6 +376,7 @@ def _iter_train_m4(
     combined = build_mmlforgalam(m2, m3, m4)
     run.paths["mmlforgalam"] = run.final / "mmlforgalam.keras"
     combined.save(run.paths["mmlforgalam"])
+    _calibrate(run, "mmlforgalam", combined, data.cutouts, run.images)
     run.metrics["mmlforgalam"] = regression_metrics(
         run.predict(combined, data.cutouts, test, run.images), run.test_labels
     )

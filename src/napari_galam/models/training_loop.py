@@ -428,4 +428,17 @@ def export_trained_models(
                 directory=directory,
             )
         )
+        calibration = Path(path).with_name(f"{name}.calibration.json")
+        if calibration.is_file():  # written by train_mmlforgalam: the model's uncertainty
+            from napari_galam.models.registry import install_uncertainty
+
+            section = json.loads(calibration.read_text(encoding="utf-8"))
+            head = Path(path).with_name(f"{name}.uncertainty.npz")
+            install_uncertainty(
+                name,
+                section["uncertainty"],
+                section["ood"],
+                head if head.is_file() else None,
+                directory=directory,
+            )
     return cards

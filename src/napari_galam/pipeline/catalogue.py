@@ -42,11 +42,25 @@ __all__ = [
     "iter_predict_catalogue",
     "predict_partition",
     "PREDICT_COLUMNS",
+    "answer_row",
     "PREDICT_JOB",
     "DEFAULT_GALAXIES_PER_PARTITION",
 ]
 
-PREDICT_COLUMNS = ("source", "image", "spectrum", "model", "log_age", "mh", "status", "reason")
+PREDICT_COLUMNS = (
+    "source",
+    "image",
+    "spectrum",
+    "model",
+    "log_age",
+    "log_age_err",
+    "mh",
+    "mh_err",
+    "ood",
+    "ood_reason",
+    "status",
+    "reason",
+)
 #: Galaxies per partition of ``galam predict`` (``--partition-size``).
 DEFAULT_GALAXIES_PER_PARTITION = 256
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -285,9 +299,31 @@ def _empty_row(galaxy: GalaxyInput) -> dict[str, Any]:
         "spectrum": str(galaxy.spectrum or ""),
         "model": "",
         "log_age": float("nan"),
+        "log_age_err": float("nan"),
         "mh": float("nan"),
+        "mh_err": float("nan"),
+        "ood": False,
+        "ood_reason": "",
         "status": "rejected",
         "reason": "",
+    }
+
+
+def answer_row(answer: Any, k: int) -> dict[str, Any]:
+    """Galaxy ``k`` of a :class:`~napari_galam.models.inference.GalaxyPrediction` as table
+    values: log age and [M/H] with their 1-sigma errors and the out-of-distribution flag."""
+    errors = {
+        key: getattr(answer, key, None) for key in ("log_age_err", "mh_err", "ood", "ood_reason")
+    }
+    return {
+        "log_age": float(answer.log_age[k]),
+        "mh": float(answer.mh[k]),
+        **{
+            key: float(errors[key][k]) if errors[key] is not None and len(errors[key]) else np.nan
+            for key in ("log_age_err", "mh_err")
+        },
+        "ood": bool(errors["ood"][k]) if errors["ood"] is not None and len(errors["ood"]) else False,
+        "ood_reason": str(errors["ood_reason"][k]) if errors["ood_reason"] else "",
     }
 
 
@@ -318,7 +354,7 @@ def _predict_batches(
                     rows[index].update(status="failed", reason=reason)
                 continue
             for k, (index, _) in enumerate(chunk):
-                rows[index].update(log_age=float(answer.log_age[k]), mh=float(answer.mh[k]))
+                rows[index].update(answer_row(answer, k))
 
 
 def iter_predict_catalogue(

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 
 from napari_galam.core.cutout import cutout_around
 from napari_galam.errors import GalamInputError
+from napari_galam.pipeline.catalogue import answer_row
 from napari_galam.pipeline.qa import GalaxyQA, QAParameters, assess_galaxy, with_field_psf
 from napari_galam.progress import Progress, ProgressGenerator, run_to_end
 
@@ -52,6 +53,10 @@ class GalaxyResult:
         The model used ("" when none ran).
     log_age, mh
         log10(age/yr) and [M/H] (NaN when not predicted).
+    log_age_err, mh_err
+        Their calibrated 1-sigma errors (NaN when not predicted).
+    ood, ood_reason
+        Whether the input lies outside what the model was trained on, and why.
     qa
         The QA result (ellipse, segments, saddles, model input), for display.
     """
@@ -64,6 +69,10 @@ class GalaxyResult:
     log_age: float = float("nan")
     mh: float = float("nan")
     qa: GalaxyQA | None = None
+    log_age_err: float = float("nan")
+    mh_err: float = float("nan")
+    ood: bool = False
+    ood_reason: str = ""
 
     @property
     def predicted(self) -> bool:
@@ -79,7 +88,11 @@ class GalaxyResult:
             "reason": self.reason,
             "model": self.model,
             "log_age": self.log_age,
+            "log_age_err": self.log_age_err,
             "mh": self.mh,
+            "mh_err": self.mh_err,
+            "ood": self.ood,
+            "ood_reason": self.ood_reason,
         }
 
 
@@ -172,6 +185,7 @@ def iter_predict_positions(
     params = with_field_psf(image, params)  # the star check's PSF: the whole field's
     results: list[GalaxyResult] = []
     inputs: list[NDArray[Any]] = []
+    warnings: list[list[str]] = []
     to_predict: list[int] = []
     for index, (row, col) in enumerate(positions):
         try:
@@ -186,23 +200,23 @@ def iter_predict_positions(
             if usable:
                 to_predict.append(index)
                 inputs.append(qa.model_input)
+                warnings.append(_input_warnings(qa))
         yield Progress("QA", index + 1, len(positions))
     if predict_galaxies is not None and inputs:
-        answer = predict_galaxies(np.stack(inputs), model=model)
+        answer = predict_galaxies(np.stack(inputs), model=model, problems=warnings)
         used = getattr(answer, "model", model)
         for k, index in enumerate(to_predict):
             old = results[index]
-            results[index] = GalaxyResult(
-                old.row,
-                old.col,
-                old.status,
-                old.reason,
-                model=used,
-                log_age=float(answer.log_age[k]),
-                mh=float(answer.mh[k]),
-                qa=old.qa,
-            )
+            results[index] = dataclasses.replace(old, model=used, **answer_row(answer, k))
     return results
+
+
+def _input_warnings(qa: GalaxyQA) -> list[str]:
+    """What makes an input the QA let through unlike the training galaxies."""
+    from napari_galam.io.quality import cutout_problems
+
+    found = [] if qa.status == "accepted" else [f"QA {qa.status}: {qa.reason}"]
+    return found + cutout_problems(qa.model_input)
 
 
 def predict_positions(

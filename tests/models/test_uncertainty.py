@@ -1,0 +1,80 @@
+"""The variance head, its calibration and the feature distance (numpy only, no TensorFlow)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_galam.errors import GalamError
+from napari_galam.models.uncertainty import (
+    VarianceHead,
+    coverage,
+    coverage_by_bins,
+    der_snr,
+    fit_variance_head,
+    variance_scale,
+)
+
+
+def heteroscedastic(n: int, seed: int):
+    """Features whose first column sets the noise of both quantities (0.02 to 0.3 dex)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 8))
+    sigma = 0.02 + 0.28 / (1 + np.exp(-2 * x[:, :1]))
+    truth = rng.normal(size=(n, 2)) * sigma
+    return x, np.zeros((n, 2)), truth, sigma[:, 0]
+
+
+def test_head_learns_the_noise_and_calibrates_to_nominal_coverage(tmp_path):
+    x, mean, truth, sigma = heteroscedastic(1500, 0)
+    head = fit_variance_head(x, mean, truth, steps=800)
+    xc, mc, tc, _ = heteroscedastic(1000, 1)
+    predicted = head.sigma(xc)
+    scales = [variance_scale(tc[:, k] - mc[:, k], predicted[:, k]) for k in range(2)]
+    head = head.with_calibration(scales, np.percentile(head.distance(xc), 99.5))
+    xt, mt, tt, st = heteroscedastic(2000, 2)
+    quoted = head.sigma(xt)
+    assert np.corrcoef(np.log(quoted[:, 0]), np.log(st))[0, 1] > 0.8  # follows the noise
+    for k in range(2):
+        cover = coverage(tt[:, k] - mt[:, k], quoted[:, k])
+        assert 0.63 <= cover["within_68"] <= 0.73 and 0.92 <= cover["within_95"] <= 0.97
+    # a homoscedastic error (one number for all) would be too wide for the quiet half
+    assert np.median(quoted[st < 0.1, 0]) < 0.5 * np.median(quoted[st > 0.2, 0])
+    # far-away features are beyond the threshold; the calibration galaxies mostly are not
+    assert np.mean(head.distance(xt) > head.distance_threshold) < 0.02
+    assert np.all(head.distance(xt[:5] * 10 + 20) > head.distance_threshold)
+    # saved as plain arrays and read back without pickle
+    path = head.save(tmp_path / "head.npz")
+    again = VarianceHead.load(path)
+    np.testing.assert_allclose(again.sigma(xt[:10]), quoted[:10], rtol=1e-5)
+    assert again.distance_threshold == pytest.approx(head.distance_threshold)
+
+
+def test_errors_are_finite_and_positive_even_for_wild_features():
+    x, mean, truth, _ = heteroscedastic(200, 3)
+    head = fit_variance_head(x, mean, truth, steps=100)
+    wild = np.array([[1e30] * 8, [np.nan] * 8, [-1e30] * 8])
+    sigma = head.sigma(wild)
+    assert np.all(np.isfinite(sigma)) and np.all(sigma > 0)
+    with pytest.raises(GalamError, match="shape"):
+        head.sigma(np.zeros((2, 3)))
+
+
+def test_bad_head_file_is_refused(tmp_path):
+    path = tmp_path / "not-a-head.npz"
+    np.savez(path, something=np.zeros(3))
+    with pytest.raises(GalamError, match="not a napari-galam variance head"):
+        VarianceHead.load(path)
+
+
+def test_coverage_by_snr_bins_and_der_snr():
+    error = np.array([0.5, 1.5, 0.5, 3.0])
+    result = coverage_by_bins(error, np.ones(4), [6.0, 12.0, 40.0, 40.0], (5.0, 10.0, np.inf))
+    assert result["within_68"] == 0.5 and result["n"] == 4
+    assert result["by_snr"]["[5,10)"] == {"n": 1, "within_68": 1.0, "within_95": 1.0}
+    assert result["by_snr"]["[10,inf)"]["within_95"] == pytest.approx(2 / 3)
+    rng = np.random.default_rng(0)
+    flux = 10.0 + rng.normal(0, 1.0, (2, 5000))
+    flux[1] = 10.0 + rng.normal(0, 0.1, 5000)
+    snr = der_snr(flux)
+    assert snr[0] == pytest.approx(10, rel=0.1) and snr[1] == pytest.approx(100, rel=0.1)
