@@ -14,7 +14,10 @@ per-spaxel robust SD (1.4826 x MAD) and the error of radial gradients fitted on 
 predicted maps against the simulator's truth.
 
 The model is saved into the package's weights folder with a card that lists the filters
-in input order (``input.filters``), which the maps pipeline reads.
+in input order (``input.filters``), which the maps pipeline reads. It outputs means only:
+run ``scripts/calibrate_sed_uncertainty.py`` next (the variance head, its calibration and
+the out-of-distribution reference that ``predict_seds`` needs), then
+``scripts/calibrate_gradient_errors.py``.
 """
 
 from __future__ import annotations

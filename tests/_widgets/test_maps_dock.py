@@ -69,6 +69,21 @@ def test_cube_to_maps_to_gradients(
     maps = read_maps(saved)
     np.testing.assert_allclose(maps.maps["LOG_AGE"], age_layer.data, equal_nan=True)
 
+    # each map comes with its calibrated error map and the out-of-distribution mask
+    age_err = viewer.layers["log age error simulated CALIFA cube"].data
+    mh_err = viewer.layers["[M/H] error simulated CALIFA cube"].data
+    valued = np.isfinite(age_layer.data)
+    assert np.all(np.isfinite(age_err[valued]) & (age_err[valued] > 0))
+    assert np.all(np.isfinite(mh_err[valued]) & (mh_err[valued] > 0))
+    ood = viewer.layers["out of distribution simulated CALIFA cube"]
+    assert ood.data.shape == (73, 78) and np.all(ood.data[~valued] == 0)
+    from napari_galam.models.registry import read_model_card
+
+    floor = read_model_card("sed-cnn")["calibration"]["ood"]["min_snr"]
+    faint = valued & (viewer.layers["S/N simulated CALIFA cube"].data < floor)
+    np.testing.assert_array_equal((ood.data & 1) > 0, faint)  # below the training S/N
+    np.testing.assert_allclose(maps.maps["MH_ERR"], mh_err, equal_nan=True)
+
     gradients = GradientsDock(viewer)
     viewer.window.add_dock_widget(gradients, name="Gradients")
     gradients.age_layer.setCurrentText(age_layer.name)
@@ -85,6 +100,10 @@ def test_cube_to_maps_to_gradients(
     assert calibrated is not None
     assert age_layer.metadata[GRADIENT_ERRORS_KEY].model_sd == calibrated["log_age"]
     assert mh_layer.metadata[GRADIENT_ERRORS_KEY].model_sd == calibrated["mh"]
+    # ... but not the network's spaxel errors: the bootstrap over resolution elements
+    # already sees their scatter (drawing them too held the truth less often)
+    assert age_layer.metadata[GRADIENT_ERRORS_KEY].errors is None
+    assert mh_layer.metadata[GRADIENT_ERRORS_KEY].errors is None
     assert gradients.resolution.value() == pytest.approx(2.5)
     assert "CALIFA" in gradients.resolution_note.text()
     result = gradients.fit()

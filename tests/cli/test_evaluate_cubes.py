@@ -45,3 +45,12 @@ def test_evaluate_cubes_reports_gradient_error_coverage(tmp_path: Path) -> None:
         # truth at least as often as the paper's subsample SD
         assert cover["median_quoted"] >= calibrated[key]
         assert cover["quoted"]["within_68"] >= cover["paper_subsample_sd"]["within_68"]
+    # per-spaxel coverage of the SED CNN's own errors, overall and per S/N bin
+    assert "per-spaxel errors on" in result.stdout
+    spaxels = summary["spaxel_coverage"]
+    for key in ("log_age", "mh"):
+        cover = spaxels[key]
+        assert cover["n"] == summary["spaxels"] > 1000
+        assert 0.45 < cover["within_68"] < cover["within_95"] <= 1.0
+        assert sum(b["n"] for b in cover["by_snr"].values()) == cover["n"]
+        assert cover["in_distribution"]["n"] <= cover["n"]

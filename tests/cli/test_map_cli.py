@@ -52,6 +52,20 @@ def test_maps_good_cubes_reports_bad_ones_and_resumes(tmp_path: Path) -> None:
     assert inside.sum() > 100
     assert np.nanmedian(np.abs(age[inside] - cube.truth.log_age[inside])) < 0.15
     assert maps.celestial_wcs is not None and maps.celestial_wcs.has_celestial
+    # errors and flags ride beside the maps, on the same grid and WCS
+    assert {"LOG_AGE_ERR", "MH_ERR", "OOD"} <= set(maps.maps)
+    valued = np.isfinite(age)
+    for name in ("LOG_AGE_ERR", "MH_ERR"):
+        error = maps.maps[name]
+        assert error.shape == age.shape
+        assert np.all(np.isfinite(error[valued]) & (error[valued] > 0))
+        assert np.all(np.isnan(error[~valued]))
+        assert maps.headers[name]["CRVAL1"] == maps.headers["LOG_AGE"]["CRVAL1"]
+    ood = maps.maps["OOD"]
+    assert np.all(ood[~valued] == 0) and np.all(ood < 8)
+    # spaxels below the model's training S/N (the faint outskirts) are flagged (bit 1)
+    faint = valued & (maps.maps["SNR"] < 20)
+    assert faint.any() and np.all(ood[faint] & 1)
 
     again = galam("map", str(good), "--out", str(out))
     assert again.returncode == 0, again.stderr

@@ -65,3 +65,55 @@ def test_sed_cnn_learns_on_set_a_and_set_b(tmp_path, which):
     assert sizes["train"] + sizes["val"] + sizes["test"] == gid.size - 1
     with pytest.raises(GalamInputError, match="'A'"):
         train_sed_cnn(data, tmp_path, split="C")
+
+
+@pytest.mark.tensorflow
+def test_the_variance_head_learns_noise_and_leaves_the_means_alone(tmp_path):
+    """Labels with noise growing with one input: the head's errors follow; means frozen."""
+    import keras
+
+    from napari_galam.models.architectures import build_sed_cnn, combine_sed_cnns
+    from napari_galam.models.train_sed_cnn import iter_train_sed_uncertainty, mean_sed_networks
+    from napari_galam.progress import run_to_end
+
+    rng = np.random.default_rng(0)
+    n, n_f = 4000, 16
+    seds = (1.0 + 0.05 * rng.standard_normal((n, n_f))).astype(np.float32)
+    noisy = rng.random(n) < 0.5
+    seds[noisy] += 0.5 * rng.standard_normal((int(noisy.sum()), n_f)).astype(np.float32)
+    spread = np.where(noisy, 0.4, 0.05)[:, None]
+    means = combine_sed_cnns(
+        build_sed_cnn(TINY, n_filters=n_f, target_mean=9.5, target_std=0.3, name="sed_log_age"),
+        build_sed_cnn(TINY, n_filters=n_f, target_mean=-0.5, target_std=0.3, name="sed_mh"),
+    )
+    # truth = the frozen networks' own output plus noise of known size
+    labels = (means.predict(seds, verbose=0) + spread * rng.standard_normal((n, 2))).astype(
+        np.float32
+    )
+    shipped = run_to_end(
+        iter_train_sed_uncertainty(
+            means,
+            seds,
+            labels,
+            np.arange(3200),
+            np.arange(3200, n),
+            epochs=10,
+            batch_size=128,
+            learning_rate=1e-2,
+        )
+    )
+    out = shipped.predict(seds, verbose=0)
+    assert out.shape == (n, 4)
+    np.testing.assert_allclose(out[:, :2], means.predict(seds, verbose=0), rtol=1e-5, atol=1e-5)
+    sigma = out[:, 2:]
+    assert np.all(np.isfinite(sigma) & (sigma > 0))
+    assert np.median(sigma[noisy]) > 3 * np.median(sigma[~noisy])
+    # saved and reloaded (as shipped), and its networks found again for a later head
+    path = tmp_path / "sed-cnn.keras"
+    shipped.save(path)
+    from napari_galam.models.architectures import custom_objects
+
+    again = keras.saving.load_model(path, custom_objects=custom_objects(), compile=False)
+    np.testing.assert_allclose(again.predict(seds[:64], verbose=0), out[:64], rtol=1e-5, atol=1e-6)
+    age_net, _ = mean_sed_networks(again)
+    np.testing.assert_allclose(age_net.predict(seds[:64], verbose=0)[:, 0], out[:64, 0], rtol=1e-5)

@@ -59,6 +59,46 @@ def test_each_spaxel_gets_the_prediction_of_its_own_sed(califa_seds) -> None:
     assert maps.band_names == tuple(names)
 
 
+def predictor_with_errors(seds: np.ndarray) -> SimpleNamespace:
+    """The colour predictor with errors growing with the first filter's flux, and a flag."""
+    base = colour_predictor(seds)
+    n = base.log_age.size
+    flag = np.zeros(n, np.uint8)
+    flag[::3] = 2  # "shape unlike training" on every third spaxel
+    return SimpleNamespace(
+        **vars(base),
+        log_age_err=0.1 + 0 * base.log_age,
+        mh_err=np.full(n, 0.2),
+        ood=flag > 0,
+        ood_reason=flag,
+    )
+
+
+def test_errors_and_flags_are_painted_where_the_values_are(califa_seds, tmp_path) -> None:
+    from napari_galam.io.writers import read_maps, write_maps
+    from napari_galam.pipeline.maps import MAP_UNITS
+
+    seds, _ = califa_seds
+    maps = map_seds(seds, predictor_with_errors, min_snr=3.0)
+    kept = np.isfinite(maps.log_age)
+    assert np.all(maps.log_age_err[kept] == pytest.approx(0.1))
+    assert np.all(maps.mh_err[kept] == 0.2) and np.all(np.isnan(maps.mh_err[~kept]))
+    assert np.all(maps.ood[~kept] == 0)
+    assert np.all(maps.ood[kept] & 2 == np.where(maps.bin_id[kept] % 3 == 0, 2, 0))
+    path = write_maps(tmp_path / "m.fits", maps.as_dict(), units=MAP_UNITS)
+    back = read_maps(path)
+    assert set(back.maps) == {"LOG_AGE", "MH", "SNR", "BIN_ID", "LOG_AGE_ERR", "MH_ERR", "OOD"}
+    np.testing.assert_array_equal(back.maps["OOD"], maps.ood)
+    np.testing.assert_array_equal(back.maps["MH_ERR"], maps.mh_err)
+    assert str(back.units["LOG_AGE_ERR"]) == "dex"
+    # binned: every spaxel of a bin carries its bin's error and flag
+    binned = map_seds(seds, predictor_with_errors, min_snr=1.0, target_snr=60.0)
+    for b in range(binned.bin_id.max() + 1):
+        inside = binned.bin_id == b
+        assert np.unique(binned.ood[inside]).size == 1
+        assert np.all(binned.log_age_err[inside] == pytest.approx(0.1))
+
+
 def test_voronoi_binned_maps_are_constant_within_bins(califa_seds) -> None:
     seds, _ = califa_seds
     stages = []

@@ -60,6 +60,40 @@ def _print_gradient_coverage(result: dict) -> None:
         )
 
 
+def _print_spaxel_coverage(result: dict) -> None:
+    """Per quantity and S/N bin: how often a spaxel's truth lies within its quoted errors."""
+    coverage = result.get("spaxel_coverage")
+    if coverage is None:
+        return
+    print(
+        f"per-spaxel errors on {result['spaxels']} spaxels: truth within 1 / 1.96 sigma "
+        f"(nominal 68% / 95%); {coverage['flagged_share']:.1%} flagged out of distribution"
+    )
+    for key in ("log_age", "mh"):
+        cover = coverage[key]
+        rows = [("all", cover), *cover["by_snr"].items()]
+        for label, c in rows:
+            ok = coverage[key]["in_distribution"]["by_snr"].get(label) if label != "all" else None
+            ok = coverage[key]["in_distribution"] if label == "all" else ok
+            tail = f";  not flagged: {ok['within_68']:.0%} / {ok['within_95']:.0%}" if ok else ""
+            print(
+                f"  {key:8s} S/N {label:8s} n={c['n']:7d}  {c['within_68']:6.1%} / "
+                f"{c['within_95']:6.1%}  (median sigma {c['median_sigma']:.3f} dex){tail}"
+            )
+
+
+def _print_galaxy_coverage(table) -> None:
+    """Per model and S/N bin: how often the truth lies within the quoted 1 and 1.96 sigma."""
+    print("coverage of the quoted errors: truth within 1 / 1.96 sigma (nominal 68% / 95%)")
+    for row in table:
+        print(
+            f"  {row['model']:13s} S/N {row['snr_bin']:9s} n={row['n']:5d}  log age "
+            f"{row['age_within_68']:6.1%} / {row['age_within_95']:6.1%}  [M/H] "
+            f"{row['mh_within_68']:6.1%} / {row['mh_within_95']:6.1%}  flagged "
+            f"{row['ood_fraction']:6.1%}"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     """Print (and optionally write) the evaluation tables."""
     from napari_galam.errors import GalamInputError
@@ -82,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
             f"per galaxy, {table.meta['galaxies']} simulated galaxies, QA: {table.meta['qa_statuses']}"
         )
         _print_table(shown, ".4f")
+        _print_galaxy_coverage(table)
         if args.plot is not None:
             plot_predicted_vs_true(table, args.plot)
             print(f"predicted-vs-true plots: {args.plot}")
@@ -96,6 +131,7 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate_spaxels(args.cubes, predict_seds, model_sd=gradient_model_sd("sed-cnn"))
         del result["gradient_errors"]  # per-cube arrays: not for the summary
         print(json.dumps(result, indent=1, default=float))
+        _print_spaxel_coverage(result)
         _print_gradient_coverage(result)
         if args.output is not None:
             args.output.with_suffix(".spaxels.json").write_text(

@@ -29,9 +29,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "map",
         help="per-spaxel age and [M/H] maps of IFU cubes or narrow-band stacks",
         description=(
-            "Measure each spaxel's narrow-band SED in the SED model's filters, leave out "
-            "spaxels below a S/N floor (or Voronoi-bin them), predict log age and [M/H], "
-            "and write the maps as FITS with the cube's WCS."
+            "Predict each spaxel's log age and [M/H] from its spectrum (spaxel-spectra, the "
+            "default for IFU cubes) or from its narrow-band SED in the SED model's filters "
+            "(sed-cnn, the model of narrow-band stacks), leave out spaxels below a S/N floor "
+            "(or Voronoi-bin them, sed-cnn), and write the maps as FITS with the cube's WCS."
         ),
     )
     parser.add_argument("cubes", nargs="+", type=Path, help="cube or narrow-band FITS files")
@@ -39,6 +40,21 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--min-snr", type=float, default=3.0, help="S/N floor per spaxel")
     parser.add_argument(
         "--target-snr", type=float, default=None, help="Voronoi-bin to this S/N (default: no)"
+    )
+    parser.add_argument(
+        "--model",
+        choices=("auto", "spaxel-spectra", "sed-cnn"),
+        default="auto",
+        help="spaxel-spectra: the per-spaxel spectral model (IFU cubes, any coverage); "
+        "sed-cnn: narrow-band SEDs (Liew-Cain et al. 2021; needs filters from 3762 A); "
+        "auto: spaxel-spectra for IFU cubes, sed-cnn for narrow-band stacks",
+    )
+    parser.add_argument(
+        "--redshift",
+        type=float,
+        default=None,
+        help="the galaxies' redshift for spaxel-spectra (default: the cube header's Z or "
+        "REDSHIFT keyword, else 0)",
     )
     parser.add_argument(
         "--overwrite",
@@ -78,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
             MAP_JOB,
             parts_dir,
             partition_size=args.partition_size,
-            options={"min_snr": args.min_snr, "target_snr": args.target_snr},
+            options={"min_snr": args.min_snr, "target_snr": args.target_snr,
+                     "model": args.model, "redshift": args.redshift},  # fmt: skip
             engine=engine_of(args),
             client=client,
             on_progress=on_progress,
@@ -86,6 +103,8 @@ def run(args: argparse.Namespace) -> int:
             min_snr=args.min_snr,
             target_snr=args.target_snr,
             overwrite=args.overwrite,
+            model=args.model,
+            redshift=args.redshift,
         )
     merged = merge_with_earlier(table, earlier, ("source",))
     summary = write_table(summary_path, merged)

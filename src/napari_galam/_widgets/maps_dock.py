@@ -62,7 +62,7 @@ from napari_galam.pipeline.fit import (
     maps_from_rows,
 )
 from napari_galam.pipeline.gradient_errors import gradient_error_context
-from napari_galam.pipeline.maps import MAP_UNITS, SpaxelMaps, iter_map_source
+from napari_galam.pipeline.maps import MAP_MODELS, MAP_UNITS, SpaxelMaps, iter_map_source
 from napari_galam.plots.ppxf import plot_map_scatter
 from napari_galam.progress import ProgressGenerator
 
@@ -87,6 +87,8 @@ AGE_LIMITS = (8.5, 10.2)
 MH_LIMITS = (-1.2, 0.3)
 #: Contrast limits of the network - pPXF difference maps (dex).
 DIFF_LIMITS = (-0.5, 0.5)
+#: Contrast limits of the error maps (dex).
+ERROR_LIMITS = (0.0, 0.4)
 
 
 @dataclass
@@ -136,8 +138,9 @@ def iter_ppxf_maps(
 
     if run.network is None:
         run.network = yield from iter_map_source(
-            source, _predict_in_worker, min_snr=min_snr, meta={"source": source.name}
-        )
+            source, _predict_in_worker, min_snr=min_snr, meta={"source": source.name},
+            model="auto", predict_spectra=_predict_spectra_in_worker,
+        )  # fmt: skip
     snr = yield from iter_cube_snr_map(source)
     run.bins = bin_cube(snr, target_snr=target_snr, min_snr=min_snr)
     run.result = yield from iter_fit_cube(
@@ -160,6 +163,13 @@ def _predict_in_worker(seds: np.ndarray) -> Any:
     worker = shared_worker()
     worker.start()
     return worker.predict_seds(seds)
+
+
+def _predict_spectra_in_worker(inputs: np.ndarray, *, snr: Any = None) -> Any:
+    """The spectral model in the session's model worker (started on first use)."""
+    worker = shared_worker()
+    worker.start()
+    return worker.predict_spectra(inputs, snr=snr)
 
 
 def _scatter_canvas() -> tuple[Any, Any]:
@@ -219,6 +229,18 @@ class MapsDock(QWidget):
         self.dask_workers: int | None = None  # None: one per core
 
         self.source = QComboBox()
+        self.model = QComboBox()
+        self.model.addItems(list(MAP_MODELS))
+        self.model.setToolTip(
+            "auto: spaxel-spectra (the spectra themselves) for IFU cubes, sed-cnn for "
+            "narrow-band stacks; sed-cnn on a cube uses J-PAS-like SEDs (from 3762 A)"
+        )
+        self.redshift = QDoubleSpinBox()
+        self.redshift.setDecimals(4)
+        self.redshift.setRange(-0.0001, 0.99)
+        self.redshift.setSingleStep(0.01)
+        self.redshift.setSpecialValueText("from header")
+        self.redshift.setValue(-0.0001)
         self.min_snr = QDoubleSpinBox()
         self.min_snr.setRange(0.0, 1000.0)
         self.min_snr.setValue(3.0)
@@ -251,6 +273,8 @@ class MapsDock(QWidget):
 
         form = QFormLayout()
         form.addRow("cube", self.source)
+        form.addRow("model", self.model)
+        form.addRow("redshift", self.redshift)
         form.addRow("minimum S/N", self.min_snr)
         form.addRow(self.voronoi)
         form.addRow("target S/N", self.target_snr)
@@ -308,6 +332,9 @@ class MapsDock(QWidget):
             meta={"source": layer.name},
             distributed_min_spaxels=self.distributed_min_spaxels,
             n_workers=self.dask_workers,
+            model=self.model.currentText(),
+            predict_spectra=_predict_spectra_in_worker,
+            redshift=None if self.redshift.value() < 0 else self.redshift.value(),
         )
         if started:
             self._source = layer
@@ -427,16 +454,44 @@ class MapsDock(QWidget):
             meta["wcs"] = wcs
         kwargs = {"scale": layer.scale[-2:], "translate": layer.translate[-2:]}
         base = layer.name
+        # the network's spaxel errors stay out of the gradient bootstrap: it already sees
+        # their scatter over the resolution elements (see pipeline/evaluate.py)
         age_meta, mh_meta = self._with_gradient_errors(meta, maps.model, maps.bin_id)
         self._put_layer(f"S/N {base}", maps.snr, "gray", None, meta, kwargs, visible=False)
+        self._put_error_layers(maps, base, meta, kwargs)
         self._put_layer(f"[M/H] {base}", maps.mh, "viridis", MH_LIMITS, mh_meta, kwargs,
                         visible=False)  # fmt: skip
         self._put_layer(f"log age {base}", maps.log_age, "magma", AGE_LIMITS, age_meta, kwargs)
+        flagged = self._put_ood_layer(maps, base, kwargs)
         self.save_button.setEnabled(True)
         self.jobs.status.setText(
-            f"{maps.n_mapped} spaxels mapped with {maps.model} "
-            f"({len(maps.band_names)} filters, S/N >= {maps.meta['min_snr']:g})"
+            f"{maps.n_mapped} spaxels mapped with {maps.model}"
+            + (f" (spectra at z = {maps.meta['redshift']:g}" if "redshift" in maps.meta
+               else f" ({len(maps.band_names)} filters")
+            + f", S/N >= {maps.meta['min_snr']:g})"
+            + (f"; {flagged} outside the training data (marked)" if flagged else "")
         )
+
+    def _put_error_layers(
+        self, maps: SpaxelMaps, base: str, meta: dict[str, Any], kwargs: dict[str, Any]
+    ) -> None:
+        """The calibrated 1-sigma error maps, hidden until asked for."""
+        for label, error in (("log age", maps.log_age_err), ("[M/H]", maps.mh_err)):
+            if error is not None:
+                self._put_layer(f"{label} error {base}", error, "inferno", ERROR_LIMITS, meta,
+                                kwargs, visible=False)  # fmt: skip
+
+    def _put_ood_layer(self, maps: SpaxelMaps, base: str, kwargs: dict[str, Any]) -> int:
+        """Mark spaxels outside the training data (labels = reason bits); return how many."""
+        if maps.ood is None:
+            return 0
+        name = f"out of distribution {base}"
+        codes = np.asarray(maps.ood, dtype=np.int32)
+        if name in self.viewer.layers:
+            self.viewer.layers[name].data = codes
+        else:
+            self.viewer.add_labels(codes, name=name, opacity=0.5, **kwargs)
+        return int(np.count_nonzero(codes))
 
     def _with_gradient_errors(
         self,

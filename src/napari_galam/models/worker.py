@@ -69,10 +69,13 @@ def _serve(request: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if request == "ping":
             return os.getpid()
         if request == "load":
-            from napari_galam.models.registry import load_model
+            from napari_galam.models.inference import GALAXY_MODELS
+            from napari_galam.models.registry import load_model, load_uncertainty_head
 
             for name in args[0]:
                 load_model(name)
+                if name in GALAXY_MODELS:
+                    load_uncertainty_head(name)
             return list(args[0])
         if request == "predict_galaxies":
             from napari_galam.models.inference import predict_galaxies
@@ -82,6 +85,10 @@ def _serve(request: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
             from napari_galam.models.inference import predict_seds
 
             return predict_seds(*args, **kwargs)
+        if request == "predict_spectra":
+            from napari_galam.models.inference import predict_spectra
+
+            return predict_spectra(*args, **kwargs)
         raise GalamError(f"model worker: unknown request {request!r}")
     except GalamError as exc:
         # Rebuild from the message so the exception always pickles.
@@ -245,10 +252,28 @@ class ModelWorker:
         model: str = "auto",
         *,
         batch_size: int = 256,
+        redshift: Any = None,
+        problems: Any = None,
     ) -> GalaxyPrediction:
-        """Per-galaxy log age and [M/H]; see :func:`napari_galam.models.inference.predict_galaxies`."""
-        return self._call("predict_galaxies", images, spectra, model=model, batch_size=batch_size)
+        """Per-galaxy log age and [M/H] with 1-sigma errors and the out-of-distribution
+        flag; see :func:`napari_galam.models.inference.predict_galaxies`."""
+        return self._call(
+            "predict_galaxies",
+            images,
+            spectra,
+            model=model,
+            batch_size=batch_size,
+            redshift=redshift,
+            problems=problems,
+        )
 
     def predict_seds(self, seds: NDArray[Any], *, batch_size: int = 65536) -> SpaxelPrediction:
         """Per-spaxel maps; see :func:`napari_galam.models.inference.predict_seds`."""
         return self._call("predict_seds", seds, batch_size=batch_size)
+
+    def predict_spectra(
+        self, inputs: NDArray[Any], *, snr: NDArray[Any] | None = None, batch_size: int = 4096
+    ) -> SpaxelPrediction:
+        """Per-spaxel values from spectra; see
+        :func:`napari_galam.models.inference.predict_spectra`."""
+        return self._call("predict_spectra", inputs, snr=snr, batch_size=batch_size)

@@ -1,6 +1,10 @@
-"""Map a cube: per-spaxel age and [M/H] from narrow-band SEDs (Liew-Cain et al. 2021).
+"""Map a cube: per-spaxel age and [M/H] from its spectra or from narrow-band SEDs.
 
-The one home of "map a cube". IFU cubes (CALIFA, MaNGA, MUSE, generic) first go through
+The one home of "map a cube". Two models: ``spaxel-spectra`` reads each spaxel's
+spectrum (any IFU layout and coverage, streamed by blocks of rows:
+:mod:`napari_galam.pipeline.spectral_maps`); ``sed-cnn`` (Liew-Cain et al. 2021) reads
+narrow-band SEDs, and ``"auto"`` picks by source (:func:`map_model_for`). For the SED
+CNN, IFU cubes (CALIFA, MaNGA, MUSE, generic) first go through
 the narrow-band filters the SED model was trained on (synthetic photometry,
 :mod:`napari_galam.core.spaxels`); narrow-band stacks give their SEDs directly, matched
 to the model's filters by name. Spaxels below a S/N floor are left out; optionally the
@@ -38,6 +42,7 @@ from napari_galam.pipeline.batch_files import (
     unexpected_error_reason,
 )
 from napari_galam.pipeline.distributed import PartitionJob, dask_client, write_rows
+from napari_galam.pipeline.spectral_maps import DEFAULT_CUBE_MODEL, MAP_MODELS, map_model_for
 from napari_galam.progress import Progress, ProgressGenerator, run_to_end
 
 __all__ = [
@@ -56,13 +61,24 @@ __all__ = [
     "MAP_COLUMNS",
     "MAP_JOB",
     "DEFAULT_CUBES_PER_PARTITION",
+    "MAP_MODELS",
+    "DEFAULT_CUBE_MODEL",
+    "map_model_for",
 ]
 
 MAP_COLUMNS = ("source", "maps", "status", "reason", "n_mapped")
 #: Cubes per partition of ``galam map`` (``--partition-size``).
 DEFAULT_CUBES_PER_PARTITION = 1
 #: The units of the maps' FITS extensions.
-MAP_UNITS = {"LOG_AGE": "dex", "MH": "dex", "SNR": "", "BIN_ID": ""}
+MAP_UNITS = {
+    "LOG_AGE": "dex",
+    "MH": "dex",
+    "SNR": "",
+    "BIN_ID": "",
+    "LOG_AGE_ERR": "dex",
+    "MH_ERR": "dex",
+    "OOD": "",
+}
 
 
 @dataclass(frozen=True)
@@ -87,6 +103,13 @@ class SpaxelMaps:
     light
         ``(ny, nx)`` collapsed light of the source (mean SED flux; the middle plane of
         a cube mapped on Dask), for the galaxy's ellipse and R_e; None when not made.
+    log_age_err, mh_err
+        ``(ny, nx)`` calibrated 1-sigma errors (dex) where a value exists, NaN elsewhere;
+        None when the model gives none.
+    ood
+        ``(ny, nx)`` uint8 out-of-distribution reasons of each mapped spaxel (bits of
+        :mod:`napari_galam.models.sed_uncertainty`; 0: in the training range or not
+        mapped); None when the model gives none.
     """
 
     log_age: NDArray[np.float32]
@@ -97,6 +120,9 @@ class SpaxelMaps:
     model: str
     meta: dict[str, Any] = field(default_factory=dict)
     light: NDArray[np.float64] | None = None
+    log_age_err: NDArray[np.float32] | None = None
+    mh_err: NDArray[np.float32] | None = None
+    ood: NDArray[np.uint8] | None = None
 
     @property
     def n_mapped(self) -> int:
@@ -104,8 +130,14 @@ class SpaxelMaps:
         return int(np.isfinite(self.log_age).sum())
 
     def as_dict(self) -> dict[str, NDArray[Any]]:
-        """The maps by FITS extension name, for :func:`napari_galam.io.writers.write_maps`."""
-        return {"LOG_AGE": self.log_age, "MH": self.mh, "SNR": self.snr, "BIN_ID": self.bin_id}
+        """The maps by FITS extension name, for :func:`napari_galam.io.writers.write_maps`.
+
+        ``LOG_AGE_ERR``, ``MH_ERR`` and ``OOD`` are included when the model gave them.
+        """
+        maps = {"LOG_AGE": self.log_age, "MH": self.mh, "SNR": self.snr, "BIN_ID": self.bin_id}
+        extra = {"LOG_AGE_ERR": self.log_age_err, "MH_ERR": self.mh_err, "OOD": self.ood}
+        maps.update({name: value for name, value in extra.items() if value is not None})
+        return maps
 
 
 def sed_model_filters(model: str = "sed-cnn") -> list[str]:
@@ -176,6 +208,57 @@ def seds_from_narrowband(stack: Any, band_names: Sequence[str]) -> SpaxelSEDs:
     return SpaxelSEDs(flux, error, snr, tuple(band_names), centres)
 
 
+def _training_min_snr(model: str) -> float | None:
+    """The lowest S/N the SED model was trained on (its card), or None when not calibrated."""
+    from napari_galam.models.registry import read_model_card
+    from napari_galam.models.sed_uncertainty import sed_calibration
+
+    try:
+        return sed_calibration(read_model_card(model), model).min_snr
+    except GalamError:
+        return None
+
+
+class _MapPainter:
+    """Maps of values, errors and flags filled from one prediction of spaxels or bins."""
+
+    def __init__(self, shape: tuple[int, int], min_snr: float | None) -> None:
+        self.log_age = np.full(shape, np.nan, dtype=np.float32)
+        self.mh = np.full(shape, np.nan, dtype=np.float32)
+        self.log_age_err: NDArray[np.float32] | None = None
+        self.mh_err: NDArray[np.float32] | None = None
+        self.ood: NDArray[np.uint8] | None = None
+        self.shape = shape
+        self.min_snr = min_snr
+
+    def paint(self, where: Any, prediction: Any, index: Any, snr: Any) -> None:
+        """Put ``prediction``'s rows ``index`` (spaxels or bins of S/N ``snr``) at ``where``."""
+        from napari_galam.models.sed_uncertainty import low_snr_codes
+
+        self.log_age[where] = np.asarray(prediction.log_age, dtype=np.float32)[index]
+        self.mh[where] = np.asarray(prediction.mh, dtype=np.float32)[index]
+        errors = getattr(prediction, "log_age_err", None), getattr(prediction, "mh_err", None)
+        if errors[0] is None or errors[1] is None:
+            return
+        self.log_age_err = np.full(self.shape, np.nan, dtype=np.float32)
+        self.mh_err = np.full(self.shape, np.nan, dtype=np.float32)
+        self.log_age_err[where] = np.asarray(errors[0], dtype=np.float32)[index]
+        self.mh_err[where] = np.asarray(errors[1], dtype=np.float32)[index]
+        reason = getattr(prediction, "ood_reason", None)
+        codes = np.zeros(np.size(prediction.log_age), np.uint8)
+        if reason is not None:
+            codes |= np.asarray(reason, dtype=np.uint8).reshape(-1)
+        if self.min_snr is not None:
+            codes |= low_snr_codes(snr, self.min_snr)
+        self.ood = np.zeros(self.shape, dtype=np.uint8)
+        self.ood[where] = codes[index]
+        self.ood[~np.isfinite(self.log_age)] = 0
+
+    def extras(self) -> dict[str, Any]:
+        """The error and flag maps (None when the prediction gave none)."""
+        return {"log_age_err": self.log_age_err, "mh_err": self.mh_err, "ood": self.ood}
+
+
 def iter_map_seds(
     seds: SpaxelSEDs,
     predict_seds: Callable[[NDArray[np.float32]], Any],
@@ -206,8 +289,7 @@ def iter_map_seds(
     keep = seds.valid & (seds.snr >= min_snr if have_snr else True)
     if target_snr is not None and not have_snr:
         raise GalamInputError("Voronoi binning needs S/N, but the cube has no variance.")
-    log_age = np.full((ny, nx), np.nan, dtype=np.float32)
-    mh = np.full((ny, nx), np.nan, dtype=np.float32)
+    painter = _MapPainter((ny, nx), _training_min_snr(model))
     bin_id = np.full((ny, nx), -1, dtype=np.int32)
     if target_snr is not None and keep.any():
         yield Progress("binning", 0, 1)
@@ -220,29 +302,28 @@ def iter_map_seds(
         prediction = predict_seds(inputs)
         yield Progress("prediction", bins.n_bins, bins.n_bins)
         painted = bin_id >= 0
-        log_age[painted] = np.asarray(prediction.log_age)[bin_id[painted]]
-        mh[painted] = np.asarray(prediction.mh)[bin_id[painted]]
+        painter.paint(np.nonzero(painted), prediction, bin_id[painted], bins.snr)
     elif keep.any():
         rows, cols = np.nonzero(keep)
         bin_id[rows, cols] = np.arange(rows.size, dtype=np.int32)
         inputs = seds.flux[:, rows, cols].T.copy()
         yield Progress("prediction", 0, rows.size)
         prediction = predict_seds(inputs)
-        log_age[rows, cols] = np.asarray(prediction.log_age, dtype=np.float32)
-        mh[rows, cols] = np.asarray(prediction.mh, dtype=np.float32)
+        painter.paint((rows, cols), prediction, slice(None), seds.snr[rows, cols])
         yield Progress("prediction", rows.size, rows.size)
     info = dict(meta or {})
     info.update(
         {"min_snr": min_snr, "target_snr": target_snr, "n_kept": int(keep.sum()), "model": model}
     )
     return SpaxelMaps(
-        log_age=log_age,
-        mh=mh,
+        log_age=painter.log_age,
+        mh=painter.mh,
         snr=seds.snr.astype(np.float32),
         bin_id=bin_id,
         band_names=seds.band_names,
         model=model,
         meta=info,
+        **painter.extras(),
     )
 
 
@@ -307,28 +388,39 @@ def iter_map_cube_distributed(
             )
             for a, b in blocks
         ]
-        log_age = np.full((ny, nx), np.nan, dtype=np.float32)
-        mh = np.full((ny, nx), np.nan, dtype=np.float32)
-        snr = np.full((ny, nx), np.nan, dtype=np.float32)
+        names = ("log_age", "mh", "snr", "log_age_err", "mh_err")
+        full = {name: np.full((ny, nx), np.nan, dtype=np.float32) for name in names}
+        ood = np.zeros((ny, nx), dtype=np.uint8)
+        with_errors = True
         bin_id = np.full((ny, nx), -1, dtype=np.int32)
         done = 0
         for future in as_completed(futures):
             start, part = future.result()
             stop = start + part.log_age.shape[0]
-            log_age[start:stop], mh[start:stop], snr[start:stop] = part.log_age, part.mh, part.snr
+            with_errors &= part.log_age_err is not None and part.ood is not None
+            for name in names:
+                value = getattr(part, name)
+                if value is not None:
+                    full[name][start:stop] = value
+            if part.ood is not None:
+                ood[start:stop] = part.ood
             kept = part.bin_id >= 0
             bin_id[start:stop][kept] = part.bin_id[kept] + start * nx  # unique across blocks
             done += stop - start
             yield Progress("rows", done, ny)
+    log_age = full["log_age"]
     return SpaxelMaps(
         log_age=log_age,
-        mh=mh,
-        snr=snr,
+        mh=full["mh"],
+        snr=full["snr"],
         bin_id=bin_id,
         band_names=tuple(filter_names),
         model=model,
         meta={"min_snr": min_snr, "target_snr": None, "n_kept": int(np.isfinite(log_age).sum()),
               "model": model, "source": str(path), "engine": "dask"},
+        log_age_err=full["log_age_err"] if with_errors else None,
+        mh_err=full["mh_err"] if with_errors else None,
+        ood=ood if with_errors else None,
     )  # fmt: skip
 
 
@@ -348,6 +440,27 @@ def _mean_light(seds: SpaxelSEDs) -> NDArray[np.float64]:
         return np.nanmean(seds.flux, axis=0)
 
 
+def _iter_spectra_source(
+    cube: Any, predict: Callable[..., Any], min_snr: float, target_snr: float | None,
+    redshift: float | None, meta: dict[str, Any] | None,
+) -> ProgressGenerator[SpaxelMaps]:
+    """The ``spaxel-spectra`` maps of a cube, per spaxel or per Voronoi bin
+    (:func:`napari_galam.pipeline.spectral_maps.iter_spectra_maps`)."""
+    from napari_galam.pipeline.spectral_maps import iter_spectra_maps
+
+    out = yield from iter_spectra_maps(
+        cube, predict, min_snr=min_snr, target_snr=target_snr, redshift=redshift
+    )
+    info = {**(meta or {}), **out["meta"], "min_snr": min_snr, "target_snr": target_snr,
+            "model": "spaxel-spectra", "n_kept": int(np.isfinite(out["log_age"]).sum())}  # fmt: skip
+    return SpaxelMaps(
+        log_age=out["log_age"], mh=out["mh"], snr=out["snr"], bin_id=out["bin_id"],
+        band_names=("spectrum 3500-9000 A (rest)",), model="spaxel-spectra", meta=info,
+        light=out["light"].astype(np.float64), log_age_err=out["log_age_err"],
+        mh_err=out["mh_err"], ood=out["ood"],
+    )  # fmt: skip
+
+
 def iter_map_source(
     source: Any,
     predict_seds: Callable[[NDArray[np.float32]], Any],
@@ -359,6 +472,8 @@ def iter_map_source(
     distributed_min_spaxels: int | None = None,
     n_workers: int | None = None,
     client: Any = None,
+    predict_spectra: Callable[..., Any] | None = None,
+    redshift: float | None = None,
 ) -> ProgressGenerator[SpaxelMaps]:
     """Map an opened cube or narrow-band stack; yield ``Progress``, return the maps.
 
@@ -385,7 +500,17 @@ def iter_map_source(
     n_workers, client
         The Dask cluster of that path (see
         :func:`~napari_galam.pipeline.distributed.dask_client`).
+    predict_spectra, redshift
+        With ``model="spaxel-spectra"`` (or ``"auto"`` for a cube): the spectral model
+        (:func:`napari_galam.models.inference.predict_spectra` or the worker's) and the
+        galaxy's redshift (None: from the header, else 0); the cube is streamed by
+        blocks of rows (:mod:`napari_galam.pipeline.spectral_maps`).
     """
+    model = map_model_for(source, model, redshift)
+    if model == "spaxel-spectra":
+        if predict_spectra is None:
+            from napari_galam.models.inference import predict_spectra
+        return (yield from _iter_spectra_source(source, predict_spectra, min_snr, target_snr, redshift, meta))
     filters = sed_model_filters(model)
     if _is_narrowband(source):
         seds = seds_from_narrowband(source, filters)
@@ -424,6 +549,8 @@ def map_cube_to_file(
     min_snr: float = 3.0,
     target_snr: float | None = None,
     predict: Callable[..., Any] | None = None,
+    model: str = "auto",
+    redshift: float | None = None,
 ) -> dict[str, Any]:
     """Map one cube or narrow-band stack and write its maps atomically to ``target``.
 
@@ -435,6 +562,8 @@ def map_cube_to_file(
     predict
         The SED model (default: :func:`napari_galam.models.inference.predict_seds`
         in this process).
+    model, redshift
+        As for :func:`iter_map_source` (``"auto"``: by the kind of source).
 
     Returns
     -------
@@ -460,9 +589,10 @@ def map_cube_to_file(
         from napari_galam.models.inference import predict_seds as predict
     maps = run_to_end(
         iter_map_source(
-            source, predict, min_snr=min_snr, target_snr=target_snr, meta={"source": path.name}
+            source, predict, min_snr=min_snr, target_snr=target_snr, meta={"source": path.name},
+            model=model, redshift=redshift,
         )
-    )
+    )  # fmt: skip
     if maps.n_mapped == 0:
         raise GalamInputError(
             f"{path}: no spaxel could be mapped: none has a finite SED with S/N above "
@@ -473,9 +603,23 @@ def map_cube_to_file(
         maps.as_dict(),
         celestial_wcs=source.celestial_wcs,
         units=MAP_UNITS,
-        header_extra={"MODEL": maps.model, "SOURCE": path.name, "MINSNR": min_snr},
+        header_extra={
+            "MODEL": maps.model,
+            "SOURCE": path.name,
+            "MINSNR": min_snr,
+            "OODBITS": "OOD: 1 S/N below training, 2 SED shape unlike training, 4 bad flux",
+            **_spectra_header(maps.meta),
+        },
     )
     return {"n_mapped": maps.n_mapped}
+
+
+def _spectra_header(meta: dict[str, Any]) -> dict[str, Any]:
+    """FITS keywords of a spectral map: redshift used and spaxels left NaN per reason."""
+    if "nan_reasons" not in meta:
+        return {}
+    keys = {"no data": "NANNODAT", "coverage": "NANCOVER", "low S/N": "NANLOSNR", "bad flux": "NANBADFL"}
+    return {"REDSHIFT": meta["redshift"], **{keys[k]: v for k, v in meta["nan_reasons"].items()}}
 
 
 def map_partition(
@@ -486,6 +630,8 @@ def map_partition(
     min_snr: float = 3.0,
     target_snr: float | None = None,
     overwrite: bool = False,
+    model: str = "auto",
+    redshift: float | None = None,
 ) -> int:
     """Map each cube of one partition into ``out``; write the summary rows to ``path``.
 
@@ -502,7 +648,8 @@ def map_partition(
             row["status"] = "done before"
         else:
             try:
-                row.update(map_cube_to_file(cube, target, min_snr=min_snr, target_snr=target_snr))
+                row.update(map_cube_to_file(cube, target, min_snr=min_snr, target_snr=target_snr,
+                                            model=model, redshift=redshift))  # fmt: skip
             except GalamError as exc:
                 row.update(status="failed", reason=str(exc), maps="")
             except Exception as exc:  # noqa: BLE001 - one cube's error is that cube's row

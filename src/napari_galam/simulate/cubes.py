@@ -35,6 +35,7 @@ __all__ = [
     "render_califa_cube",
     "render_narrowband_cube",
     "narrowband_seds",
+    "narrowband_sed_snr",
     "fit_gradient",
 ]
 
@@ -399,6 +400,34 @@ def render_narrowband_cube(
         pixel_scale=float(pixel_scale),
         snr_at_re=float(snr_at_re),
     )
+
+
+def narrowband_sed_snr(
+    wave: NDArray[np.floating],
+    cube: IFUCube,
+    filter_names: tuple[str, ...],
+) -> NDArray[np.float32]:
+    """Per-spaxel S/N of a cube's narrow-band SEDs: median over filters of flux / error.
+
+    The same S/N as the maps pipeline's (:func:`napari_galam.core.spaxels.iter_cube_to_seds`
+    with the cube's ERROR and BADPIX): errors propagated through the filter weights,
+    bad pixels left out. ``(ny, nx)`` float32, NaN where no filter has a usable error.
+    """
+    from napari_galam.sps.filters import load_filters
+    from napari_galam.sps.photometry import filter_matrix
+
+    matrix = filter_matrix(np.asarray(wave, np.float64), load_filters(list(filter_names)))
+    good = cube.badpix == 0
+    norm = np.tensordot(good.astype(np.float32), matrix.T.astype(np.float32), axes=(0, 0))
+    flux = np.tensordot(np.where(good, cube.flux, 0.0), matrix.T.astype(np.float32), axes=(0, 0))
+    variance = np.where(good, cube.error.astype(np.float32) ** 2, 0.0)
+    error = np.sqrt(np.tensordot(variance, (matrix.T**2).astype(np.float32), axes=(0, 0)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(norm > 0.9, flux / error, np.nan)
+        usable = np.isfinite(ratio).any(axis=-1)
+        ratio[~usable] = 0.0
+        snr = np.where(usable, np.nanmedian(ratio, axis=-1), np.nan)
+    return snr.astype(np.float32)
 
 
 def narrowband_seds(

@@ -32,6 +32,7 @@ from napari_galam.simulate.cubes import (
     CALIFA_SHAPE,
     CALIFA_WAVE,
     IFUCube,
+    narrowband_sed_snr,
     narrowband_seds,
     render_califa_cube,
 )
@@ -489,6 +490,7 @@ def _create_sed_dataset(handle: Any, n: int, names: Any, centres: Any, opts: dic
         chunks=(1, ny, nx, len(names)),
         **opts,
     )
+    handle.create_dataset("seds/snr", (n, ny, nx), np.float32, chunks=(1, ny, nx), **opts)
     handle.create_dataset("seds/filter_names", data=np.array(names, dtype="S"))
     handle.create_dataset("seds/centres", data=centres)
     return seds
@@ -544,8 +546,8 @@ def iter_simulate_cubes(
     Layout: ``cubes/flux``, ``cubes/error`` (n, 1877, 73, 78) float32 and ``cubes/badpix``
     uint8 (if ``store_cubes``), ``cubes/wave``; ``maps/log_age``, ``maps/mh``,
     ``maps/intrinsic_log_age``, ``maps/intrinsic_mh``, ``maps/r_over_re`` (n, 73, 78);
-    ``seds/flux`` (n, 73, 78, n_filters) with ``seds/filter_names`` and
-    ``seds/centres``; ``gradients/*`` and ``truth/*`` one value per galaxy.
+    ``seds/flux`` (n, 73, 78, n_filters) with ``seds/filter_names``,
+    ``seds/centres`` and ``seds/snr`` (n, 73, 78: each SED's median S/N over filters); ``gradients/*`` and ``truth/*`` one value per galaxy.
 
     Yields
     ------
@@ -580,6 +582,7 @@ def iter_simulate_cubes(
             if seds is None:
                 seds = _create_sed_dataset(handle, n, names, centres, opts)
             seds[index] = sed
+            handle["seds/snr"][index] = narrowband_sed_snr(cube.wave, cube, names)
             for key, value in _cube_truth_row(galaxy, cube, snr, psf).items():
                 scalars.setdefault(key, []).append(value)
             yield Progress("simulating cubes", index + 1, n)

@@ -1,0 +1,216 @@
+"""The SED CNN's per-spaxel errors and out-of-distribution flags, without TensorFlow.
+
+The shipped ``sed-cnn`` outputs, per spaxel, log age and [M/H] and a raw 1-sigma error of
+each (a variance head trained with a Gaussian likelihood on frozen features, see
+:mod:`napari_galam.models.train_sed_cnn`). Its model card holds what turns these into
+calibrated numbers (``calibration.uncertainty``: one variance scale per quantity, fitted
+on unseen cubes) and what says a spaxel lies outside the training data
+(``calibration.ood``: the lowest S/N trained on and a Mahalanobis reference of the
+normalised SEDs). This module reads those sections and applies them; it is imported by
+:func:`napari_galam.models.inference.predict_seds`, the maps pipeline and the evaluation,
+and by nothing that needs TensorFlow.
+
+Out-of-distribution reasons are bits of one small integer per spaxel (0: in range):
+:data:`OOD_LOW_SNR`, :data:`OOD_SHAPE`, :data:`OOD_BAD_FLUX`; :func:`describe_ood`
+spells them out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from napari_galam.errors import GalamError
+
+__all__ = [
+    "OOD_LOW_SNR",
+    "OOD_SHAPE",
+    "OOD_BAD_FLUX",
+    "OOD_REASONS",
+    "SPAXEL_SNR_BINS",
+    "SedCalibration",
+    "bad_flux_codes",
+    "coverage",
+    "coverage_by_snr",
+    "describe_ood",
+    "fit_variance_scale",
+    "low_snr_codes",
+    "mahalanobis_squared",
+    "sed_calibration",
+    "shape_reference",
+]
+
+#: S/N of the SED below the lowest S/N the model was trained on.
+OOD_LOW_SNR = 1
+#: SED shape unlike the training SEDs (Mahalanobis distance above the calibrated cut).
+OOD_SHAPE = 2
+#: Negative or mostly non-finite fluxes (no prediction where the SED is unusable).
+OOD_BAD_FLUX = 4
+#: Each reason bit in words.
+OOD_REASONS: dict[int, str] = {
+    OOD_LOW_SNR: "S/N below the training range",
+    OOD_SHAPE: "SED shape unlike the training SEDs",
+    OOD_BAD_FLUX: "negative or mostly non-finite flux",
+}
+#: Bins of the SED's median S/N (over filters) for per-spaxel coverage.
+SPAXEL_SNR_BINS: tuple[float, ...] = (3.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, np.inf)
+#: Share of negative filter fluxes above which an SED counts as bad flux.
+NEGATIVE_SHARE = 0.2
+
+
+def describe_ood(code: int) -> str:
+    """The reasons of one out-of-distribution code in words ("" for 0)."""
+    return "; ".join(text for bit, text in OOD_REASONS.items() if int(code) & bit)
+
+
+@dataclass(frozen=True)
+class SedCalibration:
+    """What the SED model's card says about its errors and its training range.
+
+    Attributes
+    ----------
+    scale
+        ``{"log_age": s, "mh": s}``: multiply the network's raw 1-sigma errors by these.
+    min_snr
+        The lowest SED S/N of the training range (spaxels below are flagged).
+    mean, precision
+        Mean and inverse covariance of the training spaxels' normalised SEDs.
+    max_distance2
+        Squared Mahalanobis distance above which an SED's shape is flagged.
+    """
+
+    scale: dict[str, float]
+    min_snr: float
+    mean: NDArray[np.float64]
+    precision: NDArray[np.float64]
+    max_distance2: float
+
+
+def sed_calibration(card: dict[str, Any], name: str = "sed-cnn") -> SedCalibration:
+    """Read ``calibration.uncertainty`` and ``calibration.ood`` of an SED model's card.
+
+    Raises
+    ------
+    GalamError
+        When the card has no such calibration or holds unusable numbers.
+    """
+    section = card.get("calibration", {})
+    try:
+        unc, ood = section["uncertainty"], section["ood"]
+        scale = {key: float(unc[key]["scale"]) for key in ("log_age", "mh")}
+        shape = ood["shape"]
+        calibration = SedCalibration(
+            scale=scale,
+            min_snr=float(ood["min_snr"]),
+            mean=np.asarray(shape["mean"], dtype=np.float64),
+            precision=np.asarray(shape["precision"], dtype=np.float64),
+            max_distance2=float(shape["max_distance2"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise GalamError(
+            f"model card of {name}: no usable calibration.uncertainty / calibration.ood; "
+            "run scripts/calibrate_sed_uncertainty.py"
+        ) from None
+    n = calibration.mean.size
+    if not all(np.isfinite(v) and v > 0 for v in scale.values()) or (
+        calibration.precision.shape != (n, n)
+    ):
+        raise GalamError(f"model card of {name}: calibration.uncertainty holds unusable numbers")
+    return calibration
+
+
+def shape_reference(normalised: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Mean and precision (inverse covariance, lightly regularised) of normalised SEDs."""
+    x = np.asarray(normalised, dtype=np.float64)
+    mean = x.mean(axis=0)
+    cov = np.cov(x, rowvar=False)
+    cov += np.eye(cov.shape[0]) * 1e-6 * np.trace(cov) / cov.shape[0]
+    return mean, np.linalg.inv(cov)
+
+
+def mahalanobis_squared(
+    normalised: NDArray[Any], mean: NDArray[Any], precision: NDArray[Any]
+) -> NDArray[np.float64]:
+    """Squared Mahalanobis distance of each normalised SED (last axis) from the reference."""
+    d = np.asarray(normalised, dtype=np.float64) - mean
+    return np.sum((d @ np.asarray(precision, dtype=np.float64)) * d, axis=-1)
+
+
+def bad_flux_codes(seds: NDArray[Any]) -> NDArray[np.uint8]:
+    """:data:`OOD_BAD_FLUX` where most fluxes are non-finite, the mean is not positive or
+    more than a fifth of the finite fluxes are negative; 0 elsewhere."""
+    data = np.asarray(seds, dtype=np.float64)
+    finite = np.isfinite(data)
+    n = data.shape[-1]
+    n_finite = finite.sum(axis=-1)
+    values = np.where(finite, data, 0.0)
+    negative = (values < 0).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = values.sum(axis=-1) / np.maximum(n_finite, 1)
+    bad = (n_finite * 2 < n) | ~(mean > 0) | (negative > NEGATIVE_SHARE * np.maximum(n_finite, 1))
+    return np.where(bad, OOD_BAD_FLUX, 0).astype(np.uint8)
+
+
+def low_snr_codes(snr: Any, min_snr: float) -> NDArray[np.uint8]:
+    """:data:`OOD_LOW_SNR` where a finite S/N is below ``min_snr``; 0 elsewhere (or no S/N)."""
+    s = np.asarray(snr, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(s) & (s < min_snr), OOD_LOW_SNR, 0).astype(np.uint8)
+
+
+def fit_variance_scale(residual: Any, sigma: Any) -> float:
+    """One factor for ``sigma`` so that 68% and 95% intervals cover their share of truths.
+
+    The factor minimises the larger of the two misses (|coverage - nominal| at 1 and
+    1.96 sigma) over the calibration residuals; a Gaussian's RMS z-score would be pulled
+    by the tails of a heavier-tailed distribution.
+    """
+    r = np.asarray(residual, dtype=np.float64)
+    s = np.asarray(sigma, dtype=np.float64)
+    good = np.isfinite(r) & np.isfinite(s) & (s > 0)
+    z = np.abs(r[good] / s[good])
+    if z.size == 0:
+        raise GalamError("variance scale: no residual with a finite error")
+    grid = np.exp(np.linspace(np.log(0.2), np.log(5.0), 801))
+    z68 = np.quantile(z, 0.6827)
+    z95 = np.quantile(z, 0.9545) / 1.96
+    misses = [
+        max(abs(np.mean(z <= g) - 0.6827), abs(np.mean(z <= 1.96 * g) - 0.9545)) for g in grid
+    ]
+    best = float(grid[int(np.argmin(misses))])
+    return best if np.isfinite(best) else float(max(z68, z95))
+
+
+def coverage(residual: Any, sigma: Any) -> dict[str, float]:
+    """Share of |residual| within 1 and 1.96 sigma, the count and the median sigma."""
+    r = np.asarray(residual, dtype=np.float64).ravel()
+    s = np.asarray(sigma, dtype=np.float64).ravel()
+    good = np.isfinite(r) & np.isfinite(s)
+    if not good.any():
+        return {"n": 0, "within_68": np.nan, "within_95": np.nan, "median_sigma": np.nan}
+    z = np.abs(r[good]) / s[good]
+    return {
+        "n": int(good.sum()),
+        "within_68": float(np.mean(z <= 1.0)),
+        "within_95": float(np.mean(z <= 1.96)),
+        "median_sigma": float(np.median(s[good])),
+    }
+
+
+def coverage_by_snr(
+    residual: Any, sigma: Any, snr: Any, bins: tuple[float, ...] = SPAXEL_SNR_BINS
+) -> dict[str, Any]:
+    """:func:`coverage` overall and per S/N bin (``"lo-hi"`` keys); S/N NaN: overall only."""
+    r = np.asarray(residual, dtype=np.float64).ravel()
+    s = np.asarray(sigma, dtype=np.float64).ravel()
+    q = np.asarray(snr, dtype=np.float64).ravel() if snr is not None else np.full(r.size, np.nan)
+    out: dict[str, Any] = {**coverage(r, s), "by_snr": {}}
+    for lo, hi in zip(bins[:-1], bins[1:], strict=True):
+        select = (q >= lo) & (q < hi)
+        if select.any():
+            label = f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">={lo:g}"
+            out["by_snr"][label] = coverage(r[select], s[select])
+    return out

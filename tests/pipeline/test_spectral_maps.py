@@ -1,0 +1,117 @@
+"""Maps of IFU cubes from their spectra, streamed by blocks of rows (no TensorFlow here).
+
+The model is a stand-in that reads the inputs (so a wrong spaxel order or a lost block
+shows); the real model is exercised in ``tests/models/test_spaxel_spectra.py``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "io"))
+from survey_files import write_califa_cube, write_manga_logcube, write_muse_cube  # noqa: E402
+
+from napari_galam.errors import GalamInputError  # noqa: E402
+from napari_galam.io.sources import open_source  # noqa: E402
+from napari_galam.pipeline.maps import (  # noqa: E402
+    DEFAULT_CUBE_MODEL,
+    iter_map_source,
+    map_cube_to_file,
+    map_model_for,
+)
+from napari_galam.pipeline.spectral_maps import cube_redshift, iter_spectra_maps  # noqa: E402
+from napari_galam.progress import run_to_end  # noqa: E402
+
+
+def reading_model(x: np.ndarray, *, snr: np.ndarray | None = None) -> SimpleNamespace:
+    """A stand-in model: 'log age' is the mean normalised flux, '[M/H]' the covered share."""
+    n = len(x)
+    return SimpleNamespace(
+        log_age=x[:, :, 0].mean(axis=1),
+        mh=(x[:, :, 1] > 0).mean(axis=1),
+        log_age_err=np.full(n, 0.1, np.float32),
+        mh_err=np.full(n, 0.2, np.float32),
+        ood_reason=np.where(snr < 20, 1, 0).astype(np.uint8),
+    )
+
+
+def test_muse_cube_is_mapped_the_same_in_any_block_size(tmp_path: Path) -> None:
+    written = write_muse_cube(tmp_path / "muse.fits", ny=9, nx=7, nwave=3681)
+    cube = open_source(written.path)
+    whole = run_to_end(iter_spectra_maps(cube, reading_model, block_rows=9))
+    blocks = run_to_end(iter_spectra_maps(cube, reading_model, block_rows=2))
+    for name in ("log_age", "mh", "snr", "log_age_err", "light"):
+        np.testing.assert_allclose(whole[name], blocks[name], rtol=1e-5, equal_nan=True)
+    assert np.all(np.isnan(whole["log_age"][0]))  # the NaN edge row of a MUSE cube
+    assert np.isfinite(whole["log_age"][1:]).all()
+    assert whole["meta"]["nan_reasons"]["no data"] == 7
+    assert whole["meta"]["redshift"] == 0.0 and "assumed" in whole["meta"]["redshift_origin"]
+    # the brighter centre has a higher S/N than the corner
+    assert whole["snr"][4, 3] > whole["snr"][1, 0]
+    np.testing.assert_array_equal(whole["ood"][1:], np.where(whole["snr"][1:] < 20, 1, 0))
+
+
+def test_map_source_picks_the_model_and_counts_what_is_left_out(tmp_path: Path) -> None:
+    manga = open_source(write_manga_logcube(tmp_path / "manga-LOGCUBE.fits", nwave=4563).path)
+    muse = open_source(write_muse_cube(tmp_path / "muse.fits", nwave=3681).path)
+    assert map_model_for(muse, "auto") == "spaxel-spectra"  # the SED CNN cannot read MUSE
+    assert map_model_for(manga, "auto") == DEFAULT_CUBE_MODEL  # it can read MaNGA
+    assert map_model_for(manga, "auto", redshift=0.1) == "spaxel-spectra"  # not at z = 0.1
+    assert map_model_for(manga, "sed-cnn") == "sed-cnn"
+    with pytest.raises(GalamInputError, match="unknown map model"):
+        map_model_for(manga, "pixel-cnn")
+    maps = run_to_end(
+        iter_map_source(
+            manga, None, predict_spectra=reading_model, min_snr=30.0, redshift=0.02, model="spaxel-spectra"
+        )
+    )
+    assert maps.model == "spaxel-spectra" and maps.meta["redshift"] == 0.02
+    reasons = maps.meta["nan_reasons"]
+    assert reasons["low S/N"] > 0  # the faint outskirts at S/N < 30
+    assert maps.n_mapped + sum(reasons.values()) == 17 * 17
+    assert maps.light is not None and np.isfinite(maps.light).all()
+    # Voronoi bins: one value per bin from the bin's mean spectrum, which reaches the target
+    binned = run_to_end(
+        iter_map_source(
+            manga, None, predict_spectra=reading_model, min_snr=3.0, target_snr=20.0,
+            redshift=0.02, model="spaxel-spectra",
+        )
+    )  # fmt: skip
+    ids = binned.bin_id[binned.bin_id >= 0]
+    assert 1 < np.unique(ids).size < ids.size  # faint spaxels were grouped
+    for bin_number in np.unique(ids):
+        values = binned.log_age[binned.bin_id == bin_number]
+        assert np.all(values == values[0]) and np.isfinite(values[0])
+    assert np.all(np.isnan(binned.log_age[binned.bin_id < 0]))
+    assert binned.meta["target_snr"] == 20.0
+    with pytest.raises(GalamInputError, match="manga-LOGCUBE.fits: cannot Voronoi-bin to S/N 500"):
+        run_to_end(
+            iter_map_source(
+                manga, None, predict_spectra=reading_model, target_snr=500.0, model="spaxel-spectra"
+            )
+        )
+
+
+def test_redshift_from_the_header(tmp_path: Path) -> None:
+    written = write_califa_cube(tmp_path / "califa.rscube.fits", nwave=1877)
+    cube = open_source(written.path)
+    cube.primary_header["MED_VEL"] = 0.03 * 299792.458
+    assert cube_redshift(cube, None) == pytest.approx((0.03, "header MED_VEL"))
+    assert cube_redshift(cube, 0.1) == (0.1, "given")
+
+
+def test_a_cube_the_model_cannot_read_names_the_file(tmp_path: Path) -> None:
+    short = write_califa_cube(tmp_path / "short.rscube.fits", nwave=300)  # 3749-4347 A
+    with pytest.raises(GalamInputError, match="short.rscube.fits.*3749-4347 A.*at least"):
+        source = open_source(short.path)
+        run_to_end(
+            iter_map_source(source, None, predict_spectra=reading_model, model="spaxel-spectra")
+        )
+    with pytest.raises(GalamInputError, match="short.rscube.fits"):
+        map_cube_to_file(short.path, tmp_path / "out.maps.fits", predict=None, model="spaxel-spectra")
+    assert not (tmp_path / "out.maps.fits").exists()
