@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from galam_cli import galam
 
 from napari_galam.models.registry import available_models
 
@@ -22,15 +23,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 LOOPBACK = "127.0.0.1"
-
-
-def galam(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "napari_galam.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def write_cutouts(folder: Path, n: int, *, unique: int = 8, seed: int = 21) -> None:

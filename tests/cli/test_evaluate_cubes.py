@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from galam_cli import galam
 
 from napari_galam.models.registry import available_models, gradient_model_sd
 
 pytestmark = pytest.mark.skipif(
     "sed-cnn" not in available_models(), reason="no shipped SED model in this checkout"
 )
-
-
-def galam(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "napari_galam.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def test_evaluate_cubes_reports_gradient_error_coverage(tmp_path: Path) -> None:

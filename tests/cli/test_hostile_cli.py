@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from astropy.table import Table
+from galam_cli import galam
 from hostile_files import write_hostile_files, write_valid_files
 
 from napari_galam.models.registry import available_models
@@ -31,15 +32,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 IMAGE_NAMES = (".jpg", ".jpeg", ".png", ".fits", ".fit", ".fits.gz")
-
-
-def galam(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "napari_galam.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
 
 
 def no_traceback(result: subprocess.CompletedProcess) -> None:

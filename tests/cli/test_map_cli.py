@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from galam_cli import galam
 
 from napari_galam.models.registry import available_models
 
 pytestmark = pytest.mark.skipif(
     "sed-cnn" not in available_models(), reason="no shipped SED model in this checkout"
 )
-
-
-def galam(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "napari_galam.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def test_maps_good_cubes_reports_bad_ones_and_resumes(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ Runs the command in a subprocess (TensorFlow stays out of the test process).
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -15,20 +14,12 @@ import pytest
 from napari_galam.models.registry import available_models
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "io"))
+from galam_cli import galam
 from survey_files import write_califa_cube, write_manga_logcube, write_muse_cube  # noqa: E402
 
 pytestmark = pytest.mark.skipif(
     "spaxel-spectra" not in available_models(), reason="no shipped spaxel-spectra model"
 )
-
-
-def galam(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "napari_galam.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def test_three_layouts_map_and_a_cube_without_usable_range_fails_alone(tmp_path: Path) -> None:

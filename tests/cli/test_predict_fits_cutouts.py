@@ -3,13 +3,12 @@ JPEGs, with the shipped models (a subprocess, as the other CLI tests)."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
+from galam_cli import galam
 
 from napari_galam.models.registry import available_models
 
@@ -17,15 +16,6 @@ pytestmark = pytest.mark.skipif(
     "mmlforgalam" not in available_models(),
     reason="the MMLforGalAM model is not shipped in this checkout",
 )
-
-
-def galam(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "napari_galam.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def _write_layouts(folder: Path, images: np.ndarray, rgb: np.ndarray) -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from galam_cli import galam
 
 from napari_galam.models.registry import available_models
 
@@ -15,15 +14,6 @@ pytestmark = pytest.mark.skipif(
     "mmlforgalam" not in set(available_models()),
     reason="the MMLforGalAM model is not shipped in this checkout",
 )
-
-
-def galam(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "napari_galam.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def test_predict_passes_psf_fwhm_and_star_check_to_the_qa(tmp_path: Path) -> None:

@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+from galam_cli import galam
 
 from napari_galam.models.registry import available_models, read_model_card
 from napari_galam.simulate.datasets import simulate_dataset
-
-
-def galam(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "napari_galam.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def test_train_cutouts_exports_cards_and_resumes(tmp_path: Path) -> None:

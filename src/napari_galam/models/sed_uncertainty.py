@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from napari_galam.errors import GalamError
+from napari_galam.models.uncertainty import coverage as shared_coverage
 
 __all__ = [
     "OOD_LOW_SNR",
@@ -185,19 +186,12 @@ def fit_variance_scale(residual: Any, sigma: Any) -> float:
 
 
 def coverage(residual: Any, sigma: Any) -> dict[str, float]:
-    """Share of |residual| within 1 and 1.96 sigma, the count and the median sigma."""
+    """:func:`napari_galam.models.uncertainty.coverage` and the median sigma."""
     r = np.asarray(residual, dtype=np.float64).ravel()
     s = np.asarray(sigma, dtype=np.float64).ravel()
     good = np.isfinite(r) & np.isfinite(s)
-    if not good.any():
-        return {"n": 0, "within_68": np.nan, "within_95": np.nan, "median_sigma": np.nan}
-    z = np.abs(r[good]) / s[good]
-    return {
-        "n": int(good.sum()),
-        "within_68": float(np.mean(z <= 1.0)),
-        "within_95": float(np.mean(z <= 1.96)),
-        "median_sigma": float(np.median(s[good])),
-    }
+    median = float(np.median(s[good])) if good.any() else np.nan
+    return {**shared_coverage(r, s), "median_sigma": median}
 
 
 def coverage_by_snr(

@@ -29,6 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from napari_galam.errors import GalamInputError
+from napari_galam.models.uncertainty import coverage as interval_coverage
 
 __all__ = [
     "REAL_AGREEMENT_DEX",
@@ -414,20 +415,6 @@ def gradient_errors(
             out[key]["stat"].append(fit.slope_err_stat)
             out[key]["paper_sd"].append(fit.slope_sd)
     return {key: {n: np.asarray(v, float) for n, v in d.items()} for key, d in out.items()}
-
-
-def interval_coverage(error: Any, sigma: Any) -> dict[str, float]:
-    """Share of |error| within 1 and 1.96 sigma (nominal 68% and 95%), and the count."""
-    error, sigma = np.asarray(error, float), np.asarray(sigma, float)
-    good = np.isfinite(error) & np.isfinite(sigma)
-    if not good.any():
-        return {"n": 0, "within_68": np.nan, "within_95": np.nan}
-    error, sigma = np.abs(error[good]), sigma[good]
-    return {
-        "n": int(good.sum()),
-        "within_68": float(np.mean(error <= sigma)),
-        "within_95": float(np.mean(error <= 1.96 * sigma)),
-    }
 
 
 def calibrate_gradient_model_sd(errors: dict[str, dict[str, NDArray[Any]]]) -> dict[str, float]:
