@@ -19,6 +19,7 @@ from scipy.ndimage import gaussian_filter1d
 
 from napari_galam.errors import GalamInputError
 from napari_galam.simulate.populations import StellarPopulation
+from napari_galam.sps.resolution import air_wavelength
 
 __all__ = [
     "LOG_STEP",
@@ -163,11 +164,8 @@ def broaden_velocity(spectra: NDArray[np.floating], sigma_kms: float) -> NDArray
 
 
 def vacuum_to_air(wave_vacuum_a: NDArray[np.floating]) -> NDArray[np.float64]:
-    """Air wavelengths (A) of vacuum wavelengths (Morton 2000 / IAU refractive index)."""
-    wave = np.asarray(wave_vacuum_a, dtype=np.float64)
-    s2 = (1e4 / wave) ** 2
-    index = 1.0 + 8.34254e-5 + 2.406147e-2 / (130.0 - s2) + 1.5998e-4 / (38.9 - s2)
-    return wave / index
+    """Air wavelengths (A) of vacuum wavelengths (:func:`napari_galam.sps.resolution.air_wavelength`)."""
+    return air_wavelength(wave_vacuum_a)
 
 
 def shift_to_observed(
