@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from napari_galam.core.spectral_input import spectral_input_plan, spectral_inputs
+from napari_galam.progress import run_to_end
 from napari_galam.simulate.spaxel_spectra import iter_spectrum_groups
 
 LAYOUTS = ("CALIFA", "MaNGA", "MUSE", "SDSS")
@@ -163,13 +164,12 @@ def main() -> None:
         x[fit], ys[fit], x[val], ys[val], epochs=args.epochs, max_seconds=args.max_minutes * 60
     )
     t0 = time.time()
-    while True:
-        try:
-            epoch, loss, val_loss = next(trainer)
-            print(f"epoch {epoch}: loss {loss:.4f} val {val_loss:.4f} ({time.time() - t0:.0f} s)", flush=True)
-        except StopIteration as stop:
-            model = stop.value
-            break
+
+    def report(step: Any) -> None:
+        print(f"epoch {step.epoch}: loss {step.loss:.4f} val {step.val_loss:.4f} "
+              f"({time.time() - t0:.0f} s)", flush=True)  # fmt: skip
+
+    model = run_to_end(trainer, on_progress=report)
     train_minutes = (time.time() - t0) / 60
     label = (label_mean, label_sd)
 

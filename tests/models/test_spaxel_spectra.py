@@ -80,3 +80,21 @@ def test_the_worker_answers_like_this_process() -> None:
         there = worker.predict_spectra(x, snr=snr)
     np.testing.assert_allclose(there.log_age, here.log_age, atol=1e-5)
     np.testing.assert_array_equal(there.ood_reason, here.ood_reason)
+
+
+def test_training_reports_progress_and_returns_the_best_model() -> None:
+    from napari_galam.models.train_spaxel_spectra import iter_train_spaxel_spectra
+    from napari_galam.models.training_loop import TrainingProgress
+    from napari_galam.progress import run_to_end
+
+    x, _, labels = unseen_spectra("MaNGA", 0.05, n=96)
+    y = (labels - labels.mean(axis=0)) / labels.std(axis=0)
+    steps: list[TrainingProgress] = []
+    model = run_to_end(
+        iter_train_spaxel_spectra(x[:64], y[:64], x[64:], y[64:], epochs=2, batch_size=32),
+        on_progress=steps.append,
+    )
+    assert [s.epoch for s in steps] == [1, 2] and all(s.total == 2 for s in steps)
+    assert steps[-1].best_val_loss == min(s.val_loss for s in steps)
+    out = model.predict(x[64:70].astype(np.float32), verbose=0)
+    assert out.shape == (6, 4) and np.all(np.isfinite(out))

@@ -18,14 +18,15 @@ a 2-core CPU in about 8 minutes and maps a MUSE cube at thousands of spaxels per
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from napari_galam.core.spectral_input import COMMON_SIGMA_KMS, MIN_COVERAGE, MODEL_LOGLAM
+from napari_galam.models.training_loop import TrainingProgress
 from napari_galam.models.uncertainty import coverage, variance_scale
+from napari_galam.progress import ProgressGenerator
 
 __all__ = [
     "SPAXEL_SPECTRA_MODEL",
@@ -81,8 +82,8 @@ def iter_train_spaxel_spectra(
     learning_rate: float = 2e-3,
     max_seconds: float = 900.0,
     seed: int = 0,
-) -> Iterator[tuple[int, float, float]]:
-    """Train on standardised targets; yield ``(epoch, loss, val_loss)``; return the model.
+) -> ProgressGenerator[Any]:
+    """Train on standardised targets; yield a ``TrainingProgress`` per epoch; return the model.
 
     The learning rate decays on a cosine; the weights of the best validation loss are
     kept. Training stops early after ``max_seconds``.
@@ -102,7 +103,9 @@ def iter_train_spaxel_spectra(
         loss, val_loss = history.history["loss"][-1], history.history["val_loss"][-1]
         if val_loss < best:
             best, best_weights = val_loss, model.get_weights()
-        yield epoch + 1, float(loss), float(val_loss)
+        yield TrainingProgress(
+            "spaxel-spectra", epoch + 1, epochs, float(loss), float(val_loss), float(best)
+        )
         if time.monotonic() - started > max_seconds:
             break
     clean = build_spaxel_spectra_model(x_train.shape[1], seed=seed)  # no optimizer state
