@@ -27,7 +27,7 @@ import numpy as np
 
 from napari_galam.core.spectral_input import spectral_input_plan, spectral_inputs
 from napari_galam.progress import run_to_end
-from napari_galam.simulate.spaxel_spectra import iter_spectrum_groups
+from napari_galam.simulate.spaxel_spectra import spectrum_groups
 
 LAYOUTS = ("CALIFA", "MaNGA", "MUSE", "SDSS")
 TEST_REDSHIFTS = (0.03, 0.1, 0.2)
@@ -38,7 +38,7 @@ def make_set(layout: str, n: int, seed: int, **options: Any) -> dict[str, np.nda
     parts: dict[str, list[np.ndarray]] = {k: [] for k in ("x", "y", "snr", "z", "sigma", "usable")}
     raw: list[Any] = []
     keep_raw = options.pop("keep_raw", False)
-    for group in iter_spectrum_groups(layout, n, seed=seed, **options):
+    for group in spectrum_groups(layout, n, seed=seed, **options):
         plan = spectral_input_plan(
             group.wave, redshift=group.redshift, layout=layout, medium=group.medium
         )

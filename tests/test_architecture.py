@@ -152,3 +152,15 @@ def test_module_and_function_sizes() -> None:
                 if length > 100:
                     long_functions.append(f"{name}.{node.name}: {length}")
     assert len(long_functions) <= 5, long_functions
+
+
+def test_every_iter_function_speaks_the_progress_protocol() -> None:
+    """``iter_*`` means a long job that yields ``Progress`` and returns its result."""
+    others = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("iter_"):
+                annotation = ast.unparse(node.returns) if node.returns else ""
+                if "ProgressGenerator" not in annotation:
+                    others.append(f"{name}.{node.name} -> {annotation or 'unannotated'}")
+    assert others == []

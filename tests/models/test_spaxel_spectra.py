@@ -8,7 +8,7 @@ import pytest
 from napari_galam.core.spectral_input import MODEL_LOGLAM, spectral_input_plan, spectral_inputs
 from napari_galam.errors import GalamInputError
 from napari_galam.models.registry import available_models, read_model_card
-from napari_galam.simulate.spaxel_spectra import iter_spectrum_groups
+from napari_galam.simulate.spaxel_spectra import spectrum_groups
 
 pytestmark = [
     pytest.mark.tensorflow,
@@ -21,7 +21,7 @@ pytestmark = [
 def unseen_spectra(layout: str, z: float, n: int = 256) -> tuple[np.ndarray, ...]:
     """Model inputs, S/N and labels of spectra from a seed the training never used."""
     xs, snrs, labels = [], [], []
-    for group in iter_spectrum_groups(layout, n, seed=424242, fixed_redshift=z):
+    for group in spectrum_groups(layout, n, seed=424242, fixed_redshift=z):
         plan = spectral_input_plan(group.wave, redshift=z, layout=layout, medium=group.medium)
         inputs = spectral_inputs(plan, group.flux, group.variance, group.mask)
         xs.append(inputs.x)

@@ -33,7 +33,7 @@ from napari_galam.sps.resolution import (
     kms_to_dex,
 )
 
-__all__ = ["LAYOUT_GRIDS", "SpectrumGroup", "layout_wavelengths", "iter_spectrum_groups"]
+__all__ = ["LAYOUT_GRIDS", "SpectrumGroup", "layout_wavelengths", "spectrum_groups"]
 
 #: Observed wavelength grids (A) and media of the layouts (the surveys' real grids).
 LAYOUT_GRIDS: dict[str, tuple[str, float, float, int, str]] = {
@@ -151,7 +151,7 @@ def _noise_and_masks(
     return flux.astype(np.float32), (sigma**2).astype(np.float32), mask, snr.astype(np.float32)
 
 
-def iter_spectrum_groups(
+def spectrum_groups(
     layout: str,
     n_spectra: int,
     *,
