@@ -8,12 +8,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from galam_cli import galam
+from galam_cli import galam, kill_after_first_partition, kill_group
 
 from napari_galam.models.registry import available_models
 
@@ -43,49 +42,19 @@ def read_rows(path: Path):
     return Table.read(path)
 
 
-def kill_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(timeout=30)
-
-
 def test_killed_run_resumes_without_duplicates_or_losses(tmp_path: Path) -> None:
     write_cutouts(tmp_path / "in", 60)
     out = tmp_path / "results.csv"
     parts = tmp_path / ".results.csv.partitions"
-    command = [
-        sys.executable,
-        "-m",
-        "napari_galam.cli",
-        "predict",
-        str(tmp_path / "in"),
-        "-o",
-        str(out),
-        "--workers",
-        "1",
-        "--partition-size",
-        "4",
-        "--quiet",
-    ]
-    first = subprocess.Popen(
-        command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 120
-        while not list(parts.glob("part-*.ecsv")):
-            assert first.poll() is None, "the run ended before any partition was written"
-            assert time.monotonic() < deadline, "no partition written in 120 s"
-            time.sleep(0.2)
-    finally:
-        kill_group(first)  # the CLI and its worker processes
+    args = ["predict", str(tmp_path / "in"), "-o", str(out), "--workers", "1",
+            "--partition-size", "4", "--quiet"]  # fmt: skip
+    kill_after_first_partition(args, parts, timeout=120)  # the CLI and its workers
     finished = sorted(parts.glob("part-*.ecsv"))
     assert 1 <= len(finished) < 16, "the kill came too late to test resuming"
     assert not out.exists()
     stamps = {p.name: p.stat().st_mtime_ns for p in finished}
 
-    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    second = galam(*args, timeout=300)
     assert second.returncode == 1, second.stderr  # broken.jpg is rejected
     assert f"{len(finished)} done before" in second.stdout
     for path in finished:  # finished partitions were not redone

@@ -10,18 +10,14 @@ and after a Dask run killed mid-way. TensorFlow stays out of the test process.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
-import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from astropy.table import Table
-from galam_cli import galam
+from galam_cli import galam, kill_after_first_partition
 from hostile_files import write_hostile_files, write_valid_files
 
 from napari_galam.models.registry import available_models
@@ -159,38 +155,17 @@ def test_map_gives_every_hostile_input_its_row_and_keeps_earlier_rows(
     assert merged["status"][0] == "ok"
 
 
-def kill_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait(timeout=30)
-
-
 def test_a_killed_dask_run_with_hostile_files_resumes_with_one_row_per_input(
     corpus: dict, tmp_path: Path
 ) -> None:
     out = tmp_path / "results.csv"
     parts = tmp_path / ".results.csv.partitions"
-    command = [
-        sys.executable, "-m", "napari_galam.cli", "predict", str(corpus["folder"]),
-        "-o", str(out), "--workers", "1", "--partition-size", "3", "--quiet",
-    ]  # fmt: skip
-    first = subprocess.Popen(
-        command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while not list(parts.glob("part-*.ecsv")):
-            assert first.poll() is None, "the run ended before any partition was written"
-            assert time.monotonic() < deadline, "no partition written in 180 s"
-            time.sleep(0.1)
-    finally:
-        kill_group(first)  # the CLI, its cluster and its workers
-    finished = len(list(parts.glob("part-*.ecsv")))
+    args = ["predict", str(corpus["folder"]), "-o", str(out), "--workers", "1",
+            "--partition-size", "3", "--quiet"]  # fmt: skip
+    finished = kill_after_first_partition(args, parts, timeout=180)
     assert finished >= 1 and not out.exists()
 
-    second = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    second = galam(*args)
     no_traceback(second)
     assert second.returncode == 1, second.stderr
     assert f"{finished} done before" in second.stdout
