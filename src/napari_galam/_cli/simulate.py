@@ -6,6 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from napari_galam.errors import GalamInputError
+from napari_galam.simulate.families import SFH_FAMILIES, parse_families
+
 __all__ = ["add_parser", "run"]
 
 
@@ -63,8 +66,31 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="cubes: store only maps, gradients and SEDs, not the spectral cubes",
     )
+    parser.add_argument(
+        "--family",
+        default="all",
+        help="star-formation-history families, drawn uniformly per galaxy: 'all' (default) "
+        f"or a comma-separated list of {', '.join(SFH_FAMILIES)}; stored as truth/family",
+    )
+    parser.add_argument(
+        "--snr-range",
+        default="5:50",
+        help="cutouts: the spectra's S/N per pixel, log-uniform in LOW:HIGH (default 5:50)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
+
+
+def _snr_range(text: str) -> tuple[float, float]:
+    """``LOW:HIGH`` as two floats (the dataset checks the values)."""
+    parts = text.split(":")
+    try:
+        low, high = (float(part) for part in parts)
+    except ValueError:
+        raise GalamInputError(
+            f"--snr-range: expected LOW:HIGH such as 3:100, got {text!r}"
+        ) from None
+    return low, high
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,9 +106,11 @@ def run(args: argparse.Namespace) -> int:
             "broad_populations": args.broad_populations,
             "emission": not args.no_emission,
             "calibration_rms": args.calibration_rms,
+            "snr_range": _snr_range(args.snr_range),
         }
     else:
         options = {"store_cubes": not args.no_cubes}
+    options["families"] = parse_families(args.family)
     card = simulate_dataset(
         args.output,
         kind=args.kind,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +36,7 @@ from napari_galam.simulate.cubes import (
     narrowband_seds,
     render_califa_cube,
 )
+from napari_galam.simulate.families import SFH_FAMILIES, parse_families
 from napari_galam.simulate.galaxy import PARAMETER_RANGES, GalaxyModel, draw_galaxy
 from napari_galam.simulate.imaging import Cutout, draw_scene, render_cutout
 from napari_galam.simulate.observe import observed_basis
@@ -82,6 +83,8 @@ def simulate_sdss_galaxy(
     emission: bool = False,
     calibration_rms: float = 0.0,
     broad_populations: float = 0.0,
+    family: str = "bulge-disc",
+    snr_range: tuple[float, float] = (5.0, 50.0),
 ) -> SDSSGalaxy:
     """Draw (or take) a galaxy and render its SDSS-like cutout and fibre spectrum.
 
@@ -92,7 +95,7 @@ def simulate_sdss_galaxy(
     library
         SSP library; default the shipped one.
     snr
-        Median S/N per pixel of the spectrum; default log-uniform in 5-50.
+        Median S/N per pixel of the spectrum; default log-uniform in ``snr_range``.
     blend_probability
         Chance of a close neighbour (see :func:`~napari_galam.simulate.imaging.draw_scene`).
     shape
@@ -106,6 +109,10 @@ def simulate_sdss_galaxy(
     emission, calibration_rms
         Nebular emission lines and a smooth flux-calibration error in the spectrum (see
         :func:`~napari_galam.simulate.spectra.render_fibre_spectrum`).
+    family
+        Star-formation-history family of a drawn galaxy (:mod:`~napari_galam.simulate.families`).
+    snr_range
+        Range of the log-uniform S/N draw when ``snr`` is not given.
     """
     library = default_library() if library is None else library
     if snr is not None and not (np.isfinite(snr) and snr > 0):
@@ -118,9 +125,11 @@ def simulate_sdss_galaxy(
             library=library,
             nearby_fraction=nearby_fraction,
             broad_populations=broad_populations,
+            family=family,
         )
     )
-    snr = float(np.exp(rng.uniform(np.log(5.0), np.log(50.0)))) if snr is None else float(snr)
+    low, high = snr_range
+    snr = float(np.exp(rng.uniform(np.log(low), np.log(high)))) if snr is None else float(snr)
     seeing = float(np.clip(rng.normal(1.4, 0.2), 0.9, 2.0))
     basis = observed_basis(galaxy, library=library)
     neighbours, stars = draw_scene(
@@ -185,10 +194,25 @@ def _check_common(path: str | os.PathLike[str], n: int, seed: int) -> Path:
     return path
 
 
+def galaxy_families(rng: np.random.Generator, families: Sequence[str]) -> str:
+    """The family of one galaxy: the only one given, else drawn uniformly (from its rng)."""
+    return families[0] if len(families) == 1 else str(families[int(rng.integers(len(families)))])
+
+
+def _check_snr_range(snr_range: Sequence[float]) -> tuple[float, float]:
+    """A (low, high) S/N range with 0 < low <= high, as floats."""
+    low, high = (float(v) for v in snr_range)
+    if not (np.isfinite(low) and np.isfinite(high) and 0 < low <= high):
+        raise GalamInputError(f"snr_range: expected 0 < low <= high, got {tuple(snr_range)}")
+    return low, high
+
+
 def _galaxy_row(galaxy: GalaxyModel) -> dict[str, float]:
     grads = galaxy.component_gradients()
     total = galaxy.total_basis_light()
     return {
+        "family": float(SFH_FAMILIES.index(galaxy.family)),
+        "young_dust": galaxy.young_dust,
         "redshift": galaxy.redshift,
         "mag_r": galaxy.mag_r,
         "re_arcsec": galaxy.re_arcsec,
@@ -217,6 +241,8 @@ def _card(
         "ssp_library": "E-MILES (Vazdekis et al. 2016), 25 ages x 6 [M/H], unimodal IMF 1.3",
         "labels": "luminosity-weighted (rest 5070-5950 A) log10(age/yr) and [M/H]",
         "parameter_ranges": PARAMETER_RANGES["sdss" if kind == "cutouts" else "califa"],
+        "family_names": list(SFH_FAMILIES),
+        "family_note": "truth/family is the index of each galaxy's family in family_names",
         "sizes": sizes,
         **extra,
     }
@@ -367,7 +393,8 @@ def _cutouts_card(
             "pixel_scale_arcsec": 0.396,
             "spectrum_grid": "observed frame, 1 A, 3830-8000 A (MMLforGalAM Sect. 2.2.1)",
             "blend_probability": options["blend_probability"],
-            "snr_range": [5.0, 50.0],
+            "snr_range": list(options["snr_range"]),
+            "families": list(options["families"]),
             "jpeg_quality": options["jpeg_quality"],
             "nearby_fraction": options["nearby_fraction"],
             "broad_populations": options["broad_populations"],
@@ -391,6 +418,8 @@ def iter_simulate_cutouts(
     emission: bool = True,
     calibration_rms: float = 0.03,
     broad_populations: float = 0.3,
+    families: str | Sequence[str] = "bulge-disc",
+    snr_range: tuple[float, float] = (5.0, 50.0),
 ) -> ProgressGenerator[dict[str, Any]]:
     """Write an MMLforGalAM-style dataset of ``n`` galaxies to HDF5; return its card.
 
@@ -406,6 +435,9 @@ def iter_simulate_cutouts(
     galaxies come from the nearby end of SDSS (z < 0.02), 30% have stellar populations
     drawn uniformly over the SSP grid (the young and old ends), and spectra carry emission
     lines and a 3% flux-calibration error (real spectra have both; the labels are stellar).
+    ``families`` ("all", a name, or names) are drawn uniformly per galaxy
+    (:mod:`~napari_galam.simulate.families`); the spectra's S/N is log-uniform in
+    ``snr_range``.
 
     Yields
     ------
@@ -419,7 +451,11 @@ def iter_simulate_cutouts(
     """
     path = _check_common(path, n, seed)
     library = default_library() if library is None else library
+    families = parse_families(families)
+    snr_range = _check_snr_range(snr_range)
     options = {
+        "families": families,
+        "snr_range": snr_range,
         "blend_probability": blend_probability,
         "jpeg_quality": jpeg_quality,
         "nearby_fraction": nearby_fraction,
@@ -436,6 +472,8 @@ def iter_simulate_cutouts(
             sim = simulate_sdss_galaxy(
                 rng,
                 library=library,
+                family=galaxy_families(rng, families),
+                snr_range=snr_range,
                 blend_probability=blend_probability,
                 shape=shape,
                 nearby_fraction=nearby_fraction,
@@ -540,6 +578,7 @@ def iter_simulate_cubes(
     seed: int = 0,
     library: Any = None,
     store_cubes: bool = True,
+    families: str | Sequence[str] = "bulge-disc",
 ) -> ProgressGenerator[dict[str, Any]]:
     """Write ``n`` CALIFA-like cubes with truth maps, gradients and SEDs to HDF5; return the card.
 
@@ -561,6 +600,7 @@ def iter_simulate_cubes(
     """
     path = _check_common(path, n, seed)
     library = default_library() if library is None else library
+    families = parse_families(families)
 
     def fill(handle: Any) -> ProgressGenerator[dict[str, Any]]:
         opts = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
@@ -568,7 +608,8 @@ def iter_simulate_cubes(
         seds = None
         scalars: dict[str, list[float]] = {}
         for index, rng in enumerate(galaxy_rngs(seed, n)):
-            galaxy = draw_galaxy(rng, survey="califa", library=library)
+            family = galaxy_families(rng, families)
+            galaxy = draw_galaxy(rng, survey="califa", library=library, family=family)
             snr = float(rng.uniform(10.0, 40.0))
             psf = float(rng.uniform(2.2, 2.8))
             cube: IFUCube = render_califa_cube(
@@ -589,7 +630,7 @@ def iter_simulate_cubes(
         for key, values in scalars.items():
             group = "gradients" if key.startswith(("gradient_", "observed_gradient_")) else "truth"
             handle.create_dataset(f"{group}/{key}", data=np.array(values, dtype=np.float32))
-        return _cubes_card(n, seed, seds, store_cubes)
+        return {**_cubes_card(n, seed, seds, store_cubes), "families": list(families)}
 
     return (yield from _write_dataset(path, fill))
 

@@ -26,6 +26,7 @@ from scipy.optimize import brentq
 from scipy.special import gammainc, gammaincinv
 
 from napari_galam.errors import GalamInputError
+from napari_galam.simulate.families import SFH_FAMILIES, draw_family_populations
 from napari_galam.simulate.populations import (
     StellarPopulation,
     composite_population,
@@ -138,6 +139,14 @@ class GalaxyModel:
         Stellar velocity dispersion (Gaussian LOSVD), km/s.
     mixing_radius
         R/R_e at which each component's outer population has taken over all the light.
+    family
+        The star-formation-history family the populations were drawn from
+        (:data:`napari_galam.simulate.families.SFH_FAMILIES`).
+    young_dust
+        Extra attenuation of young light: each basis population's E(B-V) is its
+        component's times ``1 + young_dust * y``, with ``y`` = 1 for a light-weighted age
+        of 100 Myr or less falling linearly to 0 at 1 Gyr (stars still near their
+        birth clouds are dustier).
     re_arcsec
         Half-light semi-major radius of the whole galaxy (computed).
     """
@@ -150,6 +159,8 @@ class GalaxyModel:
     disc: SersicComponent
     velocity_dispersion_kms: float
     mixing_radius: float = 2.0
+    family: str = "bulge-disc"
+    young_dust: float = 0.0
     re_arcsec: float = field(init=False)
 
     def __post_init__(self) -> None:
@@ -167,6 +178,8 @@ class GalaxyModel:
             )
         if not self.mixing_radius > 0:
             raise GalamInputError(f"mixing_radius: expected > 0, got {self.mixing_radius}")
+        if not self.young_dust >= 0:
+            raise GalamInputError(f"young_dust: expected >= 0, got {self.young_dust}")
         if self.bulge.light_fraction + self.disc.light_fraction <= 0:
             raise GalamInputError("bulge and disc light fractions cannot both be 0")
         object.__setattr__(self, "re_arcsec", _half_light_radius(self.bulge, self.disc))
@@ -178,8 +191,12 @@ class GalaxyModel:
 
     @property
     def ebv(self) -> tuple[float, ...]:
-        """E(B-V) of each basis population."""
-        return (self.bulge.ebv, self.bulge.ebv, self.disc.ebv, self.disc.ebv)
+        """E(B-V) of each basis population (more for young ones, see ``young_dust``)."""
+        screens = (self.bulge.ebv, self.bulge.ebv, self.disc.ebv, self.disc.ebv)
+        if self.young_dust == 0:
+            return screens
+        youth = [float(np.clip((9.0 - p.log_age) / 1.0, 0.0, 1.0)) for p in self.populations]
+        return tuple(e * (1.0 + self.young_dust * y) for e, y in zip(screens, youth, strict=True))
 
     @property
     def basis_log_ages(self) -> NDArray[np.float64]:
@@ -347,6 +364,7 @@ def draw_galaxy(
     dust: bool = True,
     nearby_fraction: float = 0.0,
     broad_populations: float = 0.0,
+    family: str = "bulge-disc",
 ) -> GalaxyModel:
     """Draw a random, realistic galaxy.
 
@@ -378,9 +396,18 @@ def draw_galaxy(
         younger, narrower age spreads). The relations put under 1% of fibre labels below log
         age 8.75 or above 10.05, so a network trained on them alone pulls a young
         star-forming dwarf or an old, metal-rich elliptical towards the middle; a
-        training set with a broad share covers the whole SSP grid.
+        training set with a broad share covers the whole SSP grid. ``bulge-disc`` only.
+    family
+        The star-formation-history family of the populations
+        (:mod:`napari_galam.simulate.families`). ``"bulge-disc"`` is the original recipe
+        (same draws for a seed as before families existed); the history families draw
+        their four populations from parametric histories with enrichment, gradients of
+        either sign, velocity dispersions uniform in 0-350 km/s and extra dust on young
+        light (``young_dust`` uniform in 0-1).
     """
     _check_draw_options(rng, survey, nearby_fraction, broad_populations)
+    if family not in SFH_FAMILIES:
+        raise GalamInputError(f"family: expected one of {', '.join(SFH_FAMILIES)}, got {family!r}")
     library = default_library() if library is None else library
     z, mag_r, absolute = _draw_redshift_and_magnitudes(rng, survey, nearby_fraction)
     mass = float(np.clip((-absolute - 17.5) / 6.0, 0.0, 1.0))
@@ -390,13 +417,19 @@ def draw_galaxy(
     if survey == "califa":
         inclination = min(inclination, 80.0)
     disc_re, bulge_re = _draw_effective_radii(rng, survey, z, absolute, early)
-    sigma = float(
-        np.clip(10 ** (1.7 + 0.5 * mass + 0.2 * bulge_fraction + rng.normal(0, 0.05)), 30, 350)
-    )
     mixing_radius = 2.0
-    populations = _draw_component_populations(
-        rng, library, mass, early, broad_populations, mixing_radius
-    )
+    young_dust = 0.0
+    if family == "bulge-disc":
+        sigma = float(
+            np.clip(10 ** (1.7 + 0.5 * mass + 0.2 * bulge_fraction + rng.normal(0, 0.05)), 30, 350)
+        )
+        populations = _draw_component_populations(
+            rng, library, mass, early, broad_populations, mixing_radius
+        )
+    else:
+        sigma = float(rng.uniform(0.0, 350.0))
+        populations = draw_family_populations(rng, library, family, early=early)
+        young_dust = float(rng.uniform(0.0, 1.0)) if dust else 0.0
     bulge, disc = _draw_components(
         rng, early, bulge_fraction, inclination, (bulge_re, disc_re), populations, dust=dust
     )
@@ -409,6 +442,8 @@ def draw_galaxy(
         disc=disc,
         velocity_dispersion_kms=sigma,
         mixing_radius=mixing_radius,
+        family=family,
+        young_dust=young_dust,
     )
 
 
