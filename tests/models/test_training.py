@@ -84,6 +84,29 @@ def test_galaxy_arrays_check_lengths():
         GalaxyArrays(**arrays)
 
 
+def test_held_out_rows_are_the_whole_test_split_and_never_trained_on():
+    """Leave-one-family-out: flagged rows are the test split, the rest train and val 8:1."""
+    from napari_galam.models.train_mmlforgalam import _usable_split
+    from napari_galam.models.training_loop import TrainingSettings
+
+    arrays = make_toy_galaxies(300)
+    held_out = np.zeros(300, bool)
+    held_out[::5] = True
+    usable = np.ones(300, bool)
+    usable[1::7] = False
+    data = GalaxyArrays(**arrays, usable=usable, test_rows=held_out)
+    split = _usable_split(data, TrainingSettings())
+    np.testing.assert_array_equal(split.test, np.flatnonzero(held_out & usable))
+    trained = np.concatenate([split.train, split.val])
+    assert not np.isin(trained, np.flatnonzero(held_out)).any()
+    np.testing.assert_array_equal(np.sort(trained), np.flatnonzero(~held_out & usable))
+    assert split.train.size / split.val.size == pytest.approx(8.0, rel=0.1)
+    with pytest.raises(GalamInputError, match="test_rows"):
+        _usable_split(GalaxyArrays(**arrays, test_rows=np.zeros(300, bool)), TrainingSettings())
+    with pytest.raises(GalamInputError, match="'test_rows' needs one flag"):
+        GalaxyArrays(**arrays, test_rows=np.zeros(3, bool))
+
+
 # ------------------------------------------------------------------ with TensorFlow
 
 

@@ -67,6 +67,9 @@ class GalaxyArrays:
 
     ``cutouts`` and ``spectra`` may be numpy arrays or h5py datasets. ``usable`` (one
     flag per row, optional) leaves rows out of the splits, e.g. blended galaxies.
+    ``test_rows`` (one flag per row, optional) makes the flagged usable rows the test split
+    and keeps them out of training and validation, whatever the split's fractions: a
+    family of galaxies held out (``scripts/leave_one_family_out.py``).
     """
 
     cutouts: Any
@@ -76,11 +79,14 @@ class GalaxyArrays:
     spectra: Any | None = None
     card: dict[str, Any] = field(default_factory=dict)
     usable: NDArray[np.bool_] | None = None
+    test_rows: NDArray[np.bool_] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.log_age)
-        if self.usable is not None and len(self.usable) != n:
-            raise GalamInputError("galaxy arrays: 'usable' needs one flag per galaxy")
+        for name in ("usable", "test_rows"):
+            flags = getattr(self, name)
+            if flags is not None and len(flags) != n:
+                raise GalamInputError(f"galaxy arrays: {name!r} needs one flag per galaxy")
         shapes = {
             "cutouts": len(self.cutouts),
             "mh": len(self.mh),

@@ -95,12 +95,25 @@ def _label_stats(labels: NDArray[np.float32]) -> tuple[list[float], list[float]]
 
 
 def _usable_split(data: GalaxyArrays, opts: TrainingSettings) -> SplitIndices:
-    """The 8:1:1 split by galaxy over the usable rows, as row numbers of ``data``."""
-    candidates = (
-        np.arange(len(data), dtype=np.int64)
-        if data.usable is None
-        else np.flatnonzero(np.asarray(data.usable, dtype=bool)).astype(np.int64)
-    )
+    """The 8:1:1 split by galaxy over the usable rows, as row numbers of ``data``.
+
+    With ``data.test_rows`` the flagged usable rows are the test split and the others are
+    split into train and validation in the ratio of the first two fractions.
+    """
+    usable = np.ones(len(data), bool) if data.usable is None else np.asarray(data.usable, bool)
+    if data.test_rows is not None:
+        held_out = usable & np.asarray(data.test_rows, bool)
+        pool = np.flatnonzero(usable & ~held_out).astype(np.int64)
+        test = np.flatnonzero(held_out).astype(np.int64)
+        if not test.size:
+            raise GalamInputError("galaxy arrays: no usable row is flagged in 'test_rows'")
+        train_fraction = opts.fractions[0] / (opts.fractions[0] + opts.fractions[1])
+        inner = split_by_galaxy(
+            data.galaxy_id[pool], fractions=(train_fraction, 1.0 - train_fraction, 0.0),
+            seed=opts.seed,
+        )  # fmt: skip
+        return SplitIndices(pool[inner.train], pool[inner.val], test)
+    candidates = np.flatnonzero(usable).astype(np.int64)
     inner = split_by_galaxy(data.galaxy_id[candidates], fractions=opts.fractions, seed=opts.seed)
     return SplitIndices(candidates[inner.train], candidates[inner.val], candidates[inner.test])
 

@@ -430,6 +430,10 @@ def calibrate_gradient_model_sd(errors: dict[str, dict[str, NDArray[Any]]]) -> d
     }
 
 
+#: The SED S/N from which the per-spaxel targets are judged (``snr_at_least_10``).
+MIN_SNR_FOR_TARGETS = 10.0
+
+
 def evaluate_spaxels(
     path: str | os.PathLike,
     predict_seds: Callable[[Any], Any],
@@ -448,7 +452,8 @@ def evaluate_spaxels(
     them and ``spaxel_coverage`` gives the share of true values within 1 and 1.96 sigma
     over the spaxels within ``max_radius``, overall and per bin of the SED's S/N
     (``seds/snr`` of the dataset), for all spaxels and for those not flagged out of
-    distribution.
+    distribution. ``snr_at_least_10`` repeats the per-spaxel statistics for spaxels whose
+    SED has S/N >= 10.
     """
     data = _read_cube_dataset(path)
     prediction = predict_seds(data["seds"])
@@ -493,6 +498,13 @@ def evaluate_spaxels(
         },
         "psf_fwhm_pix": psf_fwhm_pix,
     }
+    if "snr" in data:
+        bright = use & (data["snr"] >= MIN_SNR_FOR_TARGETS)
+        result[f"snr_at_least_{MIN_SNR_FOR_TARGETS:g}"] = {
+            "spaxels": int(bright.sum()),
+            "log_age": residual_stats((predicted["log_age"] - data["log_age"])[bright]),
+            "mh": residual_stats((predicted["mh"] - data["mh"])[bright]),
+        }
     if spaxel_errors is not None:
         coverage = _spaxel_coverage(data, predicted, spaxel_errors, prediction, use)
         result["spaxel_coverage"] = coverage
