@@ -27,7 +27,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--kind", choices=("cutouts", "cubes"), default="cutouts")
     parser.add_argument("-n", "--number", type=int, default=100, help="number of galaxies")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="output .h5 file")
+    parser.add_argument(
+        "-o", "--output", type=Path, required=True, help="output .h5 file (--layout: a folder)"
+    )
     parser.add_argument(
         "--blend-probability",
         type=float,
@@ -77,8 +79,81 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         default="5:50",
         help="cutouts: the spectra's S/N per pixel, log-uniform in LOW:HIGH (default 5:50)",
     )
+    parser.add_argument(
+        "--layout",
+        choices=("califa", "manga", "muse"),
+        help="cubes: write one FITS file per galaxy in this survey's layout (CALIFA V500, MaNGA "
+        "LOGCUBE, MUSE WFM cut-out) into the --output folder, plus a truth table, "
+        "instead of the HDF5 training set",
+    )
+    parser.add_argument(
+        "--redshift",
+        help="--layout: the galaxies' redshift, Z or a range LOW:HIGH drawn uniformly, "
+        "0 < z <= 0.2 (default the survey's: CALIFA 0.005:0.03, MaNGA 0.01:0.15, MUSE 0.02:0.2)",
+    )
+    parser.add_argument(
+        "--shape",
+        help="--layout: cube size NY,NX in spaxels (default the survey's: CALIFA 73,78, "
+        "MUSE 56,56, MaNGA the bundle's box)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
+
+
+def _redshift(text: str | None) -> float | tuple[float, float] | None:
+    """``Z`` or ``LOW:HIGH`` as numbers (the simulator checks the values)."""
+    if text is None:
+        return None
+    try:
+        values = tuple(float(part) for part in text.split(":"))
+    except ValueError:
+        values = ()
+    if len(values) not in (1, 2):
+        raise GalamInputError(
+            f"--redshift: expected Z or LOW:HIGH such as 0.1 or 0.01:0.2, got {text!r}"
+        )
+    return values[0] if len(values) == 1 else (values[0], values[1])
+
+
+def _shape(text: str | None) -> tuple[int, int] | None:
+    """``NY,NX`` as two integers (the renderer checks the values)."""
+    if text is None:
+        return None
+    try:
+        ny, nx = (int(part) for part in text.split(","))
+    except ValueError:
+        raise GalamInputError(
+            f"--shape: expected NY,NX in spaxels such as 40,40, got {text!r}"
+        ) from None
+    return ny, nx
+
+
+def _run_layout(args: argparse.Namespace) -> int:
+    """``--layout``: one FITS file per galaxy in a survey's layout and a truth table."""
+    from napari_galam.progress import run_to_end
+    from napari_galam.simulate.survey_datasets import iter_simulate_survey_cubes, truth_table_name
+
+    if args.layout is None:
+        raise GalamInputError("--redshift and --shape apply to --layout cubes; add --layout")
+    if args.kind != "cubes" or args.no_cubes:
+        raise GalamInputError(
+            "--layout writes spectral cubes: use it with --kind cubes, without --no-cubes"
+        )
+    steps = iter_simulate_survey_cubes(
+        args.output, layout=args.layout, n=args.number, seed=args.seed,
+        redshift=_redshift(args.redshift), families=parse_families(args.family),
+        shape=_shape(args.shape),
+    )  # fmt: skip
+    if args.quiet:
+        table = run_to_end(steps)
+    else:
+        from tqdm import tqdm
+
+        with tqdm(total=args.number, desc=f"simulating {args.layout} cubes", unit="galaxy") as bar:
+            table = run_to_end(steps, on_progress=lambda _: bar.update(1))
+    print(f"wrote {len(table)} {table.meta['layout']} cubes to {args.output} (seed {args.seed})")
+    print(f"truth table: {args.output / truth_table_name(args.layout, args.seed)}")
+    return 0
 
 
 def _snr_range(text: str) -> tuple[float, float]:
@@ -95,6 +170,8 @@ def _snr_range(text: str) -> tuple[float, float]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``galam simulate``."""
+    if args.layout is not None or args.redshift is not None or args.shape is not None:
+        return _run_layout(args)
     from napari_galam.simulate.datasets import simulate_dataset
 
     options: dict[str, object] = {}

@@ -34,6 +34,13 @@ __all__ = [
     "NarrowBandCube",
     "render_califa_cube",
     "render_narrowband_cube",
+    "blurred_light_maps",
+    "cube_truth",
+    "cube_header",
+    "hexagon_mask",
+    "spaxel_errors",
+    "califa_sky_profile",
+    "check_snr",
     "narrowband_seds",
     "narrowband_sed_snr",
     "fit_gradient",
@@ -156,7 +163,7 @@ def _celestial_header(shape: tuple[int, int], pixel_scale: float, ra: float, dec
     return wcs
 
 
-def _cube_header(
+def cube_header(
     shape: tuple[int, int],
     pixel_scale: float,
     ra: float,
@@ -165,7 +172,24 @@ def _cube_header(
     crval3: float,
     cdelt3: float,
     ctype3: str,
+    cd: bool = False,
 ) -> fits.Header:
+    """A 3-D cube header: a TAN celestial WCS centred on the grid and a spectral axis.
+
+    Parameters
+    ----------
+    shape
+        (ny, nx) spaxels.
+    pixel_scale
+        Arcsec per spaxel.
+    ra, dec
+        Sky position of the grid's centre (degrees).
+    crval3, cdelt3, ctype3
+        The spectral axis: first wavelength (A), step (A; for ``WAVE-LOG`` the WCS step
+        ``CRVAL3 * ln(10) * dex``) and type (``AWAV``, ``WAVE``, ``WAVE-LOG``).
+    cd
+        Write a ``CDi_j`` matrix (as MaNGA's and ESO's pipelines do) instead of ``CDELTi``.
+    """
     header = _celestial_header(shape, pixel_scale, ra, dec).to_header()
     header["WCSAXES"] = 3
     # Written by hand: astropy would convert the spectral axis to metres.
@@ -173,11 +197,18 @@ def _cube_header(
     header["CUNIT3"] = "Angstrom"
     header["CRPIX3"] = 1.0
     header["CRVAL3"] = crval3
-    header["CDELT3"] = cdelt3
+    if not cd:
+        header["CDELT3"] = cdelt3
+        return header
+    for axis in (1, 2):
+        header[f"CD{axis}_{axis}"] = header.pop(f"CDELT{axis}")
+        header.pop(f"PC{axis}_{axis}", None)
+    header["CD1_2"], header["CD2_1"] = 0.0, 0.0
+    header["CD3_3"] = cdelt3
     return header
 
 
-def _truth(
+def cube_truth(
     galaxy: GalaxyModel,
     maps: NDArray[np.float64],
     blurred: NDArray[np.float64],
@@ -186,6 +217,11 @@ def _truth(
     pixel_scale: float,
     centre: tuple[float, float],
 ) -> CubeTruth:
+    """The truth of a cube: label maps before and after the PSF, R/R_e, gradients, geometry.
+
+    ``maps`` and ``blurred`` are the (4, ny, nx) light maps of
+    :func:`blurred_light_maps`; ``centre`` is the galaxy's centre (x, y) in spaxels.
+    """
     radius = deprojected_radius_map(galaxy, shape=shape, pixel_scale=pixel_scale, centre_xy=centre)
     log_age, mh = label_maps(galaxy, blurred)
     intrinsic_log_age, intrinsic_mh = label_maps(galaxy, maps)
@@ -209,7 +245,7 @@ def _truth(
     )
 
 
-def _blurred_maps(
+def blurred_light_maps(
     galaxy: GalaxyModel,
     *,
     shape: tuple[int, int],
@@ -217,6 +253,8 @@ def _blurred_maps(
     centre: tuple[float, float],
     psf_fwhm_arcsec: float,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The (4, ny, nx) light maps of the basis populations, intrinsic and blurred by a
+    Gaussian PSF of ``psf_fwhm_arcsec`` (> 0)."""
     if not psf_fwhm_arcsec > 0:
         raise GalamInputError(f"psf_fwhm_arcsec: expected > 0, got {psf_fwhm_arcsec}")
     maps = light_maps(galaxy, shape=shape, pixel_scale=pixel_scale, centre_xy=centre)
@@ -225,7 +263,7 @@ def _blurred_maps(
     return maps, blurred
 
 
-def _hexagon_mask(
+def hexagon_mask(
     shape: tuple[int, int], pixel_scale: float, *, flat_to_flat: float = 64.0
 ) -> NDArray[np.bool_]:
     """PPak-like hexagonal field of view (flat sides top and bottom), True inside."""
@@ -239,9 +277,41 @@ def _hexagon_mask(
     return inside
 
 
-def _check_snr(snr: float, name: str) -> None:
+def check_snr(snr: float, name: str) -> None:
+    """Refuse a signal-to-noise ratio that is not a finite number > 0 (``name`` says which)."""
     if not (np.isfinite(snr) and snr > 0):
         raise GalamInputError(f"{name}: the signal-to-noise ratio must be > 0, got {snr}")
+
+
+def califa_sky_profile(wave: NDArray[np.floating]) -> NDArray[np.float64]:
+    """Relative sky noise of CALIFA V500 (1 in the red, rising below 4300 A)."""
+    return 1.0 + 0.6 * np.clip((4300.0 - np.asarray(wave, dtype=np.float64)) / 550.0, 0.0, None)
+
+
+def spaxel_errors(
+    flux: NDArray[np.float32],
+    wave: NDArray[np.float64],
+    r_over_re: NDArray[np.floating],
+    snr_at_re: float,
+    sky_profile: NDArray[np.floating],
+) -> NDArray[np.float32]:
+    """1-sigma noise of a noiseless (n_wave, ny, nx) cube: sky (times a profile) plus source.
+
+    The sky noise is set so that the mean spaxel on the ring R = R_e (within 0.15 R_e;
+    the spaxels within 1 R_e of the innermost one if the ring holds none) has S/N
+    ``snr_at_re`` per pixel in 5590-5680 A, where sky and source noise are equal; it
+    scales with ``sky_profile`` (n_wave,: 1 where the instrument is most sensitive,
+    more in the blue or near sky lines); the source's photon noise grows as sqrt(flux).
+    """
+    window = (wave >= 5590) & (wave <= 5680)
+    ring = np.abs(r_over_re - 1.0) < 0.15
+    if not ring.any():
+        ring = r_over_re <= np.nanmin(r_over_re) + 1.0
+    level = float(np.mean(flux[window][:, ring]))
+    sky_sigma = level / (snr_at_re * np.sqrt(2.0))
+    profile = np.asarray(sky_profile)
+    error = sky_sigma * np.sqrt(profile[:, None, None] ** 2 + np.clip(flux, 0.0, None) / level)
+    return error.astype(np.float32)
 
 
 def render_califa_cube(
@@ -274,7 +344,7 @@ def render_califa_cube(
     ra, dec
         Sky position of the cube centre (degrees).
     """
-    _check_snr(snr_at_re, "snr_at_re")
+    check_snr(snr_at_re, "snr_at_re")
     pixel_scale = 1.0
     centre = ((shape[1] - 1) / 2.0, (shape[0] - 1) / 2.0)
     basis = observed_basis(galaxy, library=library, resolution=None, vacuum=False)
@@ -283,28 +353,22 @@ def render_califa_cube(
     spectra = broaden_constant_fwhm(
         10.0**basis.loglam, basis.spectra * 1e16, fwhm_a=extra_fwhm, out_wave_a=CALIFA_WAVE
     )
-    maps, blurred = _blurred_maps(
+    maps, blurred = blurred_light_maps(
         galaxy, shape=shape, pixel_scale=pixel_scale, centre=centre, psf_fwhm_arcsec=psf_fwhm_arcsec
     )
     flux = np.tensordot(spectra.astype(np.float32), blurred.astype(np.float32), axes=(0, 0))
-    truth = _truth(galaxy, maps, blurred, shape=shape, pixel_scale=pixel_scale, centre=centre)
-    window = (CALIFA_WAVE >= 5590) & (CALIFA_WAVE <= 5680)
-    ring = np.abs(truth.r_over_re - 1.0) < 0.15
-    if not ring.any():
-        ring = truth.r_over_re <= np.nanmin(truth.r_over_re) + 1.0
-    level = float(np.mean(flux[window][:, ring]))
-    sky_sigma = level / (snr_at_re * np.sqrt(2.0))
-    blue_rise = 1.0 + 0.6 * np.clip((4300.0 - CALIFA_WAVE) / 550.0, 0.0, None)
-    error = sky_sigma * np.sqrt(blue_rise[:, None, None] ** 2 + np.clip(flux, 0.0, None) / level)
-    error = error.astype(np.float32)
+    truth = cube_truth(galaxy, maps, blurred, shape=shape, pixel_scale=pixel_scale, centre=centre)
+    error = spaxel_errors(
+        flux, CALIFA_WAVE, truth.r_over_re, snr_at_re, califa_sky_profile(CALIFA_WAVE)
+    )
     flux = flux + error * rng.standard_normal(flux.shape, dtype=np.float32)
-    inside = _hexagon_mask(shape, pixel_scale)
+    inside = hexagon_mask(shape, pixel_scale)
     badpix = np.broadcast_to(~inside, flux.shape).astype(np.uint8)
     dead = rng.random(flux.shape, dtype=np.float32) < 2e-5  # cosmic-ray residuals, dead pixels
     badpix = badpix | dead.astype(np.uint8)
     flux[badpix.astype(bool)] = 0.0
     error[badpix.astype(bool)] = BAD_ERROR_VALUE
-    header = _cube_header(
+    header = cube_header(
         shape, pixel_scale, ra, dec, crval3=float(CALIFA_WAVE[0]), cdelt3=2.0, ctype3="AWAV"
     )
     header["BUNIT"] = "1E-16 erg/s/cm^2/Angstrom"
@@ -357,7 +421,7 @@ def render_narrowband_cube(
     ra, dec
         Sky position of the image centre (degrees).
     """
-    _check_snr(snr_at_re, "snr_at_re")
+    check_snr(snr_at_re, "snr_at_re")
     if filter_names is None:
         from napari_galam.sps.filters import jpas_band_names
 
@@ -366,11 +430,11 @@ def render_narrowband_cube(
     centre = ((shape[1] - 1) / 2.0, (shape[0] - 1) / 2.0)
     basis = observed_basis(galaxy, library=library, resolution=None, vacuum=False)
     band_flam = basis.spectra @ bands.matrix.T * 1e17  # (4, n_filters)
-    maps, blurred = _blurred_maps(
+    maps, blurred = blurred_light_maps(
         galaxy, shape=shape, pixel_scale=pixel_scale, centre=centre, psf_fwhm_arcsec=psf_fwhm_arcsec
     )
     flux = np.tensordot(band_flam, blurred, axes=(0, 0))
-    truth = _truth(galaxy, maps, blurred, shape=shape, pixel_scale=pixel_scale, centre=centre)
+    truth = cube_truth(galaxy, maps, blurred, shape=shape, pixel_scale=pixel_scale, centre=centre)
     reference = int(np.argmin(np.abs(bands.centres_a - 6200.0)))
     ring = np.abs(truth.r_over_re - 1.0) < 0.15
     if not ring.any():
@@ -384,7 +448,7 @@ def render_narrowband_cube(
         sky_sigma[:, None, None] ** 2 * (1.0 + np.clip(flux, 0.0, None) / level)
     ).astype(np.float32)
     noisy = flux + error * rng.standard_normal(flux.shape)
-    header = _cube_header(
+    header = cube_header(
         shape, pixel_scale, ra, dec, crval3=float(bands.centres_a[0]), cdelt3=100.0, ctype3="WAVE"
     )
     header["BUNIT"] = "1E-17 erg/s/cm^2/Angstrom"
