@@ -136,6 +136,43 @@ def test_spectra_only_is_offered_for_an_open_spectrum(dock) -> None:
     assert widget.table.rowCount() == 1
 
 
+@pytest.mark.skipif("spectra-only" not in available_models(), reason="no spectra-only model")
+def test_a_spectrum_outside_the_training_redshifts_is_predicted_and_flagged(
+    dock, sdss_spectrum_file
+) -> None:
+    viewer, widget = dock
+    boss = {"loglam0": 3.5523, "n_pix": 4648}  # BOSS's 3566-10399 Å: z = 0.4 still covered
+    for name, z in (("spec-far.fits", 0.4), ("spec-too-far.fits", 0.6)):
+        viewer.open(
+            str(sdss_spectrum_file(name, redshift=z, snr=30.0, **boss)), plugin="napari-galam"
+        )
+    widget.spectrum_layer.setCurrentText("spectrum spec-far")
+    assert widget.predict_spectrum()
+    widget.jobs.wait()
+    far = widget.results[-1][1]
+    assert far.status == "accepted" and far.model == "spectra-only" and far.predicted
+    assert np.isfinite(far.mh) and 0 < far.log_age_err < 2 and 0 < far.mh_err < 2
+    assert far.ood and "z = 0.4 outside the training redshifts 0.002-0.3" in far.ood_reason
+    headers = [
+        widget.table.horizontalHeaderItem(c).text() for c in range(widget.table.columnCount())
+    ]
+    assert "±" in widget.table.item(0, headers.index("log_age")).text()
+    assert "±" in widget.table.item(0, headers.index("mh")).text()
+    shown = widget.table.item(0, headers.index("ood")).text()
+    assert shown.startswith("flagged: ") and "training redshifts" in shown
+    status = widget.jobs.status.text()
+    assert "±" in status and "flagged: " in status and "training redshifts" in status
+    # z = 0.6: the rest-frame grid is not covered, so no input can be built: a rejected row
+    widget.spectrum_layer.setCurrentText("spectrum spec-too-far")
+    assert widget.predict_spectrum()
+    widget.jobs.wait()
+    too_far = widget.results[-1][1]
+    assert too_far.status == "rejected" and not too_far.predicted
+    assert "in the rest frame" in too_far.reason and "3800-7000" in too_far.reason
+    assert widget.table.rowCount() == 2
+    assert widget.table.item(1, headers.index("status")).text() == "rejected"
+
+
 @pytest.mark.skipif(not HAVE_MODEL, reason="no shipped MMLforGalAM model in this checkout")
 def test_predict_all_goes_to_dask_for_large_fields(dock) -> None:
     from napari_galam._widgets._model_worker import shared_worker

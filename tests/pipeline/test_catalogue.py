@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from napari_galam.errors import GalamInputError
-from napari_galam.pipeline.catalogue import collect_inputs, iter_predict_catalogue
+from napari_galam.pipeline.catalogue import GalaxyInput, collect_inputs, iter_predict_catalogue
 from napari_galam.progress import run_to_end
 
 
@@ -71,3 +71,128 @@ def test_catalogue_columns_and_errors(galaxy_files: Path) -> None:
         collect_inputs([bad])
     with pytest.raises(GalamInputError, match="no cutouts or spectra"):
         collect_inputs([galaxy_files / "notes.txt"])
+
+
+#: BOSS's coverage, 3566-10399 Å (the fixture's default is SDSS's, 3802-9117 Å).
+BOSS_PIXELS = {"loglam0": 3.5523, "n_pix": 4648}
+
+
+def edit_spectrum(path: Path, *, zwarning: int | None = None, flux_sign: float = 1.0) -> Path:
+    """Set a written SDSS spectrum's ``ZWARNING`` or flip the sign of its flux."""
+    from astropy.io import fits
+
+    with fits.open(path, mode="update") as hdus:
+        if zwarning is not None:
+            hdus["SPECOBJ"].data["ZWARNING"][0] = zwarning
+        hdus["COADD"].data["flux"] *= flux_sign
+    return path
+
+
+def flagging_predict(images=None, spectra=None, model="auto"):
+    """A stand-in model that flags its third galaxy itself."""
+    n = len(spectra if spectra is not None else images)
+    reasons = tuple("S/N 3.0 below the training range (>= 4.8)" if k == 2 else "" for k in range(n))
+    return SimpleNamespace(
+        log_age=np.full(n, 9.5), mh=np.full(n, -0.1), model=model,
+        log_age_err=np.full(n, 0.1), mh_err=np.full(n, 0.2),
+        ood=np.array([bool(r) for r in reasons]), ood_reason=reasons,
+    )  # fmt: skip
+
+
+def test_a_doubtful_spectrum_is_predicted_and_flagged_and_an_unusable_one_rejected(
+    sdss_spectrum_file,
+) -> None:
+    from napari_galam.models.registry import available_models, spectrum_frame
+
+    if "spectra-only" not in available_models() or spectrum_frame() != "rest":
+        pytest.skip("needs the shipped rest-frame spectra-only model card")
+    files = {
+        "clean": sdss_spectrum_file("clean.fits", redshift=0.05),
+        "far": sdss_spectrum_file("far.fits", redshift=0.4, **BOSS_PIXELS),
+        "zwarning": edit_spectrum(sdss_spectrum_file("zwarning.fits", redshift=0.1), zwarning=4),
+        "negative": edit_spectrum(sdss_spectrum_file("negative.fits"), flux_sign=-1.0),
+        "too_far": sdss_spectrum_file("too_far.fits", redshift=0.6, **BOSS_PIXELS),
+        "sdss_at_04": sdss_spectrum_file("sdss_at_04.fits", redshift=0.4),
+    }
+    inputs = [GalaxyInput(name, spectrum=path) for name, path in files.items()]
+    rows = {r["source"]: r for r in run_to_end(iter_predict_catalogue(inputs, flagging_predict))}
+
+    assert rows["clean"]["status"] == "ok" and not rows["clean"]["ood"]
+    assert rows["clean"]["ood_reason"] == ""
+    for name in ("far", "zwarning", "negative"):
+        row = rows[name]
+        assert row["status"] == "ok" and row["model"] == "spectra-only", row
+        assert row["log_age"] == pytest.approx(9.5) and row["mh_err"] == pytest.approx(0.2)
+        assert row["ood"] and row["reason"] == "", row
+    assert rows["far"]["ood_reason"] == "z = 0.4 outside the training redshifts 0.002-0.3"
+    # the model's own reason comes first, the input's after it
+    assert rows["zwarning"]["ood_reason"] == (
+        "S/N 3.0 below the training range (>= 4.8); SDSS ZWARNING = 4 (SMALL_DELTA_CHI2): "
+        "the redshift z = 0.1 is unreliable"
+    )
+    assert "negative flux in" in rows["negative"]["ood_reason"]
+    assert "sign error" in rows["negative"]["ood_reason"]
+    # no model input: the rest frame misses the grid by far more than the edge tolerance
+    for name, covered in (("too_far", "2229-6500 Å"), ("sdss_at_04", "2716-6513 Å")):
+        row = rows[name]
+        assert row["status"] == "rejected" and np.isnan(row["log_age"]), row
+        assert f"{name}.fits" in row["reason"] and f"covers {covered} in the rest" in row["reason"]
+        assert not row["ood"]
+
+
+def test_a_spectrum_without_good_pixels_or_redshift_is_still_rejected(sdss_spectrum_file) -> None:
+    from astropy.io import fits
+
+    from napari_galam.models.registry import available_models, spectrum_frame
+
+    if "spectra-only" not in available_models() or spectrum_frame() != "rest":
+        pytest.skip("needs the shipped rest-frame spectra-only model card")
+    no_ivar = sdss_spectrum_file("no_ivar.fits")
+    with fits.open(no_ivar, mode="update") as hdus:
+        hdus["COADD"].data["ivar"][:] = 0.0
+    no_z = sdss_spectrum_file("no_z.fits")
+    with fits.open(no_z, mode="update") as hdus:
+        hdus["SPECOBJ"].data["Z"][0] = np.nan
+    inputs = [GalaxyInput("no_ivar", spectrum=no_ivar), GalaxyInput("no_z", spectrum=no_z)]
+    rows = {r["source"]: r for r in run_to_end(iter_predict_catalogue(inputs, flagging_predict))}
+    assert rows["no_ivar"]["status"] == "rejected"
+    assert "no pixel has a positive inverse variance" in rows["no_ivar"]["reason"]
+    assert rows["no_z"]["status"] == "rejected"
+    assert "needs the galaxy's redshift" in rows["no_z"]["reason"]
+
+
+@pytest.mark.tensorflow
+def test_the_shipped_model_predicts_doubtful_sdss_files_with_errors_and_a_flag(
+    tmp_path: Path, sdss_spectrum_file
+) -> None:
+    from napari_galam.models.inference import predict_galaxies
+    from napari_galam.models.registry import available_models
+    from napari_galam.simulate.datasets import simulate_sdss_galaxy
+    from napari_galam.simulate.writers import write_sdss_spectrum
+
+    if "spectra-only" not in available_models():
+        pytest.skip("no shipped spectra-only model")
+    galaxy = simulate_sdss_galaxy(np.random.default_rng(5), blend_probability=0.0)
+    assert 0.002 <= galaxy.spectrum.redshift <= 0.3
+    clean = write_sdss_spectrum(tmp_path / "clean.fits", galaxy.spectrum)
+    flagged = write_sdss_spectrum(tmp_path / "zwarning.fits", galaxy.spectrum, fiber=2)
+    files = {
+        "clean": clean,
+        "zwarning": edit_spectrum(flagged, zwarning=4),
+        "far": sdss_spectrum_file("far.fits", redshift=0.4, snr=30.0, **BOSS_PIXELS),
+    }
+    inputs = [GalaxyInput(name, spectrum=path) for name, path in files.items()]
+    rows = {r["source"]: r for r in run_to_end(iter_predict_catalogue(inputs, predict_galaxies))}
+    for row in rows.values():
+        assert row["status"] == "ok" and row["model"] == "spectra-only", row
+        assert np.isfinite(row["log_age"]) and np.isfinite(row["mh"]), row
+        assert 0 < row["log_age_err"] < 2 and 0 < row["mh_err"] < 2, row
+    assert (
+        rows["far"]["ood"] and "z = 0.4 outside the training redshifts" in rows["far"]["ood_reason"]
+    )
+    assert rows["zwarning"]["ood"] and "ZWARNING = 4" in rows["zwarning"]["ood_reason"]
+    assert "redshift" not in rows["clean"]["ood_reason"]
+    assert "ZWARNING" not in rows["clean"]["ood_reason"]
+    # the flag marks the answer; it does not change it
+    for key in ("log_age", "log_age_err", "mh", "mh_err"):
+        assert rows["zwarning"][key] == pytest.approx(rows["clean"][key], abs=1e-5)

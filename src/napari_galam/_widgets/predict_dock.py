@@ -41,7 +41,7 @@ from napari_galam._widgets._choices import follow_click, layer_named, refill_cho
 from napari_galam._widgets._jobs import JobRunner
 from napari_galam._widgets._model_worker import shared_worker
 from napari_galam.errors import GalamError, GalamInputError
-from napari_galam.pipeline.catalogue import answer_row
+from napari_galam.pipeline.catalogue import answer_row, spectrum_model_input
 from napari_galam.pipeline.galaxies import (
     CUTOUT_SIZE,
     GalaxyResult,
@@ -160,31 +160,31 @@ def predict_spectrum_of(layer_name: str, spectrum: Any) -> tuple[str, list[Galax
     """The spectra-only model's answer for one spectrum (runs in a thread).
 
     ``spectrum`` is an ``SdssSpectrum``, a ``Spectrum1D`` or a ``specutils.Spectrum``.
-    A redshift the pipeline flags, or one outside the range the model was trained on
-    (its card), gives a rejected row saying so instead of a number.
+    As in ``galam predict`` (:func:`~napari_galam.pipeline.catalogue.spectrum_model_input`),
+    a spectrum whose redshift the pipeline flags or lies outside the range the model was
+    trained on (its card), or whose flux is mostly negative, is predicted and flagged
+    (``ood``, with the reasons beside the model's own); one no model input can be built
+    from (no good pixel, no redshift or too little rest-frame coverage) gives a rejected
+    row saying why.
 
     Returns
     -------
     (layer_name, [result])
     """
-    from napari_galam.io.quality import redshift_problems, spectrum_problems
-    from napari_galam.io.specutils_bridge import as_package_spectrum, model_input_of
+    from napari_galam.io.specutils_bridge import as_package_spectrum
     from napari_galam.models.registry import spectrum_frame, training_redshift_range
 
     spectrum = as_package_spectrum(spectrum)
-    problems = redshift_problems(spectrum, training_redshift_range("spectra-only"))
-    if problems:
-        reason = "; ".join(problems)
-        return layer_name, [GalaxyResult(float("nan"), float("nan"), "rejected", reason)]
-    inputs = model_input_of(spectrum, spectrum_frame())
-    answer = shared_worker().predict_galaxies(
-        spectra=inputs[None],
-        model="spectra-only",
-        redshift=[float(getattr(spectrum, "redshift", np.nan))],
-        problems=[spectrum_problems(spectrum)],
-    )
+    try:
+        inputs, flags = spectrum_model_input(
+            spectrum, spectrum_frame(), training_redshift_range("spectra-only")
+        )
+    except GalamInputError as exc:
+        return layer_name, [GalaxyResult(float("nan"), float("nan"), "rejected", str(exc))]
+    answer = shared_worker().predict_galaxies(spectra=inputs[None], model="spectra-only")
     result = GalaxyResult(
-        float("nan"), float("nan"), "accepted", "", model=answer.model, **answer_row(answer, 0)
+        float("nan"), float("nan"), "accepted", "", model=answer.model,
+        **answer_row(answer, 0, flags),
     )  # fmt: skip
     return layer_name, [result]
 

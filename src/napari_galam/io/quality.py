@@ -7,6 +7,11 @@ wrong, so that the batch commands can put them in a row and the docks can show t
 * :func:`spectrum_problems`: no pixel with a positive inverse variance, no finite
   flux, or a flux that is negative over most of the good pixels (a sky-subtraction
   failure or a sign error; the models were trained on galaxies' positive flux);
+* :func:`spectrum_unusable`: the first two of those, which leave nothing to predict from;
+* :func:`spectrum_flags`: why a spectrum the models can still read lies outside their
+  training data (mostly negative flux, a redshift the pipeline flags or one outside the
+  model card's range): short out-of-distribution reasons for a prediction that is still
+  made (``galam predict``, the Galaxy age & [M/H] dock);
 * :func:`cutout_problems`: a saturated, flat-topped core (many pixels at the largest
   value the data type holds, or sharing exactly the image's maximum in a float image);
 * :func:`input_problems`: either of the above, by the type of what was read;
@@ -25,6 +30,8 @@ __all__ = [
     "NEGATIVE_FLUX_FRACTION",
     "SATURATED_MIN_PIXELS",
     "spectrum_problems",
+    "spectrum_unusable",
+    "spectrum_flags",
     "cutout_problems",
     "input_problems",
     "redshift_problems",
@@ -51,7 +58,36 @@ def spectrum_problems(spectrum: Any) -> list[str]:
     Returns
     -------
     list of str
-        Empty when the spectrum looks usable.
+        Empty when the spectrum looks usable: :func:`spectrum_unusable`, else the
+        flux negative in more than :data:`NEGATIVE_FLUX_FRACTION` of the good pixels.
+    """
+    unusable = spectrum_unusable(spectrum)
+    if unusable:
+        return unusable
+    negative = _negative_flux(spectrum)
+    if negative is None:
+        return []
+    share, median = negative
+    return [
+        f"{_label(spectrum)}: the flux is negative in {share:.0%} of the good pixels (median "
+        f"{median:.3g}); expected a galaxy's positive flux density (a failed sky "
+        "subtraction or a sign error?)."
+    ]
+
+
+def spectrum_unusable(spectrum: Any) -> list[str]:
+    """Reasons a spectrum leaves nothing to predict from: no finite flux, no good pixel.
+
+    Parameters
+    ----------
+    spectrum
+        Anything with ``flux`` and ``ivar`` arrays (and optionally ``path`` or
+        ``name``, used in the messages).
+
+    Returns
+    -------
+    list of str
+        Empty when some pixel has a finite flux and a positive inverse variance.
     """
     label = _label(spectrum)
     flux = np.asarray(spectrum.flux, dtype=np.float64)
@@ -59,21 +95,68 @@ def spectrum_problems(spectrum: Any) -> list[str]:
     finite = np.isfinite(flux)
     if not finite.any():
         return [f"{label}: no finite flux value; expected a measured spectrum."]
-    good = finite & np.isfinite(ivar) & (ivar > 0)
-    if not good.any():
+    if not (finite & np.isfinite(ivar) & (ivar > 0)).any():
         return [
             f"{label}: no pixel has a positive inverse variance (every pixel is flagged "
             "bad); expected a spectrum with measured pixels."
         ]
-    negative = float(np.mean(flux[good] < 0))
-    if negative > NEGATIVE_FLUX_FRACTION:
-        median = float(np.median(flux[good]))
-        return [
-            f"{label}: the flux is negative in {negative:.0%} of the good pixels (median "
-            f"{median:.3g}); expected a galaxy's positive flux density (a failed sky "
-            "subtraction or a sign error?)."
-        ]
     return []
+
+
+def _negative_flux(spectrum: Any) -> tuple[float, float] | None:
+    """(share, median) of the good pixels' flux when it is mostly negative, else None."""
+    flux = np.asarray(spectrum.flux, dtype=np.float64)
+    ivar = np.asarray(spectrum.ivar, dtype=np.float64)
+    good = np.isfinite(flux) & np.isfinite(ivar) & (ivar > 0)
+    if not good.any():
+        return None
+    share = float(np.mean(flux[good] < 0))
+    return (share, float(np.median(flux[good]))) if share > NEGATIVE_FLUX_FRACTION else None
+
+
+def spectrum_flags(spectrum: Any, z_range: tuple[float, float] | None) -> list[str]:
+    """Why a spectrum the models can read lies outside their training data.
+
+    The prediction is still made; these are its out-of-distribution reasons, short
+    fragments without the file's name (the row or the layer says which spectrum):
+
+    * the flux negative in more than :data:`NEGATIVE_FLUX_FRACTION` of the good pixels;
+    * a redshift the pipeline flags (``ZWARNING`` bits, spelled out);
+    * a redshift outside ``z_range`` (worded as the model's own check,
+      :func:`napari_galam.models.galaxy_uncertainty.ood_reasons`).
+
+    Parameters
+    ----------
+    spectrum
+        Anything with ``flux``, ``ivar`` and ``redshift`` (NaN: unknown, not flagged
+        here; a rest-frame model refuses it), optionally ``meta["ZWARNING"]``.
+    z_range
+        ``(low, high)``: the redshifts the model was trained on (its card); None when the
+        card does not say.
+
+    Returns
+    -------
+    list of str
+        Empty when nothing is out of the ordinary.
+    """
+    flags = []
+    negative = _negative_flux(spectrum)
+    if negative is not None:
+        flags.append(
+            f"negative flux in {negative[0]:.0%} of the good pixels (median "
+            f"{negative[1]:.3g}; a failed sky subtraction or a sign error?)"
+        )
+    z = float(getattr(spectrum, "redshift", float("nan")))
+    if not np.isfinite(z):
+        return flags
+    warning, bits = _redshift_warning(spectrum)
+    if warning:
+        flags.append(
+            f"SDSS ZWARNING = {warning} ({', '.join(bits)}): the redshift z = {z:.4g} is unreliable"
+        )
+    if z_range is not None and not z_range[0] <= z <= z_range[1]:
+        flags.append(f"z = {z:.3g} outside the training redshifts {z_range[0]:g}-{z_range[1]:g}")
+    return flags
 
 
 def _saturation_level(data: NDArray[Any]) -> tuple[float, bool]:
@@ -189,13 +272,8 @@ def redshift_problems(
     if not np.isfinite(z):
         return []
     problems = []
-    meta = getattr(spectrum, "meta", None) or {}
-    try:
-        warning = int(meta.get("ZWARNING", 0) or 0)
-    except (TypeError, ValueError):
-        warning = 0
+    warning, bits = _redshift_warning(spectrum)
     if warning:
-        bits = [ZWARNING_BITS.get(b, f"bit {b}") for b in range(32) if warning & (1 << b)]
         problems.append(
             f"{label}: the pipeline flags its redshift z = {z:.4g} (ZWARNING = {warning}: "
             f"{', '.join(bits)}); expected an unflagged redshift (ZWARNING = 0)."
@@ -207,6 +285,16 @@ def redshift_problems(
             "would be an extrapolation."
         )
     return problems
+
+
+def _redshift_warning(spectrum: Any) -> tuple[int, list[str]]:
+    """The spectrum's ``ZWARNING`` (0: none or unknown) and the names of its bits."""
+    meta = getattr(spectrum, "meta", None) or {}
+    try:
+        warning = int(meta.get("ZWARNING", 0) or 0)
+    except (TypeError, ValueError):
+        warning = 0
+    return warning, [ZWARNING_BITS.get(b, f"bit {b}") for b in range(32) if warning & (1 << b)]
 
 
 def _label(obj: Any) -> str:

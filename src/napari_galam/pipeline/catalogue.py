@@ -9,7 +9,11 @@ spectrum preprocessing (1 A grid over 3830-8000 A, min-max), then one batched mo
 call. ``auto`` uses the spectra-only model when a spectrum exists (the paper's best) and
 MMLforGalAM otherwise. Every input gets a row; unreadable or rejected ones say why
 (``rejected``), and one whose reading, QA or model call raised an unexpected error is
-``failed`` with that error (a rerun of ``galam predict`` tries it again). Folders, FIFOs
+``failed`` with that error (a rerun of ``galam predict`` tries it again). A spectrum is
+rejected only when no model input can be built from it (:func:`spectrum_model_input`);
+one whose redshift the pipeline flags (``ZWARNING``) or lies outside the model card's
+range, or whose flux is mostly negative, is predicted and its row flagged (``ood``,
+``ood_reason``, beside the model's own reasons). Folders, FIFOs
 and broken symbolic links named like inputs (``x.fits``), in a folder or on the command
 line, are inputs too: they get their row without being opened.
 
@@ -21,11 +25,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from napari_galam.errors import GalamError, GalamInputError
 from napari_galam.pipeline.batch_files import (
@@ -43,6 +48,7 @@ __all__ = [
     "predict_partition",
     "PREDICT_COLUMNS",
     "answer_row",
+    "spectrum_model_input",
     "PREDICT_JOB",
     "DEFAULT_GALAXIES_PER_PARTITION",
 ]
@@ -239,38 +245,94 @@ def _image_input(path: Path, params: Any) -> tuple[Any, str]:
     return None, f"image {qa.status}: {qa.reason}"
 
 
-def _spectrum_input(path: Path, frame: str) -> Any:
-    """The model input of an SDSS spectrum."""
+def spectrum_model_input(
+    spectrum: Any, frame: str, z_range: tuple[float, float] | None
+) -> tuple[NDArray[np.float32], list[str]]:
+    """The spectra-only model's input of one spectrum, and why it is out of distribution.
+
+    A spectrum is predicted whenever an input can be built from it; what makes the
+    answer doubtful comes back as out-of-distribution reasons for its row
+    (:func:`~napari_galam.io.quality.spectrum_flags`: mostly negative flux, a redshift
+    the pipeline flags or one outside ``z_range``), which :func:`answer_row` merges with
+    the model's own (low S/N, padded or interpolated coverage, unusual features).
+
+    Parameters
+    ----------
+    spectrum
+        An ``SdssSpectrum`` or ``Spectrum1D`` (``wave``, ``flux``, ``ivar``,
+        ``redshift``; ``path`` or ``name`` for the messages).
+    frame
+        The model's frame (:func:`napari_galam.models.registry.spectrum_frame`).
+    z_range
+        The model's training redshifts
+        (:func:`napari_galam.models.registry.training_redshift_range`), or None.
+
+    Returns
+    -------
+    (input, flags)
+        The model input on the frame's grid and the out-of-distribution reasons.
+
+    Raises
+    ------
+    GalamInputError
+        Nothing to predict from: no finite flux or no pixel with a positive inverse
+        variance (:func:`~napari_galam.io.quality.spectrum_unusable`), no redshift for a
+        rest-frame model, or a rest-frame coverage that misses the model's grid by more
+        than :data:`~napari_galam.core.preprocess.REST_EDGE_TOLERANCE` (z above about
+        0.49 for BOSS's 3600-10400 Å, 0.32 for SDSS's 3800-9200 Å). Shorter gaps are
+        padded with the edge value; the model flags a padded end over 100 Å.
+    """
     from napari_galam.core.preprocess import model_spectrum
-    from napari_galam.io.quality import redshift_problems, spectrum_problems
-    from napari_galam.io.spectra import read_sdss_spectrum
-    from napari_galam.models.registry import training_redshift_range
+    from napari_galam.io.quality import spectrum_flags, spectrum_unusable
 
-    def prepare() -> Any:
-        spec = read_sdss_spectrum(path)
-        problems = spectrum_problems(spec) or redshift_problems(
-            spec, training_redshift_range("spectra-only")
+    problems = spectrum_unusable(spectrum)
+    if problems:
+        raise GalamInputError("; ".join(problems))
+    path = getattr(spectrum, "path", None)
+    label = Path(path).name if path is not None else str(getattr(spectrum, "name", "spectrum"))
+    good = np.asarray(spectrum.ivar) > 0
+    try:
+        x = model_spectrum(
+            np.asarray(spectrum.wave)[good],
+            np.asarray(spectrum.flux)[good],
+            redshift=spectrum.redshift,
+            frame=frame,
         )
-        if problems:  # readable, but not what the models were trained on
-            raise GalamInputError("; ".join(problems))
-        good = spec.ivar > 0
-        try:
-            return model_spectrum(
-                spec.wave[good], spec.flux[good], redshift=spec.redshift, frame=frame
-            )
-        except GalamError as exc:
-            raise GalamInputError(f"{path.name}: {exc}") from exc
-
-    return _guarded(path, prepare)
+    except GalamError as exc:
+        raise GalamInputError(f"{label}: {exc}") from exc
+    return x, spectrum_flags(spectrum, z_range)
 
 
-def _prepare(galaxy: GalaxyInput, params: Any, frame: str) -> tuple[Any, Any, str, bool]:
-    """Model inputs of one galaxy: (image or None, spectrum or None, reasons, failed).
+def _spectrum_input(
+    path: Path, frame: str, z_range: tuple[float, float] | None
+) -> tuple[NDArray[np.float32], list[str]]:
+    """The model input of an SDSS spectrum and its out-of-distribution reasons."""
+    from napari_galam.io.spectra import read_sdss_spectrum
 
-    ``frame`` is the spectra-only model's (``"rest"`` needs the file's redshift).
-    ``failed``: a file raised an unexpected error (the reason names it).
+    return _guarded(path, lambda: spectrum_model_input(read_sdss_spectrum(path), frame, z_range))
+
+
+@dataclass
+class _Prepared:
+    """Model inputs of one galaxy and what was found preparing them."""
+
+    image: Any = None
+    spectrum: Any = None
+    flags: list[str] = field(default_factory=list)  # the spectrum's OOD reasons
+    reason: str = ""
+    failed: bool = False  # a file raised an unexpected error (the reason names it)
+
+
+def _prepare(
+    galaxy: GalaxyInput, params: Any, frame: str, z_range: tuple[float, float] | None
+) -> _Prepared:
+    """Model inputs of one galaxy (see :class:`_Prepared`).
+
+    ``frame`` and ``z_range`` are the spectra-only model's (``"rest"`` needs the file's
+    redshift).
     """
     image = spectrum = None
+    flags: list[str] = []
     reasons = []
     failed = False
     if galaxy.image is not None:
@@ -284,11 +346,11 @@ def _prepare(galaxy: GalaxyInput, params: Any, frame: str) -> tuple[Any, Any, st
                 reasons.append(reason)
     if galaxy.spectrum is not None:
         try:
-            spectrum = _spectrum_input(Path(galaxy.spectrum), frame)
+            spectrum, flags = _spectrum_input(Path(galaxy.spectrum), frame, z_range)
         except (GalamError, _Failed) as exc:
             reasons.append(str(exc))
             failed = failed or isinstance(exc, _Failed)
-    return image, spectrum, "; ".join(reasons), failed
+    return _Prepared(image, spectrum, flags, "; ".join(reasons), failed)
 
 
 def _empty_row(galaxy: GalaxyInput) -> dict[str, Any]:
@@ -309,12 +371,20 @@ def _empty_row(galaxy: GalaxyInput) -> dict[str, Any]:
     }
 
 
-def answer_row(answer: Any, k: int) -> dict[str, Any]:
+def answer_row(answer: Any, k: int, flags: Sequence[str] = ()) -> dict[str, Any]:
     """Galaxy ``k`` of a :class:`~napari_galam.models.inference.GalaxyPrediction` as table
-    values: log age and [M/H] with their 1-sigma errors and the out-of-distribution flag."""
+    values: log age and [M/H] with their 1-sigma errors and the out-of-distribution flag.
+
+    ``flags`` are the input's own out-of-distribution reasons (:func:`spectrum_model_input`):
+    they flag the row too, after the model's reasons in ``ood_reason``.
+    """
     errors = {
         key: getattr(answer, key, None) for key in ("log_age_err", "mh_err", "ood", "ood_reason")
     }
+    own = str(errors["ood_reason"][k]) if errors["ood_reason"] else ""
+    model_ood = (
+        bool(errors["ood"][k]) if errors["ood"] is not None and len(errors["ood"]) else False
+    )
     return {
         "log_age": float(answer.log_age[k]),
         "mh": float(answer.mh[k]),
@@ -322,26 +392,27 @@ def answer_row(answer: Any, k: int) -> dict[str, Any]:
             key: float(errors[key][k]) if errors[key] is not None and len(errors[key]) else np.nan
             for key in ("log_age_err", "mh_err")
         },
-        "ood": bool(errors["ood"][k]) if errors["ood"] is not None and len(errors["ood"]) else False,
-        "ood_reason": str(errors["ood_reason"][k]) if errors["ood_reason"] else "",
+        "ood": model_ood or any(flags),
+        "ood_reason": "; ".join(reason for reason in (own, *flags) if reason),
     }
 
 
 def _predict_batches(
     rows: list[dict[str, Any]],
-    pending: dict[str, list[tuple[int, Any]]],
+    pending: dict[str, list[tuple[int, Any, list[str]]]],
     predict_galaxies: Callable[..., Any],
     batch_size: int,
 ) -> None:
     """One model call per batch of prepared inputs; the answers go into ``rows``.
 
+    ``pending`` holds, per model, (row index, model input, the input's own OOD reasons).
     A batch whose call raises is ``failed`` with the error (the other batches go on).
     """
     for choice, items in pending.items():
         for start in range(0, len(items), batch_size):
             chunk = items[start : start + batch_size]
             try:
-                stacked = np.stack([x for _, x in chunk])
+                stacked = np.stack([x for _, x, _ in chunk])
                 kwargs = {"spectra": stacked} if choice == "spectra-only" else {"images": stacked}
                 answer = predict_galaxies(model=choice, **kwargs)
             except Exception as exc:  # noqa: BLE001 - the batch's rows say what happened
@@ -350,11 +421,11 @@ def _predict_batches(
                     if isinstance(exc, GalamError)
                     else (f"model {choice}: {type(exc).__name__}: {exc}")
                 )
-                for index, _ in chunk:
+                for index, _, _ in chunk:
                     rows[index].update(status="failed", reason=reason)
                 continue
-            for k, (index, _) in enumerate(chunk):
-                rows[index].update(answer_row(answer, k))
+            for k, (index, _, flags) in enumerate(chunk):
+                rows[index].update(answer_row(answer, k, flags))
 
 
 def iter_predict_catalogue(
@@ -370,28 +441,31 @@ def iter_predict_catalogue(
     Yields ``Progress("galaxies", prepared, n)`` as each galaxy is prepared.
     """
     rows: list[dict[str, Any]] = []
-    pending: dict[str, list[tuple[int, Any]]] = {}
-    frame = "observed"
+    pending: dict[str, list[tuple[int, Any, list[str]]]] = {}
+    frame, z_range = "observed", None
     if any(galaxy.spectrum is not None for galaxy in inputs):
-        from napari_galam.models.registry import spectrum_frame
+        from napari_galam.models.registry import spectrum_frame, training_redshift_range
 
-        frame = spectrum_frame()
+        frame, z_range = spectrum_frame(), training_redshift_range("spectra-only")
     for index, galaxy in enumerate(inputs):
         try:
-            image, spectrum, reason, failed = _prepare(galaxy, params, frame)
+            prepared = _prepare(galaxy, params, frame, z_range)
         except Exception as exc:  # noqa: BLE001 - a last guard: one galaxy, one row
-            image = spectrum = None
-            reason, failed = unexpected_error_reason(galaxy.source, exc), True
+            prepared = _Prepared(reason=unexpected_error_reason(galaxy.source, exc), failed=True)
+        reason = prepared.reason
         row = _empty_row(galaxy)
         row["reason"] = reason
-        if failed:
+        if prepared.failed:
             row["status"] = "failed"
         choice = model
         if model == "auto":
-            choice = "spectra-only" if spectrum is not None else "mmlforgalam"
-        needs = spectrum if choice == "spectra-only" else image
+            choice = "spectra-only" if prepared.spectrum is not None else "mmlforgalam"
+        spectral = choice == "spectra-only"
+        needs = prepared.spectrum if spectral else prepared.image
         if needs is not None:
-            pending.setdefault(choice, []).append((index, needs))
+            pending.setdefault(choice, []).append(
+                (index, needs, prepared.flags if spectral else [])
+            )
             row["status"], row["model"] = "ok", choice
         elif not reason:
             row["reason"] = (
