@@ -133,6 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     model = keras.saving.load_model(result.model_paths[SED_MODEL], compile=False)
     evaluation = evaluate_spaxels(args.test, keras_sed_predictor(model), max_radius=args.max_radius)
+    evaluation.pop("gradient_errors")  # per-cube arrays, for calibration scripts, not the card
     minutes = (time.time() - start) / 60
     print(
         json.dumps(
