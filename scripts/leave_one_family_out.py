@@ -77,14 +77,12 @@ def _folds(only: list[str] | None) -> list[str]:
 
 def _cube_fold(fold: str, data: Path, workdir: Path, args: argparse.Namespace) -> dict:
     """Train the SED CNN without ``fold`` (or on all, cut to the same size); test per family."""
-    import keras
-
     sys.path.insert(0, str(Path(__file__).parent))
     from train_sed_cnn import keras_sed_predictor, load_spaxels
 
     from napari_galam.models.inference import SED_MODEL
     from napari_galam.models.train_sed_cnn import train_sed_cnn
-    from napari_galam.models.training_loop import TrainingSettings
+    from napari_galam.models.training_loop import TrainingSettings, load_keras_model
     from napari_galam.pipeline.evaluate import evaluate_spaxels
 
     train_families = [f for f in FAMILIES if f != fold]
@@ -99,7 +97,7 @@ def _cube_fold(fold: str, data: Path, workdir: Path, args: argparse.Namespace) -
         spaxels, workdir / f"sed-{fold}", split="B", config="compact", settings=settings
     )
     minutes = (time.time() - start) / 60
-    model = keras.saving.load_model(result.model_paths[SED_MODEL], compile=False)
+    model = load_keras_model(result.model_paths[SED_MODEL], compile=False)
     tested = [fold] if fold != "all" else list(FAMILIES)
     out = {"train_spaxels": len(spaxels), "train_files": [p.name for p in files],
            "minutes": round(minutes, 1), "test": {}}  # fmt: skip
@@ -213,12 +211,14 @@ def _galaxy_data(fold: str, data: Path, cache_dir: Path):
 
 
 def _galaxy_fold(fold: str, data: Path, workdir: Path, args: argparse.Namespace) -> dict:
-    import keras
-
     from napari_galam.core.preprocess import preprocess_images, preprocess_spectra
     from napari_galam.models.architectures import get_config
     from napari_galam.models.train_mmlforgalam import iter_train_mmlforgalam
-    from napari_galam.models.training_loop import TrainingSettings, predict_rows
+    from napari_galam.models.training_loop import (
+        TrainingSettings,
+        load_keras_model,
+        predict_rows,
+    )
     from napari_galam.pipeline.evaluate import residual_stats
     from napari_galam.progress import run_to_end
 
@@ -247,7 +247,7 @@ def _galaxy_fold(fold: str, data: Path, workdir: Path, args: argparse.Namespace)
     out = {"train_galaxies": int(result.split_sizes["train"]), "minutes": round(minutes, 1),
            "test": {}}  # fmt: skip
     for name, path in result.model_paths.items():
-        model = keras.saving.load_model(path, compile=False)
+        model = load_keras_model(path, compile=False)
         source, transform = transforms[name]
         predicted = predict_rows(model, source, test, transform, 256)
         for family in np.unique(joined["family"][test]):
