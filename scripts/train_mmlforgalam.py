@@ -47,6 +47,12 @@ def qa_model_inputs(cutouts, *, progress_every: int = 500):
     return inputs, accepted, statuses
 
 
+def _parameter_ranges(card: dict) -> dict:
+    """The data card's parameter ranges (HDF5 attributes keep nested dicts as JSON text)."""
+    ranges = card.get("parameter_ranges", {}) if isinstance(card, dict) else {}
+    return json.loads(ranges) if isinstance(ranges, str) else dict(ranges)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("train", type=Path, help="simulated cutout dataset (HDF5)")
@@ -144,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
             "preprocessing": "napari_galam.pipeline.qa.assess_galaxy model_input "
             "(masking ellipse, crop, nearest resize to 128x128); rejected galaxies left out",
             "spectrum_frame": config.spectrum_frame,
+            # the redshifts (and other ranges) of the data: the OOD check reads them
+            "parameter_ranges": _parameter_ranges(stored.card),
             "training_minutes_cpu": round(minutes, 1),
             **({"note": args.note} if args.note else {}),
         },

@@ -121,6 +121,35 @@ def head_inputs(name: str, features: NDArray[Any], x: NDArray[Any]) -> NDArray[n
     return np.column_stack([features, np.log10(snr)])
 
 
+#: Wavelength bins of the coarse spectral shape whose distance from the training spectra
+#: flags a spectrum (the network's features can miss a continuum no galaxy has).
+SHAPE_BINS = 24
+
+
+def spectral_shape(x: NDArray[Any]) -> NDArray[np.float64]:
+    """The coarse shape of model-input spectra: the mean in :data:`SHAPE_BINS` bins, (n, 24)."""
+    rows = np.atleast_2d(np.asarray(x, dtype=np.float64))
+    edges = np.linspace(0, rows.shape[1], SHAPE_BINS + 1).astype(int)
+    return np.column_stack(
+        [rows[:, a:b].mean(axis=1) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    )
+
+
+def shape_reference(x: NDArray[Any]) -> dict[str, Any]:
+    """Mean and (shrunk) inverse covariance of the coarse shapes of training spectra."""
+    shapes = spectral_shape(x)
+    cov = np.cov(shapes, rowvar=False)
+    cov = 0.95 * cov + 0.05 * np.diag(np.diag(cov)) + 1e-8 * np.eye(cov.shape[0])
+    return {"mean": shapes.mean(axis=0).tolist(), "inverse_covariance": np.linalg.inv(cov).tolist()}
+
+
+def shape_distance(x: NDArray[Any], reference: dict[str, Any]) -> NDArray[np.float64]:
+    """Mahalanobis distance of each spectrum's coarse shape from :func:`shape_reference`."""
+    d = spectral_shape(x) - np.asarray(reference["mean"], dtype=np.float64)
+    inverse = np.asarray(reference["inverse_covariance"], dtype=np.float64)
+    return np.sqrt(np.einsum("ij,jk,ik->i", d, inverse, d))
+
+
 def spectrum_shape_problems(x: NDArray[Any]) -> list[str]:
     """Reasons in the shape of one model-input spectrum: padded ends, interpolated gaps."""
     reasons = []
@@ -179,6 +208,14 @@ def ood_reasons(
             reasons[i].append(f"S/N {snr[i]:.1f} below the training range (>= {snr_min:.1f})")
         for i in range(n):
             reasons[i].extend(spectrum_shape_problems(x[i]))
+        shape = ood.get("shape")
+        if shape is not None:
+            far = shape_distance(x, shape)
+            limit = float(shape["max_distance"])
+            for i in np.flatnonzero(far > limit):
+                reasons[i].append(
+                    f"spectral shape unlike any training galaxy (distance {far[i]:.1f} > {limit:.1f})"
+                )
         if raw is not None:
             negative = np.mean(np.asarray(raw, dtype=np.float64) < 0, axis=1)
             for i in np.flatnonzero(negative > 0.2):
@@ -323,6 +360,15 @@ def calibrate_galaxy_model(
         snr_fit = der_snr(fit[0])
         ood["snr_min"] = float(np.percentile(snr_fit[np.isfinite(snr_fit)], 0.5))
         ood["snr_estimator"] = "DER_SNR of the model input (Stoehr et al. 2008)"
+        reference = shape_reference(fit[0])
+        limit = np.percentile(shape_distance(calibrate[0], reference), DISTANCE_PERCENTILE)
+        ood["shape"] = {
+            **reference,
+            "max_distance": float(limit),
+            "method": f"Mahalanobis distance of the input's mean in {SHAPE_BINS} wavelength "
+            f"bins from the head's training spectra; limit: the {DISTANCE_PERCENTILE}th "
+            "percentile of the calibration spectra",
+        }
     if redshift_range is not None:
         ood["redshift"] = [float(redshift_range[0]), float(redshift_range[1])]
     section = _section(head, Path(head_path).name, "", splits, cover)
