@@ -312,7 +312,7 @@ def plot_predicted_vs_true(table: Any, path: str | os.PathLike) -> None:
     )
     for column, (model, values) in enumerate(predictions.items()):
         for row, (key, label, span) in enumerate(
-            (("log_age", "log age [yr]", (8.0, 10.4)), ("mh", "[M/H] [dex]", (-1.0, 0.4)))
+            (("log_age", "log age [yr]", (7.8, 10.4)), ("mh", "[M/H] [dex]", (-1.6, 0.4)))
         ):
             ax = axes[row, column]
             true, pred = values[f"true_{key}"], values[f"pred_{key}"]
