@@ -154,21 +154,20 @@ def write_boss_spectrum(
 
 
 def test_boss_spectrum_keeps_its_redshift(tmp_path: Path) -> None:
-    from napari_galam.io.quality import redshift_problems
+    from napari_galam.io.quality import spectrum_flags
 
     path = write_boss_spectrum(tmp_path / "spec-3586-55181-0001.fits", z=0.589)
     spectrum = read_sdss_spectrum(path)
     assert spectrum.layout == "boss"
     assert spectrum.redshift == pytest.approx(0.589, abs=1e-6)
     assert spectrum.redshift_warning == 0 and spectrum.meta["CLASS"] == "GALAXY"
-    problems = redshift_problems(spectrum, (0.002, 0.3))
-    assert len(problems) == 1
-    assert "z = 0.589 is outside" in problems[0] and "0.002 <= z <= 0.3" in problems[0]
-    assert redshift_problems(spectrum, None) == []
+    problems = spectrum_flags(spectrum, (0.002, 0.3))
+    assert problems == ["z = 0.589 outside the training redshifts 0.002-0.3"]
+    assert spectrum_flags(spectrum, None) == []
 
 
 def test_boss_lowercase_columns_and_z_noqso(tmp_path: Path) -> None:
-    from napari_galam.io.quality import redshift_problems
+    from napari_galam.io.quality import spectrum_flags
 
     lower = read_sdss_spectrum(
         write_boss_spectrum(tmp_path / "spec-lower.fits", z=0.12, lowercase=True)
@@ -184,8 +183,8 @@ def test_boss_lowercase_columns_and_z_noqso(tmp_path: Path) -> None:
         write_boss_spectrum(tmp_path / "spec-flag.fits", z=0.1, zwarning=4 | 16)
     )
     assert flagged.redshift_warning == 20
-    (problem,) = redshift_problems(flagged, (0.002, 0.3))
-    assert "ZWARNING = 20: SMALL_DELTA_CHI2, MANY_OUTLIERS" in problem
+    (problem,) = spectrum_flags(flagged, (0.002, 0.3))
+    assert "ZWARNING = 20 (SMALL_DELTA_CHI2, MANY_OUTLIERS)" in problem
 
 
 def test_shipped_spectra_model_card_says_its_redshift_range() -> None:

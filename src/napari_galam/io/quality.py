@@ -14,9 +14,7 @@ wrong, so that the batch commands can put them in a row and the docks can show t
   made (``galam predict``, the Galaxy age & [M/H] dock);
 * :func:`cutout_problems`: a saturated, flat-topped core (many pixels at the largest
   value the data type holds, or sharing exactly the image's maximum in a float image);
-* :func:`input_problems`: either of the above, by the type of what was read;
-* :func:`redshift_problems`: a redshift the pipeline flags (``ZWARNING``), or one outside
-  the range a model was trained on (its card says which).
+* :func:`input_problems`: either of the above, by the type of what was read.
 """
 
 from __future__ import annotations
@@ -34,7 +32,6 @@ __all__ = [
     "spectrum_flags",
     "cutout_problems",
     "input_problems",
-    "redshift_problems",
     "ZWARNING_BITS",
 ]
 
@@ -244,47 +241,6 @@ ZWARNING_BITS = {
     4: "MANY_OUTLIERS", 5: "Z_FITLIMIT", 6: "NEGATIVE_EMISSION", 7: "UNPLUGGED",
     8: "BAD_TARGET", 9: "NODATA",
 }  # fmt: skip
-
-
-def redshift_problems(
-    spectrum: Any, z_range: tuple[float, float] | None, *, model: str = "spectra-only"
-) -> list[str]:
-    """Reasons a spectrum's redshift makes the model's answer unreliable.
-
-    Parameters
-    ----------
-    spectrum
-        Anything with ``redshift`` (NaN: unknown, which the preprocessing reports) and
-        optionally ``meta["ZWARNING"]`` (an SDSS spectrum).
-    z_range
-        ``(low, high)``: the redshifts ``model`` was trained on (its model card); None
-        when the card does not say.
-    model
-        The model's name, for the message.
-
-    Returns
-    -------
-    list of str
-        Empty when the redshift is unflagged and inside ``z_range`` (or unknown).
-    """
-    label = _label(spectrum)
-    z = float(getattr(spectrum, "redshift", float("nan")))
-    if not np.isfinite(z):
-        return []
-    problems = []
-    warning, bits = _redshift_warning(spectrum)
-    if warning:
-        problems.append(
-            f"{label}: the pipeline flags its redshift z = {z:.4g} (ZWARNING = {warning}: "
-            f"{', '.join(bits)}); expected an unflagged redshift (ZWARNING = 0)."
-        )
-    if z_range is not None and not z_range[0] <= z <= z_range[1]:
-        problems.append(
-            f"{label}: z = {z:.3g} is outside the redshifts the {model} model covers "
-            f"({z_range[0]:g} <= z <= {z_range[1]:g}, from its model card); its answer "
-            "would be an extrapolation."
-        )
-    return problems
 
 
 def _redshift_warning(spectrum: Any) -> tuple[int, list[str]]:
