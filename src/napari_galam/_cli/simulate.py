@@ -69,6 +69,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="cubes: store only maps, gradients and SEDs, not the spectral cubes",
     )
     parser.add_argument(
+        "--cube-emission",
+        action="store_true",
+        help="cubes (and --layout): add nebular emission lines spaxel by spaxel, strong where "
+        "the light is young; the truth stays stellar (default off: the shipped SED CNN was "
+        "trained on cubes without lines)",
+    )
+    parser.add_argument(
         "--family",
         default="all",
         help="star-formation-history families, drawn uniformly per galaxy: 'all' (default) "
@@ -142,7 +149,7 @@ def _run_layout(args: argparse.Namespace) -> int:
     steps = iter_simulate_survey_cubes(
         args.output, layout=args.layout, n=args.number, seed=args.seed,
         redshift=_redshift(args.redshift), families=parse_families(args.family),
-        shape=_shape(args.shape),
+        shape=_shape(args.shape), emission=args.cube_emission,
     )  # fmt: skip
     if args.quiet:
         table = run_to_end(steps)
@@ -186,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
             "snr_range": _snr_range(args.snr_range),
         }
     else:
-        options = {"store_cubes": not args.no_cubes}
+        options = {"store_cubes": not args.no_cubes, "emission": args.cube_emission}
     options["families"] = parse_families(args.family)
     card = simulate_dataset(
         args.output,

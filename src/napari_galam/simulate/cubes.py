@@ -5,7 +5,9 @@ cube is one matrix product of light maps (4 x ny x nx) and basis spectra (4 x n_
 plus noise. The truth holds per-spaxel luminosity-weighted log age and [M/H] maps (of
 the light in each spaxel, and intrinsic, before the PSF), the deprojected R/R_e map and
 the radial gradients inside R_e fitted to those maps (the Liew-Cain et al. 2021 definition),
-besides the designed gradients of each component.
+besides the designed gradients of each component. With ``emission=True`` the spaxels
+also get nebular emission lines (:mod:`~napari_galam.simulate.cube_emission`); the truth
+stays that of the stars.
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ from numpy.typing import NDArray
 from scipy.signal import fftconvolve
 
 from napari_galam.errors import GalamInputError
+from napari_galam.simulate.cube_emission import (
+    SpaxelEmission,
+    add_line_emission,
+    draw_spaxel_emission,
+)
 from napari_galam.simulate.galaxy import GalaxyModel
 from napari_galam.simulate.galaxy_maps import deprojected_radius_map, label_maps, light_maps
 from napari_galam.simulate.observe import band_set, gaussian_kernel, observed_basis
@@ -107,7 +114,8 @@ class IFUCube:
 
     ``flux`` and ``error`` are in 1e-16 erg/s/cm^2/A per spaxel; ``badpix`` is 1 where
     the data are bad (outside the hexagonal field of view, a few dead pixels); ``header``
-    carries the celestial and spectral WCS of the primary HDU.
+    carries the celestial and spectral WCS of the primary HDU; ``emission`` holds the
+    nebular lines added to the cube (None: none).
     """
 
     flux: NDArray[np.float32]
@@ -118,6 +126,7 @@ class IFUCube:
     truth: CubeTruth
     galaxy: GalaxyModel
     snr_at_re: float
+    emission: SpaxelEmission | None = None
 
 
 @dataclass(frozen=True)
@@ -294,6 +303,8 @@ def spaxel_errors(
     r_over_re: NDArray[np.floating],
     snr_at_re: float,
     sky_profile: NDArray[np.floating],
+    *,
+    continuum: NDArray[np.float32] | None = None,
 ) -> NDArray[np.float32]:
     """1-sigma noise of a noiseless (n_wave, ny, nx) cube: sky (times a profile) plus source.
 
@@ -302,12 +313,16 @@ def spaxel_errors(
     ``snr_at_re`` per pixel in 5590-5680 A, where sky and source noise are equal; it
     scales with ``sky_profile`` (n_wave,: 1 where the instrument is most sensitive,
     more in the blue or near sky lines); the source's photon noise grows as sqrt(flux).
+    ``continuum`` (default ``flux``) is the cube whose ring level sets the sky noise:
+    the stellar cube when emission lines were added, so that a line redshifted into the
+    window does not change the S/N of the continuum.
     """
     window = (wave >= 5590) & (wave <= 5680)
     ring = np.abs(r_over_re - 1.0) < 0.15
     if not ring.any():
         ring = r_over_re <= np.nanmin(r_over_re) + 1.0
-    level = float(np.mean(flux[window][:, ring]))
+    reference = flux if continuum is None else continuum
+    level = float(np.mean(reference[window][:, ring]))
     sky_sigma = level / (snr_at_re * np.sqrt(2.0))
     profile = np.asarray(sky_profile)
     error = sky_sigma * np.sqrt(profile[:, None, None] ** 2 + np.clip(flux, 0.0, None) / level)
@@ -324,6 +339,7 @@ def render_califa_cube(
     snr_at_re: float = 20.0,
     ra: float = 180.0,
     dec: float = 30.0,
+    emission: bool = False,
 ) -> IFUCube:
     """Render a CALIFA V500-like cube of ``galaxy`` (1" spaxels, 3749-7501 A, FWHM 6 A).
 
@@ -343,6 +359,11 @@ def render_califa_cube(
         S/N per spectral pixel near 5635 A of a spaxel at R = R_e, > 0.
     ra, dec
         Sky position of the cube centre (degrees).
+    emission
+        Add nebular emission lines spaxel by spaxel
+        (:func:`~napari_galam.simulate.cube_emission.draw_spaxel_emission`, drawn from
+        ``rng`` before the noise); the truth maps stay stellar. False leaves the cube as
+        without the option, draw for draw.
     """
     check_snr(snr_at_re, "snr_at_re")
     pixel_scale = 1.0
@@ -358,9 +379,17 @@ def render_califa_cube(
     )
     flux = np.tensordot(spectra.astype(np.float32), blurred.astype(np.float32), axes=(0, 0))
     truth = cube_truth(galaxy, maps, blurred, shape=shape, pixel_scale=pixel_scale, centre=centre)
+    stellar, lines = flux, None
+    if emission:
+        lines = draw_spaxel_emission(
+            rng, galaxy, basis, blurred, log_age=truth.log_age, mh=truth.mh,
+            r_over_re=truth.r_over_re, flux_scale=1e16, medium="air",
+        )  # fmt: skip
+        flux = add_line_emission(stellar, lines, CALIFA_WAVE, layout="CALIFA")
     error = spaxel_errors(
-        flux, CALIFA_WAVE, truth.r_over_re, snr_at_re, califa_sky_profile(CALIFA_WAVE)
-    )
+        flux, CALIFA_WAVE, truth.r_over_re, snr_at_re, califa_sky_profile(CALIFA_WAVE),
+        continuum=stellar,
+    )  # fmt: skip
     flux = flux + error * rng.standard_normal(flux.shape, dtype=np.float32)
     inside = hexagon_mask(shape, pixel_scale)
     badpix = np.broadcast_to(~inside, flux.shape).astype(np.uint8)
@@ -381,6 +410,7 @@ def render_califa_cube(
         truth=truth,
         galaxy=galaxy,
         snr_at_re=float(snr_at_re),
+        emission=lines,
     )
 
 

@@ -6,7 +6,8 @@ points), the fibre's luminosity-weighted log age and [M/H], and the truth (segme
 target ellipse, blend flag, galaxy parameters).
 
 ``kind="cubes"`` (Liew-Cain et al. 2021, per spaxel): CALIFA-like cubes with truth maps,
-the gradients, and per-spaxel J-PAS-like narrow-band SEDs (the SED network's input).
+the gradients, and per-spaxel J-PAS-like narrow-band SEDs (the SED network's input),
+optionally with nebular emission lines.
 
 Every galaxy gets its own random generator spawned from the seed, so a dataset is the
 same for a seed whatever the chunking. Files are written to a temporary name and moved
@@ -497,9 +498,10 @@ _CUBE_MAP_NAMES = ("log_age", "mh", "intrinsic_log_age", "intrinsic_mh", "r_over
 
 
 def _create_cube_datasets(
-    handle: Any, n: int, *, store_cubes: bool, opts: dict[str, Any]
+    handle: Any, n: int, *, store_cubes: bool, emission: bool, opts: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The per-galaxy cube datasets (empty unless ``store_cubes``) and truth-map datasets."""
+    """The per-galaxy cube datasets (empty unless ``store_cubes``) and map datasets: the
+    truth maps, and the H-alpha EW map (``halpha_ew``) if the cubes have ``emission``."""
     ny, nx = CALIFA_SHAPE
     nw = CALIFA_WAVE.size
     handle.create_dataset("cubes/wave", data=CALIFA_WAVE)
@@ -513,7 +515,7 @@ def _create_cube_datasets(
         name: handle.create_dataset(
             f"maps/{name}", (n, ny, nx), np.float32, chunks=(1, ny, nx), **opts
         )
-        for name in _CUBE_MAP_NAMES
+        for name in _CUBE_MAP_NAMES + (("halpha_ew",) if emission else ())
     }
     return cube_sets, maps
 
@@ -547,10 +549,11 @@ def _cube_truth_row(galaxy: GalaxyModel, cube: IFUCube, snr: float, psf: float) 
         "observed_gradient_mh": truth.observed_gradient_mh,
         "re_pixels": truth.re_pixels,
         "axis_ratio": truth.axis_ratio,
+        "halpha_ew_at_re": cube.emission.ew_halpha_at_re if cube.emission is not None else 0.0,
     }
 
 
-def _cubes_card(n: int, seed: int, seds: Any, store_cubes: bool) -> dict[str, Any]:
+def _cubes_card(n: int, seed: int, seds: Any, store_cubes: bool, emission: bool) -> dict[str, Any]:
     ny, nx = CALIFA_SHAPE
     return _card(
         "cubes",
@@ -567,6 +570,7 @@ def _cubes_card(n: int, seed: int, seds: Any, store_cubes: bool) -> dict[str, An
             "gradients": "least-squares slope of the truth maps against deprojected R/R_e "
             "inside R_e (dex/R_e)",
             "store_cubes": store_cubes,
+            "emission_lines": bool(emission),
         },
     )
 
@@ -579,6 +583,7 @@ def iter_simulate_cubes(
     library: Any = None,
     store_cubes: bool = True,
     families: str | Sequence[str] = "bulge-disc",
+    emission: bool = False,
 ) -> ProgressGenerator[dict[str, Any]]:
     """Write ``n`` CALIFA-like cubes with truth maps, gradients and SEDs to HDF5; return the card.
 
@@ -587,6 +592,13 @@ def iter_simulate_cubes(
     ``maps/intrinsic_log_age``, ``maps/intrinsic_mh``, ``maps/r_over_re`` (n, 73, 78);
     ``seds/flux`` (n, 73, 78, n_filters) with ``seds/filter_names``,
     ``seds/centres`` and ``seds/snr`` (n, 73, 78: each SED's median S/N over filters); ``gradients/*`` and ``truth/*`` one value per galaxy.
+
+    ``emission`` adds nebular emission lines to the cubes (and so to the SEDs), spaxel
+    by spaxel (:func:`~napari_galam.simulate.cubes.render_califa_cube`); the labels and
+    truth maps stay stellar. ``maps/halpha_ew`` (n, 73, 78) then holds each spaxel's
+    H-alpha equivalent width and ``truth/halpha_ew_at_re`` that of the ring R = R_e (0
+    without emission); the card records ``emission_lines``. Off by default: the shipped
+    SED CNN was trained on cubes without lines, and a seed gives the same cubes as before.
 
     Yields
     ------
@@ -604,7 +616,9 @@ def iter_simulate_cubes(
 
     def fill(handle: Any) -> ProgressGenerator[dict[str, Any]]:
         opts = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
-        cube_sets, maps = _create_cube_datasets(handle, n, store_cubes=store_cubes, opts=opts)
+        cube_sets, maps = _create_cube_datasets(
+            handle, n, store_cubes=store_cubes, emission=emission, opts=opts
+        )
         seds = None
         scalars: dict[str, list[float]] = {}
         for index, rng in enumerate(galaxy_rngs(seed, n)):
@@ -613,12 +627,15 @@ def iter_simulate_cubes(
             snr = float(rng.uniform(10.0, 40.0))
             psf = float(rng.uniform(2.2, 2.8))
             cube: IFUCube = render_califa_cube(
-                galaxy, rng=rng, library=library, snr_at_re=snr, psf_fwhm_arcsec=psf
-            )
+                galaxy, rng=rng, library=library, snr_at_re=snr, psf_fwhm_arcsec=psf,
+                emission=emission,
+            )  # fmt: skip
             for name, dataset in cube_sets.items():
                 dataset[index] = getattr(cube, name)
             for name in _CUBE_MAP_NAMES:
                 maps[name][index] = getattr(cube.truth, name)
+            if cube.emission is not None:
+                maps["halpha_ew"][index] = cube.emission.ew_halpha
             sed, names, centres = narrowband_seds(cube.wave, cube.flux)
             if seds is None:
                 seds = _create_sed_dataset(handle, n, names, centres, opts)
@@ -630,7 +647,8 @@ def iter_simulate_cubes(
         for key, values in scalars.items():
             group = "gradients" if key.startswith(("gradient_", "observed_gradient_")) else "truth"
             handle.create_dataset(f"{group}/{key}", data=np.array(values, dtype=np.float32))
-        return {**_cubes_card(n, seed, seds, store_cubes), "families": list(families)}
+        card = _cubes_card(n, seed, seds, store_cubes, emission)
+        return {**card, "families": list(families)}
 
     return (yield from _write_dataset(path, fill))
 

@@ -46,9 +46,15 @@ __all__ = [
     "EmissionLines",
     "FibreSpectrum",
     "draw_emission_lines",
+    "draw_gas_sigma",
+    "draw_retired_ratios",
+    "draw_star_forming_scatter",
     "emission_line_spectrum",
+    "intrinsic_line_fluxes",
     "render_fibre_spectrum",
     "sdss_sky_spectrum",
+    "star_forming_chance",
+    "star_forming_ratios",
     "to_linear_grid",
 ]
 
@@ -179,41 +185,70 @@ def draw_emission_lines(
     stellar_sigma_kms
         Stellar velocity dispersion; the gas is colder (50-100% of it, at least 30 km/s).
     """
-    sigma = max(30.0, float(stellar_sigma_kms) * float(rng.uniform(0.5, 1.0)))
-    star_forming = rng.random() < 1.0 / (1.0 + np.exp((log_age - 9.6) / 0.15))
+    sigma = draw_gas_sigma(rng, stellar_sigma_kms)
+    star_forming = rng.random() < star_forming_chance(log_age)
     if star_forming:
-        ew, ratios_hb, ratios_ha = _draw_star_forming_ratios(rng, log_age=log_age, mh=mh)
+        ew, ratios_hb, ratios_ha = star_forming_ratios(log_age, mh, draw_star_forming_scatter(rng))
         kind = "star-forming"
     else:
-        ew, ratios_hb, ratios_ha = _draw_retired_ratios(rng)
+        ew, ratios_hb, ratios_ha = draw_retired_ratios(rng)
         kind = "retired"
     relative = _relative_line_fluxes(ratios_hb, ratios_ha, ebv=ebv)
     return EmissionLines(ew_halpha=float(ew), relative_flux=relative, sigma_kms=sigma, kind=kind)
 
 
-def _draw_star_forming_ratios(
-    rng: np.random.Generator, *, log_age: float, mh: float
-) -> tuple[float, dict[str, float], dict[str, float]]:
-    """EW(H-alpha) and line ratios (to H-beta, to H-alpha) of a star-forming galaxy."""
-    ew = 10 ** float(np.clip(1.3 - 1.1 * (log_age - 9.0) + rng.normal(0.0, 0.3), 0.0, 2.7))
-    n2 = float(np.clip(-0.4 + 0.4 * mh + rng.normal(0.0, 0.12), -1.2, -0.3))
-    o3 = 0.61 / (n2 - 0.05) + 1.3 - 0.25 + rng.normal(0.0, 0.15)
+def draw_gas_sigma(rng: np.random.Generator, stellar_sigma_kms: float) -> float:
+    """The gas velocity dispersion: 50-100% of the stellar one, at least 30 km/s."""
+    return max(30.0, float(stellar_sigma_kms) * float(rng.uniform(0.5, 1.0)))
+
+
+def star_forming_chance(log_age: Any) -> Any:
+    """Chance that light of a luminosity-weighted log age is star-forming (logistic, centre
+    9.6, width 0.15 dex); float or array like ``log_age``."""
+    return 1.0 / (1.0 + np.exp((log_age - 9.6) / 0.15))
+
+
+def draw_star_forming_scatter(rng: np.random.Generator) -> dict[str, float]:
+    """The random parts of a star-forming spectrum (:func:`star_forming_ratios`), in dex:
+    the EW(H-alpha) and [N II]/H-alpha scatter, [O III]/H-beta, [O II], [S II] and [O I]."""
+    return {
+        "ew": rng.normal(0.0, 0.3),
+        "n2": rng.normal(0.0, 0.12),
+        "o3": rng.normal(0.0, 0.15),
+        "o2": rng.normal(0.35, 0.15),
+        "s2": rng.normal(-0.6, 0.1),
+        "o1": rng.normal(-1.5, 0.15),
+    }
+
+
+def star_forming_ratios(
+    log_age: Any, mh: Any, scatter: dict[str, float]
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """EW(H-alpha) and line ratios (to H-beta, to H-alpha) of star-forming light.
+
+    ``log_age`` and ``mh`` are the light's luminosity-weighted labels (floats, or arrays
+    of one shape: the values come out in that shape); ``scatter`` is one
+    :func:`draw_star_forming_scatter`.
+    """
+    ew = 10 ** np.clip(1.3 - 1.1 * (log_age - 9.0) + scatter["ew"], 0.0, 2.7)
+    n2 = np.clip(-0.4 + 0.4 * mh + scatter["n2"], -1.2, -0.3)
+    o3 = 0.61 / (n2 - 0.05) + 1.3 - 0.25 + scatter["o3"]
     ratios_hb = {
         "Hb": 1.0,
         "[OIII]5008": 10**o3,
-        "[OII]3727": 0.5 * 10 ** rng.normal(0.35, 0.15),
+        "[OII]3727": 0.5 * 10 ** scatter["o2"],
         "[NeIII]3870": 0.06 * 10**o3,
         "HeI5877": 0.11,
     }
     ratios_ha = {
         "[NII]6585": 10**n2,
-        "[SII]6718": 0.55 * 10 ** rng.normal(-0.6, 0.1),
-        "[OI]6302": 10 ** rng.normal(-1.5, 0.15),
+        "[SII]6718": 0.55 * 10 ** scatter["s2"],
+        "[OI]6302": 10 ** scatter["o1"],
     }
     return ew, ratios_hb, ratios_ha
 
 
-def _draw_retired_ratios(
+def draw_retired_ratios(
     rng: np.random.Generator,
 ) -> tuple[float, dict[str, float], dict[str, float]]:
     """EW(H-alpha) and LINER-like line ratios (to H-beta, to H-alpha) of a retired galaxy."""
@@ -234,10 +269,10 @@ def _draw_retired_ratios(
     return ew, ratios_hb, ratios_ha
 
 
-def _relative_line_fluxes(
-    ratios_hb: dict[str, float], ratios_ha: dict[str, float], *, ebv: float
-) -> dict[str, float]:
-    """Every line's observed flux relative to H-alpha: case B, the ratios, doublets, dust."""
+def intrinsic_line_fluxes(ratios_hb: dict[str, Any], ratios_ha: dict[str, Any]) -> dict[str, Any]:
+    """Every line's intrinsic flux relative to H-alpha: case B, the ratios and the doublets.
+
+    The ratios may be floats or arrays of one shape (the fluxes follow)."""
     intrinsic = {"Ha": 1.0}
     for name, ratio in _CASE_B_TO_HBETA.items():
         if name != "Ha":
@@ -250,6 +285,14 @@ def _relative_line_fluxes(
     intrinsic["[NII]6550"] = intrinsic["[NII]6585"] / 3.05
     intrinsic["[OII]3730"] = intrinsic["[OII]3727"] * 1.4
     intrinsic["[SII]6733"] = intrinsic["[SII]6718"] / 1.4
+    return intrinsic
+
+
+def _relative_line_fluxes(
+    ratios_hb: dict[str, float], ratios_ha: dict[str, float], *, ebv: float
+) -> dict[str, float]:
+    """Every line's observed flux relative to H-alpha: case B, the ratios, doublets, dust."""
+    intrinsic = intrinsic_line_fluxes(ratios_hb, ratios_ha)
     names = list(EMISSION_LINES_VACUUM_A)
     waves = np.array([EMISSION_LINES_VACUUM_A[name] for name in names])
     transmitted = calzetti_attenuation(waves, float(ebv) / 0.44)

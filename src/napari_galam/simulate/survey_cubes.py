@@ -31,7 +31,10 @@ The spatial part is :func:`~napari_galam.simulate.cubes.render_califa_cube`'s: t
 light maps, PSF, truth and noise model (:func:`~napari_galam.simulate.cubes.blurred_light_maps`,
 :func:`~napari_galam.simulate.cubes.cube_truth`, :func:`~napari_galam.simulate.cubes.spaxel_errors`),
 with each survey's own sky-noise profile. :func:`galaxy_at_redshift` moves a galaxy to
-another redshift at fixed physical size and luminosity, so it shrinks on the sky.
+another redshift at fixed physical size and luminosity, so it shrinks on the sky. With
+``emission=True`` the spaxels get nebular emission lines
+(:mod:`~napari_galam.simulate.cube_emission`) through the layout's line-spread function,
+in its medium.
 """
 
 from __future__ import annotations
@@ -45,6 +48,11 @@ from astropy.io import fits
 from numpy.typing import NDArray
 
 from napari_galam.errors import GalamInputError
+from napari_galam.simulate.cube_emission import (
+    SpaxelEmission,
+    add_line_emission,
+    draw_spaxel_emission,
+)
 from napari_galam.simulate.cubes import (
     CALIFA_SHAPE,
     CubeTruth,
@@ -200,6 +208,8 @@ class SurveyCube:
     images
         MaNGA's reconstructed g, r, i images (nanomaggies per spaxel, noiseless);
         empty for the other layouts.
+    emission
+        The nebular lines added to the cube (None: none).
     """
 
     layout: str
@@ -218,6 +228,7 @@ class SurveyCube:
     snr_at_re: float
     bundle_fibres: int = 0
     images: dict[str, NDArray[np.float32]] = field(default_factory=dict)
+    emission: SpaxelEmission | None = None
 
     @property
     def no_model(self) -> NDArray[np.bool_]:
@@ -414,6 +425,7 @@ def render_survey_cube(
     bundle_fibres: int | None = None,
     ra: float = 180.0,
     dec: float = 30.0,
+    emission: bool = False,
 ) -> SurveyCube:
     """Observe ``galaxy`` at its redshift through a survey layout (see the module doc).
 
@@ -439,6 +451,11 @@ def render_survey_cube(
         :func:`manga_bundle` of the galaxy's R_e.
     ra, dec
         Sky position of the cube centre (degrees).
+    emission
+        Add nebular emission lines spaxel by spaxel
+        (:func:`~napari_galam.simulate.cube_emission.draw_spaxel_emission`, drawn from
+        ``rng`` before the noise); the truth maps stay stellar. False leaves the cube as
+        without the option, draw for draw.
     """
     spec = survey_layout(layout)
     check_snr(snr_at_re, "snr_at_re")
@@ -464,9 +481,17 @@ def render_survey_cube(
     )
     model = (spectra.spectra * spec.flux_scale).astype(np.float32)
     flux = np.tensordot(model, blurred.astype(np.float32), axes=(0, 0))
+    stellar, lines = flux, None
+    if emission:
+        lines = draw_spaxel_emission(
+            rng, galaxy, basis, blurred, log_age=truth.log_age, mh=truth.mh,
+            r_over_re=truth.r_over_re, flux_scale=spec.flux_scale, medium=medium,
+        )  # fmt: skip
+        flux = add_line_emission(stellar, lines, wave, layout=spec.name)
     error = spaxel_errors(
-        flux, wave, truth.r_over_re, snr_at_re, _sky_profile(spec.name, wave, medium)
-    )
+        flux, wave, truth.r_over_re, snr_at_re, _sky_profile(spec.name, wave, medium),
+        continuum=stellar,
+    )  # fmt: skip
     flux += error * rng.standard_normal(flux.shape, dtype=np.float32)
     footprint = _footprint(spec, shape, fibres)
     bad = rng.random(flux.shape, dtype=np.float32) < _DEAD_PIXEL_RATE
@@ -490,4 +515,5 @@ def render_survey_cube(
         snr_at_re=float(snr_at_re),
         bundle_fibres=fibres,
         images=_band_images(basis, blurred, footprint) if spec.name == "MaNGA" else {},
+        emission=lines,
     )

@@ -6,7 +6,8 @@ survey layout (:func:`~napari_galam.simulate.survey_cubes.render_survey_cube`) a
 it as ``<layout>_<seed>_<index>.fits``
 (:func:`~napari_galam.simulate.writers.write_survey_cube`); then it writes
 ``<layout>_<seed>_truth.ecsv``, one row per file: the redshift, the designed and fitted
-gradients, the galaxy's total labels, its size and the observation's PSF and S/N.
+gradients, the galaxy's total labels, its size, the observation's PSF and S/N, and the
+H-alpha equivalent width at R_e of the emission lines (0 unless ``emission``).
 
 Galaxies are drawn with ``draw_galaxy(rng, survey="sdss")``, whose sizes follow the
 size-luminosity relation in kpc (CALIFA's draw instead rescales them to fill its field),
@@ -123,6 +124,7 @@ def _truth_row(name: str, cube: SurveyCube, family: str) -> dict[str, Any]:
         "n_wave": n_wave,
         "n_no_model": int(cube.no_model.sum()),
         "n_library_limited": int(cube.library_limited.sum()),
+        "halpha_ew_at_re": cube.emission.ew_halpha_at_re if cube.emission is not None else 0.0,
     }
 
 
@@ -144,6 +146,7 @@ def iter_simulate_survey_cubes(
     families: str | Sequence[str] = "bulge-disc",
     library: Any = None,
     shape: tuple[int, int] | None = None,
+    emission: bool = False,
 ) -> ProgressGenerator[Table]:
     """Write ``n`` simulated cubes of one survey layout into ``folder``; return the truth.
 
@@ -166,6 +169,11 @@ def iter_simulate_survey_cubes(
         SSP library; default the shipped one.
     shape
         (ny, nx) spaxels of every cube; default the layout's.
+    emission
+        Add nebular emission lines spaxel by spaxel
+        (:func:`~napari_galam.simulate.survey_cubes.render_survey_cube`); each file then
+        has an ``EMLINE_EW`` extension (the H-alpha equivalent width map). Off by
+        default: a seed gives the same files as before.
 
     Yields
     ------
@@ -196,6 +204,7 @@ def iter_simulate_survey_cubes(
         "seed": int(seed),
         "redshift_range": [low, high],
         "families": list(families),
+        "emission_lines": bool(emission),
         "flux_unit": spec.bunit,
         "labels": "luminosity-weighted (rest 5070-5950 A) log10(age/yr) and [M/H]",
         "gradients": "least-squares slope of the truth maps against deprojected R/R_e inside "
@@ -232,6 +241,7 @@ def _iter_files(
             shape=shape,
             psf_fwhm_arcsec=float(rng.uniform(*spec.psf_range)),
             snr_at_re=float(rng.uniform(10.0, 40.0)),
+            emission=bool(meta["emission_lines"]),
         )
         write_survey_cube(folder / names[index], cube)
         rows.append(_truth_row(names[index], cube, family))

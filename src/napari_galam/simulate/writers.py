@@ -9,6 +9,10 @@
   ``WAVELENGTH``, ``FWHM``) and the same truth extensions.
 * :func:`write_survey_cube`: a :class:`~napari_galam.simulate.survey_cubes.SurveyCube` in
   the CALIFA, MaNGA LOGCUBE or MUSE layout, with the same truth extensions.
+
+A cube with emission lines also gets an ``EMLINE_EW`` extension: the rest-frame H-alpha
+equivalent width per spaxel (A), with ``EW_HA_RE`` (that of the ring R = R_e) and
+``GAS_SIG`` (the gas dispersion) in its header.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from numpy.typing import NDArray
 
 from napari_galam import __version__
 from napari_galam.errors import GalamInputError
+from napari_galam.simulate.cube_emission import SpaxelEmission
 from napari_galam.simulate.cubes import BAD_ERROR_VALUE, CubeTruth, IFUCube, NarrowBandCube
 from napari_galam.simulate.galaxy import kpc_per_arcsec
 from napari_galam.simulate.spectra import FibreSpectrum
@@ -247,6 +252,22 @@ def _truth_hdus(truth: CubeTruth, header: fits.Header) -> list[fits.ImageHDU]:
     return hdus
 
 
+def _emission_hdus(emission: SpaxelEmission | None, header: fits.Header) -> list[fits.ImageHDU]:
+    """``EMLINE_EW``: the H-alpha equivalent width map of a cube's emission lines (none
+    without lines); not a ``TRUE_*`` map, since the truth is of the stars."""
+    if emission is None:
+        return []
+    hdu = fits.ImageHDU(emission.ew_halpha, header=_celestial_header(header), name="EMLINE_EW")
+    hdu.header["BUNIT"] = "Angstrom"
+    hdu.header["COMMENT"] = "rest-frame H-alpha equivalent width in emission, per spaxel"
+    _set_finite(
+        hdu.header,
+        EW_HA_RE=(emission.ew_halpha_at_re, "H-alpha EW of the ring R = R_e, A"),
+        GAS_SIG=(emission.sigma_kms, "gas velocity dispersion, km/s"),
+    )
+    return [hdu]
+
+
 def _set_finite(header: fits.Header, **cards: tuple[float, str]) -> None:
     """Set ``KEY=(value, comment)`` cards, leaving out values that are not finite (FITS
     headers cannot hold NaN: a gradient of a galaxy with under 3 spaxels inside R_e)."""
@@ -260,7 +281,13 @@ def write_califa_cube(
 ) -> Path:
     """Write a CALIFA-like cube (primary flux cube, ``ERROR``, ``BADPIX``, truth maps)."""
     path = Path(path)
-    hdus = fits.HDUList([*_califa_hdus(cube), *_truth_hdus(cube.truth, cube.header)])
+    hdus = fits.HDUList(
+        [
+            *_califa_hdus(cube),
+            *_truth_hdus(cube.truth, cube.header),
+            *_emission_hdus(cube.emission, cube.header),
+        ]
+    )
     _write_atomically(hdus, path, overwrite)
     return path
 
@@ -331,12 +358,14 @@ def write_survey_cube(
       ``STAT`` (variance), NaN where bad, as the ESO pipeline flags pixels.
 
     Every layout ends with ``TRUE_LOG_AGE``, ``TRUE_MH`` and ``TRUE_R_RE``; the first
-    carries the gradients, the redshift, the galaxy's total labels and its size.
+    carries the gradients, the redshift, the galaxy's total labels and its size. A cube
+    with emission lines ends with ``EMLINE_EW`` (see the module doc).
     """
     builders = {"CALIFA": _califa_survey_hdus, "MaNGA": _manga_hdus, "MUSE": _muse_hdus}
     truth = _truth_hdus(cube.truth, cube.header)
     _survey_truth_cards(truth[0].header, cube)
-    hdus = fits.HDUList([*builders[cube.layout](cube), *truth])
+    emission = _emission_hdus(cube.emission, cube.header)
+    hdus = fits.HDUList([*builders[cube.layout](cube), *truth, *emission])
     _write_atomically(hdus, Path(path), overwrite)
     return Path(path)
 
