@@ -101,8 +101,14 @@ def test_three_simulated_galaxies_against_their_truth(dock) -> None:
     )
     d_mh = np.array([r.mh - g.spectrum.mh for r, g in zip(results, galaxies, strict=True)])
     print("clicked galaxies, pred - truth: log age", d_age.round(3), "[M/H]", d_mh.round(3))
-    # the model's test-set SD is ~0.15 dex (age) and ~0.11 dex ([M/H]): allow 3 sigma
-    assert np.all(np.abs(d_age) < 0.45) and np.all(np.abs(d_mh) < 0.35)
+    # each answer within 3 of its own calibrated sigmas of the truth, and those sigmas
+    # no wider than the model's scatter allows (MMLforGalAM on every family: SD 0.28 /
+    # 0.31 dex, median sigma 0.23 / 0.32)
+    age_err = np.array([r.log_age_err for r in results])
+    mh_err = np.array([r.mh_err for r in results])
+    print("quoted errors: log age", age_err.round(3), "[M/H]", mh_err.round(3))
+    assert np.all(age_err < 0.5) and np.all(mh_err < 0.6)
+    assert np.all(np.abs(d_age) < 3 * age_err) and np.all(np.abs(d_mh) < 3 * mh_err)
     assert widget.table.rowCount() == 3
     # issue 20: every number with its calibrated error, in the table, the points and the file
     headers = [
