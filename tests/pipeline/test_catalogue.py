@@ -140,6 +140,32 @@ def test_a_doubtful_spectrum_is_predicted_and_flagged_and_an_unusable_one_reject
         assert not row["ood"]
 
 
+def test_an_image_model_row_carries_its_galaxys_redshift_flag(
+    galaxy_files: Path, sdss_spectrum_file
+) -> None:
+    """The image models were trained on the same redshifts: a galaxy beyond them is flagged
+    in the image row too; the spectrum-only ZWARNING is not the image's business."""
+    from napari_galam.models.registry import available_models
+
+    if "spectra-only" not in available_models():
+        pytest.skip("needs the shipped spectra-only model card (its redshift range)")
+    far = sdss_spectrum_file("FAR.fits", redshift=0.4, **BOSS_PIXELS)
+    shaky = edit_spectrum(sdss_spectrum_file("SHAKY.fits", redshift=0.1), zwarning=4)
+    image = galaxy_files / "GAL2.jpg"
+    inputs = [
+        GalaxyInput("far", image=image, spectrum=far),
+        GalaxyInput("shaky", image=image, spectrum=shaky),
+    ]
+    rows = {
+        r["source"]: r
+        for r in run_to_end(iter_predict_catalogue(inputs, flagging_predict, model="mmlforgalam"))
+    }
+    assert rows["far"]["model"] == "mmlforgalam" and rows["far"]["status"] == "ok"
+    assert rows["far"]["ood"]
+    assert rows["far"]["ood_reason"] == "z = 0.4 outside the training redshifts 0.002-0.3"
+    assert not rows["shaky"]["ood"] and rows["shaky"]["ood_reason"] == ""
+
+
 def test_a_spectrum_without_good_pixels_or_redshift_is_still_rejected(sdss_spectrum_file) -> None:
     from astropy.io import fits
 

@@ -35,6 +35,10 @@ __all__ = [
     "ZWARNING_BITS",
 ]
 
+#: The words of the redshift-range flag; a galaxy's image models carry this flag of its
+#: spectrum too (the galaxy, not only its spectrum, lies outside the training redshifts).
+OUTSIDE_TRAINING_REDSHIFTS = "outside the training redshifts"
+
 #: A spectrum is flagged when more than this fraction of its good pixels is negative.
 NEGATIVE_FLUX_FRACTION = 0.5
 
@@ -152,7 +156,7 @@ def spectrum_flags(spectrum: Any, z_range: tuple[float, float] | None) -> list[s
             f"SDSS ZWARNING = {warning} ({', '.join(bits)}): the redshift z = {z:.4g} is unreliable"
         )
     if z_range is not None and not z_range[0] <= z <= z_range[1]:
-        flags.append(f"z = {z:.3g} outside the training redshifts {z_range[0]:g}-{z_range[1]:g}")
+        flags.append(f"z = {z:.3g} {OUTSIDE_TRAINING_REDSHIFTS} {z_range[0]:g}-{z_range[1]:g}")
     return flags
 
 

@@ -353,6 +353,14 @@ def _prepare(
     return _Prepared(image, spectrum, flags, "; ".join(reasons), failed)
 
 
+def _galaxy_flags(spectrum_flags: list[str]) -> list[str]:
+    """The spectrum's flags that concern the galaxy, for an image model's row: its
+    redshift outside the training range (the images were drawn at those redshifts too)."""
+    from napari_galam.io.quality import OUTSIDE_TRAINING_REDSHIFTS
+
+    return [flag for flag in spectrum_flags if OUTSIDE_TRAINING_REDSHIFTS in flag]
+
+
 def _empty_row(galaxy: GalaxyInput) -> dict[str, Any]:
     """A galaxy's row before prediction: rejected, no model, NaN values."""
     return {
@@ -464,7 +472,7 @@ def iter_predict_catalogue(
         needs = prepared.spectrum if spectral else prepared.image
         if needs is not None:
             pending.setdefault(choice, []).append(
-                (index, needs, prepared.flags if spectral else [])
+                (index, needs, prepared.flags if spectral else _galaxy_flags(prepared.flags))
             )
             row["status"], row["model"] = "ok", choice
         elif not reason:
