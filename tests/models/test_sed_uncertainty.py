@@ -12,6 +12,7 @@ from napari_galam.models.sed_uncertainty import (
     bad_flux_codes,
     coverage_by_snr,
     describe_ood,
+    fit_snr_scales,
     fit_variance_scale,
     low_snr_codes,
     mahalanobis_squared,
@@ -60,3 +61,45 @@ def test_a_card_without_calibration_is_refused_with_a_message() -> None:
                                            "max_distance2": 9}}}  # fmt: skip
     with pytest.raises(GalamError, match="unusable"):
         sed_calibration({"calibration": bad})
+
+
+def _card(**uncertainty) -> dict:
+    return {"calibration": {
+        "uncertainty": {"log_age": {"scale": 1.0}, "mh": {"scale": 2.0}, **uncertainty},
+        "ood": {"min_snr": 3, "shape": {"mean": [1, 1], "precision": [[1, 0], [0, 1]],
+                                        "max_distance2": 9}},
+    }}  # fmt: skip
+
+
+def test_errors_too_small_at_low_snr_get_their_own_scale() -> None:
+    """Raw errors right at high S/N but half the truth at low S/N: one factor per bin."""
+    rng = np.random.default_rng(4)
+    snr = np.exp(rng.uniform(np.log(3.0), np.log(300.0), 60_000))
+    raw = 0.1 + 0.5 / snr
+    true_sigma = np.where(snr < 10, 2.0, 1.0) * raw
+    residual = true_sigma * rng.standard_normal(snr.size)
+    edges = (3.0, 10.0, 40.0, np.inf)
+    scales = fit_snr_scales(residual, raw, snr, edges)
+    assert scales[0] == pytest.approx(2.0, rel=0.05) and scales[1] == pytest.approx(1.0, rel=0.05)
+    calibration = sed_calibration(
+        _card(by_snr_scale={"edges": list(edges), "log_age": scales, "mh": scales})
+    )
+    factors = calibration.scales(snr)
+    cover = coverage_by_snr(residual, factors[:, 0] * raw, snr, edges)
+    for c in cover["by_snr"].values():
+        assert c["within_68"] == pytest.approx(0.683, abs=0.02)
+    one = fit_variance_scale(residual, raw)  # a single factor misses the low-S/N bin
+    assert coverage_by_snr(residual, one * raw, snr, edges)["by_snr"]["3-10"]["within_68"] < 0.6
+    # unknown S/N, below the bins, or none given: the overall scales
+    assert calibration.scales([np.nan, 1.0]).tolist() == [[1.0, 2.0], [1.0, 2.0]]
+    assert calibration.scales(None, n=2).shape == (2, 2)
+    few = fit_snr_scales(residual[:500], raw[:500], snr[:500], edges, overall=1.5)
+    assert few == [1.5, 1.5, 1.5]  # bins too sparse to trust keep the overall factor
+
+
+def test_a_broken_per_snr_table_is_refused() -> None:
+    assert sed_calibration(_card()).snr_scale is None
+    with pytest.raises(GalamError, match="by_snr_scale"):
+        sed_calibration(_card(by_snr_scale={"edges": [3, 10, 1e9], "log_age": [1.0], "mh": [1.0]}))
+    with pytest.raises(GalamError, match="by_snr_scale"):
+        sed_calibration(_card(by_snr_scale={"edges": [3, 10], "log_age": [-1.0], "mh": [1.0]}))

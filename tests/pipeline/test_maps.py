@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "io"))
 from survey_files import write_califa_cube, write_narrowband_mef  # noqa: E402
 
 
-def colour_predictor(seds: np.ndarray) -> SimpleNamespace:
+def colour_predictor(seds: np.ndarray, snr: np.ndarray | None = None) -> SimpleNamespace:
     seds = np.asarray(seds, dtype=float)
     return SimpleNamespace(log_age=seds[:, 0] / seds[:, -1], mh=seds.mean(axis=1))
 
@@ -59,7 +59,24 @@ def test_each_spaxel_gets_the_prediction_of_its_own_sed(califa_seds) -> None:
     assert maps.band_names == tuple(names)
 
 
-def predictor_with_errors(seds: np.ndarray) -> SimpleNamespace:
+def test_the_model_is_told_each_input_s_snr(califa_seds) -> None:
+    """The SED model scales its errors by S/N: spaxels and Voronoi bins pass theirs."""
+    seds, _ = califa_seds
+    told: list[np.ndarray] = []
+
+    def recording(inputs: np.ndarray, snr: np.ndarray | None = None) -> SimpleNamespace:
+        told.append(np.asarray(snr))
+        return colour_predictor(inputs)
+
+    maps = map_seds(seds, recording, min_snr=3.0)
+    kept = np.isfinite(maps.log_age)
+    np.testing.assert_array_equal(told[0], seds.snr[kept])  # row-major, as the spaxels
+    binned = map_seds(seds, recording, min_snr=1.0, target_snr=60.0)
+    n_bins = int(binned.bin_id.max()) + 1
+    assert told[1].shape == (n_bins,) and np.median(told[1]) >= 0.8 * 60.0  # the bins' S/N
+
+
+def predictor_with_errors(seds: np.ndarray, snr: np.ndarray | None = None) -> SimpleNamespace:
     """The colour predictor with errors growing with the first filter's flux, and a flag."""
     base = colour_predictor(seds)
     n = base.log_age.size

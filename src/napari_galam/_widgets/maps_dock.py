@@ -158,11 +158,11 @@ def _source_layers(viewer: Any) -> list[Any]:
     ]
 
 
-def _predict_in_worker(seds: np.ndarray) -> Any:
+def _predict_in_worker(seds: np.ndarray, *, snr: Any = None) -> Any:
     """The SED model in the session's model worker (started on first use, in the job thread)."""
     worker = shared_worker()
     worker.start()
-    return worker.predict_seds(seds)
+    return worker.predict_seds(seds, snr=snr)
 
 
 def _predict_spectra_in_worker(inputs: np.ndarray, *, snr: Any = None) -> Any:

@@ -324,7 +324,9 @@ def predict_seds(
         (``n_filters`` must match its card); any leading shape, e.g. (ny, nx).
     snr : (...) array, optional
         Each SED's median S/N over the filters (the maps' ``SNR``); spaxels below the
-        training range are flagged (``OOD_LOW_SNR``). None: not checked.
+        training range are flagged (``OOD_LOW_SNR``), and the card's per-S/N error
+        scales apply (``calibration.uncertainty.by_snr_scale``). None: not checked,
+        the overall scales apply.
     batch_size : int
         Largest batch handed to the model.
 
@@ -368,7 +370,8 @@ def predict_seds(
                 f"model {SED_MODEL!r} gives {raw.shape[1]} outputs per spaxel; expected 4 "
                 "(log age, [M/H] and their errors): run scripts/calibrate_sed_uncertainty.py"
             )
-        scale = np.array([calibration.scale["log_age"], calibration.scale["mh"]], np.float32)
+        rows_snr = None if snr is None else np.asarray(snr, np.float64).reshape(-1)[flat_valid]
+        scale = calibration.scales(rows_snr, n=len(raw)).astype(np.float32)
         with np.errstate(over="ignore", invalid="ignore"):
             sigma = np.nan_to_num(raw[:, 2:] * scale, nan=np.inf)  # an overflow: no information
         raw[:, 2:] = np.clip(sigma, SED_ERROR_RANGE[0], SED_ERROR_RANGE[1])

@@ -17,7 +17,7 @@ spells them out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -37,6 +37,7 @@ __all__ = [
     "coverage",
     "coverage_by_snr",
     "describe_ood",
+    "fit_snr_scales",
     "fit_variance_scale",
     "low_snr_codes",
     "mahalanobis_squared",
@@ -81,6 +82,10 @@ class SedCalibration:
         Mean and inverse covariance of the training spaxels' normalised SEDs.
     max_distance2
         Squared Mahalanobis distance above which an SED's shape is flagged.
+    snr_edges, snr_scale
+        Optional S/N bins ``[edges[i], edges[i+1])`` of the SED's median S/N and, per
+        bin, the (log age, [M/H]) scales that replace ``scale`` there, shape
+        ``(n_bins, 2)``; spaxels of unknown S/N or outside the bins keep ``scale``.
     """
 
     scale: dict[str, float]
@@ -88,6 +93,27 @@ class SedCalibration:
     mean: NDArray[np.float64]
     precision: NDArray[np.float64]
     max_distance2: float
+    snr_edges: tuple[float, ...] = ()
+    snr_scale: NDArray[np.float64] | None = None
+
+    def scales(self, snr: Any = None, n: int | None = None) -> NDArray[np.float64]:
+        """``(n, 2)`` factors for the raw (log age, [M/H]) errors of spaxels of S/N ``snr``.
+
+        ``snr`` None (no variance): every row gets the overall ``scale`` (``n`` rows).
+        """
+        overall = np.array([self.scale["log_age"], self.scale["mh"]], dtype=np.float64)
+        if snr is None:
+            return np.tile(overall, (int(n or 0), 1))
+        q = np.asarray(snr, dtype=np.float64).ravel()
+        out = np.tile(overall, (q.size, 1))
+        if self.snr_scale is None:
+            return out
+        edges = np.asarray(self.snr_edges, dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            index = np.searchsorted(edges, q, side="right") - 1
+            inside = np.isfinite(q) & (index >= 0) & (index < edges.size - 1)
+        out[inside] = self.snr_scale[index[inside]]
+        return out
 
 
 def sed_calibration(card: dict[str, Any], name: str = "sed-cnn") -> SedCalibration:
@@ -115,6 +141,21 @@ def sed_calibration(card: dict[str, Any], name: str = "sed-cnn") -> SedCalibrati
             f"model card of {name}: no usable calibration.uncertainty / calibration.ood; "
             "run scripts/calibrate_sed_uncertainty.py"
         ) from None
+    by_snr = unc.get("by_snr_scale")
+    if by_snr is not None:
+        try:
+            edges = tuple(float(v) for v in by_snr["edges"])
+            table = np.column_stack([by_snr["log_age"], by_snr["mh"]]).astype(np.float64)
+        except (KeyError, TypeError, ValueError):
+            raise GalamError(
+                f"model card of {name}: calibration.uncertainty.by_snr_scale is unreadable"
+            ) from None
+        if table.shape != (len(edges) - 1, 2) or not np.all(np.isfinite(table) & (table > 0)):
+            raise GalamError(
+                f"model card of {name}: calibration.uncertainty.by_snr_scale holds "
+                f"unusable numbers (expected {len(edges) - 1} positive scales per quantity)"
+            )
+        calibration = replace(calibration, snr_edges=edges, snr_scale=table)
     n = calibration.mean.size
     if not all(np.isfinite(v) and v > 0 for v in scale.values()) or (
         calibration.precision.shape != (n, n)
@@ -183,6 +224,33 @@ def fit_variance_scale(residual: Any, sigma: Any) -> float:
     ]
     best = float(grid[int(np.argmin(misses))])
     return best if np.isfinite(best) else float(max(z68, z95))
+
+
+def fit_snr_scales(
+    residual: Any,
+    sigma: Any,
+    snr: Any,
+    edges: tuple[float, ...] = SPAXEL_SNR_BINS,
+    *,
+    overall: float | None = None,
+    min_spaxels: int = 2000,
+) -> list[float]:
+    """:func:`fit_variance_scale` in each S/N bin ``[edges[i], edges[i+1])``.
+
+    A bin with fewer than ``min_spaxels`` residuals gets ``overall`` (default: the scale
+    fitted on all of them), so a sparse bin cannot swing its factor on a few galaxies.
+    """
+    r = np.asarray(residual, dtype=np.float64).ravel()
+    s = np.asarray(sigma, dtype=np.float64).ravel()
+    q = np.asarray(snr, dtype=np.float64).ravel()
+    fallback = fit_variance_scale(r, s) if overall is None else float(overall)
+    scales = []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        select = (q >= lo) & (q < hi) & np.isfinite(r) & np.isfinite(s) & (s > 0)
+        scales.append(
+            fit_variance_scale(r[select], s[select]) if select.sum() >= min_spaxels else fallback
+        )
+    return scales
 
 
 def coverage(residual: Any, sigma: Any) -> dict[str, float]:

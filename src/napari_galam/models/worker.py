@@ -267,9 +267,11 @@ class ModelWorker:
             problems=problems,
         )
 
-    def predict_seds(self, seds: NDArray[Any], *, batch_size: int = 65536) -> SpaxelPrediction:
+    def predict_seds(
+        self, seds: NDArray[Any], *, snr: NDArray[Any] | None = None, batch_size: int = 65536
+    ) -> SpaxelPrediction:
         """Per-spaxel maps; see :func:`napari_galam.models.inference.predict_seds`."""
-        return self._call("predict_seds", seds, batch_size=batch_size)
+        return self._call("predict_seds", seds, snr=snr, batch_size=batch_size)
 
     def predict_spectra(
         self, inputs: NDArray[Any], *, snr: NDArray[Any] | None = None, batch_size: int = 4096

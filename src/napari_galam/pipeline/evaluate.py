@@ -15,7 +15,7 @@ with the same E-MILES library on the real SDSS spectra available offline (NGC 30
 NGC 3522, NGC 4636), galaxy by galaxy.
 
 The model is any callable: ``predict_galaxies(images=..., spectra=..., model=...)`` and
-``predict_seds(seds)``, in-process on the command line or the worker's.
+``predict_seds(seds, snr=...)``, in-process on the command line or the worker's.
 """
 
 from __future__ import annotations
@@ -456,7 +456,7 @@ def evaluate_spaxels(
     SED has S/N >= 10.
     """
     data = _read_cube_dataset(path)
-    prediction = predict_seds(data["seds"])
+    prediction = predict_seds(data["seds"], snr=data.get("snr"))
     predicted = {
         "log_age": np.asarray(prediction.log_age, float),
         "mh": np.asarray(prediction.mh, float),

@@ -9,7 +9,7 @@ the narrow-band filters the SED model was trained on (synthetic photometry,
 :mod:`napari_galam.core.spaxels`); narrow-band stacks give their SEDs directly, matched
 to the model's filters by name. Spaxels below a S/N floor are left out; optionally the
 rest are Voronoi-binned to a target S/N. The model itself is any callable
-``predict_seds(seds) -> prediction`` with ``log_age`` and ``mh`` arrays of the SEDs'
+``predict_seds(seds, snr=...) -> prediction`` with ``log_age`` and ``mh`` arrays of the SEDs'
 leading shape: in napari, :meth:`napari_galam.models.worker.ModelWorker.predict_seds`,
 so that TensorFlow stays out of the viewer's process.
 
@@ -261,7 +261,7 @@ class _MapPainter:
 
 def iter_map_seds(
     seds: SpaxelSEDs,
-    predict_seds: Callable[[NDArray[np.float32]], Any],
+    predict_seds: Callable[..., Any],
     *,
     min_snr: float = 3.0,
     target_snr: float | None = None,
@@ -275,7 +275,8 @@ def iter_map_seds(
     seds
         The spaxels' SEDs in the model's filters.
     predict_seds
-        ``(n, n_filters) -> prediction`` with ``log_age`` and ``mh`` of length ``n``.
+        ``(n, n_filters), snr=(n,) -> prediction`` with ``log_age`` and ``mh`` of length
+        ``n`` (``snr``: each input's S/N, NaN where unknown; it sets the error scale).
     min_snr
         Spaxels with a median S/N below this are left out (ignored when the SEDs have
         no errors, i.e. S/N is NaN everywhere).
@@ -299,7 +300,7 @@ def iter_map_seds(
         bin_id = bins.bin_id
         inputs = bin_seds(seds, bins)
         yield Progress("binning", 1, 1)
-        prediction = predict_seds(inputs)
+        prediction = predict_seds(inputs, snr=bins.snr)
         yield Progress("prediction", bins.n_bins, bins.n_bins)
         painted = bin_id >= 0
         painter.paint(np.nonzero(painted), prediction, bin_id[painted], bins.snr)
@@ -308,7 +309,7 @@ def iter_map_seds(
         bin_id[rows, cols] = np.arange(rows.size, dtype=np.int32)
         inputs = seds.flux[:, rows, cols].T.copy()
         yield Progress("prediction", 0, rows.size)
-        prediction = predict_seds(inputs)
+        prediction = predict_seds(inputs, snr=seds.snr[rows, cols])
         painter.paint((rows, cols), prediction, slice(None), seds.snr[rows, cols])
         yield Progress("prediction", rows.size, rows.size)
     info = dict(meta or {})
@@ -329,7 +330,7 @@ def iter_map_seds(
 
 def map_seds(
     seds: SpaxelSEDs,
-    predict_seds: Callable[[NDArray[np.float32]], Any],
+    predict_seds: Callable[..., Any],
     **options: Any,
 ) -> SpaxelMaps:
     """Run :func:`iter_map_seds` to the end and return the maps."""
@@ -463,7 +464,7 @@ def _iter_spectra_source(
 
 def iter_map_source(
     source: Any,
-    predict_seds: Callable[[NDArray[np.float32]], Any],
+    predict_seds: Callable[..., Any],
     *,
     min_snr: float = 3.0,
     target_snr: float | None = None,
