@@ -179,7 +179,12 @@ def test_cube_datasets_store_the_halpha_ew_only_with_emission(library, tmp_path)
     assert card["emission_lines"] is False
     lines = tmp_path / "lines.h5"
     args = ["simulate", "--kind", "cubes", "-n", "1", "--seed", "3", "--family", "bulge-disc"]
-    assert main([*args, "--no-cubes", "--cube-emission", "-o", str(lines), "--quiet"]) == 0
+    # galam simulate draws lines by default, as the shipped SED CNN was trained
+    assert main([*args, "--no-cubes", "-o", str(lines), "--quiet"]) == 0
+    stellar = tmp_path / "stellar.h5"
+    assert main([*args, "--no-cubes", "--no-cube-emission", "-o", str(stellar), "--quiet"]) == 0
+    with h5py.File(stellar) as handle:
+        assert not handle.attrs["emission_lines"] and "maps/halpha_ew" not in handle
     with h5py.File(plain) as without, h5py.File(lines) as with_lines:
         assert with_lines.attrs["emission_lines"] and not without.attrs["emission_lines"]
         assert "maps/halpha_ew" not in without and without["truth/halpha_ew_at_re"][0] == 0

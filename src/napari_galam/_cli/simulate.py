@@ -70,10 +70,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--cube-emission",
-        action="store_true",
-        help="cubes (and --layout): add nebular emission lines spaxel by spaxel, strong where "
-        "the light is young; the truth stays stellar (default off: the shipped SED CNN was "
-        "trained on cubes without lines)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="cubes (and --layout): nebular emission lines spaxel by spaxel, strong where "
+        "the light is young; the truth stays stellar (default on, as the shipped SED CNN was "
+        "trained; --no-cube-emission: stellar light only)",
     )
     parser.add_argument(
         "--family",

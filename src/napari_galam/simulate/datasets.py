@@ -597,8 +597,9 @@ def iter_simulate_cubes(
     by spaxel (:func:`~napari_galam.simulate.cubes.render_califa_cube`); the labels and
     truth maps stay stellar. ``maps/halpha_ew`` (n, 73, 78) then holds each spaxel's
     H-alpha equivalent width and ``truth/halpha_ew_at_re`` that of the ring R = R_e (0
-    without emission); the card records ``emission_lines``. Off by default: the shipped
-    SED CNN was trained on cubes without lines, and a seed gives the same cubes as before.
+    without emission); the card records ``emission_lines``. Off by default here, so
+    a seed gives the same cubes as before lines existed (as ``families`` defaults to the
+    old recipe); ``galam simulate`` turns it on, as the shipped SED CNN was trained.
 
     Yields
     ------
