@@ -86,3 +86,23 @@ def test_bins_of_several_spaxels_are_elements_and_single_spaxels_join_blocks() -
     )
     assert unbinned.elements is None  # one spaxel per bin: not binned
     assert np.unique(GradientErrorContext().elements_for((8, 8))).size == 64
+
+
+def test_the_model_gradient_error_makes_the_quoted_intervals_cover() -> None:
+    """Known truth: slopes err by a statistical part plus a model part of SD 0.1, with a
+    tenth of the cubes read five times worse (wide tails, as the real calibration)."""
+    from napari_galam.pipeline.evaluate import calibrate_gradient_model_sd, interval_coverage
+
+    rng = np.random.default_rng(5)
+    n = 4000
+    stat = rng.uniform(0.01, 0.05, n)
+    model = np.where(rng.random(n) < 0.1, 0.5, 0.1) * rng.standard_normal(n)
+    error = stat * rng.standard_normal(n) + model
+    m = calibrate_gradient_model_sd({"mh": {"error": error, "stat": stat}})["mh"]
+    cover = interval_coverage(error, np.hypot(stat, m))
+    assert cover["within_68"] == pytest.approx(0.6827, abs=0.03)
+    # the mean-square match lets the badly read tenth inflate every cube's error
+    moments = np.sqrt(np.mean(error**2) - np.mean(stat**2))
+    assert interval_coverage(error, np.hypot(stat, moments))["within_68"] > 0.8
+    with pytest.raises(GalamError, match="no cube"):
+        calibrate_gradient_model_sd({"mh": {"error": np.array([np.nan]), "stat": np.ones(1)}})
