@@ -7,7 +7,8 @@ Usage::
 
 Each cube is :func:`napari_galam.simulate.samples.simulated_califa_cube` (the galaxy
 simulator of the SED CNN's own training set, with PSF, dust and noise), written in the
-CALIFA layout (its ``MED_VEL`` gives the redshift) and mapped through the real
+CALIFA layout (its ``MED_VEL`` gives the redshift; with nebular emission lines unless
+``--no-emission``) and mapped through the real
 ``galam map`` path (:func:`napari_galam.pipeline.maps.map_cube_to_file`) with
 ``--model spaxel-spectra`` and ``--model sed-cnn``. The spectral model never saw this
 simulator, in any star-formation-history family (``--family``); the SED CNN was trained
@@ -27,7 +28,7 @@ import numpy as np
 MODELS = ("spaxel-spectra", "sed-cnn")
 
 
-def evaluate_family(n_cubes: int, first_seed: int, family: str) -> dict:
+def evaluate_family(n_cubes: int, first_seed: int, family: str, emission: bool) -> dict:
     """Robust SD and bias of both models on ``n_cubes`` cubes of one family."""
     from napari_galam.io.writers import read_maps
     from napari_galam.models.train_spaxel_spectra import robust_metrics
@@ -38,7 +39,7 @@ def evaluate_family(n_cubes: int, first_seed: int, family: str) -> dict:
     errors: dict[str, dict[str, list[np.ndarray]]] = {m: {"log_age": [], "mh": []} for m in MODELS}
     with tempfile.TemporaryDirectory() as folder:
         for seed in range(first_seed, first_seed + n_cubes):
-            cube = simulated_califa_cube(seed=seed, family=family)
+            cube = simulated_califa_cube(seed=seed, family=family, emission=emission)
             path = write_califa_cube(Path(folder) / f"sim{seed}.V500.rscube.fits", cube)
             maps = {}
             for model in MODELS:
@@ -68,12 +69,18 @@ def main() -> None:
     parser.add_argument("--cubes", type=int, default=6, help="cubes per family")
     parser.add_argument("--seed", type=int, default=500)
     parser.add_argument("--family", default="bulge-disc", help="'all' or names, comma-separated")
+    parser.add_argument(
+        "--emission",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="nebular emission lines in the cubes, as in real star-forming galaxies (default on)",
+    )
     args = parser.parse_args()
 
     from napari_galam.simulate.families import parse_families
 
     table = {
-        family: evaluate_family(args.cubes, args.seed, family)
+        family: evaluate_family(args.cubes, args.seed, family, args.emission)
         for family in parse_families(args.family)
     }
     print(json.dumps(table, indent=1))

@@ -10,6 +10,12 @@ line-spread functions), z 0-0.2, stellar dispersion 0-350 km/s, S/N 3-100 per pi
 masked pixels, sky-line residuals and trimmed ranges; then
 :mod:`napari_galam.core.spectral_input` (the model's input, the same code the maps use).
 
+``--history-fraction`` and ``--emission-fraction`` (0 by default: the recipe of the
+shipped model) give that share of every set's spectra the star-formation histories of
+the families (:mod:`napari_galam.simulate.families`) instead of SSP mixtures, and
+nebular emission lines as in the IFU cubes; the card's ``training_data`` records both,
+and the table is also split by family and by lines (``by_kind``).
+
 Held out: MUSE at z > 0.1 is never trained on. The test spectra (another seed) are each
 layout at z = 0.03, 0.1 and 0.2; the table gives the robust SD (1.4826 MAD) and the
 median bias per layout and redshift at S/N >= 10, and the same for the SED CNN on the
@@ -27,6 +33,7 @@ import numpy as np
 
 from napari_galam.core.spectral_input import spectral_input_plan, spectral_inputs
 from napari_galam.progress import run_to_end
+from napari_galam.simulate.families import HISTORY_FAMILIES
 from napari_galam.simulate.spaxel_spectra import spectrum_groups
 
 LAYOUTS = ("CALIFA", "MaNGA", "MUSE", "SDSS")
@@ -35,7 +42,8 @@ TEST_REDSHIFTS = (0.03, 0.1, 0.2)
 
 def make_set(layout: str, n: int, seed: int, **options: Any) -> dict[str, np.ndarray]:
     """Simulated spectra of one layout as model inputs with labels and conditions."""
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("x", "y", "snr", "z", "sigma", "usable")}
+    keys = ("x", "y", "snr", "z", "sigma", "usable", "family", "lines")
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     raw: list[Any] = []
     keep_raw = options.pop("keep_raw", False)
     for group in spectrum_groups(layout, n, seed=seed, **options):
@@ -49,6 +57,8 @@ def make_set(layout: str, n: int, seed: int, **options: Any) -> dict[str, np.nda
         parts["z"].append(np.full(len(group.flux), group.redshift, np.float32))
         parts["sigma"].append(np.full(len(group.flux), group.sigma_kms, np.float32))
         parts["usable"].append(inputs.usable)
+        parts["family"].append(group.family)
+        parts["lines"].append(group.ew_halpha > 0)
         if keep_raw:
             raw.append(group)
     out = {k: np.concatenate(v) for k, v in parts.items()}
@@ -115,6 +125,28 @@ def evaluate_table(model: Any, tests: dict[tuple[str, float], dict], label: tupl
     return rows
 
 
+def kind_table(data: dict[str, np.ndarray], mean: np.ndarray) -> dict[str, dict]:
+    """Robust SD and bias of usable spectra at S/N >= 10 by family and with/without lines.
+
+    ``mean`` holds the predictions of ``data``'s usable spectra."""
+    from napari_galam.models.train_spaxel_spectra import robust_metrics
+
+    usable = data["usable"]
+    bright = data["snr"][usable] >= 10
+    y, family, lines = data["y"][usable], data["family"][usable], data["lines"][usable]
+    kinds = {str(name): family == name for name in np.unique(family)}
+    kinds |= {"emission lines": lines, "no emission lines": ~lines}
+    table = {}
+    for name, chosen in kinds.items():
+        sel = chosen & bright
+        if sel.any():
+            table[name] = {
+                key: robust_metrics(y[sel, q], mean[sel, q])
+                for q, key in enumerate(("log_age", "mh"))
+            }
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-layout", type=int, default=16000)
@@ -123,6 +155,20 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=14.0)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--compare-sed-cnn", action="store_true")
+    parser.add_argument(
+        "--history-fraction",
+        type=float,
+        default=0.0,
+        help="share of spectra from the families' star-formation histories",
+    )
+    parser.add_argument("--emission-fraction", type=float, default=0.0,
+                        help="share of spectra with nebular emission lines")  # fmt: skip
+    parser.add_argument(
+        "--hold-out-family",
+        choices=HISTORY_FAMILIES,
+        help="draw no training or calibration history of this family (the test sets still "
+        "do: its row of the by-kind table is a family never seen); use with --out",
+    )
     parser.add_argument("--out", default=None, help="weights folder (default: the package's)")
     args = parser.parse_args()
 
@@ -137,20 +183,31 @@ def main() -> None:
     )
 
     started = time.time()
+    shares = {
+        "history_fraction": args.history_fraction,
+        "emission_fraction": args.emission_fraction,
+    }
+    seen = {
+        **shares,
+        "history_families": tuple(f for f in HISTORY_FAMILIES if f != args.hold_out_family),
+    }
     sets, calib_sets = [], []
     for i, layout in enumerate(LAYOUTS):
         zmax = 0.1 if layout == "MUSE" else 0.2  # MUSE at z > 0.1 is held out
-        sets.append(make_set(layout, args.per_layout, args.seed * 100 + i, redshift_range=(0, zmax)))
+        sets.append(make_set(layout, args.per_layout, args.seed * 100 + i, redshift_range=(0, zmax),
+                             **seen))  # fmt: skip
         calib_sets.append(make_set(layout, args.per_layout // 6, args.seed * 100 + 50 + i,
-                                   redshift_range=(0, zmax)))  # fmt: skip
+                                   redshift_range=(0, zmax), **seen))  # fmt: skip
     train, calib = merge(sets), merge(calib_sets)
     tests = {
         (layout, z): make_set(layout, args.test_per_cell, 9000 + 10 * i + j, fixed_redshift=z,
-                              keep_raw=args.compare_sed_cnn)
+                              keep_raw=args.compare_sed_cnn, **shares)
         for i, layout in enumerate(LAYOUTS) for j, z in enumerate(TEST_REDSHIFTS)
     }  # fmt: skip
     simulated = time.time() - started
-    print(f"simulated {len(train['y'])} train, {len(calib['y'])} calibration spectra in {simulated:.0f} s")
+    print(f"simulated {len(train['y'])} train, {len(calib['y'])} calibration spectra in {simulated:.0f} s "
+          f"(history fraction {args.history_fraction:g}: {np.mean(train['family'] != 'mixture'):.3f} "
+          f"drawn; emission fraction {args.emission_fraction:g}: {np.mean(train['lines']):.3f} drawn)")  # fmt: skip
 
     keep = train["usable"]
     x, y = train["x"][keep], train["y"][keep]
@@ -176,7 +233,9 @@ def main() -> None:
     import keras
 
     features = keras.Model(model.inputs, model.get_layer("features").output)
-    reference = fit_feature_reference(features.predict(x[fit[:20000]].astype(np.float32), verbose=0))
+    reference = fit_feature_reference(
+        features.predict(x[fit[:20000]].astype(np.float32), verbose=0)
+    )
     cal = calib["usable"]
     mean_c, sigma_c = predict(model, calib["x"][cal], *label)
     f_cal = features.predict(calib["x"][cal].astype(np.float32), verbose=0) - reference[0]
@@ -196,24 +255,32 @@ def main() -> None:
     table = evaluate_table(model, tests, label, args.compare_sed_cnn)
     by_sigma = {}
     for lo, hi in ((0, 100), (100, 200), (200, 350)):
-        sel = (test_all["sigma"][tu] >= lo) & (test_all["sigma"][tu] < hi) & (test_all["snr"][tu] >= 10)
+        sel = (
+            (test_all["sigma"][tu] >= lo)
+            & (test_all["sigma"][tu] < hi)
+            & (test_all["snr"][tu] >= 10)
+        )
         by_sigma[f"[{lo},{hi})"] = {
             key: robust_metrics(test_all["y"][tu][sel, q], mean_t[sel, q]) for q, key in enumerate(("log_age", "mh"))
         }  # fmt: skip
     print("by dispersion", json.dumps(by_sigma))
+    by_kind = kind_table(test_all, mean_t)
+    print("by kind", json.dumps(by_kind))
     configuration = {
         "label_mean": [float(v) for v in label_mean],
         "label_sd": [float(v) for v in label_sd],
         "outputs_raw": ["log_age_std", "mh_std", "log_age_log_var_std", "mh_log_var_std"],
     }
-    metrics = {"held_out": table, "by_dispersion": by_sigma, "training_minutes_cpu": round(train_minutes, 2),
+    metrics = {"held_out": table, "by_dispersion": by_sigma, "by_kind": by_kind,
+               "training_minutes_cpu": round(train_minutes, 2),
                "simulation_seconds": round(simulated, 1)}  # fmt: skip
     save_model_with_card(
         model, SPAXEL_SPECTRA_MODEL, architecture="spaxel-spectra-cnn1d",
         configuration=configuration, input_spec=spaxel_spectra_input_spec(),
         training_data={"simulator": "napari_galam.simulate.spaxel_spectra", "layouts": list(LAYOUTS),
                        "train": int(len(fit)), "validation": int(len(val)),
-                       "held_out": "MUSE at z > 0.1", "seed": args.seed},
+                       "held_out": "MUSE at z > 0.1", "seed": args.seed, **shares,
+                       "history_families": list(seen["history_families"])},
         metrics=metrics, outputs=["log_age", "mh", "log_age_err", "mh_err"],
         notes="Per-spaxel log age and [M/H] from IFU/fibre spectra at any coverage; see "
         "napari_galam.core.spectral_input for the input.", directory=args.out,

@@ -81,16 +81,19 @@ def simulated_sdss_field(
     )
 
 
-def simulated_califa_cube(seed: int = 0, *, family: str = "bulge-disc") -> IFUCube:
+def simulated_califa_cube(
+    seed: int = 0, *, family: str = "bulge-disc", emission: bool = False
+) -> IFUCube:
     """A CALIFA V500-like cube (1877 x 73 x 78) of a random CALIFA-like galaxy, with truth.
 
     ``family``: the galaxy's star-formation-history family
-    (:mod:`napari_galam.simulate.families`).
+    (:mod:`napari_galam.simulate.families`); ``emission``: nebular emission lines spaxel
+    by spaxel (:mod:`napari_galam.simulate.cube_emission`; the truth stays stellar).
     """
     rng = np.random.default_rng(seed)
     library = default_library()
     galaxy = draw_galaxy(rng, survey="califa", library=library, family=family)
-    return render_califa_cube(galaxy, rng=rng, library=library, snr_at_re=25.0)
+    return render_califa_cube(galaxy, rng=rng, library=library, snr_at_re=25.0, emission=emission)
 
 
 def simulated_jpas_cube(seed: int = 0) -> NarrowBandCube:
