@@ -59,10 +59,10 @@ def test_muse_cube_is_mapped_the_same_in_any_block_size(tmp_path: Path) -> None:
 def test_map_source_picks_the_model_and_counts_what_is_left_out(tmp_path: Path) -> None:
     manga = open_source(write_manga_logcube(tmp_path / "manga-LOGCUBE.fits", nwave=4563).path)
     muse = open_source(write_muse_cube(tmp_path / "muse.fits", nwave=3681).path)
-    assert map_model_for(muse, "auto") == "spaxel-spectra"  # the SED CNN cannot read MUSE
-    assert map_model_for(manga, "auto") == DEFAULT_CUBE_MODEL  # it can read MaNGA
-    assert map_model_for(manga, "auto", redshift=0.1) == "spaxel-spectra"  # not at z = 0.1
-    assert map_model_for(manga, "sed-cnn") == "sed-cnn"
+    assert DEFAULT_CUBE_MODEL == "spaxel-spectra"  # every IFU cube, any layout or redshift
+    for cube in (muse, manga):
+        assert map_model_for(cube, "auto") == map_model_for(cube, "auto", 0.1) == "spaxel-spectra"
+    assert map_model_for(manga, "sed-cnn") == "sed-cnn"  # still there to reproduce the paper
     with pytest.raises(GalamInputError, match="unknown map model"):
         map_model_for(manga, "pixel-cnn")
     maps = run_to_end(

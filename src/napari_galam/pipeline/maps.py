@@ -17,8 +17,10 @@ so that TensorFlow stays out of the viewer's process.
 :func:`napari_galam.io.sources.open_source`): the Spaxel maps dock calls it, and so does
 :func:`map_cube_to_file`, which ``galam map`` runs per cube in partitions
 (:data:`MAP_JOB` for the partition runner of :mod:`napari_galam.pipeline.distributed`,
-in this process or on Dask). Big cubes can be mapped by blocks of rows on Dask
-(:func:`iter_map_cube_distributed`).
+in this process or on Dask). Big cubes (``distributed_min_spaxels``) are split over Dask
+workers by blocks of rows, with either model (:func:`iter_map_cube_distributed`;
+:func:`napari_galam.pipeline.spectral_maps.iter_spectra_maps_distributed`), unless they
+are Voronoi-binned.
 """
 
 from __future__ import annotations
@@ -442,16 +444,38 @@ def _mean_light(seds: SpaxelSEDs) -> NDArray[np.float64]:
 
 
 def _iter_spectra_source(
-    cube: Any, predict: Callable[..., Any], min_snr: float, target_snr: float | None,
-    redshift: float | None, meta: dict[str, Any] | None,
+    cube: Any,
+    predict: Callable[..., Any] | None,
+    min_snr: float,
+    target_snr: float | None,
+    redshift: float | None,
+    meta: dict[str, Any] | None,
+    dask: dict[str, Any] | None = None,
 ) -> ProgressGenerator[SpaxelMaps]:
-    """The ``spaxel-spectra`` maps of a cube, per spaxel or per Voronoi bin
-    (:func:`napari_galam.pipeline.spectral_maps.iter_spectra_maps`)."""
-    from napari_galam.pipeline.spectral_maps import iter_spectra_maps
+    """The ``spaxel-spectra`` maps of a cube, per spaxel or per Voronoi bin.
 
-    out = yield from iter_spectra_maps(
-        cube, predict, min_snr=min_snr, target_snr=target_snr, redshift=redshift
+    Streamed here (:func:`napari_galam.pipeline.spectral_maps.iter_spectra_maps`, with
+    ``predict``; None: :func:`napari_galam.models.inference.predict_spectra`), or, when
+    ``dask`` holds the client options (``client``, ``n_workers``), split over Dask
+    workers by blocks of rows
+    (:func:`napari_galam.pipeline.spectral_maps.iter_spectra_maps_distributed`, whose
+    workers use their own model).
+    """
+    from napari_galam.pipeline.spectral_maps import (
+        iter_spectra_maps,
+        iter_spectra_maps_distributed,
     )
+
+    if dask is not None:
+        out = yield from iter_spectra_maps_distributed(
+            cube, min_snr=min_snr, redshift=redshift, **dask
+        )
+    else:
+        if predict is None:
+            from napari_galam.models.inference import predict_spectra as predict
+        out = yield from iter_spectra_maps(
+            cube, predict, min_snr=min_snr, target_snr=target_snr, redshift=redshift
+        )
     info = {**(meta or {}), **out["meta"], "min_snr": min_snr, "target_snr": target_snr,
             "model": "spaxel-spectra", "n_kept": int(np.isfinite(out["log_age"]).sum())}  # fmt: skip
     return SpaxelMaps(
@@ -496,22 +520,32 @@ def iter_map_source(
         As for :func:`iter_map_seds`.
     distributed_min_spaxels
         A cube with at least this many spaxels is mapped on Dask by blocks of rows
-        (:func:`iter_map_cube_distributed`), unless ``target_snr`` asks for Voronoi
-        binning; None: never.
+        (:func:`iter_map_cube_distributed`, or for ``spaxel-spectra``
+        :func:`napari_galam.pipeline.spectral_maps.iter_spectra_maps_distributed`), unless
+        ``target_snr`` asks for Voronoi binning; None: never. The workers open the cube
+        from its file, so a cube whose ``path`` is not a file is mapped here.
     n_workers, client
         The Dask cluster of that path (see
         :func:`~napari_galam.pipeline.distributed.dask_client`).
     predict_spectra, redshift
         With ``model="spaxel-spectra"`` (or ``"auto"`` for a cube): the spectral model
-        (:func:`napari_galam.models.inference.predict_spectra` or the worker's) and the
-        galaxy's redshift (None: from the header, else 0); the cube is streamed by
-        blocks of rows (:mod:`napari_galam.pipeline.spectral_maps`).
+        (:func:`napari_galam.models.inference.predict_spectra` or the worker's; not
+        called on the Dask path) and the galaxy's redshift (None: from the header, else
+        0); the cube is streamed by blocks of rows
+        (:mod:`napari_galam.pipeline.spectral_maps`).
     """
     model = map_model_for(source, model, redshift)
     if model == "spaxel-spectra":
-        if predict_spectra is None:
-            from napari_galam.models.inference import predict_spectra
-        return (yield from _iter_spectra_source(source, predict_spectra, min_snr, target_snr, redshift, meta))
+        _, ny, nx = source.shape
+        big = distributed_min_spaxels is not None and ny * nx >= distributed_min_spaxels
+        on_disk = Path(getattr(source, "path", "") or "").is_file()
+        dask = {"client": client, "n_workers": n_workers}
+        return (
+            yield from _iter_spectra_source(
+                source, predict_spectra, min_snr, target_snr, redshift, meta,
+                dask if big and on_disk and target_snr is None else None,
+            )
+        )  # fmt: skip
     filters = sed_model_filters(model)
     if _is_narrowband(source):
         seds = seds_from_narrowband(source, filters)
@@ -619,7 +653,12 @@ def _spectra_header(meta: dict[str, Any]) -> dict[str, Any]:
     """FITS keywords of a spectral map: redshift used and spaxels left NaN per reason."""
     if "nan_reasons" not in meta:
         return {}
-    keys = {"no data": "NANNODAT", "coverage": "NANCOVER", "low S/N": "NANLOSNR", "bad flux": "NANBADFL"}
+    keys = {
+        "no data": "NANNODAT",
+        "coverage": "NANCOVER",
+        "low S/N": "NANLOSNR",
+        "bad flux": "NANBADFL",
+    }
     return {"REDSHIFT": meta["redshift"], **{keys[k]: v for k, v in meta["nan_reasons"].items()}}
 
 

@@ -9,6 +9,13 @@ and handed to the model, any callable ``predict_spectra(x, snr=...)`` (in napari
 model worker's). A block is a few tens of MB, so a 1.3 GB MUSE cube is never held whole.
 
 A spaxel without a prediction is NaN, counted by reason (:data:`NAN_REASONS`).
+
+A big cube can also be split over Dask workers by blocks of rows
+(:func:`iter_spectra_maps_distributed`): the redshift is resolved once here, and each
+worker opens the cube from its file, maps its rows with
+:func:`napari_galam.models.inference.predict_spectra` (:func:`iter_spectra_maps` with
+``rows``) and sends back those rows' maps and NaN counts, which are put together into
+the same maps as in this process. Voronoi binning needs the whole field and stays here.
 """
 
 from __future__ import annotations
@@ -28,32 +35,31 @@ from napari_galam.core.spectral_input import (
     spectral_input_plan,
     spectral_inputs,
 )
-from napari_galam.errors import GalamInputError
+from napari_galam.errors import GalamError, GalamInputError
 from napari_galam.progress import Progress, ProgressGenerator
 
 __all__ = [
     "MAP_MODELS",
     "DEFAULT_CUBE_MODEL",
-    "SED_CNN_MAX_REDSHIFT",
     "NAN_REASONS",
     "REDSHIFT_KEYWORDS",
     "map_model_for",
-    "sed_cnn_reads",
     "cube_redshift",
     "rows_per_block",
     "iter_spectra_maps",
+    "iter_spectra_maps_distributed",
+    "DASK_ROWS_PER_TASK",
 ]
 
 #: The models a cube can be mapped with (``galam map --model``; "auto": by source).
 MAP_MODELS = ("auto", "spaxel-spectra", "sed-cnn")
-#: The model "auto" picks for IFU cubes that the SED CNN can read (narrow-band stacks
-#: always use "sed-cnn"). On simulated CALIFA cubes (the SED CNN's own simulator, unseen
-#: seeds) the SED CNN is still the more accurate in [M/H] (robust SD 0.069 against 0.112
-#: dex; scripts/evaluate_spaxel_spectra_cubes.py), so it stays the default there.
-DEFAULT_CUBE_MODEL = "sed-cnn"
-#: Above this redshift "auto" maps with spaxel-spectra: the SED CNN reads observed-frame
-#: SEDs of CALIFA-like galaxies (z <~ 0.03) and is biased by +0.3 dex in log age at z = 0.1.
-SED_CNN_MAX_REDSHIFT = 0.05
+#: The model "auto" picks for IFU cubes (narrow-band stacks always use "sed-cnn"). On
+#: simulated CALIFA cubes with emission lines of all five star-formation-history families
+#: (scripts/evaluate_spaxel_spectra_cubes.py --family all), spaxel-spectra reads log age
+#: with robust SD 0.040-0.074 dex and biases within 0.041, the SED CNN 0.047-0.113 with
+#: biases up to +0.18 (bursty); and the SED CNN's observed-frame filters cannot read MUSE
+#: nor galaxies above z ~ 0.05.
+DEFAULT_CUBE_MODEL = "spaxel-spectra"
 
 #: Why a spaxel has no value, in the order they are checked.
 NAN_REASONS: tuple[str, ...] = ("no data", "coverage", "low S/N", "bad flux")
@@ -63,29 +69,19 @@ REDSHIFT_KEYWORDS: tuple[str, ...] = ("Z", "REDSHIFT", "NSA_Z", "MED_VEL", "VSYS
 _VELOCITY_KEYWORDS = ("MED_VEL", "VSYS")
 #: Bytes of flux, variance and mask read per block of rows (about).
 BLOCK_BYTES = 24 * 1024**2
-
-
-def sed_cnn_reads(cube: Any) -> bool:
-    """Whether every filter of the SED CNN (its card's ``input.filters``) lies in the cube."""
-    from napari_galam.models.registry import read_model_card
-    from napari_galam.sps.filters import load_filters
-
-    names = read_model_card("sed-cnn").get("input", {}).get("filters") or []
-    wave = np.asarray(cube.wave, dtype=np.float64)
-    return bool(names) and all(
-        wave[0] <= np.asarray(f.wavelength)[0] and wave[-1] >= np.asarray(f.wavelength)[-1]
-        for f in load_filters([str(name) for name in names])
-    )
+#: Rows of spaxels per Dask task of :func:`iter_spectra_maps_distributed` (each task
+#: still reads them by blocks of :func:`rows_per_block`).
+DASK_ROWS_PER_TASK = 16
 
 
 def map_model_for(source: Any, model: str, redshift: float | None = None) -> str:
     """The model that maps ``source`` (``model``: one of :data:`MAP_MODELS`).
 
-    ``"auto"``: the SED CNN for narrow-band stacks; for IFU cubes
-    :data:`DEFAULT_CUBE_MODEL`, except that a cube the SED CNN cannot read (its filters
-    need 3762-9100 A observed: every MUSE cube) or one above
-    :data:`SED_CNN_MAX_REDSHIFT` (``redshift``, else the header's) goes to
-    ``spaxel-spectra``. A stack cannot take ``spaxel-spectra``.
+    ``"auto"``: the SED CNN for narrow-band stacks, :data:`DEFAULT_CUBE_MODEL` for IFU
+    cubes. ``"sed-cnn"`` on a cube it cannot read (its filters need 3762-9100 A
+    observed: every MUSE cube) fails with the filter that is not covered. A stack cannot
+    take ``spaxel-spectra``. ``redshift`` is accepted for symmetry with the mapping call
+    and not needed to choose.
     """
     if model not in MAP_MODELS:
         raise GalamInputError(f"unknown map model {model!r}; use one of {', '.join(MAP_MODELS)}")
@@ -98,10 +94,6 @@ def map_model_for(source: Any, model: str, redshift: float | None = None) -> str
         return "sed-cnn"
     if model != "auto":
         return model
-    if DEFAULT_CUBE_MODEL == "sed-cnn" and (
-        cube_redshift(source, redshift)[0] > SED_CNN_MAX_REDSHIFT or not sed_cnn_reads(source)
-    ):
-        return "spaxel-spectra"
     return DEFAULT_CUBE_MODEL
 
 
@@ -224,39 +216,54 @@ def iter_spectra_maps(
     target_snr: float | None = None,
     redshift: float | None = None,
     block_rows: int | None = None,
+    rows: tuple[int, int] | None = None,
 ) -> ProgressGenerator[dict[str, Any]]:
     """Map ``cube`` (a :class:`~napari_galam.io.cubes.SpectralCube`) block by block.
 
-    Yields ``Progress("spectra", rows_done, ny)``; returns a dict of ``(ny, nx)`` maps
-    (``log_age``, ``mh``, ``snr``, ``log_age_err``, ``mh_err``, ``ood``, ``light``,
+    Yields ``Progress("spectra", rows_done, n_rows)``; returns a dict of ``(n_rows, nx)``
+    maps (``log_age``, ``mh``, ``snr``, ``log_age_err``, ``mh_err``, ``ood``, ``light``,
     ``bin_id``) and ``meta`` (redshift and its origin, layout, counts per NaN reason).
     With ``target_snr`` the kept spaxels are Voronoi-binned
     (:func:`napari_galam.core.spaxels.voronoi_bins` on their S/N) and each bin's mean
     spectrum, gathered in a second pass over the cube, is mapped instead.
 
+    Parameters
+    ----------
+    rows
+        ``(start, stop)``: map only these rows of spaxels (``n_rows = stop - start``; a
+        Dask task of :func:`iter_spectra_maps_distributed`); ``bin_id`` keeps the
+        spaxels' indices in the whole cube. None: every row (``n_rows = ny``). Cannot be
+        combined with ``target_snr``.
+
     Raises
     ------
     GalamInputError
         When the cube's wavelength axis cannot be used by the model at this redshift
-        (names the file, its range and what the model needs).
+        (names the file, its range and what the model needs), or ``rows`` is not a
+        range of the cube's rows or comes with ``target_snr``.
     """
     plan, z, origin, what = _plan_for(cube, redshift)
     n_wave, ny, nx = cube.shape
+    first, last = _row_range(what, ny, rows, target_snr)
+    n_rows = last - first
     names = ("log_age", "mh", "snr", "log_age_err", "mh_err", "light")
-    maps: dict[str, Any] = {name: np.full((ny, nx), np.nan, dtype=np.float32) for name in names}
-    maps["ood"] = np.zeros((ny, nx), dtype=np.uint8)
-    kept = np.zeros((ny, nx), dtype=bool)
+    maps: dict[str, Any] = {name: np.full((n_rows, nx), np.nan, dtype=np.float32) for name in names}
+    maps["ood"] = np.zeros((n_rows, nx), dtype=np.uint8)
+    kept = np.zeros((n_rows, nx), dtype=bool)
     counts = dict.fromkeys(NAN_REASONS, 0)
     step = block_rows or rows_per_block(n_wave, nx)
-    yield Progress("spectra", 0, ny)
-    for start in range(0, ny, step):
-        rows = slice(start, min(ny, start + step))
-        flux, variance, mask = _read_rows(cube, rows)
+    yield Progress("spectra", 0, n_rows)
+    for start in range(first, last, step):
+        block = slice(start, min(last, start + step))
+        flux, variance, mask = _read_rows(cube, block)
         inputs = spectral_inputs(plan, flux, variance, mask)
-        shape = (rows.stop - rows.start, nx)
+        here = slice(block.start - first, block.stop - first)  # the block in the maps
+        shape = (block.stop - block.start, nx)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
-            maps["light"][rows] = np.nanmean(np.where(np.isfinite(flux), flux, np.nan), axis=1).reshape(shape)
+            maps["light"][here] = np.nanmean(
+                np.where(np.isfinite(flux), flux, np.nan), axis=1
+            ).reshape(shape)
         has_data = np.isfinite(flux).any(axis=1)
         if mask is not None:
             has_data &= ~mask.all(axis=1)
@@ -267,17 +274,20 @@ def iter_spectra_maps(
         counts["coverage"] += int((has_data & ~covered).sum())
         counts["low S/N"] += int((has_data & covered & ~bright).sum())
         counts["bad flux"] += int((has_data & covered & bright & ~inputs.usable).sum())
-        maps["snr"][rows] = inputs.snr.reshape(shape)
-        kept[rows] = keep.reshape(shape)
+        maps["snr"][here] = inputs.snr.reshape(shape)
+        kept[here] = keep.reshape(shape)
         if keep.any() and target_snr is None:
             prediction = predict_spectra(inputs.x[keep], snr=inputs.snr[keep])
             local = np.nonzero(keep)[0]
-            _paint(maps, (start + local // nx, local % nx), prediction, slice(None))
-        yield Progress("spectra", rows.stop, ny)
+            _paint(maps, (here.start + local // nx, local % nx), prediction, slice(None))
+        yield Progress("spectra", here.stop, n_rows)
     if target_snr is None:
-        bin_id = np.where(kept, np.arange(ny * nx).reshape(ny, nx), -1).astype(np.int32)
+        index = np.arange(first * nx, last * nx).reshape(n_rows, nx)
+        bin_id = np.where(kept, index, -1).astype(np.int32)
     else:
-        bin_id = yield from _iter_map_bins(cube, plan, predict_spectra, maps, kept, min_snr, target_snr, step)
+        bin_id = yield from _iter_map_bins(
+            cube, plan, predict_spectra, maps, kept, min_snr, target_snr, step
+        )
     meta = {
         "redshift": z,
         "redshift_origin": origin,
@@ -288,16 +298,159 @@ def iter_spectra_maps(
     return {**maps, "bin_id": bin_id, "meta": meta}
 
 
+def _row_range(
+    what: str, ny: int, rows: tuple[int, int] | None, target_snr: float | None
+) -> tuple[int, int]:
+    """``rows`` checked against the cube's ``ny`` rows (None: all of them)."""
+    if rows is None:
+        return 0, ny
+    first, last = (int(r) for r in rows)
+    if not 0 <= first < last <= ny:
+        raise GalamInputError(f"{what}: rows {first}:{last} are not a range of its {ny} rows")
+    if target_snr is not None:
+        raise GalamInputError(
+            f"{what}: Voronoi binning needs the whole field, not rows {first}:{last}"
+        )
+    return first, last
+
+
+def _map_rows_task(
+    path: str, start: int, stop: int, min_snr: float, redshift: float, block_rows: int | None
+) -> dict[str, Any]:
+    """Dask task: the maps of rows ``start:stop`` of the cube at ``path``, read here.
+
+    The cube's lazy (dask) arrays are computed in this process: inside a task, dask's
+    default scheduler would be the cluster itself (see
+    :func:`napari_galam.pipeline.distributed.run_partition_here`).
+    """
+    import dask
+
+    from napari_galam.io.cubes import read_cube
+    from napari_galam.models.inference import predict_spectra
+    from napari_galam.progress import run_to_end
+
+    with dask.config.set(scheduler="synchronous"):
+        cube = read_cube(path)
+        return run_to_end(
+            iter_spectra_maps(
+                cube, predict_spectra, min_snr=min_snr, redshift=redshift,
+                block_rows=block_rows, rows=(start, stop),
+            )
+        )  # fmt: skip
+
+
+def _block_error(what: str, start: int, stop: int, exc: BaseException) -> GalamError:
+    """The error of a Dask task that could not map rows ``start:stop`` of ``what``."""
+    detail = str(exc).strip() or type(exc).__name__
+    if detail.startswith(f"{what}: "):
+        detail = detail[len(what) + 2 :]  # the file is named once
+    elif not isinstance(exc, GalamError):
+        detail = f"{type(exc).__name__}: {detail}"
+    kind = GalamInputError if isinstance(exc, GalamInputError) else GalamError
+    return kind(f"{what}: rows {start}:{stop} could not be mapped on a Dask worker: {detail}")
+
+
+def iter_spectra_maps_distributed(
+    cube: Any,
+    *,
+    min_snr: float = 3.0,
+    redshift: float | None = None,
+    rows_per_task: int = DASK_ROWS_PER_TASK,
+    block_rows: int | None = None,
+    client: Any = None,
+    n_workers: int | None = None,
+    scheduler: str | None = None,
+) -> ProgressGenerator[dict[str, Any]]:
+    """Map ``cube`` like :func:`iter_spectra_maps` (without binning), its rows split over Dask.
+
+    The redshift is resolved here, once (the same way as in this process), and handed to
+    every task as a number, so that all blocks share one input plan. Each task
+    (:func:`iter_spectra_maps` with ``rows``) opens the cube from ``cube.path`` on its
+    worker and maps ``rows_per_task`` rows with
+    :func:`napari_galam.models.inference.predict_spectra` (so TensorFlow is imported by
+    the workers only). Yields ``Progress("spectra", rows_done, ny)`` as tasks finish;
+    returns the same dict as :func:`iter_spectra_maps`, with ``meta["engine"] = "dask"``.
+    The client comes from :func:`napari_galam.pipeline.distributed.dask_client`
+    (``client``, else ``scheduler``, else a new LocalCluster of ``n_workers``). Workers
+    must see the cube's file at the same path.
+
+    Raises
+    ------
+    GalamInputError
+        When the model cannot read the cube's wavelengths at this redshift (before any
+        task is sent), or a task fails on bad input.
+    GalamError
+        When a task fails for another reason (a worker killed included). Either names
+        the file and the rows; the tasks still waiting are cancelled.
+    """
+    from distributed import as_completed
+
+    from napari_galam.pipeline.distributed import dask_client
+
+    plan, z, origin, what = _plan_for(cube, redshift)
+    _, ny, nx = cube.shape
+    step = max(1, int(rows_per_task))
+    blocks = [(start, min(ny, start + step)) for start in range(0, ny, step)]
+    names = ("log_age", "mh", "snr", "log_age_err", "mh_err", "light")
+    maps: dict[str, Any] = {name: np.full((ny, nx), np.nan, dtype=np.float32) for name in names}
+    maps["ood"] = np.zeros((ny, nx), dtype=np.uint8)
+    bin_id = np.full((ny, nx), -1, dtype=np.int32)
+    counts = dict.fromkeys(NAN_REASONS, 0)
+    yield Progress("spectra", 0, ny)
+    with dask_client(client, scheduler=scheduler, n_workers=n_workers) as client:
+        futures = [
+            client.submit(
+                _map_rows_task, str(cube.path), start, stop, min_snr, z, block_rows, pure=False
+            )
+            for start, stop in blocks
+        ]
+        block_of = {future.key: block for future, block in zip(futures, blocks, strict=True)}
+        done = 0
+        try:
+            for future in as_completed(futures):
+                start, stop = block_of[future.key]
+                try:
+                    part = future.result()
+                except Exception as exc:  # noqa: BLE001 - any failure names the file and rows
+                    raise _block_error(what, start, stop, exc) from exc
+                for name in (*names, "ood", "bin_id"):
+                    (bin_id if name == "bin_id" else maps[name])[start:stop] = part[name]
+                for reason, n in part["meta"]["nan_reasons"].items():
+                    counts[reason] += int(n)
+                done += stop - start
+                yield Progress("spectra", done, ny)
+        finally:
+            client.cancel(futures)  # nothing left running when a task failed or we stopped
+    meta = {
+        "redshift": z,
+        "redshift_origin": origin,
+        "layout": plan.layout,
+        "nan_reasons": counts,
+        "source": Path(what).name,
+        "engine": "dask",
+        "dask_tasks": len(blocks),
+    }
+    return {**maps, "bin_id": bin_id, "meta": meta}
+
+
 def _iter_map_bins(
-    cube: Any, plan: Any, predict: Callable[..., Any], maps: dict[str, Any],
-    kept: NDArray[np.bool_], min_snr: float, target_snr: float, step: int,
+    cube: Any,
+    plan: Any,
+    predict: Callable[..., Any],
+    maps: dict[str, Any],
+    kept: NDArray[np.bool_],
+    min_snr: float,
+    target_snr: float,
+    step: int,
 ) -> ProgressGenerator[NDArray[np.int32]]:
     """Voronoi-bin the kept spaxels, map each bin's mean spectrum; return the bin map."""
     from napari_galam.core.spaxels import voronoi_bins
 
     signal = np.where(kept, maps["light"], np.nan)
     if not np.isfinite(maps["snr"][kept]).any():
-        raise GalamInputError(f"{_what(cube)}: Voronoi binning needs S/N, but the cube has no variance")
+        raise GalamInputError(
+            f"{_what(cube)}: Voronoi binning needs S/N, but the cube has no variance"
+        )
     with np.errstate(invalid="ignore", divide="ignore"):
         noise = np.where(kept, signal / maps["snr"], np.nan)
     try:
