@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     seds = _seds(args.spaxels)
     means_model = combine_sed_cnns(*mean_sed_networks(load_model(SED_MODEL)))
 
-    def means_only(x):
+    def means_only(x, snr=None):  # the model before errors: S/N unused
         normalised, valid = normalise_seds(x)
         out = np.full((len(x), 2), np.nan, np.float32)
         out[valid] = predict_batches(means_model, normalised[valid], batch_size=65536)

@@ -83,7 +83,7 @@ def keras_sed_predictor(model):
 
     from napari_galam.core.preprocess import normalise_seds
 
-    def predict(seds):
+    def predict(seds, snr=None):  # means only: no error for the S/N to scale
         normalised, valid = normalise_seds(seds)
         out = np.full(np.shape(seds)[:-1] + (2,), np.nan, dtype=np.float32)
         out[valid] = model.predict(normalised[valid], batch_size=8192, verbose=0)

@@ -54,6 +54,8 @@ def test_cube_to_maps_to_gradients(
     assert age_layer.data.shape == (73, 78) and mh_layer.data.shape == (73, 78)
     assert age_layer.contrast_limits == [8.5, 10.2]
     assert "spaxels mapped" in dock.jobs.status.text()
+    model = dock.maps.model
+    assert model == "spaxel-spectra"  # "auto" maps IFU cubes from their spectra
 
     # against the simulator's truth: spaxels within 2 R_e that were mapped
     inside = (truth["TRUE_R_RE"] <= 2.0) & np.isfinite(age_layer.data)
@@ -79,7 +81,7 @@ def test_cube_to_maps_to_gradients(
     assert ood.data.shape == (73, 78) and np.all(ood.data[~valued] == 0)
     from napari_galam.models.registry import read_model_card
 
-    floor = read_model_card("sed-cnn")["calibration"]["ood"]["min_snr"]
+    floor = read_model_card(model)["calibration"]["ood"]["min_snr"]
     faint = valued & (viewer.layers["S/N simulated CALIFA cube"].data < floor)
     np.testing.assert_array_equal((ood.data & 1) > 0, faint)  # below the training S/N
     np.testing.assert_allclose(maps.maps["MH_ERR"], mh_err, equal_nan=True)
@@ -91,12 +93,12 @@ def test_cube_to_maps_to_gradients(
     gradients._on_map_chosen(age_layer.name)  # ellipse and R_e from the maps' metadata
     ellipse = gradients.current_ellipse()
     assert ellipse.axis_ratio == pytest.approx(truth["AXRATIO"], abs=0.2)
-    # the maps carry what an honest error needs: the SED CNN's own gradient error (model
+    # the maps carry what an honest error needs: the model's own gradient error (model
     # card) and CALIFA's resolution (2.5" PSF on 1" spaxels)
     from napari_galam._layerdata import GRADIENT_ERRORS_KEY
     from napari_galam.models.registry import gradient_model_sd
 
-    calibrated = gradient_model_sd("sed-cnn")
+    calibrated = gradient_model_sd(model)
     assert calibrated is not None
     assert age_layer.metadata[GRADIENT_ERRORS_KEY].model_sd == calibrated["log_age"]
     assert mh_layer.metadata[GRADIENT_ERRORS_KEY].model_sd == calibrated["mh"]

@@ -53,9 +53,17 @@ def test_maps_good_cubes_reports_bad_ones_and_resumes(tmp_path: Path) -> None:
         assert maps.headers[name]["CRVAL1"] == maps.headers["LOG_AGE"]["CRVAL1"]
     ood = maps.maps["OOD"]
     assert np.all(ood[~valued] == 0) and np.all(ood < 8)
-    # spaxels below the model's training S/N (the faint outskirts) are flagged (bit 1)
-    faint = valued & (maps.maps["SNR"] < 20)
-    assert faint.any() and np.all(ood[faint] & 1)
+    assert maps.header["MODEL"] == "spaxel-spectra"  # "auto" for an IFU cube
+
+    # the SED CNN of the paper stays selectable; spaxels below its training S/N (the
+    # faint outskirts, S/N < 30 in its SEDs) are flagged (bit 1)
+    sed = galam("map", str(good), "--model", "sed-cnn", "--out", str(tmp_path / "sed"))
+    assert sed.returncode == 0, sed.stderr
+    sed_maps = read_maps(tmp_path / "sed" / "sim3.V500.rscube.maps.fits")
+    assert sed_maps.header["MODEL"] == "sed-cnn"
+    sed_valued = np.isfinite(sed_maps.maps["LOG_AGE"])
+    faint = sed_valued & (sed_maps.maps["SNR"] < 20)
+    assert faint.any() and np.all(sed_maps.maps["OOD"][faint] & 1)
 
     again = galam("map", str(good), "--out", str(out))
     assert again.returncode == 0, again.stderr
