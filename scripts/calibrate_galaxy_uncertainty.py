@@ -67,16 +67,21 @@ def _qa_inputs(path: Path, workdir: Path) -> dict[str, np.ndarray]:
     return data
 
 
-def _split(name: str, data: dict[str, np.ndarray], size: int) -> tuple[np.ndarray, ...]:
-    """(model inputs, truth, S/N) of one file for model ``name``."""
+def model_rows(name: str, data: dict[str, np.ndarray], size: int) -> tuple[np.ndarray, ...]:
+    """(row indices, model inputs) of the galaxies model ``name`` is shown: every usable
+    spectrum for ``spectra-only``, the usable galaxies the QA accepts for the image models."""
     from napari_galam.core.preprocess import preprocess_images, preprocess_spectra
 
     if name == "spectra-only":
         rows = np.flatnonzero(data["usable"])
-        x = preprocess_spectra(data["spectra"][rows], frame="rest")
-    else:
-        rows = np.flatnonzero(data["accepted"] & data["usable"])
-        x = preprocess_images(data["cutouts"][rows], size=size)
+        return rows, preprocess_spectra(data["spectra"][rows], frame="rest")
+    rows = np.flatnonzero(data["accepted"] & data["usable"])
+    return rows, preprocess_images(data["cutouts"][rows], size=size)
+
+
+def _split(name: str, data: dict[str, np.ndarray], size: int) -> tuple[np.ndarray, ...]:
+    """(model inputs, truth, S/N) of one file for model ``name``."""
+    rows, x = model_rows(name, data, size)
     return x, data["truth"][rows], data["snr"][rows]
 
 

@@ -48,15 +48,11 @@ def _families(path: Path) -> np.ndarray:
 
 
 def _rows(name: str, data: dict, family: np.ndarray, size: int) -> dict[str, np.ndarray]:
-    """Model inputs, truth, S/N and family of the galaxies model ``name`` is shown."""
-    from napari_galam.core.preprocess import preprocess_images, preprocess_spectra
+    """Model inputs, truth, S/N and family of the galaxies model ``name`` is shown (the
+    selection of the shipped calibration)."""
+    from calibrate_galaxy_uncertainty import model_rows
 
-    if name == "spectra-only":
-        rows = np.flatnonzero(data["usable"])
-        x = preprocess_spectra(data["spectra"][rows], frame="rest")
-    else:
-        rows = np.flatnonzero(data["accepted"] & data["usable"])
-        x = preprocess_images(data["cutouts"][rows], size=size)
+    rows, x = model_rows(name, data, size)
     return {"x": x, "truth": data["truth"][rows], "snr": data["snr"][rows], "family": family[rows]}
 
 

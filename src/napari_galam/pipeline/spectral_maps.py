@@ -208,6 +208,17 @@ def _iter_bin_spectra(
     return mean, variance, count == 0
 
 
+def _maps_meta(z: float, origin: str, plan: Any, counts: dict[str, int], what: Any) -> dict:
+    """What the spectral maps record: redshift and its origin, layout, NaN reasons, file."""
+    return {
+        "redshift": z,
+        "redshift_origin": origin,
+        "layout": plan.layout,
+        "nan_reasons": counts,
+        "source": Path(what).name,
+    }
+
+
 def iter_spectra_maps(
     cube: Any,
     predict_spectra: Callable[..., Any],
@@ -288,14 +299,7 @@ def iter_spectra_maps(
         bin_id = yield from _iter_map_bins(
             cube, plan, predict_spectra, maps, kept, min_snr, target_snr, step
         )
-    meta = {
-        "redshift": z,
-        "redshift_origin": origin,
-        "layout": plan.layout,
-        "nan_reasons": counts,
-        "source": Path(what).name,
-    }
-    return {**maps, "bin_id": bin_id, "meta": meta}
+    return {**maps, "bin_id": bin_id, "meta": _maps_meta(z, origin, plan, counts, what)}
 
 
 def _row_range(
@@ -422,11 +426,7 @@ def iter_spectra_maps_distributed(
         finally:
             client.cancel(futures)  # nothing left running when a task failed or we stopped
     meta = {
-        "redshift": z,
-        "redshift_origin": origin,
-        "layout": plan.layout,
-        "nan_reasons": counts,
-        "source": Path(what).name,
+        **_maps_meta(z, origin, plan, counts, what),
         "engine": "dask",
         "dask_tasks": len(blocks),
     }
