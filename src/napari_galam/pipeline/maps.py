@@ -44,7 +44,12 @@ from napari_galam.pipeline.batch_files import (
     unexpected_error_reason,
 )
 from napari_galam.pipeline.distributed import PartitionJob, dask_client, write_rows
-from napari_galam.pipeline.spectral_maps import DEFAULT_CUBE_MODEL, MAP_MODELS, map_model_for
+from napari_galam.pipeline.spectral_maps import (
+    DEFAULT_CUBE_MODEL,
+    MAP_MODELS,
+    iter_spectra_source,
+    map_model_for,
+)
 from napari_galam.progress import Progress, ProgressGenerator, run_to_end
 
 __all__ = [
@@ -443,49 +448,6 @@ def _mean_light(seds: SpaxelSEDs) -> NDArray[np.float64]:
         return np.nanmean(seds.flux, axis=0)
 
 
-def _iter_spectra_source(
-    cube: Any,
-    predict: Callable[..., Any] | None,
-    min_snr: float,
-    target_snr: float | None,
-    redshift: float | None,
-    meta: dict[str, Any] | None,
-    dask: dict[str, Any] | None = None,
-) -> ProgressGenerator[SpaxelMaps]:
-    """The ``spaxel-spectra`` maps of a cube, per spaxel or per Voronoi bin.
-
-    Streamed here (:func:`napari_galam.pipeline.spectral_maps.iter_spectra_maps`, with
-    ``predict``; None: :func:`napari_galam.models.inference.predict_spectra`), or, when
-    ``dask`` holds the client options (``client``, ``n_workers``), split over Dask
-    workers by blocks of rows
-    (:func:`napari_galam.pipeline.spectral_maps.iter_spectra_maps_distributed`, whose
-    workers use their own model).
-    """
-    from napari_galam.pipeline.spectral_maps import (
-        iter_spectra_maps,
-        iter_spectra_maps_distributed,
-    )
-
-    if dask is not None:
-        out = yield from iter_spectra_maps_distributed(
-            cube, min_snr=min_snr, redshift=redshift, **dask
-        )
-    else:
-        if predict is None:
-            from napari_galam.models.inference import predict_spectra as predict
-        out = yield from iter_spectra_maps(
-            cube, predict, min_snr=min_snr, target_snr=target_snr, redshift=redshift
-        )
-    info = {**(meta or {}), **out["meta"], "min_snr": min_snr, "target_snr": target_snr,
-            "model": "spaxel-spectra", "n_kept": int(np.isfinite(out["log_age"]).sum())}  # fmt: skip
-    return SpaxelMaps(
-        log_age=out["log_age"], mh=out["mh"], snr=out["snr"], bin_id=out["bin_id"],
-        band_names=("spectrum 3500-9000 A (rest)",), model="spaxel-spectra", meta=info,
-        light=out["light"].astype(np.float64), log_age_err=out["log_age_err"],
-        mh_err=out["mh_err"], ood=out["ood"],
-    )  # fmt: skip
-
-
 def iter_map_source(
     source: Any,
     predict_seds: Callable[..., Any],
@@ -540,11 +502,15 @@ def iter_map_source(
         big = distributed_min_spaxels is not None and ny * nx >= distributed_min_spaxels
         on_disk = Path(getattr(source, "path", "") or "").is_file()
         dask = {"client": client, "n_workers": n_workers}
-        return (
-            yield from _iter_spectra_source(
-                source, predict_spectra, min_snr, target_snr, redshift, meta,
-                dask if big and on_disk and target_snr is None else None,
-            )
+        out = yield from iter_spectra_source(
+            source, predict_spectra, min_snr, target_snr, redshift, meta,
+            dask if big and on_disk and target_snr is None else None,
+        )  # fmt: skip
+        return SpaxelMaps(
+            log_age=out["log_age"], mh=out["mh"], snr=out["snr"], bin_id=out["bin_id"],
+            band_names=("spectrum 3500-9000 A (rest)",), model="spaxel-spectra",
+            meta=out["meta"], light=out["light"].astype(np.float64),
+            log_age_err=out["log_age_err"], mh_err=out["mh_err"], ood=out["ood"],
         )  # fmt: skip
     filters = sed_model_filters(model)
     if _is_narrowband(source):

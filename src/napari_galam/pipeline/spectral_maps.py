@@ -47,6 +47,7 @@ __all__ = [
     "cube_redshift",
     "rows_per_block",
     "iter_spectra_maps",
+    "iter_spectra_source",
     "iter_spectra_maps_distributed",
     "DASK_ROWS_PER_TASK",
 ]
@@ -473,3 +474,37 @@ def _iter_map_bins(
         painted = bin_id >= 0
         _paint(maps, np.nonzero(painted), prediction, lookup[bin_id[painted]])
     return bin_id
+
+
+def iter_spectra_source(
+    cube: Any,
+    predict: Callable[..., Any] | None,
+    min_snr: float,
+    target_snr: float | None,
+    redshift: float | None,
+    meta: dict[str, Any] | None,
+    dask: dict[str, Any] | None = None,
+) -> ProgressGenerator[dict[str, Any]]:
+    """The ``spaxel-spectra`` maps of a cube, per spaxel or per Voronoi bin (the spectral
+    branch of :func:`napari_galam.pipeline.maps.iter_map_source`, which makes them a
+    ``SpaxelMaps``): the maps of :func:`iter_spectra_maps` with ``meta`` completed by
+    ``meta`` given, the S/N settings, the model and the number of spaxels with a value.
+
+    Streamed here (:func:`iter_spectra_maps`, with ``predict``; None:
+    :func:`napari_galam.models.inference.predict_spectra`), or, when ``dask`` holds the
+    client options (``client``, ``n_workers``), split over Dask workers by blocks of
+    rows (:func:`iter_spectra_maps_distributed`, whose workers use their own model).
+    """
+    if dask is not None:
+        out = yield from iter_spectra_maps_distributed(
+            cube, min_snr=min_snr, redshift=redshift, **dask
+        )
+    else:
+        if predict is None:
+            from napari_galam.models.inference import predict_spectra as predict
+        out = yield from iter_spectra_maps(
+            cube, predict, min_snr=min_snr, target_snr=target_snr, redshift=redshift
+        )
+    out["meta"] = {**(meta or {}), **out["meta"], "min_snr": min_snr, "target_snr": target_snr,
+                   "model": "spaxel-spectra", "n_kept": int(np.isfinite(out["log_age"]).sum())}  # fmt: skip
+    return out

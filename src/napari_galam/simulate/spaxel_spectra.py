@@ -287,6 +287,23 @@ def _noise_and_masks(
     return flux.astype(np.float32), (sigma**2).astype(np.float32), mask, snr.astype(np.float32)
 
 
+def _checked_options(
+    history_fraction: float, emission_fraction: float, history_families: Sequence[str]
+) -> tuple[str, ...]:
+    """Refuse shares outside 0-1 and unknown history families; the families as a tuple."""
+    for name, value in (("history_fraction", history_fraction),
+                        ("emission_fraction", emission_fraction)):  # fmt: skip
+        if not 0.0 <= value <= 1.0:
+            raise GalamInputError(f"{name}: expected a share in 0..1, got {value}")
+    families = tuple(history_families)
+    if not families or not set(families) <= set(HISTORY_FAMILIES):
+        raise GalamInputError(
+            f"history_families: expected some of {', '.join(HISTORY_FAMILIES)}, "
+            f"got {', '.join(families) or 'none'}"
+        )
+    return families
+
+
 def spectrum_groups(
     layout: str,
     n_spectra: int,
@@ -332,16 +349,7 @@ def spectrum_groups(
     GalamInputError
         If a fraction is outside 0-1 or ``history_families`` names no history family.
     """
-    for name, value in (("history_fraction", history_fraction),
-                        ("emission_fraction", emission_fraction)):  # fmt: skip
-        if not 0.0 <= value <= 1.0:
-            raise GalamInputError(f"{name}: expected a share in 0..1, got {value}")
-    history_families = tuple(history_families)
-    if not history_families or not set(history_families) <= set(HISTORY_FAMILIES):
-        raise GalamInputError(
-            f"history_families: expected some of {', '.join(HISTORY_FAMILIES)}, "
-            f"got {', '.join(history_families) or 'none'}"
-        )
+    history_families = _checked_options(history_fraction, emission_fraction, history_families)
     rng = np.random.default_rng(seed)
     extra = np.random.default_rng([seed, 1])  # the options' draws: ``rng`` stays as it was
     library = load_ssp_library()
