@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(
 
 IMAGE_NAMES = (".jpg", ".jpeg", ".png", ".fits", ".fit", ".fits.gz")
 #: Hostile inputs a model input can still be built from: predicted, with the flag saying why.
-PREDICTED_AND_FLAGGED = {"negative-flux-spectrum"}
+PREDICTED_AND_FLAGGED = {"negative-flux-spectrum", "saturated-cutout"}
 
 
 def no_traceback(result: subprocess.CompletedProcess) -> None:

@@ -166,6 +166,28 @@ def test_an_image_model_row_carries_its_galaxys_redshift_flag(
     assert not rows["shaky"]["ood"] and rows["shaky"]["ood_reason"] == ""
 
 
+def test_a_saturated_cutout_the_qa_accepts_is_predicted_and_flagged(tmp_path: Path) -> None:
+    """As a clicked galaxy is: the answer is given, the row says why it is doubtful."""
+    from hostile_files import write_hostile_files
+    from PIL import Image
+
+    saturated = next(
+        f.path for f in write_hostile_files(tmp_path / "in") if f.kind == "saturated-cutout"
+    )
+    clean = tmp_path / "clean.png"
+    rgb = np.asarray(Image.open(saturated)).astype(np.float64)
+    Image.fromarray((rgb * 0.5).astype(np.uint8)).save(clean)  # the same galaxy, unclipped
+    inputs = [GalaxyInput("saturated", image=saturated), GalaxyInput("clean", image=clean)]
+    rows = {r["source"]: r for r in run_to_end(iter_predict_catalogue(inputs, flagging_predict))}
+
+    row = rows["saturated"]
+    assert row["status"] == "ok" and row["model"] == "mmlforgalam", row
+    assert row["log_age"] == pytest.approx(9.5) and row["log_age_err"] == pytest.approx(0.1)
+    assert row["ood"] and "saturated core" in row["ood_reason"] and row["reason"] == ""
+    assert "saturated.png" in row["ood_reason"]
+    assert rows["clean"]["status"] == "ok" and not rows["clean"]["ood"], rows["clean"]
+
+
 def test_a_spectrum_without_good_pixels_or_redshift_is_still_rejected(sdss_spectrum_file) -> None:
     from astropy.io import fits
 

@@ -13,7 +13,8 @@ MMLforGalAM otherwise. Every input gets a row; unreadable or rejected ones say w
 rejected only when no model input can be built from it (:func:`spectrum_model_input`);
 one whose redshift the pipeline flags (``ZWARNING``) or lies outside the model card's
 range, or whose flux is mostly negative, is predicted and its row flagged (``ood``,
-``ood_reason``, beside the model's own reasons). Folders, FIFOs
+``ood_reason``, beside the model's own reasons); so is a cutout with a saturated core
+that the QA accepts (a rejected one's reason names the saturation too). Folders, FIFOs
 and broken symbolic links named like inputs (``x.fits``), in a folder or on the command
 line, are inputs too: they get their row without being opened.
 
@@ -223,26 +224,29 @@ def _guarded(path: Path, prepare: Callable[[], Any]) -> Any:
         raise _Failed(unexpected_error_reason(path, exc)) from exc
 
 
-def _image_input(path: Path, params: Any) -> tuple[Any, str]:
-    """The model input of a cutout (or None) and the reason when there is none.
+def _image_input(path: Path, params: Any) -> tuple[Any, str, list[str]]:
+    """The model input of a cutout (or None), the reason when there is none, and why the
+    cutout lies outside the training images.
 
     FITS cutouts become the gri composite (:func:`~napari_galam.io.composite.read_model_cutout`).
+    A cutout the models were not trained on but can still read (a saturated core:
+    :func:`~napari_galam.io.quality.cutout_problems`) is predicted when the QA accepts
+    it, with those reasons as its out-of-distribution flags, as a clicked galaxy is.
     """
     from napari_galam.io.composite import read_model_cutout
     from napari_galam.io.quality import cutout_problems
     from napari_galam.pipeline.qa import assess_galaxy, cutout_array
 
-    def prepare() -> Any:
+    def prepare() -> tuple[Any, list[str]]:
         cutout = read_model_cutout(path)
-        problems = cutout_problems(cutout)
-        if problems:  # readable, but not what the models were trained on
-            raise GalamInputError("; ".join(problems))
-        return assess_galaxy(cutout_array(cutout.data, cutout.kind), params)
+        return assess_galaxy(cutout_array(cutout.data, cutout.kind), params), cutout_problems(
+            cutout
+        )
 
-    qa = _guarded(path, prepare)
+    qa, flags = _guarded(path, prepare)
     if qa.status == "accepted":
-        return qa.model_input, ""
-    return None, f"image {qa.status}: {qa.reason}"
+        return qa.model_input, "", flags
+    return None, "; ".join([f"image {qa.status}: {qa.reason}", *flags]), flags
 
 
 def spectrum_model_input(
@@ -319,6 +323,7 @@ class _Prepared:
     image: Any = None
     spectrum: Any = None
     flags: list[str] = field(default_factory=list)  # the spectrum's OOD reasons
+    image_flags: list[str] = field(default_factory=list)  # the cutout's OOD reasons
     reason: str = ""
     failed: bool = False  # a file raised an unexpected error (the reason names it)
 
@@ -333,11 +338,12 @@ def _prepare(
     """
     image = spectrum = None
     flags: list[str] = []
+    image_flags: list[str] = []
     reasons = []
     failed = False
     if galaxy.image is not None:
         try:
-            image, reason = _image_input(Path(galaxy.image), params)
+            image, reason, image_flags = _image_input(Path(galaxy.image), params)
         except (GalamError, _Failed) as exc:
             reasons.append(str(exc))
             failed = failed or isinstance(exc, _Failed)
@@ -350,7 +356,7 @@ def _prepare(
         except (GalamError, _Failed) as exc:
             reasons.append(str(exc))
             failed = failed or isinstance(exc, _Failed)
-    return _Prepared(image, spectrum, flags, "; ".join(reasons), failed)
+    return _Prepared(image, spectrum, flags, image_flags, "; ".join(reasons), failed)
 
 
 def _galaxy_flags(spectrum_flags: list[str]) -> list[str]:
@@ -472,7 +478,13 @@ def iter_predict_catalogue(
         needs = prepared.spectrum if spectral else prepared.image
         if needs is not None:
             pending.setdefault(choice, []).append(
-                (index, needs, prepared.flags if spectral else _galaxy_flags(prepared.flags))
+                (
+                    index,
+                    needs,
+                    prepared.flags
+                    if spectral
+                    else prepared.image_flags + _galaxy_flags(prepared.flags),
+                )
             )
             row["status"], row["model"] = "ok", choice
         elif not reason:
