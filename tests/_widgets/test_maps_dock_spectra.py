@@ -37,7 +37,9 @@ def _open_cube(viewer, path: Path) -> str:
     return next(layer.name for layer in layers if CUBE_KEY in layer.metadata)
 
 
-def test_three_layouts_through_the_dock(make_napari_viewer, qtbot, tmp_path: Path, worker_cleanup) -> None:
+def test_three_layouts_through_the_dock(
+    make_napari_viewer, qtbot, tmp_path: Path, worker_cleanup
+) -> None:
     viewer = make_napari_viewer()
     dock = MapsDock(viewer)
     viewer.window.add_dock_widget(dock, name="Spaxel maps")
@@ -55,7 +57,9 @@ def test_three_layouts_through_the_dock(make_napari_viewer, qtbot, tmp_path: Pat
         dock.model.setCurrentText("auto" if layout == "MUSE" else "spaxel-spectra")
         assert dock.start_mapping()
         qtbot.waitUntil(lambda: not dock.jobs.busy, timeout=240_000)
-        assert dock.maps is not None and dock.maps.model == "spaxel-spectra", dock.jobs.status.text()
+        assert dock.maps is not None and dock.maps.model == "spaxel-spectra", (
+            dock.jobs.status.text()
+        )
         assert dock.maps.meta["layout"] == layout and dock.maps.meta["redshift"] == 0.02
         age = viewer.layers[f"log age {name}"].data
         assert age.shape == shape
@@ -78,3 +82,47 @@ def test_three_layouts_through_the_dock(make_napari_viewer, qtbot, tmp_path: Pat
     qtbot.waitUntil(lambda: not dock.jobs.busy, timeout=240_000)
     assert dock.maps is mapped  # unchanged
     assert "covered" in dock.jobs.status.text()
+
+
+def test_powerbin_binning_through_the_dock(
+    make_napari_viewer, qtbot, tmp_path: Path, worker_cleanup
+) -> None:
+    from napari_galam._widgets._model_worker import shared_worker
+    from napari_galam.pipeline.binning import spaxel_bins
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "pipeline"))
+    from test_spectral_maps import bin_mean_inputs
+
+    viewer = make_napari_viewer()
+    dock = MapsDock(viewer)
+    viewer.window.add_dock_widget(dock, name="Spaxel maps")
+    path = write_califa_cube(tmp_path / "g.V500.rscube.fits", nwave=1877).path
+    name = _open_cube(viewer, path)
+    dock.source.setCurrentText(name)
+    dock.model.setCurrentText("spaxel-spectra")
+    choices = [dock.binning.itemText(i) for i in range(dock.binning.count())]
+    assert choices == ["voronoi", "powerbin"] and dock.binning.currentText() == "voronoi"
+    dock.bin_spaxels.setChecked(True)
+    dock.target_snr.setValue(20.0)
+    dock.binning.setCurrentText("powerbin")
+    assert dock.start_mapping()
+    qtbot.waitUntil(lambda: not dock.jobs.busy, timeout=240_000)
+    maps = dock.maps
+    assert maps is not None, dock.jobs.status.text()
+    assert maps.meta["binning"] == "powerbin" and maps.meta["target_snr"] == 20.0
+    assert "powerbin bins to S/N 20" in dock.jobs.status.text()
+    kept = maps.snr >= dock.min_snr.value()
+    np.testing.assert_array_equal(maps.bin_id >= 0, kept)  # the bins cover the kept spaxels
+    # PowerBin's bins on the S/N the spectra were mapped with
+    light, snr = np.where(kept, maps.light, np.nan), np.where(kept, maps.snr, np.nan)
+    expected = spaxel_bins(light, snr, target_snr=20.0, min_snr=3.0, binning="powerbin")
+    np.testing.assert_array_equal(maps.bin_id, expected.bin_id)
+    assert 1 < expected.n_bins < kept.sum()
+    # each bin carries the model's answer on its mean spectrum (the same worker process)
+    means = bin_mean_inputs(viewer.layers[name].metadata[CUBE_KEY], maps.bin_id)
+    answer = shared_worker().predict_spectra(means.x, snr=means.snr)
+    age = viewer.layers[f"log age {name}"].data
+    for number in range(expected.n_bins):
+        inside = maps.bin_id == number
+        assert np.all(age[inside] == age[inside][0])
+        assert age[inside][0] == pytest.approx(answer.log_age[number], abs=2e-4)

@@ -131,6 +131,72 @@ def test_voronoi_binned_maps_are_constant_within_bins(califa_seds) -> None:
         assert np.allclose(values, values[0])
 
 
+def test_powerbin_bins_are_mapped_from_their_mean_sed(califa_seds) -> None:
+    seds, _ = califa_seds
+    told: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def recording(inputs: np.ndarray, snr: np.ndarray | None = None) -> SimpleNamespace:
+        told.append((np.asarray(inputs), np.asarray(snr)))
+        return colour_predictor(inputs)
+
+    options = {"min_snr": 3.0, "target_snr": 150.0, "meta": {"source": "G.V500.rscube.fits"}}
+    maps = map_seds(seds, recording, binning="powerbin", **options)
+    assert maps.meta["binning"] == "powerbin" and maps.meta["target_snr"] == 150.0
+    kept = seds.valid & (seds.snr >= 3.0)
+    np.testing.assert_array_equal(maps.bin_id >= 0, kept)  # the bins cover the kept spaxels
+    n_bins = int(maps.bin_id.max()) + 1
+    assert 1 < n_bins < kept.sum()
+    inputs, snr = told[0]
+    assert inputs.shape == (n_bins, seds.flux.shape[0]) and snr.shape == (n_bins,)
+    light = np.nanmean(seds.flux, axis=0)
+    for number in range(n_bins):
+        inside = maps.bin_id == number
+        mean_sed = seds.flux[:, inside].mean(axis=1)
+        expected = colour_predictor(mean_sed[None])
+        assert np.all(maps.log_age[inside] == maps.log_age[inside][0])
+        assert maps.log_age[inside][0] == pytest.approx(expected.log_age[0], rel=1e-5)
+        assert maps.mh[inside][0] == pytest.approx(expected.mh[0], rel=1e-5)
+        # the model is told the S/N of the bin's mean SED
+        noise = light[inside] / seds.snr[inside]
+        mean_snr = light[inside].sum() / np.sqrt(np.sum(noise**2))
+        assert snr[number] == pytest.approx(mean_snr, rel=1e-5)
+    # PowerBin sums S/N^2: the bins reach the target in that sense
+    reach = np.sqrt(np.bincount(maps.bin_id[kept], weights=seds.snr[kept].astype(float) ** 2))
+    assert np.median(reach) >= 0.9 * 150.0
+    # deterministic: numbered in the order of the bins' first spaxels, row by row
+    first = [np.flatnonzero(maps.bin_id.ravel() == n)[0] for n in range(n_bins)]
+    assert first == sorted(first)
+    again = map_seds(seds, colour_predictor, binning="powerbin", **options)
+    np.testing.assert_array_equal(again.bin_id, maps.bin_id)
+    voronoi = map_seds(seds, colour_predictor, **options)  # the default binner
+    assert voronoi.meta["binning"] == "voronoi"
+    assert not np.array_equal(voronoi.bin_id, maps.bin_id)
+    assert map_seds(seds, colour_predictor, min_snr=3.0).meta["binning"] is None
+    with pytest.raises(GalamInputError, match="unknown binning 'kmeans'; use one of voronoi"):
+        map_seds(seds, colour_predictor, binning="kmeans", **options)
+    with pytest.raises(
+        GalamInputError, match=r"G\.V500\.rscube\.fits: cannot bin to S/N 100000 with PowerBin"
+    ):
+        map_seds(seds, colour_predictor, binning="powerbin", **{**options, "target_snr": 1e5})
+
+
+def test_spaxel_bins_edge_cases() -> None:
+    """Every spaxel above the target stays alone; a line of spaxels is PowerBin's failure."""
+    from napari_galam.pipeline.binning import spaxel_bins
+
+    bright = np.full((5, 6), 30.0)
+    for binning in ("voronoi", "powerbin"):
+        alone = spaxel_bins(np.ones((5, 6)), bright, target_snr=8.0, min_snr=1.0, binning=binning)
+        np.testing.assert_array_equal(alone.bin_id, np.arange(30).reshape(5, 6))
+        np.testing.assert_allclose(alone.snr, 30.0)
+    nothing = spaxel_bins(np.ones((5, 6)), bright / 100, target_snr=8.0, min_snr=1.0,
+                          binning="powerbin")  # fmt: skip
+    assert nothing.n_bins == 0 and np.all(nothing.bin_id == -1)
+    with pytest.raises(GalamInputError, match="strip.fits: PowerBin could not bin its 20 spaxels"):
+        spaxel_bins(np.ones((1, 20)), np.full((1, 20), 3.0), target_snr=8.0, min_snr=1.0,
+                    binning="powerbin", what="strip.fits")  # fmt: skip
+
+
 def test_narrowband_stack_is_matched_by_filter_name(tmp_path: Path) -> None:
     written = write_narrowband_mef(tmp_path / "nb.fits", n_filters=6)
     stack = read_narrowband(written.path)

@@ -67,7 +67,12 @@ def test_map_source_picks_the_model_and_counts_what_is_left_out(tmp_path: Path) 
         map_model_for(manga, "pixel-cnn")
     maps = run_to_end(
         iter_map_source(
-            manga, None, predict_spectra=reading_model, min_snr=30.0, redshift=0.02, model="spaxel-spectra"
+            manga,
+            None,
+            predict_spectra=reading_model,
+            min_snr=30.0,
+            redshift=0.02,
+            model="spaxel-spectra",
         )
     )
     assert maps.model == "spaxel-spectra" and maps.meta["redshift"] == 0.02
@@ -113,5 +118,87 @@ def test_a_cube_the_model_cannot_read_names_the_file(tmp_path: Path) -> None:
             iter_map_source(source, None, predict_spectra=reading_model, model="spaxel-spectra")
         )
     with pytest.raises(GalamInputError, match="short.rscube.fits"):
-        map_cube_to_file(short.path, tmp_path / "out.maps.fits", predict=None, model="spaxel-spectra")
+        map_cube_to_file(
+            short.path, tmp_path / "out.maps.fits", predict=None, model="spaxel-spectra"
+        )
     assert not (tmp_path / "out.maps.fits").exists()
+
+
+def bin_mean_inputs(cube, bin_id: np.ndarray, redshift: float | None = None):
+    """The model inputs of each bin's mean spectrum, recomputed from the whole cube here.
+
+    The mean over each wavelength's good pixels (finite, positive variance, not masked)
+    and its variance (sum over the good pixels / count^2), as the maps are meant to take.
+    """
+    from napari_galam.core.spectral_input import spectral_inputs
+    from napari_galam.pipeline.spectral_maps import _plan_for
+
+    plan = _plan_for(cube, redshift)[0]
+    flux = np.asarray(cube.data, np.float64)
+    variance = np.asarray(cube.variance, np.float64)
+    bad = np.zeros(flux.shape, bool) if cube.mask is None else np.asarray(cube.mask, bool)
+    means, variances = [], []
+    for number in range(int(bin_id.max()) + 1):
+        inside = bin_id == number
+        f, v = flux[:, inside], variance[:, inside]
+        good = np.isfinite(f) & np.isfinite(v) & (v > 0) & ~bad[:, inside]
+        count = good.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means.append(np.where(good, f, 0.0).sum(axis=1) / count)
+            variances.append(np.where(good, v, 0.0).sum(axis=1) / count**2)
+    means, variances = np.array(means), np.array(variances)
+    return spectral_inputs(plan, means, variances, ~np.isfinite(means))
+
+
+def test_powerbin_bins_are_mapped_from_their_mean_spectrum(tmp_path: Path) -> None:
+    cube = open_source(write_califa_cube(tmp_path / "g.V500.rscube.fits", nwave=1877).path)
+    told: list[np.ndarray] = []
+
+    def recording(x: np.ndarray, *, snr: np.ndarray | None = None) -> SimpleNamespace:
+        told.append(np.asarray(snr))
+        return reading_model(x, snr=snr)
+
+    def binned(binning: str, model=recording):
+        return run_to_end(
+            iter_map_source(
+                cube, None, predict_spectra=model, min_snr=3.0, target_snr=20.0,
+                binning=binning, model="spaxel-spectra",
+            )
+        )  # fmt: skip
+
+    maps = binned("powerbin")
+    assert maps.meta["binning"] == "powerbin" and maps.meta["target_snr"] == 20.0
+    kept = maps.snr >= 3.0
+    np.testing.assert_array_equal(maps.bin_id >= 0, kept)  # the bins cover the kept spaxels
+    n_bins = int(maps.bin_id.max()) + 1
+    assert 1 < n_bins < kept.sum()  # faint spaxels were grouped
+    np.testing.assert_array_equal(np.unique(maps.bin_id[kept]), np.arange(n_bins))
+    means = bin_mean_inputs(cube, maps.bin_id)
+    expected = reading_model(means.x, snr=means.snr)
+    for number in range(n_bins):
+        inside = maps.bin_id == number
+        assert np.all(maps.log_age[inside] == maps.log_age[inside][0])
+        assert maps.log_age[inside][0] == pytest.approx(expected.log_age[number], rel=1e-4)
+        assert maps.mh[inside][0] == pytest.approx(expected.mh[number], rel=1e-4)
+        assert np.all(maps.ood[inside] == expected.ood_reason[number])  # the bin's S/N
+    assert told[0].shape == (n_bins,) and np.median(told[0]) >= 0.7 * 20.0
+    # deterministic: numbered in the order of the bins' first spaxels, row by row
+    first = [np.flatnonzero(maps.bin_id.ravel() == n)[0] for n in range(n_bins)]
+    assert first == sorted(first)
+    np.testing.assert_array_equal(binned("powerbin", reading_model).bin_id, maps.bin_id)
+    voronoi = binned("voronoi", reading_model)
+    assert voronoi.meta["binning"] == "voronoi"
+    assert not np.array_equal(voronoi.bin_id, maps.bin_id)  # the binner was PowerBin
+    with pytest.raises(GalamInputError, match="unknown binning 'hexagons'; use one of voronoi"):
+        binned("hexagons")
+    with pytest.raises(GalamInputError, match="unknown binning 'hexagons'"):
+        map_cube_to_file(cube.path, tmp_path / "out.maps.fits", target_snr=20.0,
+                         binning="hexagons", model="spaxel-spectra")  # fmt: skip
+    assert not (tmp_path / "out.maps.fits").exists()
+    with pytest.raises(
+        GalamInputError, match=r"g\.V500\.rscube\.fits: cannot bin to S/N 500 with PowerBin"
+    ):
+        run_to_end(
+            iter_map_source(cube, None, predict_spectra=reading_model, target_snr=500.0,
+                            binning="powerbin", model="spaxel-spectra")
+        )  # fmt: skip

@@ -19,6 +19,7 @@ import argparse
 from pathlib import Path
 
 from napari_galam._cli.predict import add_dask_arguments, engine_of, open_client, progress_bar
+from napari_galam.pipeline.binning import BINNINGS
 
 __all__ = ["add_parser", "run"]
 
@@ -32,14 +33,26 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Predict each spaxel's log age and [M/H] from its spectrum (spaxel-spectra, the "
             "default for IFU cubes) or from its narrow-band SED in the SED model's filters "
             "(sed-cnn, the model of narrow-band stacks), leave out spaxels below a S/N floor "
-            "(or Voronoi-bin them, sed-cnn), and write the maps as FITS with the cube's WCS."
+            "(or bin them to a target S/N with Voronoi binning or PowerBin and map each bin's "
+            "mean), and write the maps as FITS with the cube's WCS."
         ),
     )
     parser.add_argument("cubes", nargs="+", type=Path, help="cube or narrow-band FITS files")
     parser.add_argument("--out", "-o", type=Path, required=True, help="output folder")
     parser.add_argument("--min-snr", type=float, default=3.0, help="S/N floor per spaxel")
     parser.add_argument(
-        "--target-snr", type=float, default=None, help="Voronoi-bin to this S/N (default: no)"
+        "--target-snr",
+        type=float,
+        default=None,
+        help="bin the spaxels to this S/N and map each bin's mean spectrum or SED (default: "
+        "no binning)",
+    )
+    parser.add_argument(
+        "--binning",
+        choices=BINNINGS,
+        default=BINNINGS[0],
+        help="the binner of --target-snr: voronoi (Cappellari & Copin 2003) or powerbin "
+        "(Cappellari 2025), on the S/N the model measures (default: %(default)s)",
     )
     parser.add_argument(
         "--model",
@@ -94,8 +107,14 @@ def run(args: argparse.Namespace) -> int:
             MAP_JOB,
             parts_dir,
             partition_size=args.partition_size,
-            options={"min_snr": args.min_snr, "target_snr": args.target_snr,
-                     "model": args.model, "redshift": args.redshift},  # fmt: skip
+            options={
+                "min_snr": args.min_snr,
+                "target_snr": args.target_snr,
+                "model": args.model,
+                "redshift": args.redshift,
+                # the binner matters only with a target (and older manifests lack it)
+                **({} if args.target_snr is None else {"binning": args.binning}),
+            },
             engine=engine_of(args),
             client=client,
             on_progress=on_progress,
@@ -105,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
             overwrite=args.overwrite,
             model=args.model,
             redshift=args.redshift,
+            binning=args.binning,
         )
     merged = merge_with_earlier(table, earlier, ("source",))
     summary = write_table(summary_path, merged)

@@ -1,8 +1,9 @@
 """The "Spaxel maps" dock: age and [M/H] maps of a cube, per spaxel.
 
 Pick an IFU cube or a narrow-band stack layer; the dock measures every spaxel's SED in
-the SED model's filters, leaves out spaxels below a S/N floor (or Voronoi-bins them to a
-target S/N), runs the model in the shared worker process and adds the maps as image
+the SED model's filters, leaves out spaxels below a S/N floor (or bins them to a target
+S/N with the chosen binner, Voronoi binning or PowerBin, and maps each bin's mean), runs
+the model in the shared worker process and adds the maps as image
 layers on the cube's grid: :func:`napari_galam.pipeline.maps.iter_map_source`, the
 function ``galam map`` runs per cube. The maps carry the galaxy's ellipse and R_e (from
 the collapsed light) so that the Gradients dock can fit them at once. The work runs in
@@ -53,6 +54,7 @@ from napari_galam._widgets._jobs import JobRunner
 from napari_galam._widgets._model_worker import shared_worker
 from napari_galam.core.gradients import ellipse_from_moments, half_light_radius
 from napari_galam.errors import GalamError, GalamInputError
+from napari_galam.pipeline.binning import BINNINGS
 from napari_galam.pipeline.fit import (
     CubeFit,
     FitOptions,
@@ -216,8 +218,8 @@ class MapsDock(QWidget):
         The last maps made (None before).
     distributed_min_spaxels, dask_workers
         Cubes with at least this many spaxels are mapped on a local Dask cluster of
-        ``dask_workers`` processes (None: one per core), unless Voronoi binning, which
-        needs the whole field, is asked for.
+        ``dask_workers`` processes (None: one per core), unless binning, which needs
+        the whole field, is asked for.
     """
 
     def __init__(self, viewer: napari.viewer.Viewer) -> None:
@@ -244,10 +246,16 @@ class MapsDock(QWidget):
         self.min_snr = QDoubleSpinBox()
         self.min_snr.setRange(0.0, 1000.0)
         self.min_snr.setValue(3.0)
-        self.voronoi = QCheckBox("Voronoi-bin to target S/N")
+        self.bin_spaxels = QCheckBox("bin to target S/N")
         self.target_snr = QDoubleSpinBox()
         self.target_snr.setRange(1.0, 1000.0)
         self.target_snr.setValue(20.0)
+        self.binning = QComboBox()
+        self.binning.addItems(list(BINNINGS))
+        self.binning.setToolTip(
+            "voronoi: Voronoi binning (Cappellari & Copin 2003); powerbin: PowerBin "
+            "(Cappellari 2025). Each bin is mapped from its mean spectrum or SED."
+        )
         self.run_button = QPushButton("Map age and [M/H]")
         self.save_button = QPushButton("Save maps…")
         self.save_button.setEnabled(False)
@@ -276,8 +284,9 @@ class MapsDock(QWidget):
         form.addRow("model", self.model)
         form.addRow("redshift", self.redshift)
         form.addRow("minimum S/N", self.min_snr)
-        form.addRow(self.voronoi)
+        form.addRow(self.bin_spaxels)
         form.addRow("target S/N", self.target_snr)
+        form.addRow("binning", self.binning)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.save_button)
@@ -328,7 +337,8 @@ class MapsDock(QWidget):
             done=self._on_done,
             text=f"Mapping {name}…",
             min_snr=self.min_snr.value(),
-            target_snr=self.target_snr.value() if self.voronoi.isChecked() else None,
+            target_snr=self.target_snr.value() if self.bin_spaxels.isChecked() else None,
+            binning=self.binning.currentText(),
             meta={"source": layer.name},
             distributed_min_spaxels=self.distributed_min_spaxels,
             n_workers=self.dask_workers,
@@ -464,11 +474,16 @@ class MapsDock(QWidget):
         self._put_layer(f"log age {base}", maps.log_age, "magma", AGE_LIMITS, age_meta, kwargs)
         flagged = self._put_ood_layer(maps, base, kwargs)
         self.save_button.setEnabled(True)
+        details = [
+            f"spectra at z = {maps.meta['redshift']:g}"
+            if "redshift" in maps.meta
+            else f"{len(maps.band_names)} filters",
+            f"S/N >= {maps.meta['min_snr']:g}",
+        ]
+        if maps.meta.get("binning"):
+            details.append(f"{maps.meta['binning']} bins to S/N {maps.meta['target_snr']:g}")
         self.jobs.status.setText(
-            f"{maps.n_mapped} spaxels mapped with {maps.model}"
-            + (f" (spectra at z = {maps.meta['redshift']:g}" if "redshift" in maps.meta
-               else f" ({len(maps.band_names)} filters")
-            + f", S/N >= {maps.meta['min_snr']:g})"
+            f"{maps.n_mapped} spaxels mapped with {maps.model} ({', '.join(details)})"
             + (f"; {flagged} outside the training data (marked)" if flagged else "")
         )
 

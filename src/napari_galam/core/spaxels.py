@@ -197,7 +197,8 @@ def cube_to_seds(
 
 @dataclass(frozen=True)
 class VoronoiBins:
-    """Voronoi bins of the spaxels above a S/N floor (Cappellari & Copin 2003).
+    """Bins of the spaxels above a S/N floor: Voronoi bins (Cappellari & Copin 2003), or
+    PowerBin's from :func:`napari_galam.pipeline.binning.spaxel_bins`.
 
     ``bin_id`` is ``(ny, nx)`` with -1 for spaxels left out; ``snr`` the S/N of each bin.
     """
@@ -256,7 +257,7 @@ def voronoi_bins(
 
 
 def bin_seds(seds: SpaxelSEDs, bins: VoronoiBins) -> NDArray[np.float32]:
-    """SEDs averaged over each Voronoi bin: ``(n_bins, n_filters)``."""
+    """SEDs averaged over each bin (Voronoi or PowerBin): ``(n_bins, n_filters)``."""
     flat_ids = bins.bin_id.ravel()
     keep = flat_ids >= 0
     flux = seds.flux.reshape(seds.flux.shape[0], -1)[:, keep]

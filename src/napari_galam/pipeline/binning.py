@@ -9,6 +9,11 @@ groups them with ``powerbin.PowerBin`` (Cappellari 2025, MNRAS 544, 1432: centro
 power diagrams, the successor of Voronoi binning) so that each bin's S/N^2, the sum of
 its spaxels' S/N^2 for independent noise, is close to the target's square. Spaxels
 already above the target stay alone. :func:`bin_spectrum` sums the spectra of one bin.
+
+The model maps of :mod:`napari_galam.pipeline.maps` bin with either binner
+(:data:`BINNINGS`): :func:`spaxel_bins` gives their bin labels from Voronoi binning
+(:func:`napari_galam.core.spaxels.voronoi_bins`) or from PowerBin (:func:`bin_cube`), on
+the S/N the mapping model measures.
 """
 
 from __future__ import annotations
@@ -21,13 +26,29 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from napari_galam.core.spaxels import VoronoiBins, voronoi_bins
 from napari_galam.errors import GalamInputError
 from napari_galam.progress import Progress, ProgressGenerator
 
-__all__ = ["CubeBins", "cube_snr_map", "iter_cube_snr_map", "bin_cube", "bin_spectrum"]
+__all__ = [
+    "BINNINGS",
+    "BINNING_LABELS",
+    "CubeBins",
+    "cube_snr_map",
+    "iter_cube_snr_map",
+    "bin_cube",
+    "bin_spectrum",
+    "check_binning",
+    "spaxel_bins",
+]
 
 #: Rows of the cube read at a time when measuring the S/N.
 _ROWS_PER_BLOCK = 16
+#: The binners of model maps with a target S/N (``galam map --binning``; the first is the
+#: default).
+BINNINGS = ("voronoi", "powerbin")
+#: Each binner's name in messages.
+BINNING_LABELS = {"voronoi": "Voronoi binning", "powerbin": "PowerBin binning"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -151,7 +172,8 @@ def bin_cube(snr: NDArray[np.floating], *, target_snr: float, min_snr: float = 3
         )
     ys, xs = np.nonzero(keep)
     capacity = snr[keep] ** 2
-    if ys.size < 4 or capacity.sum() <= target_snr**2:
+    # PowerBin refuses a field where every spaxel is above the target: each is its own bin
+    if ys.size < 4 or capacity.sum() <= target_snr**2 or np.all(capacity > target_snr**2):
         labels = np.zeros(ys.size, int) if capacity.sum() <= target_snr**2 else np.arange(ys.size)
     else:
         labels = _powerbin_labels(xs, ys, capacity, target_snr)
@@ -181,6 +203,120 @@ def _powerbin_labels(
         warnings.simplefilter("ignore", RuntimeWarning)  # rms of bins when all are single
         binning = PowerBin(xy, capacity, float(target_snr) ** 2, pixelsize=1.0, verbose=0)
     return np.asarray(binning.bin_num, dtype=np.intp)
+
+
+def check_binning(binning: str) -> str:
+    """``binning`` itself when it is one of :data:`BINNINGS`.
+
+    Raises
+    ------
+    GalamInputError
+        For any other name (the message lists the binners there are).
+    """
+    if binning not in BINNINGS:
+        raise GalamInputError(f"unknown binning {binning!r}; use one of {', '.join(BINNINGS)}")
+    return binning
+
+
+def spaxel_bins(
+    signal: NDArray[np.floating],
+    snr: NDArray[np.floating],
+    *,
+    target_snr: float,
+    min_snr: float,
+    binning: str = "voronoi",
+    what: str = "cube",
+) -> VoronoiBins:
+    """Bin a map's spaxels to ``target_snr`` for a model that reads each bin's mean.
+
+    Both binners see the same spaxels and the same S/N: ``snr`` is the S/N the mapping
+    model itself measures, per observed pixel for ``spaxel-spectra`` (the median over
+    the usable pixels, :func:`napari_galam.core.spectral_input.spectral_inputs`) and per
+    band for ``sed-cnn`` (the median over the bands,
+    :attr:`napari_galam.core.spaxels.SpaxelSEDs.snr`), not the middle-fifth S/N of
+    :func:`cube_snr_map` that the pPXF bins use, so that a target S/N means the same with
+    either binner. Each spaxel's noise is
+    ``signal / snr``. Voronoi binning (:func:`~napari_galam.core.spaxels.voronoi_bins`)
+    grows bins until sum(signal) / sqrt(sum(noise^2)), the S/N of their mean, reaches
+    the target; PowerBin (:func:`bin_cube`) until the sum of their S/N^2, the S/N of an
+    optimally weighted sum, does, so its bins are a little smaller. Either way the S/N
+    returned for a bin is the S/N of its mean, the input the model is given.
+
+    Parameters
+    ----------
+    signal
+        ``(ny, nx)`` mean flux of each spaxel (NaN: left out).
+    snr
+        ``(ny, nx)`` S/N of each spaxel (NaN: left out).
+    target_snr, min_snr
+        The S/N each bin should reach, and the floor below which spaxels are left out.
+    binning
+        One of :data:`BINNINGS`.
+    what
+        The cube's name for error messages (a file or layer name).
+
+    Returns
+    -------
+    VoronoiBins
+        ``bin_id`` (-1: left out) and each bin's S/N and number of spaxels. PowerBin's
+        bins are numbered in the order of their first spaxel, row by row; Voronoi bins
+        keep vorbin's numbering. Both are deterministic.
+
+    Raises
+    ------
+    GalamInputError
+        For an unknown ``binning``, or when the binner cannot reach the target (all the
+        spaxels together are below it, or the binner fails); the message names ``what``.
+    """
+    check_binning(binning)
+    signal = np.asarray(signal, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        noise = signal / np.asarray(snr, dtype=np.float64)
+    if binning == "voronoi":
+        try:
+            return voronoi_bins(signal, noise, target_snr=target_snr, min_snr=min_snr)
+        except ValueError as exc:  # vorbin: the whole field does not reach the target
+            raise GalamInputError(
+                f"{what}: cannot Voronoi-bin to S/N {target_snr:g}: "
+                f"{str(exc).strip().splitlines()[0]}"
+            ) from None
+    return _powerbin_spaxel_bins(signal, noise, target_snr, min_snr, what)
+
+
+def _powerbin_spaxel_bins(
+    signal: NDArray[np.float64],
+    noise: NDArray[np.float64],
+    target_snr: float,
+    min_snr: float,
+    what: str,
+) -> VoronoiBins:
+    """:func:`spaxel_bins` with PowerBin, on the spaxels Voronoi binning would take."""
+    if not (np.isfinite(target_snr) and target_snr > 0):
+        raise GalamInputError(f"target S/N must be positive, got {target_snr}.")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        snr = signal / noise
+    use = np.isfinite(snr) & (noise > 0) & (snr >= min_snr)  # as voronoi_bins
+    if not use.any():
+        return VoronoiBins(np.full(signal.shape, -1, np.int32), np.zeros(0), np.zeros(0, np.int64))
+    reach = float(np.sqrt(np.sum(snr[use] ** 2)))
+    if not reach >= target_snr:
+        raise GalamInputError(
+            f"{what}: cannot bin to S/N {target_snr:g} with PowerBin: its {int(use.sum())} "
+            f"spaxels above S/N {min_snr:g} reach S/N {reach:.1f} together"
+        )
+    try:
+        bin_id = bin_cube(np.where(use, snr, np.nan), target_snr=target_snr, min_snr=min_snr).bin_id
+    except Exception as exc:  # noqa: BLE001 - PowerBin's own failures (a line of spaxels)
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise GalamInputError(
+            f"{what}: PowerBin could not bin its {int(use.sum())} spaxels to S/N "
+            f"{target_snr:g}: {type(exc).__name__}: {detail}"
+        ) from exc
+    labels = bin_id[bin_id >= 0]
+    total = np.bincount(labels, weights=signal[bin_id >= 0])
+    variance = np.bincount(labels, weights=noise[bin_id >= 0] ** 2)
+    counts = np.bincount(labels).astype(np.int64)
+    return VoronoiBins(bin_id, total / np.sqrt(variance), counts)
 
 
 def bin_spectrum(

@@ -8,7 +8,8 @@ CNN, IFU cubes (CALIFA, MaNGA, MUSE, generic) first go through
 the narrow-band filters the SED model was trained on (synthetic photometry,
 :mod:`napari_galam.core.spaxels`); narrow-band stacks give their SEDs directly, matched
 to the model's filters by name. Spaxels below a S/N floor are left out; optionally the
-rest are Voronoi-binned to a target S/N. The model itself is any callable
+rest are binned to a target S/N (Voronoi or PowerBin:
+:func:`napari_galam.pipeline.binning.spaxel_bins`). The model itself is any callable
 ``predict_seds(seds, snr=...) -> prediction`` with ``log_age`` and ``mh`` arrays of the SEDs'
 leading shape: in napari, :meth:`napari_galam.models.worker.ModelWorker.predict_seds`,
 so that TensorFlow stays out of the viewer's process.
@@ -19,8 +20,7 @@ so that TensorFlow stays out of the viewer's process.
 (:data:`MAP_JOB` for the partition runner of :mod:`napari_galam.pipeline.distributed`,
 in this process or on Dask). Big cubes (``distributed_min_spaxels``) are split over Dask
 workers by blocks of rows, with either model (:func:`iter_map_cube_distributed`;
-:func:`napari_galam.pipeline.spectral_maps.iter_spectra_maps_distributed`), unless they
-are Voronoi-binned.
+:func:`napari_galam.pipeline.spectral_maps.iter_spectra_maps_distributed`), unless binned.
 """
 
 from __future__ import annotations
@@ -36,13 +36,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from napari_galam.core.spaxels import SpaxelSEDs, bin_seds, voronoi_bins
+from napari_galam.core.spaxels import SpaxelSEDs, bin_seds
 from napari_galam.errors import GalamError, GalamInputError
 from napari_galam.pipeline.batch_files import (
     input_path_problem,
     resolved_path,
     unexpected_error_reason,
 )
+from napari_galam.pipeline.binning import BINNING_LABELS, check_binning, spaxel_bins
 from napari_galam.pipeline.distributed import PartitionJob, dask_client, write_rows
 from napari_galam.pipeline.spectral_maps import (
     DEFAULT_CUBE_MODEL,
@@ -77,15 +78,8 @@ MAP_COLUMNS = ("source", "maps", "status", "reason", "n_mapped")
 #: Cubes per partition of ``galam map`` (``--partition-size``).
 DEFAULT_CUBES_PER_PARTITION = 1
 #: The units of the maps' FITS extensions.
-MAP_UNITS = {
-    "LOG_AGE": "dex",
-    "MH": "dex",
-    "SNR": "",
-    "BIN_ID": "",
-    "LOG_AGE_ERR": "dex",
-    "MH_ERR": "dex",
-    "OOD": "",
-}
+MAP_UNITS = {"LOG_AGE": "dex", "MH": "dex", "SNR": "", "BIN_ID": "",
+             "LOG_AGE_ERR": "dex", "MH_ERR": "dex", "OOD": ""}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -99,14 +93,13 @@ class SpaxelMaps:
     snr
         ``(ny, nx)`` median S/N of the SED per spaxel (NaN without variance).
     bin_id
-        ``(ny, nx)`` Voronoi bin of each spaxel (-1: left out); the spaxel index when
-        not binned.
+        ``(ny, nx)`` bin of each spaxel (-1: left out); the spaxel index when not binned.
     band_names
         The filters the SEDs were measured in.
     model
         The model's name.
     meta
-        Provenance: source file, S/N floor and target, number of spaxels mapped.
+        Provenance: source file, S/N floor and target, binner, number of spaxels mapped.
     light
         ``(ny, nx)`` collapsed light of the source (mean SED flux; the middle plane of
         a cube mapped on Dask), for the galaxy's ellipse and R_e; None when not made.
@@ -274,6 +267,7 @@ def iter_map_seds(
     target_snr: float | None = None,
     model: str = "sed-cnn",
     meta: dict[str, Any] | None = None,
+    binning: str = "voronoi",
 ) -> ProgressGenerator[SpaxelMaps]:
     """Predict maps from SEDs, yielding ``Progress`` ("binning", "prediction"); return them.
 
@@ -287,23 +281,27 @@ def iter_map_seds(
     min_snr
         Spaxels with a median S/N below this are left out (ignored when the SEDs have
         no errors, i.e. S/N is NaN everywhere).
-    target_snr
-        When given, Voronoi-bin the kept spaxels to this S/N and predict per bin.
+    target_snr, binning
+        When ``target_snr`` is given, bin the kept spaxels to it with ``binning``
+        ("voronoi" or "powerbin", :func:`~napari_galam.pipeline.binning.spaxel_bins`) and
+        predict per bin from its mean SED.
     model, meta
-        Recorded in the result.
+        Recorded in the result (``meta["source"]`` names the cube in errors).
     """
+    check_binning(binning)
     ny, nx = seds.flux.shape[1:]
     have_snr = bool(np.isfinite(seds.snr).any())
     keep = seds.valid & (seds.snr >= min_snr if have_snr else True)
     if target_snr is not None and not have_snr:
-        raise GalamInputError("Voronoi binning needs S/N, but the cube has no variance.")
+        raise GalamInputError(f"{BINNING_LABELS[binning]} needs S/N; the cube has no variance.")
     painter = _MapPainter((ny, nx), _training_min_snr(model))
     bin_id = np.full((ny, nx), -1, dtype=np.int32)
     if target_snr is not None and keep.any():
         yield Progress("binning", 0, 1)
         signal = np.where(keep, np.nanmean(seds.flux, axis=0), np.nan)
-        noise = np.where(keep, signal / np.where(keep, seds.snr, 1.0), np.nan)
-        bins = voronoi_bins(signal, noise, target_snr=target_snr, min_snr=min_snr)
+        bins = spaxel_bins(signal, np.where(keep, seds.snr, np.nan), target_snr=target_snr,
+                           min_snr=min_snr, binning=binning,
+                           what=str((meta or {}).get("source", "cube")))  # fmt: skip
         bin_id = bins.bin_id
         inputs = bin_seds(seds, bins)
         yield Progress("binning", 1, 1)
@@ -321,8 +319,9 @@ def iter_map_seds(
         yield Progress("prediction", rows.size, rows.size)
     info = dict(meta or {})
     info.update(
-        {"min_snr": min_snr, "target_snr": target_snr, "n_kept": int(keep.sum()), "model": model}
-    )
+        {"min_snr": min_snr, "target_snr": target_snr, "n_kept": int(keep.sum()), "model": model,
+         "binning": None if target_snr is None else binning}
+    )  # fmt: skip
     return SpaxelMaps(
         log_age=painter.log_age,
         mh=painter.mh,
@@ -425,7 +424,7 @@ def iter_map_cube_distributed(
         band_names=tuple(filter_names),
         model=model,
         meta={"min_snr": min_snr, "target_snr": None, "n_kept": int(np.isfinite(log_age).sum()),
-              "model": model, "source": str(path), "engine": "dask"},
+              "model": model, "source": str(path), "engine": "dask", "binning": None},
         log_age_err=full["log_age_err"] if with_errors else None,
         mh_err=full["mh_err"] if with_errors else None,
         ood=ood if with_errors else None,
@@ -461,6 +460,7 @@ def iter_map_source(
     client: Any = None,
     predict_spectra: Callable[..., Any] | None = None,
     redshift: float | None = None,
+    binning: str = "voronoi",
 ) -> ProgressGenerator[SpaxelMaps]:
     """Map an opened cube or narrow-band stack; yield ``Progress``, return the maps.
 
@@ -478,13 +478,13 @@ def iter_map_source(
     predict_seds
         ``(n, n_filters) -> prediction`` with ``log_age`` and ``mh`` of length ``n``
         (not called on the Dask path, whose workers use their own models).
-    min_snr, target_snr, model, meta
-        As for :func:`iter_map_seds`.
+    min_snr, target_snr, binning, model, meta
+        As for :func:`iter_map_seds` (``binning`` also for ``spaxel-spectra``).
     distributed_min_spaxels
         A cube with at least this many spaxels is mapped on Dask by blocks of rows
         (:func:`iter_map_cube_distributed`, or for ``spaxel-spectra``
         :func:`napari_galam.pipeline.spectral_maps.iter_spectra_maps_distributed`), unless
-        ``target_snr`` asks for Voronoi binning; None: never. The workers open the cube
+        ``target_snr`` asks for binning; None: never. The workers open the cube
         from its file, so a cube whose ``path`` is not a file is mapped here.
     n_workers, client
         The Dask cluster of that path (see
@@ -497,6 +497,7 @@ def iter_map_source(
         (:mod:`napari_galam.pipeline.spectral_maps`).
     """
     model = map_model_for(source, model, redshift)
+    check_binning(binning)
     if model == "spaxel-spectra":
         _, ny, nx = source.shape
         big = distributed_min_spaxels is not None and ny * nx >= distributed_min_spaxels
@@ -504,7 +505,7 @@ def iter_map_source(
         dask = {"client": client, "n_workers": n_workers}
         out = yield from iter_spectra_source(
             source, predict_spectra, min_snr, target_snr, redshift, meta,
-            dask if big and on_disk and target_snr is None else None,
+            dask if big and on_disk and target_snr is None else None, binning,
         )  # fmt: skip
         return SpaxelMaps(
             log_age=out["log_age"], mh=out["mh"], snr=out["snr"], bin_id=out["bin_id"],
@@ -528,9 +529,8 @@ def iter_map_source(
         from napari_galam.sps.filters import load_filters
 
         seds = yield from iter_seds_from_cube(source, load_filters(filters))
-    maps = yield from iter_map_seds(
-        seds, predict_seds, min_snr=min_snr, target_snr=target_snr, model=model, meta=meta
-    )
+    maps = yield from iter_map_seds(seds, predict_seds, min_snr=min_snr, target_snr=target_snr,
+                                    model=model, meta=meta, binning=binning)  # fmt: skip
     return dataclasses.replace(maps, light=_mean_light(seds))
 
 
@@ -552,6 +552,7 @@ def map_cube_to_file(
     predict: Callable[..., Any] | None = None,
     model: str = "auto",
     redshift: float | None = None,
+    binning: str = "voronoi",
 ) -> dict[str, Any]:
     """Map one cube or narrow-band stack and write its maps atomically to ``target``.
 
@@ -563,8 +564,9 @@ def map_cube_to_file(
     predict
         The SED model (default: :func:`napari_galam.models.inference.predict_seds`
         in this process).
-    model, redshift
-        As for :func:`iter_map_source` (``"auto"``: by the kind of source).
+    model, redshift, min_snr, target_snr, binning
+        As for :func:`iter_map_source` (``"auto"``: by the kind of source); a binned
+        map's header records ``TARGSNR`` and ``BINNING``.
 
     Returns
     -------
@@ -575,8 +577,8 @@ def map_cube_to_file(
     ------
     GalamInputError
         When the file is not a regular file, is neither a cube nor a narrow-band stack
-        this package reads, or no spaxel of it could be mapped (then nothing is
-        written).
+        this package reads, ``binning`` is unknown, or no spaxel of it could be mapped
+        (then nothing is written).
     """
     from napari_galam.io.sources import open_source
     from napari_galam.io.writers import write_maps
@@ -591,7 +593,7 @@ def map_cube_to_file(
     maps = run_to_end(
         iter_map_source(
             source, predict, min_snr=min_snr, target_snr=target_snr, meta={"source": path.name},
-            model=model, redshift=redshift,
+            model=model, redshift=redshift, binning=binning,
         )
     )  # fmt: skip
     if maps.n_mapped == 0:
@@ -609,6 +611,7 @@ def map_cube_to_file(
             "SOURCE": path.name,
             "MINSNR": min_snr,
             "OODBITS": "OOD: 1 S/N below training, 2 SED shape unlike training, 4 bad flux",
+            **({} if target_snr is None else {"TARGSNR": target_snr, "BINNING": binning}),
             **_spectra_header(maps.meta),
         },
     )
@@ -633,17 +636,15 @@ def map_partition(
     path: str | os.PathLike,
     *,
     out: str | os.PathLike,
-    min_snr: float = 3.0,
-    target_snr: float | None = None,
     overwrite: bool = False,
-    model: str = "auto",
-    redshift: float | None = None,
+    **options: Any,
 ) -> int:
     """Map each cube of one partition into ``out``; write the summary rows to ``path``.
 
-    A cube whose maps exist is ``done before`` (unless ``overwrite``); one that cannot be
-    mapped, for any error, is ``failed`` with the reason (the other cubes go on).
-    Returns the number of rows written.
+    ``options`` go to :func:`map_cube_to_file` (``min_snr``, ``target_snr``, ``binning``,
+    ``model``, ``redshift``). A cube whose maps exist is ``done before`` (unless
+    ``overwrite``); one that cannot be mapped, for any error, is ``failed`` with the reason
+    (the other cubes go on). Returns the number of rows written.
     """
     rows = []
     for cube in cubes:
@@ -654,8 +655,7 @@ def map_partition(
             row["status"] = "done before"
         else:
             try:
-                row.update(map_cube_to_file(cube, target, min_snr=min_snr, target_snr=target_snr,
-                                            model=model, redshift=redshift))  # fmt: skip
+                row.update(map_cube_to_file(cube, target, **options))
             except GalamError as exc:
                 row.update(status="failed", reason=str(exc), maps="")
             except Exception as exc:  # noqa: BLE001 - one cube's error is that cube's row

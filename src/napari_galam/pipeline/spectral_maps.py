@@ -15,7 +15,8 @@ A big cube can also be split over Dask workers by blocks of rows
 worker opens the cube from its file, maps its rows with
 :func:`napari_galam.models.inference.predict_spectra` (:func:`iter_spectra_maps` with
 ``rows``) and sends back those rows' maps and NaN counts, which are put together into
-the same maps as in this process. Voronoi binning needs the whole field and stays here.
+the same maps as in this process. Binning (Voronoi or PowerBin,
+:func:`napari_galam.pipeline.binning.spaxel_bins`) needs the whole field and stays here.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from napari_galam.core.spectral_input import (
     spectral_inputs,
 )
 from napari_galam.errors import GalamError, GalamInputError
+from napari_galam.pipeline.binning import BINNING_LABELS, check_binning, spaxel_bins
 from napari_galam.progress import Progress, ProgressGenerator
 
 __all__ = [
@@ -229,15 +231,17 @@ def iter_spectra_maps(
     redshift: float | None = None,
     block_rows: int | None = None,
     rows: tuple[int, int] | None = None,
+    binning: str = "voronoi",
 ) -> ProgressGenerator[dict[str, Any]]:
     """Map ``cube`` (a :class:`~napari_galam.io.cubes.SpectralCube`) block by block.
 
     Yields ``Progress("spectra", rows_done, n_rows)``; returns a dict of ``(n_rows, nx)``
     maps (``log_age``, ``mh``, ``snr``, ``log_age_err``, ``mh_err``, ``ood``, ``light``,
     ``bin_id``) and ``meta`` (redshift and its origin, layout, counts per NaN reason).
-    With ``target_snr`` the kept spaxels are Voronoi-binned
-    (:func:`napari_galam.core.spaxels.voronoi_bins` on their S/N) and each bin's mean
-    spectrum, gathered in a second pass over the cube, is mapped instead.
+    With ``target_snr`` the kept spaxels are binned on their S/N with ``binning``
+    (``"voronoi"`` or ``"powerbin"``: :func:`napari_galam.pipeline.binning.spaxel_bins`)
+    and each bin's mean spectrum, gathered in a second pass over the cube, is mapped
+    instead.
 
     Parameters
     ----------
@@ -251,12 +255,14 @@ def iter_spectra_maps(
     ------
     GalamInputError
         When the cube's wavelength axis cannot be used by the model at this redshift
-        (names the file, its range and what the model needs), or ``rows`` is not a
-        range of the cube's rows or comes with ``target_snr``.
+        (names the file, its range and what the model needs), ``rows`` is not a range
+        of the cube's rows or comes with ``target_snr``, ``binning`` is unknown, or the
+        binner cannot reach ``target_snr``.
     """
+    check_binning(binning)
     plan, z, origin, what = _plan_for(cube, redshift)
     n_wave, ny, nx = cube.shape
-    first, last = _row_range(what, ny, rows, target_snr)
+    first, last = _row_range(what, ny, rows, target_snr, binning)
     n_rows = last - first
     names = ("log_age", "mh", "snr", "log_age_err", "mh_err", "light")
     maps: dict[str, Any] = {name: np.full((n_rows, nx), np.nan, dtype=np.float32) for name in names}
@@ -298,13 +304,13 @@ def iter_spectra_maps(
         bin_id = np.where(kept, index, -1).astype(np.int32)
     else:
         bin_id = yield from _iter_map_bins(
-            cube, plan, predict_spectra, maps, kept, min_snr, target_snr, step
+            cube, plan, predict_spectra, maps, kept, (min_snr, target_snr, binning), step
         )
     return {**maps, "bin_id": bin_id, "meta": _maps_meta(z, origin, plan, counts, what)}
 
 
 def _row_range(
-    what: str, ny: int, rows: tuple[int, int] | None, target_snr: float | None
+    what: str, ny: int, rows: tuple[int, int] | None, target_snr: float | None, binning: str
 ) -> tuple[int, int]:
     """``rows`` checked against the cube's ``ny`` rows (None: all of them)."""
     if rows is None:
@@ -314,7 +320,7 @@ def _row_range(
         raise GalamInputError(f"{what}: rows {first}:{last} are not a range of its {ny} rows")
     if target_snr is not None:
         raise GalamInputError(
-            f"{what}: Voronoi binning needs the whole field, not rows {first}:{last}"
+            f"{what}: {BINNING_LABELS[binning]} needs the whole field, not rows {first}:{last}"
         )
     return first, last
 
@@ -440,27 +446,20 @@ def _iter_map_bins(
     predict: Callable[..., Any],
     maps: dict[str, Any],
     kept: NDArray[np.bool_],
-    min_snr: float,
-    target_snr: float,
+    settings: tuple[float, float, str],
     step: int,
 ) -> ProgressGenerator[NDArray[np.int32]]:
-    """Voronoi-bin the kept spaxels, map each bin's mean spectrum; return the bin map."""
-    from napari_galam.core.spaxels import voronoi_bins
-
-    signal = np.where(kept, maps["light"], np.nan)
+    """Bin the kept spaxels on their S/N (``settings``: minimum and target S/N, binner),
+    map each bin's mean spectrum; return the bin map."""
+    min_snr, target_snr, binning = settings
     if not np.isfinite(maps["snr"][kept]).any():
         raise GalamInputError(
-            f"{_what(cube)}: Voronoi binning needs S/N, but the cube has no variance"
+            f"{_what(cube)}: {BINNING_LABELS[binning]} needs S/N, but the cube has no variance"
         )
-    with np.errstate(invalid="ignore", divide="ignore"):
-        noise = np.where(kept, signal / maps["snr"], np.nan)
-    try:
-        bins = voronoi_bins(signal, noise, target_snr=target_snr, min_snr=min_snr)
-    except ValueError as exc:  # vorbin: the whole cube does not reach the target
-        raise GalamInputError(
-            f"{_what(cube)}: cannot Voronoi-bin to S/N {target_snr:g}: "
-            f"{str(exc).strip().splitlines()[0]}"
-        ) from None
+    bins = spaxel_bins(
+        np.where(kept, maps["light"], np.nan), np.where(kept, maps["snr"], np.nan),
+        target_snr=target_snr, min_snr=min_snr, binning=binning, what=_what(cube),
+    )  # fmt: skip
     if bins.n_bins == 0:
         return bins.bin_id
     flux, variance, bad = yield from _iter_bin_spectra(cube, bins.bin_id, bins.n_bins, step)
@@ -484,11 +483,13 @@ def iter_spectra_source(
     redshift: float | None,
     meta: dict[str, Any] | None,
     dask: dict[str, Any] | None = None,
+    binning: str = "voronoi",
 ) -> ProgressGenerator[dict[str, Any]]:
-    """The ``spaxel-spectra`` maps of a cube, per spaxel or per Voronoi bin (the spectral
+    """The ``spaxel-spectra`` maps of a cube, per spaxel or per bin (the spectral
     branch of :func:`napari_galam.pipeline.maps.iter_map_source`, which makes them a
     ``SpaxelMaps``): the maps of :func:`iter_spectra_maps` with ``meta`` completed by
-    ``meta`` given, the S/N settings, the model and the number of spaxels with a value.
+    ``meta`` given, the S/N settings, the binner (None when not binned), the model and
+    the number of spaxels with a value.
 
     Streamed here (:func:`iter_spectra_maps`, with ``predict``; None:
     :func:`napari_galam.models.inference.predict_spectra`), or, when ``dask`` holds the
@@ -503,8 +504,10 @@ def iter_spectra_source(
         if predict is None:
             from napari_galam.models.inference import predict_spectra as predict
         out = yield from iter_spectra_maps(
-            cube, predict, min_snr=min_snr, target_snr=target_snr, redshift=redshift
-        )
+            cube, predict, min_snr=min_snr, target_snr=target_snr, redshift=redshift,
+            binning=binning,
+        )  # fmt: skip
     out["meta"] = {**(meta or {}), **out["meta"], "min_snr": min_snr, "target_snr": target_snr,
+                   "binning": None if target_snr is None else binning,
                    "model": "spaxel-spectra", "n_kept": int(np.isfinite(out["log_age"]).sum())}  # fmt: skip
     return out
