@@ -6,7 +6,9 @@ each (a variance head trained with a Gaussian likelihood on frozen features, see
 calibrated numbers (``calibration.uncertainty``: one variance scale per quantity, fitted
 on unseen cubes) and what says a spaxel lies outside the training data
 (``calibration.ood``: the lowest S/N trained on and a Mahalanobis reference of the
-normalised SEDs). This module reads those sections and applies them; it is imported by
+normalised SEDs). The scale may vary with the SED's S/N (``by_snr_scale``: scales at S/N
+nodes, interpolated linearly in log S/N). This module reads those sections and applies
+them; it is imported by
 :func:`napari_galam.models.inference.predict_seds`, the maps pipeline and the evaluation,
 and by nothing that needs TensorFlow.
 
@@ -37,12 +39,13 @@ __all__ = [
     "coverage",
     "coverage_by_snr",
     "describe_ood",
-    "fit_snr_scales",
+    "fit_snr_curve",
     "fit_variance_scale",
     "low_snr_codes",
     "mahalanobis_squared",
     "sed_calibration",
     "shape_reference",
+    "snr_windows",
 ]
 
 #: S/N of the SED below the lowest S/N the model was trained on.
@@ -82,10 +85,11 @@ class SedCalibration:
         Mean and inverse covariance of the training spaxels' normalised SEDs.
     max_distance2
         Squared Mahalanobis distance above which an SED's shape is flagged.
-    snr_edges, snr_scale
-        Optional S/N bins ``[edges[i], edges[i+1])`` of the SED's median S/N and, per
-        bin, the (log age, [M/H]) scales that replace ``scale`` there, shape
-        ``(n_bins, 2)``; spaxels of unknown S/N or outside the bins keep ``scale``.
+    snr_nodes, snr_scale
+        Optional increasing, positive values of the SED's median S/N and the (log age,
+        [M/H]) scales there, shape ``(n_nodes, 2)``, that replace ``scale``: interpolated
+        linearly in log S/N between nodes and held at the end nodes' values beyond them.
+        Spaxels of unknown or non-positive S/N keep ``scale``.
     """
 
     scale: dict[str, float]
@@ -93,7 +97,7 @@ class SedCalibration:
     mean: NDArray[np.float64]
     precision: NDArray[np.float64]
     max_distance2: float
-    snr_edges: tuple[float, ...] = ()
+    snr_nodes: tuple[float, ...] = ()
     snr_scale: NDArray[np.float64] | None = None
 
     def scales(self, snr: Any = None, n: int | None = None) -> NDArray[np.float64]:
@@ -108,11 +112,12 @@ class SedCalibration:
         out = np.tile(overall, (q.size, 1))
         if self.snr_scale is None:
             return out
-        edges = np.asarray(self.snr_edges, dtype=np.float64)
         with np.errstate(invalid="ignore"):
-            index = np.searchsorted(edges, q, side="right") - 1
-            inside = np.isfinite(q) & (index >= 0) & (index < edges.size - 1)
-        out[inside] = self.snr_scale[index[inside]]
+            known = np.isfinite(q) & (q > 0)
+        log_q = np.log(q[known])
+        log_nodes = np.log(np.asarray(self.snr_nodes, dtype=np.float64))
+        for k in range(out.shape[1]):
+            out[known, k] = np.interp(log_q, log_nodes, self.snr_scale[:, k])
         return out
 
 
@@ -143,25 +148,38 @@ def sed_calibration(card: dict[str, Any], name: str = "sed-cnn") -> SedCalibrati
         ) from None
     by_snr = unc.get("by_snr_scale")
     if by_snr is not None:
-        try:
-            edges = tuple(float(v) for v in by_snr["edges"])
-            table = np.column_stack([by_snr["log_age"], by_snr["mh"]]).astype(np.float64)
-        except (KeyError, TypeError, ValueError):
-            raise GalamError(
-                f"model card of {name}: calibration.uncertainty.by_snr_scale is unreadable"
-            ) from None
-        if table.shape != (len(edges) - 1, 2) or not np.all(np.isfinite(table) & (table > 0)):
-            raise GalamError(
-                f"model card of {name}: calibration.uncertainty.by_snr_scale holds "
-                f"unusable numbers (expected {len(edges) - 1} positive scales per quantity)"
-            )
-        calibration = replace(calibration, snr_edges=edges, snr_scale=table)
+        calibration = replace(calibration, **_snr_curve(by_snr, name))
     n = calibration.mean.size
     if not all(np.isfinite(v) and v > 0 for v in scale.values()) or (
         calibration.precision.shape != (n, n)
     ):
         raise GalamError(f"model card of {name}: calibration.uncertainty holds unusable numbers")
     return calibration
+
+
+def _snr_curve(by_snr: Any, name: str) -> dict[str, Any]:
+    """``snr_nodes`` and ``snr_scale`` of a card's ``by_snr_scale``, checked."""
+    try:
+        nodes = np.array([float(v) for v in by_snr["snr"]], dtype=np.float64)
+        table = np.column_stack([by_snr["log_age"], by_snr["mh"]]).astype(np.float64)
+    except (KeyError, TypeError, ValueError):
+        raise GalamError(
+            f"model card of {name}: calibration.uncertainty.by_snr_scale is unreadable (it "
+            "needs S/N nodes 'snr' and a log_age and mh scale at each; run "
+            "scripts/calibrate_sed_uncertainty.py)"
+        ) from None
+    increasing = nodes.size > 0 and nodes[0] > 0 and bool(np.all(np.diff(nodes) > 0))
+    if (
+        not (increasing and np.all(np.isfinite(nodes)))
+        or table.shape != (nodes.size, 2)
+        or not np.all(np.isfinite(table) & (table > 0))
+    ):
+        raise GalamError(
+            f"model card of {name}: calibration.uncertainty.by_snr_scale holds unusable "
+            "numbers (expected increasing, positive, finite S/N nodes and a positive scale "
+            "per node and quantity)"
+        )
+    return {"snr_nodes": tuple(nodes.tolist()), "snr_scale": table}
 
 
 def shape_reference(normalised: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -226,31 +244,82 @@ def fit_variance_scale(residual: Any, sigma: Any) -> float:
     return best if np.isfinite(best) else float(max(z68, z95))
 
 
-def fit_snr_scales(
+def snr_windows(
+    snr: Any, *, lo: float = 3.0, ratio: float = 2.0, min_spaxels: int = 20000
+) -> tuple[float, ...]:
+    """Edges of S/N windows ``[edges[i], edges[i+1])`` for :func:`fit_snr_curve`.
+
+    From ``lo`` up by a factor ``ratio`` each, the last one open (``inf``). A window with
+    fewer than ``min_spaxels`` of the finite ``snr`` values joins its lower neighbour (the
+    lowest joins the one above), from the top down, until every window has enough or one
+    is left.
+    """
+    if not ratio > 1.0 or not lo > 0:
+        raise GalamError(f"S/N windows: need lo > 0 and ratio > 1, got {lo} and {ratio}")
+    q = np.asarray(snr, dtype=np.float64).ravel()
+    q = np.sort(q[np.isfinite(q) & (q >= lo)])
+    top = float(q[-1]) if q.size else lo
+    edges = [float(lo)]
+    while edges[-1] * ratio <= top:
+        edges.append(edges[-1] * ratio)
+    edges.append(np.inf)
+    while len(edges) > 2:
+        counts = np.diff(np.searchsorted(q, edges, side="left"))
+        sparse = np.flatnonzero(counts < min_spaxels)
+        if sparse.size == 0:
+            break
+        del edges[max(int(sparse[-1]), 1)]
+    return tuple(edges)
+
+
+def fit_snr_curve(
     residual: Any,
     sigma: Any,
     snr: Any,
-    edges: tuple[float, ...] = SPAXEL_SNR_BINS,
     *,
-    overall: float | None = None,
-    min_spaxels: int = 2000,
-) -> list[float]:
-    """:func:`fit_variance_scale` in each S/N bin ``[edges[i], edges[i+1])``.
+    lo: float = 3.0,
+    ratio: float = 2.0,
+    min_spaxels: int = 20000,
+) -> tuple[list[float], NDArray[np.float64]]:
+    """Variance scales that vary smoothly with the SED's S/N, for ``by_snr_scale``.
 
-    A bin with fewer than ``min_spaxels`` residuals gets ``overall`` (default: the scale
-    fitted on all of them), so a sparse bin cannot swing its factor on a few galaxies.
+    The spaxels with S/N >= ``lo`` are cut into :func:`snr_windows`; in each,
+    :func:`fit_variance_scale` gives every quantity's factor, placed at the window's
+    median S/N. :class:`SedCalibration` interpolates between these nodes linearly in
+    log S/N, so a spaxel's factor follows its own S/N rather than the average of a wide
+    bin (a population crowded at one end of a bin got that bin's mean factor).
+
+    Parameters
+    ----------
+    residual, sigma
+        ``(n, k)`` prediction - truth and raw 1-sigma errors of ``k`` quantities.
+    snr
+        ``(n,)`` S/N of each SED.
+    lo, ratio, min_spaxels
+        As in :func:`snr_windows`.
+
+    Returns
+    -------
+    nodes : list of float
+        Increasing median S/N of the windows.
+    scales : ndarray
+        ``(len(nodes), k)`` factors.
     """
-    r = np.asarray(residual, dtype=np.float64).ravel()
-    s = np.asarray(sigma, dtype=np.float64).ravel()
+    r = np.asarray(residual, dtype=np.float64)
+    s = np.asarray(sigma, dtype=np.float64)
+    r, s = r.reshape(r.shape[0], -1), s.reshape(s.shape[0], -1)
     q = np.asarray(snr, dtype=np.float64).ravel()
-    fallback = fit_variance_scale(r, s) if overall is None else float(overall)
-    scales = []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
-        select = (q >= lo) & (q < hi) & np.isfinite(r) & np.isfinite(s) & (s > 0)
-        scales.append(
-            fit_variance_scale(r[select], s[select]) if select.sum() >= min_spaxels else fallback
-        )
-    return scales
+    with np.errstate(invalid="ignore"):
+        usable = np.isfinite(q) & (q >= lo)
+    if not usable.any():
+        raise GalamError(f"S/N curve: no spaxel with S/N >= {lo:g}")
+    edges = snr_windows(q[usable], lo=lo, ratio=ratio, min_spaxels=min_spaxels)
+    nodes, scales = [], []
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        window = usable & (q >= a) & (q < b)
+        nodes.append(float(np.median(q[window])))
+        scales.append([fit_variance_scale(r[window, k], s[window, k]) for k in range(r.shape[1])])
+    return nodes, np.asarray(scales, dtype=np.float64)
 
 
 def coverage(residual: Any, sigma: Any) -> dict[str, float]:
