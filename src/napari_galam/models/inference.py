@@ -429,9 +429,12 @@ def predict_spectra(
     -------
     SpaxelPrediction
         NaN where a spectrum has no weight at all; errors are the network's own
-        (its log-variance output) times the card's ``calibration.uncertainty`` scales;
+        (its log-variance output) times the card's ``calibration.uncertainty`` scales,
+        with its cube terms where the card has them
+        (:mod:`napari_galam.models.cube_calibration`: this model maps cubes);
         ``ood_reason`` bits as for :func:`predict_seds`.
     """
+    from napari_galam.models.cube_calibration import apply_cube_terms, cube_terms
     from napari_galam.models.sed_uncertainty import OOD_SHAPE, low_snr_codes
 
     data = np.asarray(inputs, dtype=np.float32)
@@ -447,6 +450,7 @@ def predict_spectra(
         label_sd = np.asarray(card["configuration"]["label_sd"], np.float32)
         unc, ood = card["calibration"]["uncertainty"], card["calibration"]["ood"]
         scale = np.array([unc["log_age"]["scale"], unc["mh"]["scale"]], np.float32)
+        cube_scale, cube_floor = cube_terms(unc, SPECTRA_MODEL)
         features = ood["features"]
         ref_mean = np.asarray(features["mean"], np.float64)
         precision = np.asarray(features["precision"], np.float64)
@@ -468,6 +472,7 @@ def predict_spectra(
         out[valid, :2] = raw[:, :2] * label_sd + label_mean
         with np.errstate(over="ignore"):
             sigma = np.exp(0.5 * np.clip(raw[:, 2:], -12.0, 6.0)) * label_sd * scale
+        sigma = apply_cube_terms(sigma, cube_scale, cube_floor)
         out[valid, 2:] = np.clip(sigma, SED_ERROR_RANGE[0], SED_ERROR_RANGE[1])
         centred = feats - ref_mean
         distance = np.einsum("ij,jk,ik->i", centred, precision, centred)
