@@ -1,0 +1,838 @@
+"""Leave one family out: spaxel-spectra on CALIFA, MaNGA and MUSE cubes at z = 0.03-0.2.
+
+Usage (the default run, 450 cubes, took 7.5 minutes on a 2-core CPU shared with other
+jobs: about 1 s per cube to render, write and map twice; a killed run resumes from
+``--workdir``)::
+
+    python scripts/evaluate_spaxel_spectra_layouts.py --lofo-root runs \\
+        --workdir runs/layout-lofo --out runs/layout-lofo.json
+    python scripts/evaluate_spaxel_spectra_layouts.py --families bursty --layouts muse \\
+        --redshifts 0.2 --cubes 1          # one cell
+
+For each star-formation-history family, survey layout and redshift, ``--cubes`` galaxies
+are drawn and rendered as ``galam simulate --kind cubes --layout L --seed S --redshift z
+--family F --emission -n N`` renders them (the i-th cube is the i-th file of that command):
+:func:`~napari_galam.simulate.galaxy.draw_galaxy` (``survey="sdss"``), moved to ``z`` at
+fixed physical size (:func:`~napari_galam.simulate.survey_cubes.galaxy_at_redshift`),
+observed with a PSF drawn over the layout's range and S/N at R_e uniform in 10-40, with
+nebular emission lines (:func:`~napari_galam.simulate.survey_cubes.render_survey_cube`).
+The seed of a (family, layout, z) cell is ``SEED + 1000 * f + 100 * l + round(100 * z)``,
+``f`` the family's index in :data:`~napari_galam.simulate.families.SFH_FAMILIES` and ``l``
+the layout's in ``califa, manga, muse``, so every cell has its own galaxies.
+
+Each cube is written in its survey's file layout
+(:func:`~napari_galam.simulate.writers.write_survey_cube`) and mapped through the real
+``galam map`` path (:func:`napari_galam.pipeline.maps.map_cube_to_file`, S/N floor 3, the
+redshift from the file's header) twice: ``--model spaxel-spectra`` with the network that
+never saw the cube's family, and ``--model sed-cnn`` with the shipped weights (it cannot
+read MUSE's wavelengths; such cubes are recorded as "cannot map"). The spectral network of
+a family comes from ``--lofo-root/ss-lofo-<family>`` (trained by
+``scripts/train_spaxel_spectra.py --hold-out-family <family>``); bulge-disc galaxies are
+never in its training, so their network is the shipped one (a copy in
+``--lofo-root/ss-lofo-bulge-disc``, whose card gets its own cube terms). ``--weights FAMILY=FOLDER``
+overrides a family's folder (``shipped``: the package's weights). A network whose card
+lists the cube's family among its training histories is marked ``seen`` in the tables.
+
+Per cell, per-spaxel robust SD (1.4826 MAD) and median bias of log age and [M/H] at
+spectral S/N >= 10 (the spectral model's ``SNR`` map): spaxel-spectra on the spaxels it
+maps, and both models on the spaxels both map (as
+``scripts/evaluate_spaxel_spectra_cubes.py``). Radial gradients are fitted as in
+``scripts/calibrate_spectral_gradient_errors.py``
+(:func:`napari_galam.pipeline.evaluate.gradient_errors` on the mapped spaxels within 2 R_e:
+the slope within R_e, which needs at least 25 of them and one beyond R_e, against the
+PSF-blurred truth gradient), with the layout's nominal PSF (the middle of its range) in
+spaxels; small galaxies (most at z = 0.2) give no fit and are counted apart. The SD of (fitted - true) is pooled per layout and redshift over the
+families, and per family over layouts and redshifts. Targets (issue #18): robust SD <=
+0.10 dex in log age and <= 0.12 in [M/H], |median bias| <= 0.05, gradient error SD <=
+0.05 dex/R_e.
+
+The cache keeps spaxel-spectra's error maps (``LOG_AGE_ERR``, ``MH_ERR``) and the cube
+terms of the card they were made with (:mod:`napari_galam.models.cube_calibration`); a
+cache without them, or made with other weights or other cube terms, is mapped again. Their
+coverage is the share of spaxels (every mapped spaxel at spectral S/N >= 3) whose
+``|model - truth|`` is within the error and within 1.96 times it, overall and per spectral
+S/N bin (3-10, 10-20, 20-40, >= 40), pooled per family (over layouts and z), per layout
+(over families and z) and per layout and z; once with the errors as mapped and once
+without the cube terms (the spectra-calibrated errors, recovered as in
+``scripts/calibrate_spectral_gradient_errors.py``). Targets (issue #20): 68% intervals
+cover 63-73% and 95% intervals 92-97%, every S/N bin within 10 points of nominal (58-78%
+and >= 85%).
+
+``--fit-cube-terms`` first gives each family's network cube terms fitted without that
+family: the calibration cubes of ``scripts/calibrate_spectral_gradient_errors.py``
+(``--calibration-seeds``, family ``SFH_FAMILIES[seed % 5]``) whose family is not the held-out
+one are mapped with the fold's network (cached in ``--lofo-root/spectral-gradients-lofo-<family>``;
+a fold whose network is the shipped one reuses ``--lofo-root/spectral-gradients``, the
+shipped network's maps, after checking one cube against a fresh map), the terms are fitted
+(:func:`~napari_galam.models.cube_calibration.fit_cube_terms`) and written into the fold's
+card as ``calibration.uncertainty.cube``, naming the family left out. A family the shipped
+network never saw and without a fold folder (bulge-disc) gets one: a copy of the shipped
+``spaxel-spectra`` and ``sed-cnn`` files, whose weights must hash as the shipped ones.
+``--fit-only`` stops after the fits (the five folds took 10 minutes: about 1.1 s per
+cube to map, 96 cubes per fold, and 30 s per fit)::
+
+    python scripts/evaluate_spaxel_spectra_layouts.py --lofo-root runs --fit-cube-terms \
+        --fit-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+LAYOUTS = ("califa", "manga", "muse")
+REDSHIFTS = (0.03, 0.1, 0.2)
+QUANTITIES = ("log_age", "mh")
+#: Map models and the prefix of their arrays in the per-cube cache.
+MODELS = {"spaxel-spectra": "ss", "sed-cnn": "sed"}
+#: Issue #18's targets: robust SD per quantity, |median bias|, gradient error SD (dex/R_e).
+TARGETS = {"log_age": 0.10, "mh": 0.12, "bias": 0.05, "gradient": 0.05}
+MIN_SNR = 10.0
+MAX_RADIUS = 2.0
+SHIPPED = "shipped"
+SPECTRA = "spaxel-spectra"
+#: Spectral S/N floor of the error coverage: every spaxel ``galam map`` maps.
+COVERAGE_MIN_SNR = 3.0
+#: Issue #20: overall coverage bands, and per S/N bin within 10 points of nominal.
+COVERAGE_BANDS = {"within_68": (0.63, 0.73), "within_95": (0.92, 0.97)}
+BIN_BANDS = {"within_68": (0.58, 0.78), "within_95": (0.85, 1.0)}
+#: The two kinds of per-spaxel error whose coverage is measured.
+VARIANTS = ("with_cube_terms", "without_cube_terms")
+
+
+def cell_seed(first: int, family: str, layout: str, redshift: float) -> int:
+    """Seed of the ``galam simulate`` run whose files are the cubes of one cell."""
+    from napari_galam.simulate.families import SFH_FAMILIES
+
+    return (
+        first + 1000 * SFH_FAMILIES.index(family) + 100 * LAYOUTS.index(layout)
+        + round(100 * redshift)
+    )  # fmt: skip
+
+
+def weights_folders(lofo_root: Path, overrides: list[str]) -> dict[str, str]:
+    """Family -> folder of the spectral network that never saw it (``shipped``: the package's).
+
+    Every family's default is ``lofo_root/ss-lofo-<family>``; for bulge-disc that folder
+    holds a copy of the shipped network (made by ``--fit-cube-terms``), so that its cube
+    terms can be fitted without bulge-disc cubes.
+    """
+    from napari_galam.simulate.families import SFH_FAMILIES
+
+    folders = {family: str(lofo_root / f"ss-lofo-{family}") for family in SFH_FAMILIES}
+    for item in overrides:
+        family, sep, folder = item.partition("=")
+        if not sep or family not in folders or not folder:
+            raise SystemExit(f"--weights: expected FAMILY=FOLDER with a known family, got {item!r}")
+        folders[family] = folder
+    return folders
+
+
+@contextlib.contextmanager
+def weights_from(folder: str) -> Iterator[None]:
+    """Load models from ``folder`` inside the block (the registry reads it per call)."""
+    from napari_galam.models.registry import WEIGHTS_DIR_ENV
+
+    before = os.environ.pop(WEIGHTS_DIR_ENV, None)
+    if folder != SHIPPED:
+        os.environ[WEIGHTS_DIR_ENV] = folder
+    try:
+        yield
+    finally:
+        os.environ.pop(WEIGHTS_DIR_ENV, None)
+        if before is not None:
+            os.environ[WEIGHTS_DIR_ENV] = before
+
+
+def render(family: str, layout: str, redshift: float, seed: int, index: int, library: Any):
+    """The ``index``-th cube of ``galam simulate --layout`` for one seed, family and z."""
+    from napari_galam.simulate.datasets import galaxy_families, galaxy_rngs
+    from napari_galam.simulate.galaxy import draw_galaxy
+    from napari_galam.simulate.survey_cubes import (
+        galaxy_at_redshift,
+        render_survey_cube,
+        survey_layout,
+    )
+
+    spec = survey_layout(layout)
+    rng = galaxy_rngs(seed, index + 1)[index]
+    family = galaxy_families(rng, (family,))
+    galaxy = draw_galaxy(rng, survey="sdss", library=library, family=family)
+    return render_survey_cube(
+        galaxy_at_redshift(galaxy, redshift),
+        layout=spec.name,
+        rng=rng,
+        library=library,
+        psf_fwhm_arcsec=float(rng.uniform(*spec.psf_range)),
+        snr_at_re=float(rng.uniform(10.0, 40.0)),
+        emission=True,
+    )
+
+
+def _map(path: Path, model: str, folder: str) -> tuple[dict[str, np.ndarray] | None, str]:
+    """The model's maps of a cube file, or None and why ``galam map`` refused it."""
+    from napari_galam.errors import GalamInputError
+    from napari_galam.io.writers import read_maps
+    from napari_galam.pipeline.maps import map_cube_to_file
+
+    target = path.with_name(f"{path.stem}.{model}.maps.fits")
+    with weights_from(folder):
+        try:
+            map_cube_to_file(path, target, model=model, min_snr=3.0)
+        except GalamInputError as exc:
+            return None, f"cannot map: {exc}"
+    return read_maps(target).maps, ""
+
+
+def mapped_cube(
+    family: str, layout: str, redshift: float, seed: int, index: int, *,
+    folder: str, workdir: Path, library: Any,
+) -> dict[str, np.ndarray]:  # fmt: skip
+    """Truth and both models' maps of one cube (cached in ``workdir``, written atomically).
+
+    A cache is used only when it holds spaxel-spectra's error maps made with the weights
+    and cube terms the family's card has now; otherwise the cube is rendered and mapped
+    again.
+    """
+    from napari_galam.models.registry import read_model_card
+    from napari_galam.simulate.writers import survey_cube_filename, write_survey_cube
+
+    with weights_from(folder):
+        card = read_model_card(SPECTRA)
+    terms = card_cube_terms(card)
+    cache = workdir / f"{family}_{layout}_z{redshift:g}_{seed}_{index}.npz"
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as saved:
+            if (
+                "ss_cube_terms" in saved.files
+                and str(saved["weights_sha256"]) == card["sha256"]
+                and np.array_equal(saved["ss_cube_terms"], terms)
+            ):
+                return {key: saved[key] for key in saved.files}
+
+    start = time.perf_counter()
+    cube = render(family, layout, redshift, seed, index, library)
+    truth = cube.truth
+    data: dict[str, Any] = {
+        "family": family, "layout": layout, "redshift": redshift, "seed": seed, "index": index,
+        "radius": np.asarray(truth.r_over_re, np.float32),
+        "true_log_age": np.asarray(truth.log_age, np.float32),
+        "true_mh": np.asarray(truth.mh, np.float32),
+        "true_gradient_log_age": truth.observed_gradient_log_age,
+        "true_gradient_mh": truth.observed_gradient_mh,
+        "psf_fwhm_arcsec": cube.psf_fwhm_arcsec, "snr_at_re": cube.snr_at_re,
+        "re_pixels": truth.re_pixels, "shape": np.asarray(cube.flux.shape),
+        "render_seconds": time.perf_counter() - start,
+    }  # fmt: skip
+    seen = card.get("training_data", {}).get("history_families", [])
+    data["weights"] = folder
+    data["weights_sha256"] = card["sha256"]
+    data["seen"] = family in seen
+    data["ss_cube_terms"] = terms
+    with tempfile.TemporaryDirectory(dir=workdir) as temp:
+        path = write_survey_cube(Path(temp) / survey_cube_filename(layout, seed, index), cube)
+        for model, prefix in MODELS.items():
+            start = time.perf_counter()
+            maps, why = _map(path, model, folder if model == SPECTRA else SHIPPED)
+            data[f"{prefix}_seconds"] = time.perf_counter() - start
+            data[f"{prefix}_error"] = why
+            if maps is not None:
+                data[f"{prefix}_log_age"] = np.asarray(maps["LOG_AGE"], np.float32)
+                data[f"{prefix}_mh"] = np.asarray(maps["MH"], np.float32)
+                if model == SPECTRA:
+                    data["snr"] = np.asarray(maps["SNR"], np.float32)
+                    data["ss_log_age_err"] = np.asarray(maps["LOG_AGE_ERR"], np.float32)
+                    data["ss_mh_err"] = np.asarray(maps["MH_ERR"], np.float32)
+    data = {key: np.asarray(value) for key, value in data.items()}
+    tmp = cache.with_name(cache.stem + ".part.npz")
+    np.savez(tmp, **data)
+    tmp.replace(cache)
+    return data
+
+
+def card_cube_terms(card: dict[str, Any]) -> np.ndarray:
+    """``(2, 2)`` cube scale and floor (rows) of log age and [M/H] (columns) in a card."""
+    from napari_galam.models.cube_calibration import cube_terms
+
+    return np.stack(cube_terms(card["calibration"]["uncertainty"], SPECTRA)).astype(np.float32)
+
+
+def _has(cube: dict[str, np.ndarray], prefix: str) -> bool:
+    return f"{prefix}_log_age" in cube
+
+
+def spaxel_metrics(cubes: list[dict[str, np.ndarray]]) -> dict[str, Any]:
+    """Robust SD and bias at S/N >= 10: spaxel-spectra alone, and both models on shared spaxels."""
+    from napari_galam.models.train_spaxel_spectra import robust_metrics
+
+    def pooled(chosen: list[dict], prefix: str, select) -> dict[str, dict[str, float]]:
+        out = {}
+        for key in QUANTITIES:
+            diffs = [(c[f"{prefix}_{key}"] - c[f"true_{key}"])[select(c)] for c in chosen]
+            d = np.concatenate(diffs) if diffs else np.zeros(0)
+            out[key] = robust_metrics(np.zeros(d.size), d)
+        return out
+
+    def own(c: dict) -> np.ndarray:
+        return (c["snr"] >= MIN_SNR) & np.isfinite(c["ss_log_age"])
+
+    def shared(c: dict) -> np.ndarray:
+        return own(c) & np.isfinite(c["sed_log_age"])
+
+    mapped = [c for c in cubes if _has(c, "ss")]
+    both = [c for c in mapped if _has(c, "sed")]
+    return {
+        "cubes": len(cubes),
+        "seen": any(bool(c["seen"]) for c in cubes),
+        "spaxel-spectra": {**pooled(mapped, "ss", own), "cubes_mapped": len(mapped)},
+        "shared": {
+            "cubes_mapped": len(both),
+            "spaxel-spectra": pooled(both, "ss", shared),
+            "sed-cnn": pooled(both, "sed", shared),
+        },
+        "not_mapped": sorted({str(c[f"{p}_error"]) for c in cubes for p in MODELS.values()
+                              if str(c[f"{p}_error"])}),
+    }  # fmt: skip
+
+
+def gradient_error(cube: dict[str, np.ndarray], prefix: str) -> dict[str, float] | None:
+    """(fitted - true) slope of one cube's maps, or None when the fit has too few spaxels."""
+    from napari_galam.pipeline.evaluate import gradient_errors
+    from napari_galam.simulate.survey_cubes import survey_layout
+
+    if not _has(cube, prefix):
+        return None
+    spec = survey_layout(str(cube["layout"]))
+    radius = cube["radius"]
+    use = np.isfinite(cube[f"{prefix}_log_age"]) & (radius <= MAX_RADIUS)
+    errors = gradient_errors(
+        np.where(use, radius, np.nan)[None],
+        {key: cube[f"{prefix}_{key}"][None] for key in QUANTITIES},
+        {key: np.array([float(cube[f"true_gradient_{key}"])]) for key in QUANTITIES},
+        psf_fwhm_pix=float(np.mean(spec.psf_range)) / spec.pixel_scale,
+        max_radius=MAX_RADIUS,
+        spaxel_errors=None,
+    )
+    if errors["log_age"]["error"].size == 0:
+        return None
+    return {key: float(errors[key]["error"][0]) for key in QUANTITIES}
+
+
+def gradient_summary(errors: list[dict[str, float] | None]) -> dict[str, Any]:
+    """SD, robust SD and mean of (fitted - true) over the cubes whose gradients were fitted."""
+    from napari_galam.models.train_spaxel_spectra import robust_metrics
+
+    fitted = [e for e in errors if e is not None]
+    out: dict[str, Any] = {"cubes": len(errors), "fitted": len(fitted)}
+    for key in QUANTITIES:
+        values = np.array([e[key] for e in fitted])
+        out[key] = {
+            "sd": float(np.std(values)) if values.size > 1 else float("nan"),
+            "mean": float(np.mean(values)) if values.size else float("nan"),
+            "robust_sd": robust_metrics(np.zeros(values.size), values)["robust_sd"],
+        }
+    return out
+
+
+def _calibration_script():
+    """``scripts/calibrate_spectral_gradient_errors.py`` as a module."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import calibrate_spectral_gradient_errors
+
+    return calibrate_spectral_gradient_errors
+
+
+def spaxel_errors(cube: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Model minus truth, errors as mapped, errors without cube terms, and S/N.
+
+    Every spaxel spaxel-spectra mapped with an error, at spectral S/N >= 3; the first
+    three arrays are ``(n, 2)`` (log age, [M/H]), the S/N ``(n,)``. The errors without
+    cube terms undo the card's terms the maps were made with
+    (``calibrate_spectral_gradient_errors._spectra_errors``).
+    """
+    if not (_has(cube, "ss") and "ss_log_age_err" in cube):
+        return np.zeros((0, 2)), np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0)
+    use = cube["snr"] >= COVERAGE_MIN_SNR
+    for key in QUANTITIES:
+        use &= np.isfinite(cube[f"ss_{key}"]) & np.isfinite(cube[f"ss_{key}_err"])
+    error = np.stack([(cube[f"ss_{k}"] - cube[f"true_{k}"])[use] for k in QUANTITIES], axis=1)
+    mapped = np.stack([cube[f"ss_{k}_err"][use] for k in QUANTITIES], axis=1)
+    without = _calibration_script()._spectra_errors(
+        {"cube_terms": cube["ss_cube_terms"], "log_age_err": cube["ss_log_age_err"],
+         "mh_err": cube["ss_mh_err"]}
+    )[:, use].T  # fmt: skip
+    return (error.astype(np.float64), mapped.astype(np.float64), without,
+            cube["snr"][use].astype(np.float64))  # fmt: skip
+
+
+def error_coverage(parts: list[tuple[np.ndarray, ...]]) -> dict[str, dict[str, Any]]:
+    """Coverage of the errors with and without cube terms over the spaxels of ``parts``.
+
+    ``parts`` are :func:`spaxel_errors` of some cubes; returns, per variant and quantity,
+    :func:`~napari_galam.models.uncertainty.coverage_by_bins` in the cube terms' S/N bins.
+    """
+    from napari_galam.models.cube_calibration import CUBE_SNR_EDGES
+    from napari_galam.models.uncertainty import coverage_by_bins
+
+    error, mapped, without, snr = (
+        np.concatenate([p[i] for p in parts]) if parts else np.zeros((0, 2) if i < 3 else 0)
+        for i in range(4)
+    )
+    return {
+        variant: {
+            key: coverage_by_bins(error[:, k], sigma[:, k], snr, CUBE_SNR_EDGES)
+            for k, key in enumerate(QUANTITIES)
+        }
+        for variant, sigma in zip(VARIANTS, (mapped, without), strict=True)
+    }
+
+
+def coverage_misses(entry: dict[str, Any], label: str) -> list[str]:
+    """Where one group's coverage (of one variant) leaves issue #20's bands."""
+    out = []
+    for key in QUANTITIES:
+        table = entry[key]
+        for level, (lo, hi) in COVERAGE_BANDS.items():
+            value = table[level]
+            if table["n"] and not lo <= value <= hi:
+                out.append(f"{label} {key}: {level[-2:]}% interval covers {value:.1%} "
+                           f"(band {lo:.0%}-{hi:.0%}; n {table['n']})")  # fmt: skip
+        for name, cell in table["by_snr"].items():
+            for level, (lo, hi) in BIN_BANDS.items():
+                value = cell[level]
+                if cell["n"] and not lo <= value <= hi:
+                    out.append(f"{label} {key} S/N {name}: {level[-2:]}% interval covers "
+                               f"{value:.1%} (band {lo:.0%}-{hi:.0%}; n {cell['n']})")  # fmt: skip
+    return out
+
+
+def _pct(cell: dict[str, float], bands: dict[str, tuple[float, float]]) -> str:
+    """``68 / 95`` coverage in percent, a ``*`` after each value outside its band."""
+    if not cell["n"]:
+        return "-"
+    text = []
+    for level, (lo, hi) in bands.items():
+        text.append(f"{100 * cell[level]:.1f}" + ("" if lo <= cell[level] <= hi else "*"))
+    return " / ".join(text)
+
+
+def coverage_report(groups: dict[str, dict[str, dict[str, Any]]], title: str) -> list[str]:
+    """Print one markdown table per variant of ``groups`` (label -> error_coverage)."""
+    missed: list[str] = []
+    for variant in VARIANTS:
+        name = "errors as mapped (cube terms)" if variant == VARIANTS[0] else (
+            "errors without the cube terms (spectra-calibrated)")  # fmt: skip
+        print(f"\n### Coverage {title}, {name}: % within 1 / 1.96 sigma, spectral S/N >= "
+              f"{COVERAGE_MIN_SNR:g} (* outside 63-73 / 92-97, per bin 58-78 / 85-100)\n")  # fmt: skip
+        first = next(iter(groups.values()))[variant]["log_age"]["by_snr"]
+        print("| group | quantity | all | n | " + " | ".join(f"S/N {b}" for b in first) + " |")
+        print("|---|---|---|---|" + "---|" * len(first))
+        for label, entry in groups.items():
+            for key in QUANTITIES:
+                table = entry[variant][key]
+                cells = [f"{_pct(c, BIN_BANDS)} ({c['n']})" for c in table["by_snr"].values()]
+                print(f"| {label} | {key} | {_pct(table, COVERAGE_BANDS)} | {table['n']} | "
+                      + " | ".join(cells) + " |")  # fmt: skip
+            missed += [f"{variant}: {line}" for line in coverage_misses(entry[variant], label)]
+    return missed
+
+
+def _fmt(entry: dict[str, float]) -> str:
+    return f"{entry['robust_sd']:.3f} ({entry['bias']:+.3f})" if entry["n"] else "-"
+
+
+def misses(entry: dict[str, dict[str, float]], label: str) -> list[str]:
+    """Where one model's per-spaxel metrics miss the targets, and by how much."""
+    out = []
+    for key in QUANTITIES:
+        m = entry[key]
+        if not m["n"]:
+            continue
+        if m["robust_sd"] > TARGETS[key]:
+            out.append(f"{label} {key} SD {m['robust_sd']:.3f} > {TARGETS[key]} "
+                       f"(+{m['robust_sd'] - TARGETS[key]:.3f})")  # fmt: skip
+        if abs(m["bias"]) > TARGETS["bias"]:
+            out.append(f"{label} {key} bias {m['bias']:+.3f} (|bias| - {TARGETS['bias']} = "
+                       f"{abs(m['bias']) - TARGETS['bias']:.3f})")  # fmt: skip
+    return out
+
+
+def gradient_misses(entry: dict[str, Any], label: str) -> list[str]:
+    """Where a pooled gradient error SD misses 0.05 dex/R_e."""
+    return [
+        f"{label} {key} gradient SD {entry[key]['sd']:.3f} > {TARGETS['gradient']} "
+        f"(+{entry[key]['sd'] - TARGETS['gradient']:.3f})"
+        for key in QUANTITIES
+        if entry[key]["sd"] > TARGETS["gradient"]
+    ]
+
+
+def report(cells: dict, by_family: dict, by_layout: dict) -> list[str]:
+    """Print the markdown tables; return the list of missed targets."""
+    missed: list[str] = []
+    print("\n### Per spaxel, spectral S/N >= 10: robust SD (median bias), dex\n")
+    print("| family | layout | z | spaxel-spectra log age | [M/H] | n | on shared spaxels: "
+          "spaxel-spectra log age | [M/H] | SED CNN log age | [M/H] | n |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for (family, layout, z), entry in cells.items():
+        own, shared = entry["spaxel-spectra"], entry["shared"]
+        label = f"{family} {layout} z={z:g}"
+        name = family + (" (seen)" if entry["seen"] else "")
+        row = [name, layout, f"{z:g}", _fmt(own["log_age"]), _fmt(own["mh"]),
+               str(own["log_age"]["n"])]  # fmt: skip
+        missed += misses(own, f"{label}: spaxel-spectra")
+        if shared["cubes_mapped"]:
+            ss, sed = shared["spaxel-spectra"], shared["sed-cnn"]
+            part = f" ({shared['cubes_mapped']}/{entry['cubes']} cubes)"
+            if shared["cubes_mapped"] == entry["cubes"]:
+                part = ""
+            row += [_fmt(ss["log_age"]), _fmt(ss["mh"]), _fmt(sed["log_age"]), _fmt(sed["mh"]),
+                    f"{sed['log_age']['n']}{part}"]  # fmt: skip
+            missed += misses(sed, f"{label}: SED CNN")
+        else:
+            row += ["", "", "cannot map", "cannot map", "0"]
+        print("| " + " | ".join(row) + " |")
+    print("\n### Gradient error, SD of (fitted - true) in dex/R_e (mean), per layout and z, "
+          "families pooled\n")  # fmt: skip
+    print("| layout | z | spaxel-spectra log age | [M/H] | cubes fitted | SED CNN log age | "
+          "[M/H] | cubes fitted |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+
+    def grad_cells(entry: dict[str, Any]) -> list[str]:
+        if not entry["fitted"]:
+            return ["-", "-", f"0/{entry['cubes']}"]
+        return [f"{entry[k]['sd']:.3f} ({entry[k]['mean']:+.3f})" for k in QUANTITIES] + [
+            f"{entry['fitted']}/{entry['cubes']}"
+        ]
+
+    for (layout, z), entry in by_layout.items():
+        print("| " + " | ".join([layout, f"{z:g}", *grad_cells(entry["spaxel-spectra"]),
+                                 *grad_cells(entry["sed-cnn"])]) + " |")  # fmt: skip
+        for model, short in (("spaxel-spectra", "spaxel-spectra"), ("sed-cnn", "SED CNN")):
+            missed += gradient_misses(entry[model], f"{layout} z={z:g}: {short}")
+    print("\n### Gradient error per family, layouts and redshifts pooled\n")
+    print("| family | spaxel-spectra log age | [M/H] | cubes fitted | SED CNN log age | [M/H] | "
+          "cubes fitted |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for family, entry in by_family.items():
+        print("| " + " | ".join([family, *grad_cells(entry["spaxel-spectra"]),
+                                 *grad_cells(entry["sed-cnn"])]) + " |")  # fmt: skip
+        for model, short in (("spaxel-spectra", "spaxel-spectra"), ("sed-cnn", "SED CNN")):
+            missed += gradient_misses(entry[model], f"{family}: {short}")
+    print("\n### Missed targets\n")
+    for line in missed or ["none"]:
+        print(f"- {line}")
+    return missed
+
+
+def _shipped_folder() -> Path:
+    from napari_galam.models.registry import weights_dir
+
+    with weights_from(SHIPPED):
+        return weights_dir()
+
+
+def shipped_copy(target: Path) -> str:
+    """Copy the shipped ``spaxel-spectra`` and ``sed-cnn`` files into ``target`` (if absent).
+
+    Returns the SHA-256 of ``target/spaxel-spectra.keras``, which must be the shipped one.
+    """
+    from napari_galam.models.registry import file_sha256
+
+    source = _shipped_folder()
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (SPECTRA, "sed-cnn"):
+        for suffix in (".keras", ".json"):
+            dest = target / f"{name}{suffix}"
+            if not dest.is_file():
+                part = dest.with_name(f".{dest.name}.part")
+                shutil.copyfile(source / dest.name, part)
+                part.replace(dest)
+    sha = file_sha256(target / f"{SPECTRA}.keras")
+    shipped = file_sha256(source / f"{SPECTRA}.keras")
+    if sha != shipped:
+        raise SystemExit(f"{target}: {SPECTRA}.keras is not the shipped one ({sha[:12]} "
+                         f"instead of {shipped[:12]}); remove the folder to copy it afresh")  # fmt: skip
+    return sha
+
+
+def fold_folder(family: str, folder: str) -> str:
+    """The family's fold folder, made from the shipped weights when that network never saw it."""
+    from napari_galam.models.registry import read_model_card
+
+    if folder == SHIPPED or Path(folder).resolve() == _shipped_folder().resolve():
+        raise SystemExit(f"{family}: cube terms are not written into the package's weights; "
+                         "give the family a folder of its own with --weights")  # fmt: skip
+    if (Path(folder) / f"{SPECTRA}.keras").is_file():
+        return folder
+    with weights_from(SHIPPED):
+        seen = read_model_card(SPECTRA).get("training_data", {}).get("history_families", [])
+    if family in seen:
+        raise SystemExit(f"{family}: no {SPECTRA}.keras in {folder}, and the shipped network "
+                         "was trained on this family")  # fmt: skip
+    sha = shipped_copy(Path(folder))
+    print(f"{family}: {folder} holds a copy of the shipped network (sha256 {sha})", flush=True)
+    return folder
+
+
+def fit_fold_cube_terms(family: str, folder: str, lofo_root: Path, seeds: str) -> dict[str, Any]:
+    """Fit the cube terms of ``folder``'s network without ``family``'s cubes; write its card.
+
+    The calibration cubes of ``scripts/calibrate_spectral_gradient_errors.py`` with seeds
+    ``FIRST:END`` whose family (``SFH_FAMILIES[seed % 5]``) is not ``family`` are mapped
+    with the fold's network and give the terms of
+    :func:`~napari_galam.models.cube_calibration.fit_cube_terms`; they replace the card's
+    ``calibration.uncertainty.cube`` (written atomically). Returns what was written, with
+    the coverage on those cubes before and after.
+    """
+    from napari_galam.models.cube_calibration import fit_cube_terms
+    from napari_galam.models.registry import file_sha256, read_model_card, write_card_section
+    from napari_galam.simulate.families import SFH_FAMILIES
+
+    cal = _calibration_script()
+    sha = file_sha256(Path(folder) / f"{SPECTRA}.keras")
+    with weights_from(folder):
+        card = read_model_card(SPECTRA)
+    with weights_from(SHIPPED):
+        shipped = read_model_card(SPECTRA)["sha256"]
+    if card["sha256"] != sha:
+        raise SystemExit(f"{folder}: {SPECTRA}.keras does not match its card")
+    first, end = (int(v) for v in seeds.split(":"))
+    chosen = [(s, SFH_FAMILIES[s % len(SFH_FAMILIES)]) for s in range(first, end)]
+    chosen = [(s, f) for s, f in chosen if f != family]
+    reuse = sha == shipped
+    workdir = lofo_root / ("spectral-gradients" if reuse else f"spectral-gradients-lofo-{family}")
+    workdir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with weights_from(folder):
+        if reuse:  # the shipped network's cached maps: check one against a fresh map
+            with tempfile.TemporaryDirectory() as temp:
+                fresh = cal._mapped(*chosen[0], Path(temp), SPECTRA)
+            cached = cal._mapped(*chosen[0], workdir, SPECTRA)
+            pairs = [(fresh[k], cached[k]) for k in QUANTITIES]
+            pairs.append((cal._spectra_errors(fresh), cal._spectra_errors(cached)))
+            if not all(np.allclose(a, b, atol=1e-4, equal_nan=True) for a, b in pairs):
+                raise SystemExit(f"{workdir}: cached maps differ from the shipped network's; "
+                                 "remove them to map afresh")  # fmt: skip
+        cubes = [cal._mapped(seed, f, workdir, SPECTRA) for seed, f in chosen]
+    mapped_seconds = time.perf_counter() - start
+    error, sigma, snr = cal._spaxel_residuals(cubes)
+    start = time.perf_counter()
+    terms = fit_cube_terms(error, sigma, snr)
+    fit_seconds = time.perf_counter() - start
+    families = sorted({f for _, f in chosen})
+    cube = {
+        **terms,
+        "method": (
+            "error of a cube's spaxel = hypot(scale * sigma, floor), sigma the "
+            "spectra-calibrated error; scale and floor make 68% and 95% coverage closest to "
+            "nominal in every bin of the spectral S/N (3-10, 10-20, 20-40, >= 40) on the "
+            "calibration cubes (every mapped spaxel)"
+        ),
+        "note": (
+            f"fitted without the {family} cubes, the family this network is tested on "
+            "(scripts/evaluate_spaxel_spectra_layouts.py --fit-cube-terms)"
+        ),
+        "calibration_cubes": {
+            "seeds": seeds, "excluded_family": family, "families": families,
+            "cubes": len(chosen), "spaxels": int(snr.size), "maps": str(workdir),
+            "before": cal._cube_coverage(cubes, None), "after": cal._cube_coverage(cubes, terms),
+        },
+    }  # fmt: skip
+    calibration = card.get("calibration", {})
+    section = {**calibration, "uncertainty": {**calibration["uncertainty"], "cube": cube}}
+    path = write_card_section(SPECTRA, "calibration", section, directory=folder)
+    print(f"{family}: cube terms {terms} from {len(chosen)} cubes of {', '.join(families)} "
+          f"({snr.size} spaxels; mapping {mapped_seconds:.0f} s, fit {fit_seconds:.0f} s); "
+          f"wrote {path}", flush=True)  # fmt: skip
+    cal._print_coverage("  calibration cubes, spectra-calibrated errors",
+                        cube["calibration_cubes"]["before"])  # fmt: skip
+    cal._print_coverage(
+        "  calibration cubes, with the cube terms", cube["calibration_cubes"]["after"]
+    )
+    return {**cube, "weights_sha256": sha, "mapping_seconds": round(mapped_seconds, 1)}
+
+
+def fold_terms(folder: str) -> dict[str, Any]:
+    """The cube terms in a fold's card (``None`` values without a cube section)."""
+    from napari_galam.models.registry import read_model_card
+
+    with weights_from(folder):
+        card = read_model_card(SPECTRA)
+    cube = card["calibration"]["uncertainty"].get("cube") or {}
+    return {
+        "weights_sha256": card["sha256"],
+        **{key: cube.get(key) for key in QUANTITIES},
+        "excluded_family": cube.get("calibration_cubes", {}).get("excluded_family"),
+        "calibration_seeds": cube.get("calibration_cubes", {}).get("seeds"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", default="all", help="'all' or names, comma-separated")
+    parser.add_argument("--layouts", default=",".join(LAYOUTS), help="comma-separated")
+    parser.add_argument("--redshifts", default=",".join(f"{z:g}" for z in REDSHIFTS))
+    parser.add_argument("--cubes", type=int, default=10, help="cubes per family, layout and z")
+    parser.add_argument("--seed", type=int, default=9000, help="SEED of the cells' seeds")
+    parser.add_argument("--lofo-root", type=Path, default=Path("runs"),
+                        help="folder holding ss-lofo-<family>/spaxel-spectra.keras")  # fmt: skip
+    parser.add_argument("--weights", action="append", default=[], metavar="FAMILY=FOLDER",
+                        help="spectral network of a family's cubes ('shipped': the package's)")  # fmt: skip
+    parser.add_argument("--workdir", type=Path, default=Path("runs/layout-lofo"))
+    parser.add_argument("--out", type=Path, default=None, help="JSON of every table")
+    parser.add_argument("--fit-cube-terms", action="store_true",
+                        help="first fit each family's network's cube terms without it")  # fmt: skip
+    parser.add_argument("--fit-only", action="store_true", help="stop after --fit-cube-terms")
+    parser.add_argument("--calibration-seeds", default="700:820",
+                        help="FIRST:END of the calibration cubes of --fit-cube-terms")  # fmt: skip
+    args = parser.parse_args(argv)
+
+    from napari_galam.simulate.families import parse_families
+    from napari_galam.simulate.populations import default_library
+    from napari_galam.simulate.survey_datasets import check_redshift
+
+    families = parse_families(args.families)
+    layouts = [name.strip().lower() for name in args.layouts.split(",")]
+    if any(name not in LAYOUTS for name in layouts):
+        raise SystemExit(f"--layouts: expected names among {', '.join(LAYOUTS)}")
+    redshifts = [check_redshift(float(z))[0] for z in args.redshifts.split(",")]
+    folders = weights_folders(args.lofo_root, args.weights)
+    fits: dict[str, Any] = {}
+    if args.fit_cube_terms or args.fit_only:
+        start = time.perf_counter()
+        for family in families:
+            folder = fold_folder(family, folders[family])
+            fits[family] = fit_fold_cube_terms(
+                family, folder, args.lofo_root, args.calibration_seeds
+            )
+        print(f"cube terms fitted for {len(fits)} folds in {time.perf_counter() - start:.0f} s")
+        if args.fit_only:
+            return 0
+    for family in families:
+        folder = folders[family]
+        if folder != SHIPPED and not (Path(folder) / f"{SPECTRA}.keras").is_file():
+            raise SystemExit(f"{family}: no {SPECTRA}.keras in {folder} (bulge-disc: run "
+                             "with --fit-cube-terms to make it)")  # fmt: skip
+    terms = {family: fold_terms(folders[family]) for family in families}
+    print("\n### Cube terms of each family's network (scale, floor in dex)\n")
+    print("| family | weights | sha256 | log age scale | floor | [M/H] scale | floor | "
+          "fitted without |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for family, entry in terms.items():
+        values = [f"{entry[k][part]:g}" if entry[k] else "-" for k in QUANTITIES
+                  for part in ("scale", "floor")]  # fmt: skip
+        print(f"| {family} | {folders[family]} | {entry['weights_sha256'][:12]} | "
+              + " | ".join(values) + f" | {entry['excluded_family'] or '-'} |")  # fmt: skip
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    library = default_library()
+
+    start = time.perf_counter()
+    cubes: dict[tuple[str, str, float], list[dict[str, np.ndarray]]] = {}
+    for family in families:
+        for layout in layouts:
+            for z in redshifts:
+                seed = cell_seed(args.seed, family, layout, z)
+                cubes[family, layout, z] = [
+                    mapped_cube(family, layout, z, seed, index, folder=folders[family],
+                                workdir=args.workdir, library=library)
+                    for index in range(args.cubes)
+                ]  # fmt: skip
+                timing = {p: sum(float(c[f"{p}_seconds"]) for c in cubes[family, layout, z])
+                          for p in ("render", *MODELS.values())}  # fmt: skip
+                print(f"{family} {layout} z={z:g} seed {seed}: {args.cubes} cubes "
+                      f"(render {timing['render']:.0f} s, spaxel-spectra {timing['ss']:.0f} s, "
+                      f"sed-cnn {timing['sed']:.0f} s; {time.perf_counter() - start:.0f} s in all)",
+                      flush=True)  # fmt: skip
+
+    cells = {key: spaxel_metrics(chosen) for key, chosen in cubes.items()}
+    grads = {
+        key: {model: [gradient_error(c, prefix) for c in chosen] for model, prefix in MODELS.items()}
+        for key, chosen in cubes.items()
+    }  # fmt: skip
+
+    def pooled(match) -> dict[str, Any]:
+        return {model: gradient_summary([e for key, by in grads.items() if match(key)
+                                         for e in by[model]]) for model in MODELS}  # fmt: skip
+
+    by_layout = {(lay, z): pooled(lambda k, lay=lay, z=z: k[1:] == (lay, z))
+                 for lay in layouts for z in redshifts}  # fmt: skip
+    by_family = {f: pooled(lambda k, f=f: k[0] == f) for f in families}
+    missed = report(cells, by_family, by_layout)
+    parts = {key: [spaxel_errors(c) for c in chosen] for key, chosen in cubes.items()}
+
+    def covered(match: Callable[[tuple[str, str, float]], bool]) -> dict[str, Any]:
+        return error_coverage([p for key, by in parts.items() if match(key) for p in by])
+
+    coverage = {
+        "all": {"all": covered(lambda k: True)},
+        "per_family": {f: covered(lambda k, f=f: k[0] == f) for f in families},
+        "per_layout": {lay: covered(lambda k, lay=lay: k[1] == lay) for lay in layouts},
+        "per_layout_z": {
+            f"{lay} z={z:g}": covered(lambda k, lay=lay, z=z: k[1:] == (lay, z))
+            for lay in layouts
+            for z in redshifts
+        },
+        "per_cell": {
+            f"{f} {lay} z={z:g}": covered(lambda k, key=(f, lay, z): k == key)
+            for f, lay, z in cubes
+        },
+    }
+    titles = {"all": "over every cube", "per_family": "per family (= per fold)",
+              "per_layout": "per layout", "per_layout_z": "per layout and z"}  # fmt: skip
+    coverage_missed: list[str] = []
+    for group, title in titles.items():
+        coverage_missed += coverage_report(coverage[group], title)
+    for variant in VARIANTS:
+        lines = [line for line in coverage_missed if line.startswith(variant)]
+        print(f"\n### Coverage outside the bands, {variant.replace('_', ' ')}\n")
+        for line in lines or ["none"]:
+            print(f"- {line.removeprefix(variant + ': ')}")
+    seconds = time.perf_counter() - start
+    print(f"\n{sum(len(v) for v in cubes.values())} cubes, {seconds / 60:.1f} min")
+    if args.out is not None:
+        summary = {
+            "settings": {
+                "families": list(families), "layouts": layouts, "redshifts": redshifts,
+                "cubes": args.cubes, "seed": args.seed,
+                "seeds": {f"{f} {lay} {z:g}": cell_seed(args.seed, f, lay, z)
+                          for f, lay, z in cubes},
+                "weights": {f: folders[f] for f in families},
+                "weights_sha256": {f: terms[f]["weights_sha256"] for f in families},
+                "min_snr": MIN_SNR, "max_radius": MAX_RADIUS, "targets": TARGETS,
+            },
+            "spaxels": {f"{f} {lay} {z:g}": entry for (f, lay, z), entry in cells.items()},
+            "gradients": {
+                "per_layout_z": {f"{lay} {z:g}": e for (lay, z), e in by_layout.items()},
+                "per_family": by_family,
+                "per_cube": {f"{f} {lay} {z:g}": by for (f, lay, z), by in grads.items()},
+            },
+            "missed": missed,
+            "cube_terms": terms,
+            "cube_term_fits": fits,
+            "coverage": {
+                "min_snr": COVERAGE_MIN_SNR, "bands": COVERAGE_BANDS, "bin_bands": BIN_BANDS,
+                **coverage, "missed": coverage_missed,
+            },
+            "seconds": round(seconds, 1),
+        }  # fmt: skip
+        tmp = args.out.with_name(args.out.name + ".part")
+        tmp.write_text(json.dumps(summary, indent=1, default=float), encoding="utf-8")
+        tmp.replace(args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
