@@ -38,6 +38,9 @@ from napari_galam.simulate.spaxel_spectra import spectrum_groups
 
 LAYOUTS = ("CALIFA", "MaNGA", "MUSE", "SDSS")
 TEST_REDSHIFTS = (0.03, 0.1, 0.2)
+#: The largest redshift each layout's training spectra are drawn at (from 0); the card
+#: records it so that maps at other redshifts are flagged (``OOD_REDSHIFT``).
+MAX_TRAINING_REDSHIFT = {"CALIFA": 0.2, "MaNGA": 0.2, "MUSE": 0.1, "SDSS": 0.2}
 
 
 def make_set(layout: str, n: int, seed: int, **options: Any) -> dict[str, np.ndarray]:
@@ -193,7 +196,7 @@ def main() -> None:
     }
     sets, calib_sets = [], []
     for i, layout in enumerate(LAYOUTS):
-        zmax = 0.1 if layout == "MUSE" else 0.2  # MUSE at z > 0.1 is held out
+        zmax = MAX_TRAINING_REDSHIFT[layout]  # MUSE at z > 0.1 is held out
         sets.append(make_set(layout, args.per_layout, args.seed * 100 + i, redshift_range=(0, zmax),
                              **seen))  # fmt: skip
         calib_sets.append(make_set(layout, args.per_layout // 6, args.seed * 100 + 50 + i,
@@ -280,6 +283,7 @@ def main() -> None:
         training_data={"simulator": "napari_galam.simulate.spaxel_spectra", "layouts": list(LAYOUTS),
                        "train": int(len(fit)), "validation": int(len(val)),
                        "held_out": "MUSE at z > 0.1", "seed": args.seed, **shares,
+                       "redshift_range": {k: [0.0, v] for k, v in MAX_TRAINING_REDSHIFT.items()},
                        "history_families": list(seen["history_families"])},
         metrics=metrics, outputs=["log_age", "mh", "log_age_err", "mh_err"],
         notes="Per-spaxel log age and [M/H] from IFU/fibre spectra at any coverage; see "

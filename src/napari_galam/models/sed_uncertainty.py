@@ -13,8 +13,8 @@ them; it is imported by
 and by nothing that needs TensorFlow.
 
 Out-of-distribution reasons are bits of one small integer per spaxel (0: in range):
-:data:`OOD_LOW_SNR`, :data:`OOD_SHAPE`, :data:`OOD_BAD_FLUX`; :func:`describe_ood`
-spells them out.
+:data:`OOD_LOW_SNR`, :data:`OOD_SHAPE`, :data:`OOD_BAD_FLUX` and, for the spectral
+model's maps, :data:`OOD_REDSHIFT`; :func:`describe_ood` spells them out.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ __all__ = [
     "OOD_LOW_SNR",
     "OOD_SHAPE",
     "OOD_BAD_FLUX",
+    "OOD_REDSHIFT",
     "OOD_REASONS",
+    "ood_bits_note",
     "SPAXEL_SNR_BINS",
     "SedCalibration",
     "bad_flux_codes",
@@ -54,11 +56,15 @@ OOD_LOW_SNR = 1
 OOD_SHAPE = 2
 #: Negative or mostly non-finite fluxes (no prediction where the SED is unusable).
 OOD_BAD_FLUX = 4
+#: A cube at a redshift its instrument's spectra were never trained at (``spaxel-spectra``:
+#: the card's ``training_data.redshift_range`` per layout).
+OOD_REDSHIFT = 8
 #: Each reason bit in words.
 OOD_REASONS: dict[int, str] = {
     OOD_LOW_SNR: "S/N below the training range",
     OOD_SHAPE: "SED shape unlike the training SEDs",
     OOD_BAD_FLUX: "negative or mostly non-finite flux",
+    OOD_REDSHIFT: "redshift outside the training range of this instrument",
 }
 #: Bins of the SED's median S/N (over filters) for per-spaxel coverage.
 SPAXEL_SNR_BINS: tuple[float, ...] = (3.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0, np.inf)
@@ -69,6 +75,11 @@ NEGATIVE_SHARE = 0.2
 def describe_ood(code: int) -> str:
     """The reasons of one out-of-distribution code in words ("" for 0)."""
     return "; ".join(text for bit, text in OOD_REASONS.items() if int(code) & bit)
+
+
+def ood_bits_note() -> str:
+    """Every reason bit and its words, for the header of a map file."""
+    return "OOD: " + ", ".join(f"{bit} {text}" for bit, text in OOD_REASONS.items())
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 
 from napari_galam.core.spaxels import SpaxelSEDs, bin_seds
 from napari_galam.errors import GalamError, GalamInputError
+from napari_galam.models.sed_uncertainty import ood_bits_note
 from napari_galam.pipeline.batch_files import (
     input_path_problem,
     resolved_path,
@@ -610,7 +611,7 @@ def map_cube_to_file(
             "MODEL": maps.model,
             "SOURCE": path.name,
             "MINSNR": min_snr,
-            "OODBITS": "OOD: 1 S/N below training, 2 SED shape unlike training, 4 bad flux",
+            "OODBITS": ood_bits_note(),
             **({} if target_snr is None else {"TARGSNR": target_snr, "BINNING": binning}),
             **_spectra_header(maps.meta),
         },

@@ -166,11 +166,46 @@ def _plan_for(cube: Any, redshift: float | None) -> tuple[Any, float, str, str]:
     return plan, z, origin, what
 
 
-def _paint(maps: dict[str, Any], where: Any, prediction: Any, index: Any) -> None:
-    """Put the prediction's rows ``index`` into the maps at ``where``."""
+def trained_redshift_range(layout: str, card: dict[str, Any] | None = None) -> tuple[float, float]:
+    """The redshifts at which the spectral model saw spectra of ``layout``.
+
+    From the card's ``training_data.redshift_range`` (per layout); a layout it does not
+    name (``generic``) gets the widest range of any. Cards without the entry: (0, inf).
+    """
+    if card is None:
+        from napari_galam.models.registry import read_model_card
+
+        card = read_model_card("spaxel-spectra")
+    ranges = card.get("training_data", {}).get("redshift_range") or {}
+    try:
+        pairs = {str(k): (float(v[0]), float(v[1])) for k, v in ranges.items()}
+    except (TypeError, ValueError, IndexError, AttributeError):
+        pairs = {}
+    if layout in pairs:
+        return pairs[layout]
+    if not pairs:
+        return 0.0, float("inf")
+    return min(lo for lo, _ in pairs.values()), max(hi for _, hi in pairs.values())
+
+
+def _redshift_code(plan: Any) -> int:
+    """:data:`~napari_galam.models.sed_uncertainty.OOD_REDSHIFT` when the model never saw
+    this instrument's spectra at the plan's redshift, else 0 (every mapped spaxel of the
+    cube shares it: an extrapolation, still mapped)."""
+    from napari_galam.models.sed_uncertainty import OOD_REDSHIFT
+
+    lo, hi = trained_redshift_range(plan.layout)
+    return 0 if lo - 1e-6 <= plan.redshift <= hi + 1e-6 else OOD_REDSHIFT
+
+
+def _paint(
+    maps: dict[str, Any], where: Any, prediction: Any, index: Any, cube_code: int = 0
+) -> None:
+    """Put the prediction's rows ``index`` into the maps at ``where``, adding the cube's own
+    out-of-distribution bits ``cube_code`` (:func:`_redshift_code`) to each spaxel's."""
     for name in ("log_age", "mh", "log_age_err", "mh_err"):
         maps[name][where] = np.asarray(getattr(prediction, name), np.float32)[index]
-    maps["ood"][where] = np.asarray(prediction.ood_reason, np.uint8)[index]
+    maps["ood"][where] = np.asarray(prediction.ood_reason, np.uint8)[index] | np.uint8(cube_code)
 
 
 def _good_pixels(flux: Any, variance: Any, mask: Any) -> NDArray[np.bool_]:
@@ -217,6 +252,7 @@ def _maps_meta(z: float, origin: str, plan: Any, counts: dict[str, int], what: A
         "redshift": z,
         "redshift_origin": origin,
         "layout": plan.layout,
+        "training_redshifts": trained_redshift_range(plan.layout),
         "nan_reasons": counts,
         "source": Path(what).name,
     }
@@ -267,6 +303,7 @@ def iter_spectra_maps(
     names = ("log_age", "mh", "snr", "log_age_err", "mh_err", "light")
     maps: dict[str, Any] = {name: np.full((n_rows, nx), np.nan, dtype=np.float32) for name in names}
     maps["ood"] = np.zeros((n_rows, nx), dtype=np.uint8)
+    cube_code = _redshift_code(plan)
     kept = np.zeros((n_rows, nx), dtype=bool)
     counts = dict.fromkeys(NAN_REASONS, 0)
     step = block_rows or rows_per_block(n_wave, nx)
@@ -297,7 +334,8 @@ def iter_spectra_maps(
         if keep.any() and target_snr is None:
             prediction = predict_spectra(inputs.x[keep], snr=inputs.snr[keep])
             local = np.nonzero(keep)[0]
-            _paint(maps, (here.start + local // nx, local % nx), prediction, slice(None))
+            _paint(maps, (here.start + local // nx, local % nx), prediction, slice(None),
+                   cube_code)  # fmt: skip
         yield Progress("spectra", here.stop, n_rows)
     if target_snr is None:
         index = np.arange(first * nx, last * nx).reshape(n_rows, nx)
@@ -471,7 +509,7 @@ def _iter_map_bins(
         lookup = np.full(bins.n_bins, -1)
         lookup[usable] = np.arange(usable.size)
         painted = bin_id >= 0
-        _paint(maps, np.nonzero(painted), prediction, lookup[bin_id[painted]])
+        _paint(maps, np.nonzero(painted), prediction, lookup[bin_id[painted]], _redshift_code(plan))
     return bin_id
 
 
