@@ -38,10 +38,6 @@ from napari_galam.simulate.spaxel_spectra import spectrum_groups
 
 LAYOUTS = ("CALIFA", "MaNGA", "MUSE", "SDSS")
 TEST_REDSHIFTS = (0.03, 0.1, 0.2)
-#: IFU layouts whose simulated cubes give training spaxels (``--cube-spaxels``), and the
-#: first seed of those cubes (far from the seeds of every evaluation's cubes).
-CUBE_LAYOUTS = ("CALIFA", "MaNGA", "MUSE")
-CUBE_SEED = 770_000
 #: The largest redshift each layout's training spectra are drawn at (from 0); the card
 #: records it so that maps at other redshifts are flagged (``OOD_REDSHIFT``).
 MAX_TRAINING_REDSHIFT = {"CALIFA": 0.2, "MaNGA": 0.2, "MUSE": 0.1, "SDSS": 0.2}
@@ -176,14 +172,6 @@ def main() -> None:
         help="draw no training or calibration history of this family (the test sets still "
         "do: its row of the by-kind table is a family never seen); use with --out",
     )
-    parser.add_argument(
-        "--cube-spaxels",
-        type=int,
-        default=0,
-        metavar="N",
-        help="also train on spaxels of N simulated survey cubes per IFU layout "
-        "(napari_galam.simulate.cube_spaxels; calibration: N // 6 more)",
-    )
     parser.add_argument("--out", default=None, help="weights folder (default: the package's)")
     args = parser.parse_args()
 
@@ -213,21 +201,6 @@ def main() -> None:
                              **seen))  # fmt: skip
         calib_sets.append(make_set(layout, args.per_layout // 6, args.seed * 100 + 50 + i,
                                    redshift_range=(0, zmax), **seen))  # fmt: skip
-    n_cube_spaxels = 0
-    if args.cube_spaxels:
-        from napari_galam.simulate.cube_spaxels import cube_spaxel_set
-
-        for i, layout in enumerate(CUBE_LAYOUTS):
-            zrange = (0.005, MAX_TRAINING_REDSHIFT[layout])
-            drawn = {"families": seen["history_families"], "redshift_range": zrange,
-                     "emission_fraction": args.emission_fraction}  # fmt: skip
-            cubes = cube_spaxel_set(
-                layout, args.cube_spaxels, CUBE_SEED + 10 * args.seed + i, **drawn
-            )
-            sets.append(cubes)
-            n_cube_spaxels += len(cubes["y"])
-            calib_sets.append(cube_spaxel_set(layout, max(1, args.cube_spaxels // 6),
-                                              CUBE_SEED + 10 * args.seed + 5 + i, **drawn))  # fmt: skip
     train, calib = merge(sets), merge(calib_sets)
     tests = {
         (layout, z): make_set(layout, args.test_per_cell, 9000 + 10 * i + j, fixed_redshift=z,
@@ -237,8 +210,7 @@ def main() -> None:
     simulated = time.time() - started
     print(f"simulated {len(train['y'])} train, {len(calib['y'])} calibration spectra in {simulated:.0f} s "
           f"(history fraction {args.history_fraction:g}: {np.mean(train['family'] != 'mixture'):.3f} "
-          f"drawn; emission fraction {args.emission_fraction:g}: {np.mean(train['lines']):.3f} drawn; "
-          f"{n_cube_spaxels} cube spaxels)")  # fmt: skip
+          f"drawn; emission fraction {args.emission_fraction:g}: {np.mean(train['lines']):.3f} drawn)")  # fmt: skip
 
     keep = train["usable"]
     x, y = train["x"][keep], train["y"][keep]
@@ -312,11 +284,7 @@ def main() -> None:
                        "train": int(len(fit)), "validation": int(len(val)),
                        "held_out": "MUSE at z > 0.1", "seed": args.seed, **shares,
                        "redshift_range": {k: [0.0, v] for k, v in MAX_TRAINING_REDSHIFT.items()},
-                       "history_families": list(seen["history_families"]),
-                       "cube_spaxels": {"simulator": "napari_galam.simulate.cube_spaxels",
-                                        "cubes_per_layout": args.cube_spaxels,
-                                        "layouts": list(CUBE_LAYOUTS) if args.cube_spaxels else [],
-                                        "spaxels": n_cube_spaxels}},
+                       "history_families": list(seen["history_families"])},
         metrics=metrics, outputs=["log_age", "mh", "log_age_err", "mh_err"],
         notes="Per-spaxel log age and [M/H] from IFU/fibre spectra at any coverage; see "
         "napari_galam.core.spectral_input for the input.", directory=args.out,
