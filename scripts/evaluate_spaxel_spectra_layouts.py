@@ -478,9 +478,21 @@ def gradient_misses(entry: dict[str, Any], label: str) -> list[str]:
     ]
 
 
-def report(cells: dict, by_family: dict, by_layout: dict) -> list[str]:
+def report(cells: dict, by_family: dict, by_layout: dict, pooled: dict) -> list[str]:
     """Print the markdown tables; return the list of missed targets."""
     missed: list[str] = []
+    print("\n### Per spaxel, S/N >= 10, per layout and z with the families pooled (each "
+          "read by the network that never saw it): robust SD (median bias), dex\n")  # fmt: skip
+    print("| layout | z | spaxel-spectra log age | [M/H] | n | cubes | SED CNN log age | [M/H] |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (layout, z), entry in pooled.items():
+        own, shared = entry["spaxel-spectra"], entry["shared"]
+        sed = ["cannot map"] * 2
+        if shared["cubes_mapped"]:
+            sed = [_fmt(shared["sed-cnn"][k]) for k in QUANTITIES]
+        print("| " + " | ".join([layout, f"{z:g}", _fmt(own["log_age"]), _fmt(own["mh"]),
+                                 str(own["log_age"]["n"]), str(entry["cubes"]), *sed]) + " |")  # fmt: skip
+        missed += misses(own, f"{layout} z={z:g}, families pooled: spaxel-spectra")
     print("\n### Per spaxel, spectral S/N >= 10: robust SD (median bias), dex\n")
     print("| family | layout | z | spaxel-spectra log age | [M/H] | n | on shared spaxels: "
           "spaxel-spectra log age | [M/H] | SED CNN log age | [M/H] | n |")  # fmt: skip
@@ -769,7 +781,12 @@ def main(argv: list[str] | None = None) -> int:
     by_layout = {(lay, z): pooled(lambda k, lay=lay, z=z: k[1:] == (lay, z))
                  for lay in layouts for z in redshifts}  # fmt: skip
     by_family = {f: pooled(lambda k, f=f: k[0] == f) for f in families}
-    missed = report(cells, by_family, by_layout)
+    pooled_cells = {
+        (lay, z): spaxel_metrics([c for f in families for c in cubes[f, lay, z]])
+        for lay in layouts
+        for z in redshifts
+    }
+    missed = report(cells, by_family, by_layout, pooled_cells)
     parts = {key: [spaxel_errors(c) for c in chosen] for key, chosen in cubes.items()}
 
     def covered(match: Callable[[tuple[str, str, float]], bool]) -> dict[str, Any]:
@@ -813,6 +830,7 @@ def main(argv: list[str] | None = None) -> int:
                 "min_snr": MIN_SNR, "max_radius": MAX_RADIUS, "targets": TARGETS,
             },
             "spaxels": {f"{f} {lay} {z:g}": entry for (f, lay, z), entry in cells.items()},
+            "spaxels_per_layout_z": {f"{lay} {z:g}": entry for (lay, z), entry in pooled_cells.items()},
             "gradients": {
                 "per_layout_z": {f"{lay} {z:g}": e for (lay, z), e in by_layout.items()},
                 "per_family": by_family,
