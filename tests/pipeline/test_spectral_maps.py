@@ -207,18 +207,22 @@ def test_powerbin_bins_are_mapped_from_their_mean_spectrum(tmp_path: Path) -> No
 def test_a_cube_at_a_redshift_its_instrument_was_never_trained_at_is_flagged(
     tmp_path: Path,
 ) -> None:
-    """MUSE spectra were trained at z <= 0.1 only (the card's training_data): a MUSE cube
-    at z = 0.2 is still mapped, every spaxel marked as an extrapolation, binned or not."""
+    """Every layout's spectra were trained at z <= 0.2 (the card's training_data): a MUSE
+    cube at z = 0.3 is still mapped, every spaxel marked as an extrapolation, binned or not;
+    a narrower range in a card narrows the flag."""
     from napari_galam.models.sed_uncertainty import OOD_REDSHIFT, describe_ood
     from napari_galam.pipeline.spectral_maps import trained_redshift_range
 
-    assert trained_redshift_range("MUSE") == (0.0, 0.1)
+    assert trained_redshift_range("MUSE") == (0.0, 0.2)
     assert trained_redshift_range("CALIFA") == (0.0, 0.2)
+    narrow = {"training_data": {"redshift_range": {"MUSE": [0.0, 0.1], "MaNGA": [0.0, 0.15]}}}
+    assert trained_redshift_range("MUSE", narrow) == (0.0, 0.1)
+    assert trained_redshift_range("generic", narrow) == (0.0, 0.15)
     assert trained_redshift_range("generic") == (0.0, 0.2)  # the widest of any layout
     assert trained_redshift_range("MUSE", {"training_data": {}}) == (0.0, float("inf"))
     muse = open_source(write_muse_cube(tmp_path / "muse.fits", ny=9, nx=7, nwave=3681).path)
-    far = run_to_end(iter_spectra_maps(muse, reading_model, redshift=0.2))
-    near = run_to_end(iter_spectra_maps(muse, reading_model, redshift=0.05))
+    far = run_to_end(iter_spectra_maps(muse, reading_model, redshift=0.3))
+    near = run_to_end(iter_spectra_maps(muse, reading_model, redshift=0.2))
     mapped = np.isfinite(far["log_age"])
     assert mapped.sum() == 8 * 7 and np.isfinite(near["log_age"]).sum() == 8 * 7  # NaN edge row
     assert np.all(far["ood"][mapped] & OOD_REDSHIFT)
@@ -226,9 +230,9 @@ def test_a_cube_at_a_redshift_its_instrument_was_never_trained_at_is_flagged(
     assert not np.any(far["ood"][~mapped])  # no value, no flag
     # the model's own bits stay beside it
     np.testing.assert_array_equal(far["ood"][mapped] & 1, np.where(far["snr"][mapped] < 20, 1, 0))
-    assert far["meta"]["training_redshifts"] == (0.0, 0.1)
+    assert far["meta"]["training_redshifts"] == (0.0, 0.2)
     assert "redshift outside the training range" in describe_ood(int(far["ood"][mapped][0]))
-    binned = run_to_end(iter_spectra_maps(muse, reading_model, redshift=0.2, target_snr=30.0))
+    binned = run_to_end(iter_spectra_maps(muse, reading_model, redshift=0.3, target_snr=30.0))
     assert np.all(binned["ood"][binned["bin_id"] >= 0] & OOD_REDSHIFT)
     califa = open_source(write_califa_cube(tmp_path / "califa.rscube.fits", nwave=1877).path)
     at_02 = run_to_end(iter_spectra_maps(califa, reading_model, redshift=0.2))
