@@ -17,13 +17,14 @@ spaxels within 2 R_e), and the model's own error is the one that makes the quote
 (:func:`~napari_galam.pipeline.evaluate.calibrate_gradient_model_sd`). The test cubes
 (other seeds) measure the coverage.
 
-The same calibration cubes set the per-spaxel errors' cube terms
-(:mod:`napari_galam.models.cube_calibration`: a scale and a floor per quantity, fitted so
-that 68% and 95% intervals hold in every spectral S/N bin over every mapped spaxel), and
-the test cubes show the per-spaxel coverage before and after them. Per-cube maps are
-cached in ``--workdir`` (a killed run resumes). ``--write-card`` stores
-``calibration.gradient`` and ``calibration.uncertainty.cube`` in the model's card,
-keeping its other calibration entries.
+The per-spaxel errors' cube terms (:mod:`napari_galam.models.cube_calibration`) are
+fitted on cubes of every layout by ``scripts/evaluate_spaxel_spectra_layouts.py
+--fit-shipped``; here the test cubes show the per-spaxel coverage without and with the
+card's terms for CALIFA cubes. Per-cube maps are cached in ``--workdir`` (a killed run
+resumes; the errors without cube terms are recovered from the maps and the terms that
+made them). ``--write-card`` stores ``calibration.gradient`` and that check as
+``calibration.uncertainty.cube.test_cubes`` in the model's card, keeping its other
+calibration entries.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -75,7 +77,7 @@ def _mapped(seed: int, family: str, workdir: Path, model: str) -> dict[str, np.n
         # the errors as mapped, before any cube terms (see _spectra_errors)
         "log_age_err": np.asarray(maps["LOG_AGE_ERR"], np.float32),
         "mh_err": np.asarray(maps["MH_ERR"], np.float32),
-        "cube_terms": np.asarray(_card_cube_terms(model), np.float32),
+        "cube_terms_json": np.asarray(json.dumps(_card_cube_terms(model).describe())),
         "family": np.asarray(family),
     }
     tmp = cache.with_name(cache.stem + ".part.npz")
@@ -84,19 +86,26 @@ def _mapped(seed: int, family: str, workdir: Path, model: str) -> dict[str, np.n
     return data
 
 
-def _card_cube_terms(model: str) -> list[list[float]]:
-    """The cube scale and floor (per quantity) of the card the maps were made with."""
-    from napari_galam.models.cube_calibration import cube_terms
+def _card_cube_terms(model: str):
+    """The cube terms the card gives CALIFA cubes (those these maps are of)."""
+    from napari_galam.models.cube_calibration import cube_terms_for
     from napari_galam.models.registry import read_model_card
 
     uncertainty = read_model_card(model)["calibration"]["uncertainty"]
-    return [[float(x) for x in values] for values in cube_terms(uncertainty, model)]
+    return cube_terms_for(uncertainty, model, "CALIFA")
 
 
 def _spectra_errors(cube: dict) -> np.ndarray:
     """``(2, ny, nx)`` errors without the cube terms the maps were made with."""
-    scale, floor = (np.asarray(v, np.float64)[:, None, None] for v in cube["cube_terms"])
+    from napari_galam.models.cube_calibration import CubeTerms
+
     mapped = np.stack([cube["log_age_err"], cube["mh_err"]]).astype(np.float64)
+    if "cube_terms_json" in cube:
+        terms = CubeTerms.from_description(json.loads(str(cube["cube_terms_json"])))
+        flat = terms.undo(mapped.reshape(2, -1).T, np.asarray(cube["snr"]).reshape(-1))
+        return flat.T.reshape(mapped.shape)
+    # maps cached before the terms were recorded as JSON: a scale and a floor
+    scale, floor = (np.asarray(v, np.float64)[:, None, None] for v in cube["cube_terms"])
     return np.sqrt(np.clip(mapped**2 - floor**2, 0.0, None)) / scale
 
 
@@ -111,16 +120,15 @@ def _spaxel_residuals(cubes: list[dict]) -> tuple[np.ndarray, np.ndarray, np.nda
     return np.concatenate(errors), np.concatenate(sigmas), np.concatenate(snrs)
 
 
-def _cube_coverage(cubes: list[dict], terms: dict | None) -> dict:
-    """Coverage of the errors (with ``terms``; None: without) overall and per S/N bin."""
-    from napari_galam.models.cube_calibration import CUBE_SNR_EDGES, apply_cube_terms
+def _cube_coverage(cubes: list[dict], terms: Any) -> dict:
+    """Coverage of the errors (with ``CubeTerms`` ``terms``; None: without) overall and
+    per S/N bin."""
+    from napari_galam.models.cube_calibration import CUBE_SNR_EDGES
     from napari_galam.models.uncertainty import coverage_by_bins
 
     error, sigma, snr = _spaxel_residuals(cubes)
     if terms is not None:
-        sigma = apply_cube_terms(
-            sigma, [terms[k]["scale"] for k in QUANTITIES], [terms[k]["floor"] for k in QUANTITIES]
-        )
+        sigma = terms.apply(sigma, snr)
     return {
         key: coverage_by_bins(error[:, k], sigma[:, k], snr, CUBE_SNR_EDGES)
         for k, key in enumerate(QUANTITIES)
@@ -197,10 +205,8 @@ def main(argv: list[str] | None = None) -> int:
             sets[name].append(_mapped(seed, family, args.workdir, args.model))
         print(f"{name}: {len(sets[name])} cubes mapped ({time.perf_counter() - start:.0f} s)",
               flush=True)  # fmt: skip
-    from napari_galam.models.cube_calibration import fit_cube_terms
-
-    terms = fit_cube_terms(*_spaxel_residuals(sets["calibration"]))
-    print(f"cube terms (scale, floor in dex) from the calibration cubes: {terms}")
+    terms = _card_cube_terms(args.model)
+    print(f"the card's cube terms for CALIFA cubes: {terms.describe()}")
     cube_before = _cube_coverage(sets["test"], None)
     cube_after = _cube_coverage(sets["test"], terms)
     _print_coverage("test cubes, spectra-calibrated errors", cube_before)
@@ -231,16 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         "uncertainty": {
             **calibration_card.get("uncertainty", {}),
             "cube": {
-                **terms,
-                "method": (
-                    "error of a cube's spaxel = hypot(scale * sigma, floor), sigma the "
-                    "spectra-calibrated error; scale and floor make 68% and 95% coverage "
-                    "closest to nominal in every bin of the spectral S/N (3-10, 10-20, "
-                    "20-40, >= 40) on the calibration cubes (every mapped spaxel)"
-                ),
-                "calibration_cubes": {"seeds": args.calibration_seeds},
-                "test_cubes": {"seeds": args.test_seeds, "before": cube_before,
-                               "after": cube_after},
+                **calibration_card.get("uncertainty", {}).get("cube", {}),
+                "test_cubes": {"seeds": args.test_seeds, "layout": "CALIFA",
+                               "before": cube_before, "after": cube_after},
             },
         },
         "gradient": {

@@ -59,20 +59,23 @@ cover 63-73% and 95% intervals 92-97%, every S/N bin within 10 points of nominal
 and >= 85%).
 
 ``--fit-cube-terms`` first gives each family's network cube terms fitted without that
-family: the calibration cubes of ``scripts/calibrate_spectral_gradient_errors.py``
-(``--calibration-seeds``, family ``SFH_FAMILIES[seed % 5]``) whose family is not the held-out
-one are mapped with the fold's network (cached in ``--lofo-root/spectral-gradients-lofo-<family>``;
-a fold whose network is the shipped one reuses ``--lofo-root/spectral-gradients``, the
-shipped network's maps, after checking one cube against a fresh map), the terms are fitted
-(:func:`~napari_galam.models.cube_calibration.fit_cube_terms`) and written into the fold's
-card as ``calibration.uncertainty.cube``, naming the family left out. A family the shipped
-network never saw and without a fold folder (bulge-disc) gets one: a copy of the shipped
+family (:func:`fit_layout_cube_terms`): calibration cubes drawn like the test cells but
+from other seeds (``--calibration-seed``, ``--calibration-cubes`` per family, layout and
+z) whose family is not the held-out one are mapped with the fold's network (cached in
+``--lofo-root/layout-calibration``, per network), and
+:func:`~napari_galam.models.cube_calibration.fit_cube_section` fits a scale, floor and S/N
+factors for every layout together and for each layout; they replace the fold card's
+``calibration.uncertainty.cube``, naming the family left out. A family the shipped network
+never saw and without a fold folder (bulge-disc) gets one: a copy of the shipped
 ``spaxel-spectra`` and ``sed-cnn`` files, whose weights must hash as the shipped ones.
-``--fit-only`` stops after the fits (the five folds took 10 minutes: about 1.1 s per
-cube to map, 96 cubes per fold, and 30 s per fit)::
+``--fit-shipped`` fits the shipped network's terms the same way on every family's
+calibration cubes and writes them into the package's card. ``--fit-only`` stops after the
+fits (the shipped network and the five folds took about 12 minutes: 180 or 144 cubes a
+network at about 0.7 s each, and 40 s per fit; networks with the same weights share their
+maps)::
 
-    python scripts/evaluate_spaxel_spectra_layouts.py --lofo-root runs --fit-cube-terms \
-        --fit-only
+    python scripts/evaluate_spaxel_spectra_layouts.py --lofo-root runs --fit-shipped \
+        --fit-cube-terms --fit-only
 """
 
 from __future__ import annotations
@@ -92,6 +95,8 @@ from typing import Any
 import numpy as np
 
 LAYOUTS = ("califa", "manga", "muse")
+#: The names the cube readers give these layouts (the keys of the card's cube terms).
+READER_LAYOUT = {"califa": "CALIFA", "manga": "MaNGA", "muse": "MUSE"}
 REDSHIFTS = (0.03, 0.1, 0.2)
 QUANTITIES = ("log_age", "mh")
 #: Map models and the prefix of their arrays in the per-cube cache.
@@ -197,27 +202,30 @@ def _map(path: Path, model: str, folder: str) -> tuple[dict[str, np.ndarray] | N
 
 def mapped_cube(
     family: str, layout: str, redshift: float, seed: int, index: int, *,
-    folder: str, workdir: Path, library: Any,
+    folder: str, workdir: Path, library: Any, calibration: bool = False,
 ) -> dict[str, np.ndarray]:  # fmt: skip
     """Truth and both models' maps of one cube (cached in ``workdir``, written atomically).
 
     A cache is used only when it holds spaxel-spectra's error maps made with the weights
     and cube terms the family's card has now; otherwise the cube is rendered and mapped
-    again.
+    again. A ``calibration`` cube is mapped by spaxel-spectra alone, cached per network
+    (its file names carry the weights' hash) and kept whatever cube terms made its error
+    maps: the fits undo them (:func:`spaxel_errors`).
     """
     from napari_galam.models.registry import read_model_card
     from napari_galam.simulate.writers import survey_cube_filename, write_survey_cube
 
     with weights_from(folder):
         card = read_model_card(SPECTRA)
-    terms = card_cube_terms(card)
-    cache = workdir / f"{family}_{layout}_z{redshift:g}_{seed}_{index}.npz"
+    terms = card_cube_terms(card, layout)
+    name = f"{family}_{layout}_z{redshift:g}_{seed}_{index}"
+    cache = workdir / (f"{name}_{card['sha256'][:12]}.npz" if calibration else f"{name}.npz")
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as saved:
             if (
-                "ss_cube_terms" in saved.files
+                "ss_cube_terms_json" in saved.files
                 and str(saved["weights_sha256"]) == card["sha256"]
-                and np.array_equal(saved["ss_cube_terms"], terms)
+                and (calibration or str(saved["ss_cube_terms_json"]) == terms)
             ):
                 return {key: saved[key] for key in saved.files}
 
@@ -239,10 +247,11 @@ def mapped_cube(
     data["weights"] = folder
     data["weights_sha256"] = card["sha256"]
     data["seen"] = family in seen
-    data["ss_cube_terms"] = terms
+    data["ss_cube_terms_json"] = terms
+    models = {SPECTRA: MODELS[SPECTRA]} if calibration else MODELS
     with tempfile.TemporaryDirectory(dir=workdir) as temp:
         path = write_survey_cube(Path(temp) / survey_cube_filename(layout, seed, index), cube)
-        for model, prefix in MODELS.items():
+        for model, prefix in models.items():
             start = time.perf_counter()
             maps, why = _map(path, model, folder if model == SPECTRA else SHIPPED)
             data[f"{prefix}_seconds"] = time.perf_counter() - start
@@ -261,11 +270,12 @@ def mapped_cube(
     return data
 
 
-def card_cube_terms(card: dict[str, Any]) -> np.ndarray:
-    """``(2, 2)`` cube scale and floor (rows) of log age and [M/H] (columns) in a card."""
-    from napari_galam.models.cube_calibration import cube_terms
+def card_cube_terms(card: dict[str, Any], layout: str) -> str:
+    """The cube terms a card gives cubes of ``layout`` (JSON of ``CubeTerms.describe``)."""
+    from napari_galam.models.cube_calibration import cube_terms_for
 
-    return np.stack(cube_terms(card["calibration"]["uncertainty"], SPECTRA)).astype(np.float32)
+    terms = cube_terms_for(card["calibration"]["uncertainty"], SPECTRA, READER_LAYOUT[layout])
+    return json.dumps(terms.describe(), sort_keys=True)
 
 
 def _has(cube: dict[str, np.ndarray], prefix: str) -> bool:
@@ -366,12 +376,12 @@ def spaxel_errors(cube: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
     use = cube["snr"] >= COVERAGE_MIN_SNR
     for key in QUANTITIES:
         use &= np.isfinite(cube[f"ss_{key}"]) & np.isfinite(cube[f"ss_{key}_err"])
+    from napari_galam.models.cube_calibration import CubeTerms
+
     error = np.stack([(cube[f"ss_{k}"] - cube[f"true_{k}"])[use] for k in QUANTITIES], axis=1)
     mapped = np.stack([cube[f"ss_{k}_err"][use] for k in QUANTITIES], axis=1)
-    without = _calibration_script()._spectra_errors(
-        {"cube_terms": cube["ss_cube_terms"], "log_age_err": cube["ss_log_age_err"],
-         "mh_err": cube["ss_mh_err"]}
-    )[:, use].T  # fmt: skip
+    terms = CubeTerms.from_description(json.loads(str(cube["ss_cube_terms_json"])))
+    without = terms.undo(mapped, cube["snr"][use])
     return (error.astype(np.float64), mapped.astype(np.float64), without,
             cube["snr"][use].astype(np.float64))  # fmt: skip
 
@@ -598,81 +608,175 @@ def fold_folder(family: str, folder: str) -> str:
     return folder
 
 
-def fit_fold_cube_terms(family: str, folder: str, lofo_root: Path, seeds: str) -> dict[str, Any]:
-    """Fit the cube terms of ``folder``'s network without ``family``'s cubes; write its card.
+def calibration_cubes(
+    folder: str, excluded: str | None, settings: argparse.Namespace, library: Any
+) -> list[dict[str, np.ndarray]]:
+    """The calibration cubes of every family but ``excluded``, mapped by ``folder``'s network.
 
-    The calibration cubes of ``scripts/calibrate_spectral_gradient_errors.py`` with seeds
-    ``FIRST:END`` whose family (``SFH_FAMILIES[seed % 5]``) is not ``family`` are mapped
-    with the fold's network and give the terms of
-    :func:`~napari_galam.models.cube_calibration.fit_cube_terms`; they replace the card's
-    ``calibration.uncertainty.cube`` (written atomically). Returns what was written, with
-    the coverage on those cubes before and after.
+    ``settings.calibration_cubes`` cubes per family, layout and z (the evaluation's
+    layouts and redshifts), drawn like the test cells but from the seeds of
+    ``settings.calibration_seed`` (:func:`cell_seed`), so no galaxy is shared; cached in
+    ``settings.lofo_root / "layout-calibration"`` per network.
     """
-    from napari_galam.models.cube_calibration import fit_cube_terms
-    from napari_galam.models.registry import file_sha256, read_model_card, write_card_section
     from napari_galam.simulate.families import SFH_FAMILIES
 
+    workdir = settings.lofo_root / "layout-calibration"
+    workdir.mkdir(parents=True, exist_ok=True)
+    return [
+        mapped_cube(family, layout, z, cell_seed(settings.calibration_seed, family, layout, z),
+                    index, folder=folder, workdir=workdir, library=library, calibration=True)
+        for family in SFH_FAMILIES if family != excluded
+        for layout in LAYOUTS
+        for z in REDSHIFTS
+        for index in range(settings.calibration_cubes)
+    ]  # fmt: skip
+
+
+def califa_like_cubes(
+    excluded: str | None, folder: str, settings: argparse.Namespace
+) -> list[dict[str, np.ndarray]]:
+    """The CALIFA-like cubes of ``scripts/calibrate_spectral_gradient_errors.py`` mapped by
+    ``folder``'s network, seeds ``settings.califa_like_seeds`` (family ``SFH_FAMILIES[seed
+    % 5]``, ``excluded``'s left out); none when the option is empty.
+
+    The other simulator of CALIFA cubes
+    (:func:`~napari_galam.simulate.samples.simulated_califa_cube`: nearby, large galaxies,
+    many spaxels of high S/N): the CALIFA layout's terms are fitted on both. Cached in ``--lofo-root/spectral-gradients`` for the shipped weights
+    (the calibration script's maps) and ``spectral-gradients-lofo-<family>`` for a fold's.
+    """
+    from napari_galam.models.registry import file_sha256
+    from napari_galam.simulate.families import SFH_FAMILIES
+
+    if not settings.califa_like_seeds:
+        return []
     cal = _calibration_script()
+    shipped = file_sha256(_shipped_folder() / f"{SPECTRA}.keras")
+    reuse = file_sha256(Path(folder) / f"{SPECTRA}.keras") == shipped
+    name = "spectral-gradients" if reuse else f"spectral-gradients-lofo-{excluded}"
+    workdir = settings.lofo_root / name
+    workdir.mkdir(parents=True, exist_ok=True)
+    first, end = (int(v) for v in settings.califa_like_seeds.split(":"))
+    chosen = [(s, SFH_FAMILIES[s % len(SFH_FAMILIES)]) for s in range(first, end)]
+    with weights_from(folder):
+        return [cal._mapped(s, f, workdir, SPECTRA) for s, f in chosen if f != excluded]
+
+
+def _calibration_coverage(
+    error: np.ndarray, sigma: np.ndarray, snr: np.ndarray, layouts: np.ndarray
+) -> dict[str, Any]:
+    """Coverage overall and per layout, per quantity and S/N bin, of ``sigma``."""
+    from napari_galam.models.cube_calibration import CUBE_SNR_EDGES
+    from napari_galam.models.uncertainty import coverage_by_bins
+
+    groups = {"all": np.ones(snr.size, bool)} | {
+        READER_LAYOUT[lay]: layouts == READER_LAYOUT[lay] for lay in LAYOUTS
+    }
+    return {
+        name: {
+            key: coverage_by_bins(error[sel, k], sigma[sel, k], snr[sel], CUBE_SNR_EDGES)
+            for k, key in enumerate(QUANTITIES)
+        }
+        for name, sel in groups.items()
+        if sel.any()
+    }
+
+
+def fit_layout_cube_terms(
+    excluded: str | None, folder: str, settings: argparse.Namespace, library: Any
+) -> dict[str, Any]:
+    """Fit the cube terms of ``folder``'s network on calibration cubes of every layout.
+
+    The :func:`calibration_cubes` without ``excluded``'s family give, on every mapped
+    spaxel at S/N >= 3, one scale and floor per quantity
+    (:func:`~napari_galam.models.cube_calibration.fit_cube_terms`) and on top of them
+    S/N factors pooled and per layout
+    (:func:`~napari_galam.models.cube_calibration.fit_cube_snr_factors`); they replace the
+    card's ``calibration.uncertainty.cube`` (written atomically). Returns what was
+    written.
+    """
+    from napari_galam.models.cube_calibration import cube_terms_for, fit_cube_section
+    from napari_galam.models.registry import file_sha256, read_model_card, write_card_section
+
     sha = file_sha256(Path(folder) / f"{SPECTRA}.keras")
     with weights_from(folder):
         card = read_model_card(SPECTRA)
-    with weights_from(SHIPPED):
-        shipped = read_model_card(SPECTRA)["sha256"]
     if card["sha256"] != sha:
         raise SystemExit(f"{folder}: {SPECTRA}.keras does not match its card")
-    first, end = (int(v) for v in seeds.split(":"))
-    chosen = [(s, SFH_FAMILIES[s % len(SFH_FAMILIES)]) for s in range(first, end)]
-    chosen = [(s, f) for s, f in chosen if f != family]
-    reuse = sha == shipped
-    workdir = lofo_root / ("spectral-gradients" if reuse else f"spectral-gradients-lofo-{family}")
-    workdir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with weights_from(folder):
-        if reuse:  # the shipped network's cached maps: check one against a fresh map
-            with tempfile.TemporaryDirectory() as temp:
-                fresh = cal._mapped(*chosen[0], Path(temp), SPECTRA)
-            cached = cal._mapped(*chosen[0], workdir, SPECTRA)
-            pairs = [(fresh[k], cached[k]) for k in QUANTITIES]
-            pairs.append((cal._spectra_errors(fresh), cal._spectra_errors(cached)))
-            if not all(np.allclose(a, b, atol=1e-4, equal_nan=True) for a, b in pairs):
-                raise SystemExit(f"{workdir}: cached maps differ from the shipped network's; "
-                                 "remove them to map afresh")  # fmt: skip
-        cubes = [cal._mapped(seed, f, workdir, SPECTRA) for seed, f in chosen]
+        cubes = calibration_cubes(folder, excluded, settings, library)
     mapped_seconds = time.perf_counter() - start
-    error, sigma, snr = cal._spaxel_residuals(cubes)
+    parts = [spaxel_errors(c) for c in cubes]
+    error, _, sigma, snr = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    layouts = np.concatenate(
+        [
+            np.full(p[3].size, READER_LAYOUT[str(c["layout"])])
+            for p, c in zip(parts, cubes, strict=True)
+        ]
+    )
+    califa_like = califa_like_cubes(excluded, folder, settings)
+    if califa_like:
+        more = _calibration_script()._spaxel_residuals(califa_like)
+        keep = more[2] >= COVERAGE_MIN_SNR
+        error, sigma, snr = (
+            np.concatenate([a, b[keep]]) for a, b in zip((error, sigma, snr), more, strict=True)
+        )
+        layouts = np.concatenate([layouts, np.full(int(keep.sum()), "CALIFA")])
     start = time.perf_counter()
-    terms = fit_cube_terms(error, sigma, snr)
+    section = fit_cube_section(error, sigma, snr, layouts, min_spaxels=2000)
     fit_seconds = time.perf_counter() - start
-    families = sorted({f for _, f in chosen})
+    fitted = [
+        (layouts == name, cube_terms_for({"cube": section}, SPECTRA, name))
+        for name in sorted(set(layouts.tolist()))
+    ]
+    after = np.zeros_like(sigma)
+    for select, layout_terms in fitted:
+        after[select] = layout_terms.apply(sigma[select], snr[select])
+    families = sorted({str(c["family"]) for c in cubes})
     cube = {
-        **terms,
+        **section,
         "method": (
-            "error of a cube's spaxel = hypot(scale * sigma, floor), sigma the "
+            "error of a cube's spaxel = factor(S/N) * hypot(scale * sigma, floor), sigma the "
             "spectra-calibrated error; scale and floor make 68% and 95% coverage closest to "
-            "nominal in every bin of the spectral S/N (3-10, 10-20, 20-40, >= 40) on the "
-            "calibration cubes (every mapped spaxel)"
+            "nominal in every bin of the spectral S/N (3-10, 10-20, 20-40, >= 40), then the "
+            "factors make them hold in S/N windows a factor 2 wide (interpolated in log "
+            "S/N); fitted on the calibration cubes of each layout for by_layout (CALIFA, "
+            "MaNGA, MUSE cubes) and on all of them for the pooled terms (any other layout)"
         ),
         "note": (
-            f"fitted without the {family} cubes, the family this network is tested on "
-            "(scripts/evaluate_spaxel_spectra_layouts.py --fit-cube-terms)"
+            "scripts/evaluate_spaxel_spectra_layouts.py "
+            + (f"--fit-cube-terms: fitted without the {excluded} cubes, the family this "
+               "network is tested on" if excluded else "--fit-shipped")
         ),
         "calibration_cubes": {
-            "seeds": seeds, "excluded_family": family, "families": families,
-            "cubes": len(chosen), "spaxels": int(snr.size), "maps": str(workdir),
-            "before": cal._cube_coverage(cubes, None), "after": cal._cube_coverage(cubes, terms),
+            "seed": settings.calibration_seed, "per_cell": settings.calibration_cubes,
+            "layouts": [READER_LAYOUT[lay] for lay in LAYOUTS], "redshifts": list(REDSHIFTS),
+            "excluded_family": excluded, "families": families, "cubes": len(cubes),
+            "califa_like_seeds": settings.califa_like_seeds, "spaxels": int(snr.size),
+            "before": _calibration_coverage(error, sigma, snr, layouts),
+            "after": _calibration_coverage(error, after, snr, layouts),
         },
     }  # fmt: skip
     calibration = card.get("calibration", {})
-    section = {**calibration, "uncertainty": {**calibration["uncertainty"], "cube": cube}}
-    path = write_card_section(SPECTRA, "calibration", section, directory=folder)
-    print(f"{family}: cube terms {terms} from {len(chosen)} cubes of {', '.join(families)} "
-          f"({snr.size} spaxels; mapping {mapped_seconds:.0f} s, fit {fit_seconds:.0f} s); "
-          f"wrote {path}", flush=True)  # fmt: skip
-    cal._print_coverage("  calibration cubes, spectra-calibrated errors",
-                        cube["calibration_cubes"]["before"])  # fmt: skip
-    cal._print_coverage(
-        "  calibration cubes, with the cube terms", cube["calibration_cubes"]["after"]
-    )
+    test_cubes = calibration["uncertainty"].get("cube", {}).get("test_cubes")
+    if test_cubes is not None and excluded is None:  # the CALIFA-like check, kept
+        cube["test_cubes"] = test_cubes
+    written = {**calibration, "uncertainty": {**calibration["uncertainty"], "cube": cube}}
+    directory = None if excluded is None else folder
+    path = write_card_section(SPECTRA, "calibration", written, directory=directory)
+    terms = {k: section[k] for k in QUANTITIES}
+    print(f"{excluded or 'shipped'}: pooled cube terms {terms} from {len(cubes)} cubes of "
+          f"{', '.join(families)} ({snr.size} spaxels; mapping {mapped_seconds:.0f} s, fit "
+          f"{fit_seconds:.0f} s); wrote {path}", flush=True)  # fmt: skip
+    for name, entry in section["by_layout"].items():
+        curve = entry["by_snr_scale"]
+        print(f"  {name}: {({k: entry[k] for k in QUANTITIES})}; S/N factors at "
+              f"{curve['snr']}: log age {curve['log_age']}, [M/H] {curve['mh']}")  # fmt: skip
+    for label, table in (("before", cube["calibration_cubes"]["before"]),
+                         ("after", cube["calibration_cubes"]["after"])):  # fmt: skip
+        for group, entry in table.items():
+            cells = [f"{k} {v['within_68']:.1%} / {v['within_95']:.1%}" for k, v in entry.items()]
+            print(f"  calibration cubes {label}, {group}: " + "; ".join(cells))
     return {**cube, "weights_sha256": sha, "mapping_seconds": round(mapped_seconds, 1)}
 
 
@@ -687,7 +791,7 @@ def fold_terms(folder: str) -> dict[str, Any]:
         "weights_sha256": card["sha256"],
         **{key: cube.get(key) for key in QUANTITIES},
         "excluded_family": cube.get("calibration_cubes", {}).get("excluded_family"),
-        "calibration_seeds": cube.get("calibration_cubes", {}).get("seeds"),
+        "calibration_seed": cube.get("calibration_cubes", {}).get("seed"),
     }
 
 
@@ -707,8 +811,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit-cube-terms", action="store_true",
                         help="first fit each family's network's cube terms without it")  # fmt: skip
     parser.add_argument("--fit-only", action="store_true", help="stop after --fit-cube-terms")
-    parser.add_argument("--calibration-seeds", default="700:820",
-                        help="FIRST:END of the calibration cubes of --fit-cube-terms")  # fmt: skip
+    parser.add_argument("--fit-shipped", action="store_true",
+                        help="fit the shipped network's cube terms on every family's "
+                             "calibration cubes and write them into the package's card")  # fmt: skip
+    parser.add_argument("--calibration-seed", type=int, default=30000,
+                        help="SEED of the calibration cubes' seeds (as --seed)")  # fmt: skip
+    parser.add_argument("--calibration-cubes", type=int, default=4,
+                        help="calibration cubes per family, layout and z")  # fmt: skip
+    parser.add_argument("--califa-like-seeds", default="700:820",
+                        help="FIRST:END of the CALIFA-like cubes also fitted for CALIFA "
+                             "('' for none)")  # fmt: skip
     args = parser.parse_args(argv)
 
     from napari_galam.simulate.families import parse_families
@@ -722,16 +834,17 @@ def main(argv: list[str] | None = None) -> int:
     redshifts = [check_redshift(float(z))[0] for z in args.redshifts.split(",")]
     folders = weights_folders(args.lofo_root, args.weights)
     fits: dict[str, Any] = {}
+    library = default_library()
+    if args.fit_shipped:
+        fits["shipped"] = fit_layout_cube_terms(None, str(_shipped_folder()), args, library)
     if args.fit_cube_terms or args.fit_only:
         start = time.perf_counter()
         for family in families:
             folder = fold_folder(family, folders[family])
-            fits[family] = fit_fold_cube_terms(
-                family, folder, args.lofo_root, args.calibration_seeds
-            )
+            fits[family] = fit_layout_cube_terms(family, folder, args, library)
         print(f"cube terms fitted for {len(fits)} folds in {time.perf_counter() - start:.0f} s")
-        if args.fit_only:
-            return 0
+    if args.fit_only:
+        return 0
     for family in families:
         folder = folders[family]
         if folder != SHIPPED and not (Path(folder) / f"{SPECTRA}.keras").is_file():
@@ -748,7 +861,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {family} | {folders[family]} | {entry['weights_sha256'][:12]} | "
               + " | ".join(values) + f" | {entry['excluded_family'] or '-'} |")  # fmt: skip
     args.workdir.mkdir(parents=True, exist_ok=True)
-    library = default_library()
 
     start = time.perf_counter()
     cubes: dict[tuple[str, str, float], list[dict[str, np.ndarray]]] = {}

@@ -102,25 +102,31 @@ def test_training_reports_progress_and_returns_the_best_model() -> None:
 
 def test_the_cards_cube_terms_set_the_errors_of_cube_spaxels(monkeypatch) -> None:
     """Maps are of cubes: the errors are the spectra-calibrated ones with the card's cube
-    scale and floor added in quadrature, exactly as the card says."""
+    terms for the cube's instrument (scale, floor and S/N factors), exactly as the card
+    says; a layout the card does not name gets the pooled terms."""
     import copy
 
     from napari_galam.models import inference
-    from napari_galam.models.cube_calibration import apply_cube_terms, cube_terms
+    from napari_galam.models.cube_calibration import cube_terms_for
 
     card = read_model_card("spaxel-spectra")
     unc = card["calibration"]["uncertainty"]
     assert "cube" in unc and "test_cubes" in unc["cube"]
+    assert set(unc["cube"]["by_layout"]) == {"CALIFA", "MaNGA", "MUSE"}
     x, snr, _ = unseen_spectra("MaNGA", 0.05, n=32)
-    shipped = inference.predict_spectra(x, snr=snr)
     stripped = copy.deepcopy(card)
     del stripped["calibration"]["uncertainty"]["cube"]
-    monkeypatch.setattr(inference, "read_model_card", lambda name, **_: stripped)
-    spectra_only = inference.predict_spectra(x, snr=snr)
-    np.testing.assert_array_equal(shipped.log_age, spectra_only.log_age)
-    expected = apply_cube_terms(
-        np.stack([spectra_only.log_age_err, spectra_only.mh_err], axis=1), *cube_terms(unc, "m")
-    )
-    got = np.stack([shipped.log_age_err, shipped.mh_err], axis=1)
-    np.testing.assert_allclose(got, expected, rtol=1e-5)
-    assert np.all(got >= np.stack([spectra_only.log_age_err, spectra_only.mh_err], 1) - 1e-7)
+    with monkeypatch.context() as patch:
+        patch.setattr(inference, "read_model_card", lambda name, **_: stripped)
+        spectra_only = inference.predict_spectra(x, snr=snr)
+    sigma = np.stack([spectra_only.log_age_err, spectra_only.mh_err], axis=1)
+    answers = {}
+    for layout in ("MaNGA", "MUSE", None, "generic"):
+        shipped = inference.predict_spectra(x, snr=snr, layout=layout)
+        np.testing.assert_array_equal(shipped.log_age, spectra_only.log_age)
+        expected = cube_terms_for(unc, "m", layout).apply(sigma, snr)
+        got = np.stack([shipped.log_age_err, shipped.mh_err], axis=1)
+        np.testing.assert_allclose(got, expected, rtol=1e-5)
+        answers[layout] = got
+    assert not np.allclose(answers["MaNGA"], answers["MUSE"])  # each instrument its own
+    np.testing.assert_allclose(answers[None], answers["generic"])

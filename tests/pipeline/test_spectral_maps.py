@@ -28,7 +28,9 @@ from napari_galam.pipeline.spectral_maps import cube_redshift, iter_spectra_maps
 from napari_galam.progress import run_to_end  # noqa: E402
 
 
-def reading_model(x: np.ndarray, *, snr: np.ndarray | None = None) -> SimpleNamespace:
+def reading_model(
+    x: np.ndarray, *, snr: np.ndarray | None = None, layout: str | None = None
+) -> SimpleNamespace:
     """A stand-in model: 'log age' is the mean normalised flux, '[M/H]' the covered share."""
     n = len(x)
     return SimpleNamespace(
@@ -153,9 +155,13 @@ def bin_mean_inputs(cube, bin_id: np.ndarray, redshift: float | None = None):
 def test_powerbin_bins_are_mapped_from_their_mean_spectrum(tmp_path: Path) -> None:
     cube = open_source(write_califa_cube(tmp_path / "g.V500.rscube.fits", nwave=1877).path)
     told: list[np.ndarray] = []
+    layouts: set[str | None] = set()
 
-    def recording(x: np.ndarray, *, snr: np.ndarray | None = None) -> SimpleNamespace:
+    def recording(
+        x: np.ndarray, *, snr: np.ndarray | None = None, layout: str | None = None
+    ) -> SimpleNamespace:
         told.append(np.asarray(snr))
+        layouts.add(layout)
         return reading_model(x, snr=snr)
 
     def binned(binning: str, model=recording):
@@ -182,6 +188,7 @@ def test_powerbin_bins_are_mapped_from_their_mean_spectrum(tmp_path: Path) -> No
         assert maps.mh[inside][0] == pytest.approx(expected.mh[number], rel=1e-4)
         assert np.all(maps.ood[inside] == expected.ood_reason[number])  # the bin's S/N
     assert told[0].shape == (n_bins,) and np.median(told[0]) >= 0.7 * 20.0
+    assert layouts == {"CALIFA"}  # the model is told the instrument (its cube terms)
     # deterministic: numbered in the order of the bins' first spaxels, row by row
     first = [np.flatnonzero(maps.bin_id.ravel() == n)[0] for n in range(n_bins)]
     assert first == sorted(first)

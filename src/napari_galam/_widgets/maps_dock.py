@@ -167,11 +167,13 @@ def _predict_in_worker(seds: np.ndarray, *, snr: Any = None) -> Any:
     return worker.predict_seds(seds, snr=snr)
 
 
-def _predict_spectra_in_worker(inputs: np.ndarray, *, snr: Any = None) -> Any:
+def _predict_spectra_in_worker(
+    inputs: np.ndarray, *, snr: Any = None, layout: str | None = None
+) -> Any:
     """The spectral model in the session's model worker (started on first use)."""
     worker = shared_worker()
     worker.start()
-    return worker.predict_spectra(inputs, snr=snr)
+    return worker.predict_spectra(inputs, snr=snr, layout=layout)
 
 
 def _scatter_canvas() -> tuple[Any, Any]:

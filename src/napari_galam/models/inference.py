@@ -411,7 +411,11 @@ def _spectra_feature_model(model: Any) -> Any:
 
 
 def predict_spectra(
-    inputs: NDArray[Any], *, snr: NDArray[Any] | None = None, batch_size: int = 4096
+    inputs: NDArray[Any],
+    *,
+    snr: NDArray[Any] | None = None,
+    layout: str | None = None,
+    batch_size: int = 4096,
 ) -> SpaxelPrediction:
     """Per-spaxel log age and [M/H] with calibrated errors from spectra (``spaxel-spectra``).
 
@@ -422,6 +426,9 @@ def predict_spectra(
         spectra at the common resolution on the model grid and their weights.
     snr : (n,) array, optional
         Median S/N per observed pixel; spaxels below the training range are flagged.
+    layout : str, optional
+        The cube's instrument layout (``CALIFA``, ``MaNGA``, ``MUSE``), which picks the
+        card's cube terms for it (the pooled ones for any other or None).
     batch_size : int
         Largest batch handed to the model.
 
@@ -434,7 +441,7 @@ def predict_spectra(
         (:mod:`napari_galam.models.cube_calibration`: this model maps cubes);
         ``ood_reason`` bits as for :func:`predict_seds`.
     """
-    from napari_galam.models.cube_calibration import apply_cube_terms, cube_terms
+    from napari_galam.models.cube_calibration import cube_terms_for
     from napari_galam.models.sed_uncertainty import OOD_SHAPE, low_snr_codes
 
     data = np.asarray(inputs, dtype=np.float32)
@@ -450,7 +457,7 @@ def predict_spectra(
         label_sd = np.asarray(card["configuration"]["label_sd"], np.float32)
         unc, ood = card["calibration"]["uncertainty"], card["calibration"]["ood"]
         scale = np.array([unc["log_age"]["scale"], unc["mh"]["scale"]], np.float32)
-        cube_scale, cube_floor = cube_terms(unc, SPECTRA_MODEL)
+        terms = cube_terms_for(unc, SPECTRA_MODEL, layout)
         features = ood["features"]
         ref_mean = np.asarray(features["mean"], np.float64)
         precision = np.asarray(features["precision"], np.float64)
@@ -472,7 +479,7 @@ def predict_spectra(
         out[valid, :2] = raw[:, :2] * label_sd + label_mean
         with np.errstate(over="ignore"):
             sigma = np.exp(0.5 * np.clip(raw[:, 2:], -12.0, 6.0)) * label_sd * scale
-        sigma = apply_cube_terms(sigma, cube_scale, cube_floor)
+        sigma = terms.apply(sigma, None if snr is None else np.asarray(snr).reshape(-1)[valid])
         out[valid, 2:] = np.clip(sigma, SED_ERROR_RANGE[0], SED_ERROR_RANGE[1])
         centred = feats - ref_mean
         distance = np.einsum("ij,jk,ik->i", centred, precision, centred)

@@ -483,9 +483,9 @@ def check_calibration(card: dict[str, Any], card_path: str | os.PathLike) -> Non
             f"or holds scales {scales}; expected a method and positive log_age/mh scales"
         )
     if "cube" in entry:  # the spectral model's terms for cubes, checked like the rest
-        from napari_galam.models.cube_calibration import cube_terms
+        from napari_galam.models.cube_calibration import cube_terms_for
 
-        cube_terms(entry, str(card_path))
+        cube_terms_for(entry, str(card_path))
 
 
 def install_uncertainty(

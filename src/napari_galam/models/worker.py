@@ -274,8 +274,13 @@ class ModelWorker:
         return self._call("predict_seds", seds, snr=snr, batch_size=batch_size)
 
     def predict_spectra(
-        self, inputs: NDArray[Any], *, snr: NDArray[Any] | None = None, batch_size: int = 4096
+        self,
+        inputs: NDArray[Any],
+        *,
+        snr: NDArray[Any] | None = None,
+        layout: str | None = None,
+        batch_size: int = 4096,
     ) -> SpaxelPrediction:
         """Per-spaxel values from spectra; see
         :func:`napari_galam.models.inference.predict_spectra`."""
-        return self._call("predict_spectra", inputs, snr=snr, batch_size=batch_size)
+        return self._call("predict_spectra", inputs, snr=snr, layout=layout, batch_size=batch_size)

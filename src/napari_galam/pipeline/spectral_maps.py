@@ -5,8 +5,9 @@ The spectral path of :func:`napari_galam.pipeline.maps.iter_map_source` (model
 per cube (its wavelengths, layout and redshift), then for each block of rows the
 spaxels' spectra with their variance and mask are read from the (memory-mapped or
 lazy) cube, turned into model inputs (:func:`~napari_galam.core.spectral_input.spectral_inputs`)
-and handed to the model, any callable ``predict_spectra(x, snr=...)`` (in napari, the
-model worker's). A block is a few tens of MB, so a 1.3 GB MUSE cube is never held whole.
+and handed to the model, any callable ``predict_spectra(x, snr=..., layout=...)`` (in
+napari, the model worker's; the layout picks the card's cube terms for that instrument).
+A block is a few tens of MB, so a 1.3 GB MUSE cube is never held whole.
 
 A spaxel without a prediction is NaN, counted by reason (:data:`NAN_REASONS`).
 
@@ -332,7 +333,7 @@ def iter_spectra_maps(
         maps["snr"][here] = inputs.snr.reshape(shape)
         kept[here] = keep.reshape(shape)
         if keep.any() and target_snr is None:
-            prediction = predict_spectra(inputs.x[keep], snr=inputs.snr[keep])
+            prediction = predict_spectra(inputs.x[keep], snr=inputs.snr[keep], layout=plan.layout)
             local = np.nonzero(keep)[0]
             _paint(maps, (here.start + local // nx, local % nx), prediction, slice(None),
                    cube_code)  # fmt: skip
@@ -505,7 +506,7 @@ def _iter_map_bins(
     usable = np.nonzero(inputs.usable)[0]
     bin_id = np.where(np.isin(bins.bin_id, usable), bins.bin_id, -1).astype(np.int32)
     if usable.size:
-        prediction = predict(inputs.x[usable], snr=inputs.snr[usable])
+        prediction = predict(inputs.x[usable], snr=inputs.snr[usable], layout=plan.layout)
         lookup = np.full(bins.n_bins, -1)
         lookup[usable] = np.arange(usable.size)
         painted = bin_id >= 0
