@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 __all__ = ["add_parser", "run"]
 
 
@@ -18,13 +20,28 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Per galaxy: MMLforGalAM, image-only and spectra-only on a `galam simulate "
             "--kind cutouts` file (QA first, as at inference; SD, bias, MSE, MAE overall "
             "and by S/N). Per spaxel: the SED CNN on a `--kind cubes` file (robust SD of "
-            "the maps and error of the radial gradients). Real spectra (--real): the spectra-only "
+            "the maps and error of the radial gradients); with --survey-cubes, the maps of "
+            "`galam map` (default model auto) of every cube file in a folder written by "
+            "`galam simulate --kind cubes --layout ...`, against their truth maps (accuracy, "
+            "coverage of the quoted errors per spectral S/N bin and layout, gradient "
+            "errors). Real spectra (--real): the spectra-only "
             "model against pPXF fits with the same E-MILES library on the real SDSS spectra "
             "of NGC 3073, NGC 3522 and NGC 4636."
         ),
     )
     parser.add_argument("--cutouts", type=Path, help="simulated cutout dataset (.h5)")
     parser.add_argument("--cubes", type=Path, help="simulated cube dataset (.h5)")
+    parser.add_argument(
+        "--survey-cubes",
+        type=Path,
+        help="folder of simulated CALIFA/MaNGA/MUSE cube files with their truth table",
+    )
+    parser.add_argument(
+        "--model",
+        default="auto",
+        choices=("auto", "spaxel-spectra", "sed-cnn"),
+        help="--survey-cubes: the map model, as for galam map (default auto)",
+    )
     parser.add_argument(
         "--real",
         action="store_true",
@@ -94,6 +111,50 @@ def _print_galaxy_coverage(table) -> None:
         )
 
 
+def _print_survey_cubes(result: dict) -> None:
+    """The per-file table, then accuracy, coverage and gradients pooled."""
+    from astropy.table import Table
+
+    print(
+        f"survey cubes in {result['folder']}: {result['mapped']} of {result['files']} files "
+        f"mapped ({', '.join(result['model']) or 'no model'}; S/N >= {result['min_snr']:g})"
+    )
+    columns = ("file", "layout", "family", "redshift", "status", "mapped", "log_age_robust_sd",
+               "mh_robust_sd", "gradient_log_age_error", "gradient_mh_error")  # fmt: skip
+    defaults = {"family": "", "mapped": 0}
+    rows = [{c: r.get(c, defaults.get(c, np.nan)) for c in columns} for r in result["rows"]]
+    for row in rows:
+        row["status"] = "ok" if row["status"] == "ok" else "failed"
+    _print_table(Table(rows=rows, names=columns), ".3f")
+    for r in result["rows"]:
+        if r["status"] != "ok":
+            print(f"failed: {r['status']}")
+    acc = result["accuracy"]
+    print(
+        f"per spaxel within {result['max_radius']:g} R_e at spectral S/N >= 10: "
+        + "; ".join(
+            f"{k} robust SD {v['robust_sd']:.3f} dex (bias {v['bias']:+.3f}, n {v['n']})"
+            for k, v in acc.items()
+        )
+    )
+    print("per-spaxel errors: truth within 1 / 1.96 sigma (nominal 68% / 95%)")
+    for group, table in result["coverage"].items():
+        for key, cover in table.items():
+            cells = [f"all {cover['within_68']:.1%} / {cover['within_95']:.1%} (n {cover['n']})"]
+            cells += [
+                f"S/N {b} {c['within_68']:.1%} / {c['within_95']:.1%} (n {c['n']})"
+                for b, c in cover["by_snr"].items()
+                if c["n"]
+            ]
+            print(f"  {group:7s} {key:8s} " + "; ".join(cells))
+    for key, g in result["gradients"].items():
+        print(
+            f"gradient {key}: {g['cubes']} cubes, SD of (fitted - true) {g['sd']:.3f} dex/R_e "
+            f"(mean {g['mean']:+.3f}); truth within the quoted 1 / 1.96 sigma "
+            f"{g['within_68']:.0%} / {g['within_95']:.0%}"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     """Print (and optionally write) the evaluation tables."""
     from napari_galam.errors import GalamInputError
@@ -105,9 +166,10 @@ def run(args: argparse.Namespace) -> int:
         plot_predicted_vs_true,
     )
 
-    if args.cutouts is None and args.cubes is None and not args.real:
+    if args.cutouts is None and args.cubes is None and args.survey_cubes is None and not args.real:
         raise GalamInputError(
-            "give --cutouts and/or --cubes (files written by galam simulate), and/or --real."
+            "give --cutouts, --cubes and/or --survey-cubes (written by galam simulate), "
+            "and/or --real."
         )
     if args.cutouts is not None:
         table = evaluate_galaxies(args.cutouts, predict_galaxies, limit=args.limit)
@@ -137,6 +199,19 @@ def run(args: argparse.Namespace) -> int:
             args.output.with_suffix(".spaxels.json").write_text(
                 json.dumps(result, indent=1, default=float)
             )
+    if args.survey_cubes is not None:
+        from napari_galam.models.inference import predict_spectra
+        from napari_galam.pipeline.evaluate_cubes import evaluate_survey_cubes
+
+        result = evaluate_survey_cubes(
+            args.survey_cubes, predict_seds=predict_seds, predict_spectra=predict_spectra,
+            model=args.model, limit=args.limit,
+        )  # fmt: skip
+        _print_survey_cubes(result)
+        if args.output is not None:
+            _write_json(args.output.with_suffix(".survey.json"), result)
+        if result["mapped"] == 0:
+            raise GalamInputError(f"{args.survey_cubes}: no cube could be mapped and judged")
     if args.real:
         table = compare_real_spectra(predict_galaxies)
         limits = table.meta["agreement_dex"]
@@ -151,3 +226,10 @@ def run(args: argparse.Namespace) -> int:
 
             write_table(args.output.with_suffix(".real.ecsv"), table)
     return 0
+
+
+def _write_json(path: Path, result: dict) -> None:
+    """Write ``result`` atomically (a part file renamed into place)."""
+    part = path.with_name(path.name + ".part")
+    part.write_text(json.dumps(result, indent=1, default=float), encoding="utf-8")
+    part.replace(path)
