@@ -70,9 +70,10 @@ never saw and without a fold folder (bulge-disc) gets one: a copy of the shipped
 ``spaxel-spectra`` and ``sed-cnn`` files, whose weights must hash as the shipped ones.
 ``--fit-shipped`` fits the shipped network's terms the same way on every family's
 calibration cubes and writes them into the package's card. ``--fit-only`` stops after the
-fits (the shipped network and the five folds took about 12 minutes: 180 or 144 cubes a
-network at about 0.7 s each, and 40 s per fit; networks with the same weights share their
-maps)::
+fits (the shipped network and the five folds took about 20 minutes from scratch: 180 or
+144 survey cubes a network at about 0.7 s each, the CALIFA-like cubes of
+``--califa-like-seeds`` mapped once per network and cached, and 1.5-2 minutes per fit;
+networks with the same weights share their maps)::
 
     python scripts/evaluate_spaxel_spectra_layouts.py --lofo-root runs --fit-shipped \
         --fit-cube-terms --fit-only
