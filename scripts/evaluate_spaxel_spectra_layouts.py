@@ -62,9 +62,12 @@ and >= 85%).
 family (:func:`fit_layout_cube_terms`): calibration cubes drawn like the test cells but
 from other seeds (``--calibration-seed``, ``--calibration-cubes`` per family, layout and
 z) whose family is not the held-out one are mapped with the fold's network (cached in
-``--lofo-root/layout-calibration``, per network), and
-:func:`~napari_galam.models.cube_calibration.fit_cube_section` fits a scale, floor and S/N
-factors for every layout together and for each layout; they replace the fold card's
+``--lofo-root/layout-calibration``, per network), with ``--calibration-survey-cubes`` per
+layout drawn as ``galam simulate --kind cubes --layout`` draws them (the survey's own
+redshifts and S/N: :func:`survey_draw_cubes`) and, for CALIFA, the CALIFA-like cubes of
+``--califa-like-seeds``; :func:`~napari_galam.models.cube_calibration.fit_cube_section`
+fits a scale, floor and S/N factors for every layout together and for each layout (at
+most ``--fit-cap`` spaxels a layout); they replace the fold card's
 ``calibration.uncertainty.cube``, naming the family left out. A family the shipped network
 never saw and without a fold folder (bulge-disc) gets one: a copy of the shipped
 ``spaxel-spectra`` and ``sed-cnn`` files, whose weights must hash as the shipped ones.
@@ -633,6 +636,92 @@ def calibration_cubes(
     ]  # fmt: skip
 
 
+def survey_draw_cubes(
+    folder: str, excluded: str | None, settings: argparse.Namespace, library: Any
+) -> list[dict[str, np.ndarray]]:
+    """Calibration cubes drawn as ``galam simulate --kind cubes --layout L`` draws them.
+
+    The survey's own redshift range and S/N (brighter, nearer galaxies than the test
+    cells' S/N 10-40 at fixed z, so many spaxels of high S/N whose errors are one
+    galaxy's offset): ``settings.calibration_survey_cubes`` per layout, families drawn
+    from all five (``excluded``'s left out), seed ``settings.calibration_survey_seed``
+    plus the layout's index, with emission lines. The files are written once into
+    ``--lofo-root/layout-calibration-survey`` and mapped per network (cached beside
+    them, named by the weights' hash) through ``galam map``'s path.
+    """
+    from astropy.table import Table
+
+    from napari_galam.io.writers import read_maps
+    from napari_galam.models.registry import read_model_card
+    from napari_galam.pipeline.evaluate_cubes import read_truth_maps
+    from napari_galam.pipeline.maps import map_cube_to_file
+    from napari_galam.progress import run_to_end
+    from napari_galam.simulate.survey_datasets import iter_simulate_survey_cubes, truth_table_name
+
+    if settings.calibration_survey_cubes <= 0:
+        return []
+    root = settings.lofo_root / "layout-calibration-survey"
+    root.mkdir(parents=True, exist_ok=True)
+    with weights_from(folder):
+        card = read_model_card(SPECTRA)
+    out = []
+    for index, layout in enumerate(LAYOUTS):
+        seed = settings.calibration_survey_seed + index
+        where = root / f"{layout}_{seed}_{settings.calibration_survey_cubes}"
+        table_path = where / truth_table_name(layout, seed)
+        if not table_path.is_file():
+            if where.exists():
+                shutil.rmtree(where)  # a run killed while writing: draw again
+            run_to_end(iter_simulate_survey_cubes(
+                where, layout=layout, n=settings.calibration_survey_cubes, seed=seed,
+                families="all", library=library, emission=True,
+            ))  # fmt: skip
+        for row in Table.read(table_path, format="ascii.ecsv"):
+            if str(row["family"]) == excluded:
+                continue
+            path = where / str(row["file"])
+            cache = where / f"{path.stem}.{card['sha256'][:12]}.npz"
+            if cache.is_file():
+                with np.load(cache, allow_pickle=False) as saved:
+                    out.append({key: saved[key] for key in saved.files})
+                continue
+            with weights_from(folder), tempfile.TemporaryDirectory(dir=where) as temp:
+                target = Path(temp) / "maps.fits"
+                map_cube_to_file(path, target, model=SPECTRA, min_snr=3.0)
+                maps = read_maps(target).maps
+            truth = read_truth_maps(path)
+            data = {
+                "family": str(row["family"]), "layout": layout,
+                "redshift": float(row["redshift"]), "seed": seed,
+                "true_log_age": truth["log_age"], "true_mh": truth["mh"],
+                "radius": truth["radius"], "snr": maps["SNR"],
+                "ss_log_age": maps["LOG_AGE"], "ss_mh": maps["MH"],
+                "ss_log_age_err": maps["LOG_AGE_ERR"], "ss_mh_err": maps["MH_ERR"],
+                "ss_cube_terms_json": card_cube_terms(card, layout),
+                "weights_sha256": card["sha256"],
+            }  # fmt: skip
+            data = {key: np.asarray(value) for key, value in data.items()}
+            part = cache.with_name(cache.stem + ".part.npz")
+            np.savez(part, **data)
+            part.replace(cache)
+            out.append(data)
+    return out
+
+
+def _cap_per_layout(
+    arrays: tuple[np.ndarray, ...], layouts: np.ndarray, cap: int
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """At most ``cap`` spaxels of each layout (a seeded random subset), to bound the fit's time."""
+    rng = np.random.default_rng(0)
+    keep = np.zeros(layouts.size, bool)
+    for name in np.unique(layouts):
+        index = np.flatnonzero(layouts == name)
+        if index.size > cap:
+            index = rng.choice(index, cap, replace=False)
+        keep[index] = True
+    return tuple(a[keep] for a in arrays), layouts[keep]
+
+
 def califa_like_cubes(
     excluded: str | None, folder: str, settings: argparse.Namespace
 ) -> list[dict[str, np.ndarray]]:
@@ -706,6 +795,7 @@ def fit_layout_cube_terms(
     start = time.perf_counter()
     with weights_from(folder):
         cubes = calibration_cubes(folder, excluded, settings, library)
+    cubes += survey_draw_cubes(folder, excluded, settings, library)
     mapped_seconds = time.perf_counter() - start
     parts = [spaxel_errors(c) for c in cubes]
     error, _, sigma, snr = (np.concatenate([p[i] for p in parts]) for i in range(4))
@@ -723,6 +813,7 @@ def fit_layout_cube_terms(
             np.concatenate([a, b[keep]]) for a, b in zip((error, sigma, snr), more, strict=True)
         )
         layouts = np.concatenate([layouts, np.full(int(keep.sum()), "CALIFA")])
+    (error, sigma, snr), layouts = _cap_per_layout((error, sigma, snr), layouts, settings.fit_cap)
     start = time.perf_counter()
     section = fit_cube_section(error, sigma, snr, layouts, min_spaxels=2000)
     fit_seconds = time.perf_counter() - start
@@ -753,7 +844,10 @@ def fit_layout_cube_terms(
             "seed": settings.calibration_seed, "per_cell": settings.calibration_cubes,
             "layouts": [READER_LAYOUT[lay] for lay in LAYOUTS], "redshifts": list(REDSHIFTS),
             "excluded_family": excluded, "families": families, "cubes": len(cubes),
-            "califa_like_seeds": settings.califa_like_seeds, "spaxels": int(snr.size),
+            "califa_like_seeds": settings.califa_like_seeds,
+            "survey_draws": {"per_layout": settings.calibration_survey_cubes,
+                             "seed": settings.calibration_survey_seed},
+            "spaxels": int(snr.size),
             "before": _calibration_coverage(error, sigma, snr, layouts),
             "after": _calibration_coverage(error, after, snr, layouts),
         },
@@ -819,6 +913,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="SEED of the calibration cubes' seeds (as --seed)")  # fmt: skip
     parser.add_argument("--calibration-cubes", type=int, default=4,
                         help="calibration cubes per family, layout and z")  # fmt: skip
+    parser.add_argument("--calibration-survey-cubes", type=int, default=30,
+                        help="calibration cubes per layout drawn as galam simulate --layout "
+                             "draws them (the survey's z and S/N)")  # fmt: skip
+    parser.add_argument("--calibration-survey-seed", type=int, default=50000)
+    parser.add_argument("--fit-cap", type=int, default=100000,
+                        help="most spaxels per layout in a fit (a random subset)")  # fmt: skip
     parser.add_argument("--califa-like-seeds", default="700:820",
                         help="FIRST:END of the CALIFA-like cubes also fitted for CALIFA "
                              "('' for none)")  # fmt: skip
