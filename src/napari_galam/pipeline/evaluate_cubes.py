@@ -95,6 +95,15 @@ def _truth_rows(folder: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def _median_stats(diff: NDArray[Any]) -> dict[str, Any]:
+    """n, median bias and robust SD (1.4826 MAD about the median) of residuals."""
+    if diff.size == 0:
+        return {"n": 0, "bias": np.nan, "robust_sd": np.nan}
+    bias = float(np.median(diff))
+    return {"n": int(diff.size), "bias": bias,
+            "robust_sd": float(1.4826 * np.median(np.abs(diff - bias)))}  # fmt: skip
+
+
 def _judge_cube(
     path: Path,
     row: dict[str, Any],
@@ -126,10 +135,8 @@ def _judge_cube(
     }
     bright_diffs = {key: (predicted[key] - truth[key])[bright] for key in _QUANTITIES}
     for key, diff in bright_diffs.items():
-        out[f"{key}_bias"] = float(np.median(diff)) if diff.size else np.nan
-        out[f"{key}_robust_sd"] = (
-            float(1.4826 * np.median(np.abs(diff - np.median(diff)))) if diff.size else np.nan
-        )
+        stats = _median_stats(diff)
+        out[f"{key}_bias"], out[f"{key}_robust_sd"] = stats["bias"], stats["robust_sd"]
     spec = survey_layout(str(row["layout"]))
     psf_arcsec = float(row.get("psf_fwhm_arcsec", np.mean(spec.psf_range)))
     radius = np.where(within, truth["radius"], np.nan)[None]
@@ -283,15 +290,10 @@ def evaluate_survey_cubes(
         parts.setdefault(entry["layout"], []).append(spaxels)
         for key in _QUANTITIES:
             accuracy[key].append(bright[key])
-    pooled_accuracy = {}
-    for key, chunks in accuracy.items():
-        diff = np.concatenate(chunks) if chunks else np.zeros(0)
-        bias = float(np.median(diff)) if diff.size else np.nan
-        pooled_accuracy[key] = {
-            "n": int(diff.size),
-            "bias": bias,
-            "robust_sd": float(1.4826 * np.median(np.abs(diff - bias))) if diff.size else np.nan,
-        }
+    pooled_accuracy = {
+        key: _median_stats(np.concatenate(chunks) if chunks else np.zeros(0))
+        for key, chunks in accuracy.items()
+    }
     everything = [p for chunk in parts.values() for p in chunk]
     return {
         "folder": str(folder),
