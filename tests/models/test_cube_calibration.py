@@ -187,9 +187,48 @@ def test_fitting_per_layout_makes_every_layout_and_snr_bin_hold() -> None:
         for lo, hi in ((3, 10), (10, 20), (20, 40), (40, np.inf)):
             select = (layouts == lay) & (snr >= lo) & (snr < hi)
             assert np.all(np.abs(within(select, fitted) - 0.6827) < 0.03), (lay, lo)
-            within95 = np.mean(np.abs(error[select]) <= 1.96 * fitted[select], axis=0)
+            z95 = np.asarray(cube_terms_for({"cube": section}, "m", lay).z95)
+            assert np.all((z95 > 1.8) & (z95 < 2.15))  # Gaussian errors: about 1.96
+            within95 = np.mean(np.abs(error[select]) <= z95 * fitted[select], axis=0)
             assert np.all(np.abs(within95 - 0.9545) < 0.02), (lay, lo)
     generic = cube_terms_for({"cube": section}, "m", "generic").apply(sigma, snr)
     assert np.all(np.abs(within(np.ones(2 * n, bool), generic) - 0.6827) < 0.03)
     with pytest.raises(GalamInputError, match="no calibration spaxel"):
         fit_cube_section(np.full((3, 2), np.nan), np.ones((3, 2)), np.ones(3), ["A"] * 3)
+
+
+def test_heavy_tailed_cube_errors_get_a_wider_95_percent_interval() -> None:
+    """Spaxel errors with wide tails (a tenth of the spaxels off by five times their
+    error) are scaled to hold 68%; 1.96 of those errors then hold too little, and the
+    section's own ``z95`` holds 95%. It is written in the card and read back."""
+    rng = np.random.default_rng(8)
+    n = 30_000
+    snr = np.exp(rng.uniform(np.log(3), np.log(100), n))
+    sigma = np.column_stack([0.3 / snr**0.5, 0.4 / snr**0.5])
+    wild = rng.random((n, 1)) < 0.1
+    error = rng.normal(size=(n, 2)) * sigma * np.where(wild, 5.0, 0.8)
+    section = fit_cube_section(error, sigma, snr, ["MUSE"] * n, min_spaxels=2000)
+    terms = cube_terms_for({"cube": section}, "m", "MUSE")
+    errors = terms.apply(sigma, snr)
+    at_196 = np.mean(np.abs(error) <= 1.96 * errors, axis=0)
+    assert np.all(at_196 < 0.93)
+    assert np.all(np.asarray(terms.z95) > 2.2)
+    within = np.mean(np.abs(error) <= np.asarray(terms.z95) * errors, axis=0)
+    assert np.all(np.abs(within - 0.95) < 0.01)
+    again = CubeTerms.from_description(terms.describe())
+    assert again.z95 == pytest.approx(terms.z95)
+
+
+def test_a_card_with_a_broken_95_percent_half_width_is_refused_at_load() -> None:
+    card = {"calibration": {"uncertainty": {
+        "method": "m", "log_age": {"scale": 1.0}, "mh": {"scale": 1.0, "z95": 0.3},
+    }}}  # fmt: skip
+    with pytest.raises(GalamError, match=r"card\.json.*mh\.z95"):
+        check_calibration(card, "card.json")
+    card["calibration"]["uncertainty"]["mh"]["z95"] = 2.2
+    card["calibration"]["uncertainty"]["cube"] = {
+        "log_age": {"scale": 1.0, "floor": 0.0, "z95": "x"},
+        "mh": {"scale": 1.0, "floor": 0.0},
+    }
+    with pytest.raises(GalamError, match=r"card\.json.*cube.*log_age\.z95"):
+        check_calibration(card, "card.json")

@@ -12,6 +12,8 @@ from napari_galam.models.uncertainty import (
     coverage_by_bins,
     der_snr,
     fit_variance_head,
+    interval_95_factors,
+    interval_factor,
     variance_scale,
 )
 
@@ -78,3 +80,37 @@ def test_coverage_by_snr_bins_and_der_snr():
     flux[1] = 10.0 + rng.normal(0, 0.1, 5000)
     snr = der_snr(flux)
     assert snr[0] == pytest.approx(10, rel=0.1) and snr[1] == pytest.approx(100, rel=0.1)
+
+
+def test_the_95_percent_interval_is_fitted_where_errors_have_heavy_tails():
+    """Student-t errors (3 degrees of freedom) scaled to hold 68% at 1 sigma hold only
+    about 91% at 1.96 sigma; the fitted half-width holds 95% on fresh errors, and stays
+    close to 1.96 for Gaussian ones."""
+    rng = np.random.default_rng(11)
+    sigma = np.full(40_000, 0.1)
+    calibrate, test = (0.1 * rng.standard_t(3, size=(2, 40_000)))
+    scale = variance_scale(calibrate, sigma)
+    at_196 = coverage(test, scale * sigma)["within_95"]
+    assert at_196 < 0.93  # the test can fail: 1.96 sigma is too narrow for these errors
+    z95 = interval_factor(calibrate, scale * sigma)
+    assert z95 > 2.1
+    assert coverage(test, scale * sigma, z95)["within_95"] == pytest.approx(0.95, abs=0.006)
+    gauss = 0.1 * rng.normal(size=40_000)
+    assert interval_factor(gauss, variance_scale(gauss, sigma) * sigma) == pytest.approx(
+        1.96, abs=0.06
+    )
+    assert interval_factor([np.nan], [1.0]) == pytest.approx(1.96, abs=0.001)
+    # per-element half-widths (cubes of different instruments pooled)
+    half = np.where(np.arange(test.size) % 2 == 0, z95, 1.96)
+    by_bins = coverage_by_bins(test, scale * sigma, np.arange(test.size) % 2, [0, 1, 2], half)
+    assert by_bins["by_snr"]["[0,1)"]["within_95"] > by_bins["by_snr"]["[1,2)"]["within_95"]
+
+
+@pytest.mark.parametrize("z95", [0.5, "wide", float("nan"), 40.0])
+def test_a_card_with_an_unusable_95_percent_half_width_is_refused(z95):
+    entry = {"log_age": {"scale": 1.0, "z95": z95}, "mh": {"scale": 1.0}}
+    with pytest.raises(GalamError, match=r"card\.json.*log_age\.z95"):
+        interval_95_factors(entry, "card.json")
+    assert interval_95_factors({"log_age": {"z95": 2.3}}, "c").tolist() == pytest.approx(
+        [2.3, 1.96], abs=0.001
+    )

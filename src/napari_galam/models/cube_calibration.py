@@ -26,6 +26,12 @@ linearly in log S/N and held at the end nodes beyond them), giving a spaxel's er
 factors of their own for each instrument layout the cube readers name (``CALIFA``,
 ``MaNGA``, ``MUSE``); cubes of any other layout get the pooled ones
 (:func:`cube_terms_for`; :func:`fit_cube_section` fits them all).
+
+Each entry may also give, per quantity, ``z95``: the half-width of the 95% interval in
+units of the final error (:func:`~napari_galam.models.uncertainty.interval_factor` on the
+same calibration spaxels). The terms above make the 1-sigma errors hold 68%; whether
+1.96 of them then hold 95% depends on the tails of the errors, which differ between
+instruments and between families the network has and has not seen.
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from napari_galam.errors import GalamInputError
+from napari_galam.errors import GalamError, GalamInputError
 
 __all__ = [
     "CUBE_SNR_EDGES",
@@ -97,6 +103,8 @@ class CubeTerms:
     floor: NDArray[np.float32]
     snr_nodes: tuple[float, ...] = ()
     snr_factor: NDArray[np.float64] | None = None
+    #: half-width of the 95% interval in errors, per quantity (1.96: Gaussian errors)
+    z95: tuple[float, float] = (_Z95, _Z95)
 
     def factors(self, snr: Any, n: int) -> NDArray[np.float64]:
         """``(n, 2)`` S/N factors of ``n`` spaxels (``snr`` None: all 1)."""
@@ -130,6 +138,9 @@ class CubeTerms:
             q: {"scale": float(self.scale[k]), "floor": float(self.floor[k])}
             for k, q in enumerate(_QUANTITIES)
         }
+        if self.z95 != (_Z95, _Z95):
+            for k, q in enumerate(_QUANTITIES):
+                out[q]["z95"] = float(self.z95[k])
         if self.snr_factor is not None:
             out["by_snr_scale"] = _curve_entry(list(self.snr_nodes), self.snr_factor)
         return out
@@ -209,11 +220,18 @@ def _entry_terms(entry: Any, name: str, where: str) -> CubeTerms:
             "'scale' and a non-negative 'floor' for log_age and mh; rerun "
             "scripts/evaluate_spaxel_spectra_layouts.py --fit-shipped"
         ) from None
+    from napari_galam.models.uncertainty import interval_95_factors
+
+    try:
+        z95 = interval_95_factors(entry, f"model card of {name!r}: calibration.uncertainty.{where}")
+    except GalamError as exc:
+        raise GalamInputError(str(exc)) from None
+    z95_pair = (float(z95[0]), float(z95[1]))
     curve = entry.get("by_snr_scale") if isinstance(entry, dict) else None
     if curve is None:
-        return CubeTerms(scale, floor)
+        return CubeTerms(scale, floor, z95=z95_pair)
     nodes, table = _curve(curve, name, f"{where}.by_snr_scale")
-    return CubeTerms(scale, floor, nodes, table)
+    return CubeTerms(scale, floor, nodes, table, z95=z95_pair)
 
 
 def apply_cube_terms(sigma: Any, scale: Any, floor: Any) -> NDArray[np.float32]:
@@ -301,7 +319,7 @@ def fit_cube_section(
     then on top of them S/N factors
     (:func:`~napari_galam.models.sed_uncertainty.fit_snr_curve`: windows a factor 2 wide
     from S/N 3 with at least ``min_spaxels`` each, a factor per window placed at its
-    median S/N).
+    median S/N), then the half-width of the 95% interval in those errors (``z95``).
 
     Parameters
     ----------
@@ -317,6 +335,7 @@ def fit_cube_section(
         "by_snr_scale"}}}``.
     """
     from napari_galam.models.sed_uncertainty import fit_snr_curve
+    from napari_galam.models.uncertainty import interval_factor
 
     error = np.asarray(error, np.float64)
     sigma = np.asarray(sigma, np.float64)
@@ -331,7 +350,11 @@ def fit_cube_section(
         terms = fit_cube_terms(error[select], sigma[select], snr[select])
         base = _entry_terms(terms, "fit", "cube").apply(sigma[select])
         nodes, table = fit_snr_curve(error[select], base, snr[select], min_spaxels=min_spaxels)
-        return {**terms, "by_snr_scale": _curve_entry(nodes, table)}
+        entry = {**terms, "by_snr_scale": _curve_entry(nodes, table)}
+        final = _entry_terms(entry, "fit", "cube").apply(sigma[select], snr[select])
+        for k, q in enumerate(_QUANTITIES):
+            entry[q] = {**entry[q], "z95": round(interval_factor(error[select, k], final[:, k]), 4)}
+        return entry
 
     out = fit(good)
     out["by_layout"] = {

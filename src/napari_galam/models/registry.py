@@ -58,6 +58,7 @@ __all__ = [
     "spectrum_frame",
     "training_redshift_range",
     "gradient_model_sd",
+    "interval_95",
     "write_card_section",
     "check_calibration",
     "install_uncertainty",
@@ -482,10 +483,42 @@ def check_calibration(card: dict[str, Any], card_path: str | os.PathLike) -> Non
             f"model card {card_path}: calibration.uncertainty lacks {missing or 'nothing'} "
             f"or holds scales {scales}; expected a method and positive log_age/mh scales"
         )
+    from napari_galam.models.uncertainty import interval_95_factors
+
+    interval_95_factors(entry, f"model card {card_path}: calibration.uncertainty")
     if "cube" in entry:  # the spectral model's terms for cubes, checked like the rest
         from napari_galam.models.cube_calibration import cube_terms_for
 
         cube_terms_for(entry, str(card_path))
+
+
+def interval_95(
+    name: str,
+    *,
+    cube: bool = False,
+    layout: str | None = None,
+    directory: str | os.PathLike | None = None,
+) -> np.ndarray:
+    """Half-width of model ``name``'s 95% intervals in its 1-sigma errors: ``(log age, [M/H])``.
+
+    From the card's calibration (``calibration.uncertainty.<quantity>.z95``; for the
+    spaxels of a cube (``cube``) mapped by a model with cube terms, those of the cube's
+    ``layout``, or the pooled ones); 1.96 where the card gives none. The interval
+    ``value +- z95 * error`` is what the coverage tables call the 95% interval. Reads
+    only the JSON card.
+    """
+    from napari_galam.models.uncertainty import interval_95_factors
+
+    card = read_model_card(name, directory=directory)
+    section = card.get("calibration", {})
+    entry = section.get("uncertainty") if isinstance(section, dict) else None
+    if not isinstance(entry, dict):
+        return interval_95_factors(None, name)
+    if cube and "cube" in entry:
+        from napari_galam.models.cube_calibration import cube_terms_for
+
+        return np.asarray(cube_terms_for(entry, name, layout).z95, np.float64)
+    return interval_95_factors(entry, f"model card of {name}: calibration.uncertainty")
 
 
 def install_uncertainty(

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from napari_galam.errors import GalamError
+from napari_galam.models.uncertainty import Z_95
 from napari_galam.models.uncertainty import coverage as shared_coverage
 
 __all__ = [
@@ -333,26 +334,33 @@ def fit_snr_curve(
     return nodes, np.asarray(scales, dtype=np.float64)
 
 
-def coverage(residual: Any, sigma: Any) -> dict[str, float]:
+def coverage(residual: Any, sigma: Any, z95: float = Z_95) -> dict[str, float]:
     """:func:`napari_galam.models.uncertainty.coverage` and the median sigma."""
     r = np.asarray(residual, dtype=np.float64).ravel()
     s = np.asarray(sigma, dtype=np.float64).ravel()
     good = np.isfinite(r) & np.isfinite(s)
     median = float(np.median(s[good])) if good.any() else np.nan
-    return {**shared_coverage(r, s), "median_sigma": median}
+    return {**shared_coverage(r, s, z95), "median_sigma": median}
 
 
 def coverage_by_snr(
-    residual: Any, sigma: Any, snr: Any, bins: tuple[float, ...] = SPAXEL_SNR_BINS
+    residual: Any,
+    sigma: Any,
+    snr: Any,
+    bins: tuple[float, ...] = SPAXEL_SNR_BINS,
+    z95: float = Z_95,
 ) -> dict[str, Any]:
-    """:func:`coverage` overall and per S/N bin (``"lo-hi"`` keys); S/N NaN: overall only."""
+    """:func:`coverage` overall and per S/N bin (``"lo-hi"`` keys); S/N NaN: overall only.
+
+    The 95% interval is ``z95`` sigma (the card's, :func:`~napari_galam.models.registry.interval_95`).
+    """
     r = np.asarray(residual, dtype=np.float64).ravel()
     s = np.asarray(sigma, dtype=np.float64).ravel()
     q = np.asarray(snr, dtype=np.float64).ravel() if snr is not None else np.full(r.size, np.nan)
-    out: dict[str, Any] = {**coverage(r, s), "by_snr": {}}
+    out: dict[str, Any] = {**coverage(r, s, z95), "by_snr": {}}
     for lo, hi in zip(bins[:-1], bins[1:], strict=True):
         select = (q >= lo) & (q < hi)
         if select.any():
             label = f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">={lo:g}"
-            out["by_snr"][label] = coverage(r[select], s[select])
+            out["by_snr"][label] = coverage(r[select], s[select], z95)
     return out

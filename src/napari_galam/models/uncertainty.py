@@ -15,8 +15,11 @@ The method (shared by the per-galaxy models and, if it wants, the per-spaxel mod
 2. **Variance scaling.** On a separate calibration split, one factor per quantity
    multiplies the head's standard deviation so that ``|r| <= sigma`` holds for 68.27% of
    the galaxies (the empirical quantile of ``|r| / sigma``; Kuleshov et al. 2018 and
-   Levi et al. 2022 scale the variance the same way). The 95% interval is then
-   ``1.96 sigma`` and its coverage is measured, not forced.
+   Levi et al. 2022 scale the variance the same way). The 95% interval is
+   ``z95 * sigma``, with ``z95`` the 95% quantile of ``|r| / sigma`` on the same split
+   (split-conformal at that level, :func:`interval_factor`): 1.96 for Gaussian errors,
+   more when the errors have heavier tails, less when lighter. The card stores it beside
+   the scale; without one, 1.96.
 3. **Feature-space distance.** The Mahalanobis distance of the features from the head's
    training galaxies (mean and a shrunk covariance, Lee et al. 2018 use the same score
    for out-of-distribution inputs); an input farther than the 99.5th percentile of the
@@ -47,6 +50,8 @@ __all__ = [
     "VarianceHead",
     "fit_variance_head",
     "variance_scale",
+    "interval_factor",
+    "interval_95_factors",
     "coverage",
     "coverage_by_bins",
     "der_snr",
@@ -315,33 +320,84 @@ def variance_scale(error: Any, sigma: Any, *, target: float = NOMINAL_68) -> flo
     return float(max(np.quantile(ratio, target), 1e-6))
 
 
-def coverage(error: Any, sigma: Any) -> dict[str, float]:
-    """Share of ``|error|`` within ``sigma`` and ``1.96 sigma`` (nominal 68% / 95%), and n."""
+def interval_factor(error: Any, sigma: Any, *, level: float = 0.95) -> float:
+    """Half-width ``z`` of the central ``level`` interval, in units of ``sigma``.
+
+    The ``level`` quantile of ``|error| / sigma`` on a calibration split, with ``sigma``
+    already scaled to hold 68.27% (:func:`variance_scale`): the interval ``value +- z *
+    sigma`` then holds the truth for a share ``level`` of such inputs whatever the shape
+    of the error distribution (split conformal at one level). Never below 1, so the 95%
+    interval always contains the 1-sigma one; :data:`Z_95` when there is nothing to fit.
+    """
+    ratio = np.abs(np.asarray(error, dtype=np.float64)) / np.asarray(sigma, dtype=np.float64)
+    ratio = ratio[np.isfinite(ratio)]
+    if ratio.size == 0:
+        return Z_95
+    return float(max(np.quantile(ratio, level), 1.0))
+
+
+def interval_95_factors(entry: Any, where: str) -> NDArray[np.float64]:
+    """``(z95 of log age, z95 of [M/H])`` of one calibration entry, checked.
+
+    ``entry`` maps ``log_age`` and ``mh`` to dicts that may hold ``z95`` (written by the
+    calibration scripts); a quantity without one gets :data:`Z_95` (Gaussian errors).
+
+    Raises
+    ------
+    GalamError
+        When a ``z95`` is not a finite number between 1 and 10; ``where`` names the card.
+    """
+    out = np.full(2, Z_95)
+    for k, quantity in enumerate(("log_age", "mh")):
+        value = entry.get(quantity) if isinstance(entry, dict) else None
+        if not isinstance(value, dict) or "z95" not in value:
+            continue
+        try:
+            out[k] = float(value["z95"])
+        except (TypeError, ValueError):
+            out[k] = np.nan
+        if not (np.isfinite(out[k]) and 1.0 <= out[k] <= 10.0):
+            raise GalamError(
+                f"{where}: {quantity}.z95 is {value['z95']!r}; expected the half-width of "
+                "the 95% interval in sigma, a number between 1 and 10"
+            )
+    return out
+
+
+def coverage(error: Any, sigma: Any, z95: Any = Z_95) -> dict[str, float]:
+    """Share of ``|error|`` within ``sigma`` and ``z95 * sigma`` (nominal 68% / 95%), and n.
+
+    ``z95`` is one number or one per element (inputs mapped with different calibrations).
+    """
     error, sigma = np.asarray(error, float), np.asarray(sigma, float)
+    z95 = np.broadcast_to(np.asarray(z95, float), error.shape)
     good = np.isfinite(error) & np.isfinite(sigma)
     if not good.any():
         return {"n": 0, "within_68": float("nan"), "within_95": float("nan")}
-    error, sigma = np.abs(error[good]), sigma[good]
+    error, sigma, z95 = np.abs(error[good]), sigma[good], z95[good]
     return {
         "n": int(good.sum()),
         "within_68": float(np.mean(error <= sigma)),
-        "within_95": float(np.mean(error <= Z_95 * sigma)),
+        "within_95": float(np.mean(error <= z95 * sigma)),
     }
 
 
-def coverage_by_bins(error: Any, sigma: Any, values: Any, edges: Sequence[float]) -> dict[str, Any]:
+def coverage_by_bins(
+    error: Any, sigma: Any, values: Any, edges: Sequence[float], z95: Any = Z_95
+) -> dict[str, Any]:
     """:func:`coverage` overall and in bins ``[edges[i], edges[i+1])`` of ``values``.
 
     Returns ``{"within_68", "within_95", "n", "by_snr": {"[lo,hi)": coverage}}``; the
     key is ``by_snr`` because S/N is what the per-galaxy evaluation bins by.
     """
     error, sigma, values = (np.asarray(a, float) for a in (error, sigma, values))
-    result: dict[str, Any] = dict(coverage(error, sigma))
+    z95 = np.broadcast_to(np.asarray(z95, float), error.shape)
+    result: dict[str, Any] = dict(coverage(error, sigma, z95))
     bins: dict[str, dict[str, float]] = {}
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         label = f"[{lo:g},{hi:g})" if np.isfinite(hi) else f"[{lo:g},inf)"
         select = (values >= lo) & (values < hi)
-        bins[label] = coverage(error[select], sigma[select])
+        bins[label] = coverage(error[select], sigma[select], z95[select])
     result["by_snr"] = bins
     return result
 

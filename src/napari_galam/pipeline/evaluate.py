@@ -218,7 +218,8 @@ def evaluate_galaxies(
     Returns an astropy Table: one row per (model, S/N bin incl. "all"), with the
     statistics of log age and [M/H] residuals, the coverage of the models' 1-sigma errors
     (``age_within_68``, ``age_within_95``, ``mh_within_68``, ``mh_within_95``: the share
-    of truths within 1 and 1.96 sigma), the median error and the share of predictions
+    of truths within 1 sigma and within the model's 95% interval, ``z95`` sigma from its
+    card, :func:`~napari_galam.models.registry.interval_95`), the median error and the share of predictions
     flagged out of distribution; ``meta`` holds the QA counts and
     ``meta["predictions"]`` each model's (true, predicted) arrays for plots.
     """
@@ -227,7 +228,7 @@ def evaluate_galaxies(
 
     from napari_galam.core.preprocess import preprocess_spectra
     from napari_galam.models.datasets import dataset_spectra
-    from napari_galam.models.registry import spectrum_frame
+    from napari_galam.models.registry import interval_95, spectrum_frame
 
     frame = spectrum_frame() if "spectra-only" in models else "observed"
 
@@ -266,10 +267,11 @@ def evaluate_galaxies(
             for key in ("log_age", "mh")
         }
         flagged = np.asarray(getattr(answer, "ood", np.zeros(len(keep), bool)), bool)
+        z95 = dict(zip(("log_age", "mh"), interval_95(model), strict=True))
         for label, select in _snr_bins(snr[keep]):
             age, metal = residual_stats(d_age[select]), residual_stats(d_mh[select])
             cover = {
-                prefix: interval_coverage(diff[select], errors[key][select])
+                prefix: interval_coverage(diff[select], errors[key][select], z95[key])
                 for prefix, key, diff in (("age", "log_age", d_age), ("mh", "mh", d_mh))
             }
             rows.append(
@@ -548,7 +550,7 @@ def _spaxel_coverage(
 ) -> dict[str, Any]:
     """Per-spaxel coverage of the errors, overall and per S/N bin, all and in range."""
     from napari_galam.errors import GalamError
-    from napari_galam.models.registry import read_model_card
+    from napari_galam.models.registry import interval_95, read_model_card
     from napari_galam.models.sed_uncertainty import coverage_by_snr, low_snr_codes, sed_calibration
 
     snr = data.get("snr")
@@ -562,12 +564,22 @@ def _spaxel_coverage(
             pass
     in_range = use & ~flagged
     out: dict[str, Any] = {"flagged_share": float(1.0 - in_range.sum() / max(use.sum(), 1))}
+    z95 = dict(zip(("log_age", "mh"), interval_95("sed-cnn", cube=True), strict=True))
     for key, _ in _QUANTITIES:
         residual = predicted[key] - data[key]
         out[key] = {
-            **coverage_by_snr(residual[use], errors[key][use], None if snr is None else snr[use]),
-            "in_distribution": coverage_by_snr(
-                residual[in_range], errors[key][in_range], None if snr is None else snr[in_range]
+            **coverage_by_snr(
+                residual[use],
+                errors[key][use],
+                None if snr is None else snr[use],
+                z95=z95[key],
             ),
+            "in_distribution": coverage_by_snr(
+                residual[in_range],
+                errors[key][in_range],
+                None if snr is None else snr[in_range],
+                z95=z95[key],
+            ),
+            "z95": z95[key],
         }
     return out

@@ -11,7 +11,8 @@ maps would want to know:
 - **accuracy** per spaxel within 2 R_e at spectral S/N >= 10: robust SD (1.4826 MAD) and
   median bias of model minus truth;
 - **error coverage** over every mapped spaxel (S/N >= 3): the share of truths within the
-  quoted 1 and 1.96 sigma, overall and per bin of the spectral S/N
+  quoted 1 sigma and within the 95% interval (``z95`` sigma, the model card's for the
+  cube's layout), overall and per bin of the spectral S/N
   (:data:`~napari_galam.models.cube_calibration.CUBE_SNR_EDGES`), pooled and per layout;
 - **gradients**: the slope within R_e fitted as the Gradients dock fits it
   (:func:`napari_galam.pipeline.evaluate.gradient_errors`, independent elements two PSF
@@ -178,6 +179,7 @@ def _pooled(parts: list[dict[str, NDArray[Any]]], min_snr: float) -> dict[str, A
             joined[f"{key}_sigma"][use],
             joined["snr"][use],
             CUBE_SNR_EDGES,
+            z95=joined[f"{key}_z95"][use],
         )
         for key in _QUANTITIES
     }
@@ -206,7 +208,7 @@ def _judge_file(
 ) -> tuple[dict[str, Any], dict[str, NDArray[Any]] | None, dict[str, NDArray[Any]] | None]:
     """Map one file of the truth table and judge it; a row saying why when it cannot be."""
     from napari_galam.io.sources import open_source
-    from napari_galam.models.registry import gradient_model_sd
+    from napari_galam.models.registry import gradient_model_sd, interval_95
     from napari_galam.pipeline.maps import iter_map_source, map_model_for
     from napari_galam.progress import run_to_end
 
@@ -228,6 +230,9 @@ def _judge_file(
         judged, spaxels, bright = _judge_cube(
             path, row, maps, gradient_model_sd(chosen), max_radius
         )
+        z95 = interval_95(chosen, cube=True, layout=getattr(source, "layout", None))
+        for k, key in enumerate(_QUANTITIES):  # the 95% interval of this cube's model and layout
+            spaxels[f"{key}_z95"] = np.full(spaxels["snr"].shape, z95[k])
     except (GalamError, OSError, ValueError) as exc:
         return {**entry, "status": str(exc)}, None, None
     return {**entry, "status": "ok", "model": chosen, **judged}, spaxels, bright
