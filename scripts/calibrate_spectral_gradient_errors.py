@@ -127,16 +127,17 @@ def _cube_coverage(cubes: list[dict], terms: Any) -> dict:
     from napari_galam.models.uncertainty import coverage_by_bins
 
     error, sigma, snr = _spaxel_residuals(cubes)
+    z95 = (1.959964, 1.959964)
     if terms is not None:
-        sigma = terms.apply(sigma, snr)
+        sigma, z95 = terms.apply(sigma, snr), terms.z95
     return {
-        key: coverage_by_bins(error[:, k], sigma[:, k], snr, CUBE_SNR_EDGES)
+        key: coverage_by_bins(error[:, k], sigma[:, k], snr, CUBE_SNR_EDGES, z95[k])
         for k, key in enumerate(QUANTITIES)
     }
 
 
 def _print_coverage(label: str, table: dict) -> None:
-    print(f"{label}: truth within 1 / 1.96 sigma per spectral S/N bin")
+    print(f"{label}: truth within 1 sigma / the 95% interval per spectral S/N bin")
     for key, entry in table.items():
         cells = [f"all {entry['within_68']:.1%} / {entry['within_95']:.1%} (n {entry['n']})"]
         cells += [

@@ -50,7 +50,8 @@ The cache keeps spaxel-spectra's error maps (``LOG_AGE_ERR``, ``MH_ERR``) and th
 terms of the card they were made with (:mod:`napari_galam.models.cube_calibration`); a
 cache without them, or made with other weights or other cube terms, is mapped again. Their
 coverage is the share of spaxels (every mapped spaxel at spectral S/N >= 3) whose
-``|model - truth|`` is within the error and within 1.96 times it, overall and per spectral
+``|model - truth|`` is within the error and within the 95% interval (``z95`` times it, the
+cube terms' own; 1.96 for the errors without them), overall and per spectral
 S/N bin (3-10, 10-20, 20-40, >= 40), pooled per family (over layouts and z), per layout
 (over families and z) and per layout and z; once with the errors as mapped and once
 without the cube terms (the spectra-calibrated errors, recovered as in
@@ -368,15 +369,17 @@ def _calibration_script():
 
 
 def spaxel_errors(cube: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
-    """Model minus truth, errors as mapped, errors without cube terms, and S/N.
+    """Model minus truth, errors as mapped, errors without cube terms, S/N, and z95.
 
     Every spaxel spaxel-spectra mapped with an error, at spectral S/N >= 3; the first
-    three arrays are ``(n, 2)`` (log age, [M/H]), the S/N ``(n,)``. The errors without
-    cube terms undo the card's terms the maps were made with
+    three arrays are ``(n, 2)`` (log age, [M/H]), the S/N ``(n,)``, then ``(n, 2)`` the
+    half-width of the 95% interval in mapped errors (the cube terms' ``z95``). The errors
+    without cube terms undo the card's terms the maps were made with
     (``calibrate_spectral_gradient_errors._spectra_errors``).
     """
     if not (_has(cube, "ss") and "ss_log_age_err" in cube):
-        return np.zeros((0, 2)), np.zeros((0, 2)), np.zeros((0, 2)), np.zeros(0)
+        empty = np.zeros((0, 2))
+        return empty, empty, empty, np.zeros(0), empty
     use = cube["snr"] >= COVERAGE_MIN_SNR
     for key in QUANTITIES:
         use &= np.isfinite(cube[f"ss_{key}"]) & np.isfinite(cube[f"ss_{key}_err"])
@@ -386,8 +389,9 @@ def spaxel_errors(cube: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
     mapped = np.stack([cube[f"ss_{k}_err"][use] for k in QUANTITIES], axis=1)
     terms = CubeTerms.from_description(json.loads(str(cube["ss_cube_terms_json"])))
     without = terms.undo(mapped, cube["snr"][use])
+    z95 = np.broadcast_to(np.asarray(terms.z95, np.float64), error.shape)
     return (error.astype(np.float64), mapped.astype(np.float64), without,
-            cube["snr"][use].astype(np.float64))  # fmt: skip
+            cube["snr"][use].astype(np.float64), z95)  # fmt: skip
 
 
 def error_coverage(parts: list[tuple[np.ndarray, ...]]) -> dict[str, dict[str, Any]]:
@@ -397,18 +401,19 @@ def error_coverage(parts: list[tuple[np.ndarray, ...]]) -> dict[str, dict[str, A
     :func:`~napari_galam.models.uncertainty.coverage_by_bins` in the cube terms' S/N bins.
     """
     from napari_galam.models.cube_calibration import CUBE_SNR_EDGES
-    from napari_galam.models.uncertainty import coverage_by_bins
+    from napari_galam.models.uncertainty import Z_95, coverage_by_bins
 
-    error, mapped, without, snr = (
-        np.concatenate([p[i] for p in parts]) if parts else np.zeros((0, 2) if i < 3 else 0)
-        for i in range(4)
+    error, mapped, without, snr, z95 = (
+        np.concatenate([p[i] for p in parts]) if parts else np.zeros(0 if i == 3 else (0, 2))
+        for i in range(5)
     )
+    gaussian = np.full_like(z95, Z_95)  # the errors without cube terms: no z95 of their own
     return {
         variant: {
-            key: coverage_by_bins(error[:, k], sigma[:, k], snr, CUBE_SNR_EDGES)
+            key: coverage_by_bins(error[:, k], sigma[:, k], snr, CUBE_SNR_EDGES, z[:, k])
             for k, key in enumerate(QUANTITIES)
         }
-        for variant, sigma in zip(VARIANTS, (mapped, without), strict=True)
+        for variant, sigma, z in zip(VARIANTS, (mapped, without), (z95, gaussian), strict=True)
     }
 
 
@@ -447,7 +452,7 @@ def coverage_report(groups: dict[str, dict[str, dict[str, Any]]], title: str) ->
     for variant in VARIANTS:
         name = "errors as mapped (cube terms)" if variant == VARIANTS[0] else (
             "errors without the cube terms (spectra-calibrated)")  # fmt: skip
-        print(f"\n### Coverage {title}, {name}: % within 1 / 1.96 sigma, spectral S/N >= "
+        print(f"\n### Coverage {title}, {name}: % within 1 sigma / the 95% interval, spectral S/N >= "
               f"{COVERAGE_MIN_SNR:g} (* outside 63-73 / 92-97, per bin 58-78 / 85-100)\n")  # fmt: skip
         first = next(iter(groups.values()))[variant]["log_age"]["by_snr"]
         print("| group | quantity | all | n | " + " | ".join(f"S/N {b}" for b in first) + " |")
@@ -752,18 +757,28 @@ def califa_like_cubes(
 
 
 def _calibration_coverage(
-    error: np.ndarray, sigma: np.ndarray, snr: np.ndarray, layouts: np.ndarray
+    error: np.ndarray,
+    sigma: np.ndarray,
+    snr: np.ndarray,
+    layouts: np.ndarray,
+    z95: np.ndarray | None = None,
 ) -> dict[str, Any]:
-    """Coverage overall and per layout, per quantity and S/N bin, of ``sigma``."""
-    from napari_galam.models.cube_calibration import CUBE_SNR_EDGES
-    from napari_galam.models.uncertainty import coverage_by_bins
+    """Coverage overall and per layout, per quantity and S/N bin, of ``sigma``.
 
+    The 95% interval is ``z95`` (``(n, 2)``) times ``sigma``, 1.96 times without it.
+    """
+    from napari_galam.models.cube_calibration import CUBE_SNR_EDGES
+    from napari_galam.models.uncertainty import Z_95, coverage_by_bins
+
+    z95 = np.full(sigma.shape, Z_95) if z95 is None else z95
     groups = {"all": np.ones(snr.size, bool)} | {
         READER_LAYOUT[lay]: layouts == READER_LAYOUT[lay] for lay in LAYOUTS
     }
     return {
         name: {
-            key: coverage_by_bins(error[sel, k], sigma[sel, k], snr[sel], CUBE_SNR_EDGES)
+            key: coverage_by_bins(
+                error[sel, k], sigma[sel, k], snr[sel], CUBE_SNR_EDGES, z95[sel, k]
+            )
             for k, key in enumerate(QUANTITIES)
         }
         for name, sel in groups.items()
@@ -798,7 +813,7 @@ def fit_layout_cube_terms(
     cubes += survey_draw_cubes(folder, excluded, settings, library)
     mapped_seconds = time.perf_counter() - start
     parts = [spaxel_errors(c) for c in cubes]
-    error, _, sigma, snr = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    error, _, sigma, snr, _ = (np.concatenate([p[i] for p in parts]) for i in range(5))
     layouts = np.concatenate(
         [
             np.full(p[3].size, READER_LAYOUT[str(c["layout"])])
@@ -821,9 +836,10 @@ def fit_layout_cube_terms(
         (layouts == name, cube_terms_for({"cube": section}, SPECTRA, name))
         for name in sorted(set(layouts.tolist()))
     ]
-    after = np.zeros_like(sigma)
+    after, after_z95 = np.zeros_like(sigma), np.zeros_like(sigma)
     for select, layout_terms in fitted:
         after[select] = layout_terms.apply(sigma[select], snr[select])
+        after_z95[select] = layout_terms.z95
     families = sorted({str(c["family"]) for c in cubes})
     cube = {
         **section,
@@ -832,7 +848,8 @@ def fit_layout_cube_terms(
             "spectra-calibrated error; scale and floor make 68% and 95% coverage closest to "
             "nominal in every bin of the spectral S/N (3-10, 10-20, 20-40, >= 40), then the "
             "factors make them hold in S/N windows a factor 2 wide (interpolated in log "
-            "S/N); fitted on the calibration cubes of each layout for by_layout (CALIFA, "
+            "S/N); z95, the half-width of the 95% interval in those errors, is the 95% "
+            "quantile of |error|/error on the same spaxels; fitted on the calibration cubes of each layout for by_layout (CALIFA, "
             "MaNGA, MUSE cubes) and on all of them for the pooled terms (any other layout)"
         ),
         "note": (
@@ -849,7 +866,7 @@ def fit_layout_cube_terms(
                              "seed": settings.calibration_survey_seed},
             "spaxels": int(snr.size),
             "before": _calibration_coverage(error, sigma, snr, layouts),
-            "after": _calibration_coverage(error, after, snr, layouts),
+            "after": _calibration_coverage(error, after, snr, layouts, after_z95),
         },
     }  # fmt: skip
     calibration = card.get("calibration", {})
@@ -864,7 +881,7 @@ def fit_layout_cube_terms(
           f"{', '.join(families)} ({snr.size} spaxels; mapping {mapped_seconds:.0f} s, fit "
           f"{fit_seconds:.0f} s); wrote {path}", flush=True)  # fmt: skip
     for name, entry in section["by_layout"].items():
-        curve = entry["by_snr_scale"]
+        curve = entry["by_snr_scale"]  # log_age / mh entries hold scale, floor and z95
         print(f"  {name}: {({k: entry[k] for k in QUANTITIES})}; S/N factors at "
               f"{curve['snr']}: log age {curve['log_age']}, [M/H] {curve['mh']}")  # fmt: skip
     for label, table in (("before", cube["calibration_cubes"]["before"]),

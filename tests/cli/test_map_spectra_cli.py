@@ -42,6 +42,14 @@ def test_three_layouts_map_and_a_cube_without_usable_range_fails_alone(tmp_path:
         age = maps.maps["LOG_AGE"]
         assert maps.header["MODEL"] == "spaxel-spectra"
         assert maps.header["REDSHIFT"] == pytest.approx(0.02)
+        # the 95% interval of this instrument's spaxels, in their errors (the card's)
+        from napari_galam.models.registry import interval_95
+
+        layout = {"galaxy.muse.fits": "MUSE", "manga-1-2-LOGCUBE.fits": "MaNGA"}.get(
+            name, "CALIFA"
+        )
+        z95 = interval_95("spaxel-spectra", cube=True, layout=layout)
+        assert [maps.header["Z95AGE"], maps.header["Z95MH"]] == pytest.approx(z95, abs=1e-4)
         valued = np.isfinite(age)
         assert valued.sum() == rows[name]["n_mapped"] > 10
         assert np.all((age[valued] > 7.5) & (age[valued] < 10.5))

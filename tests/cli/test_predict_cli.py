@@ -39,6 +39,14 @@ def test_predict_folder_of_cutouts_and_spectra(tmp_path: Path) -> None:
     assert rows["G0"]["model"] == "spectra-only"
     assert rows["bad"]["status"] == "rejected" and "empty" in rows["bad"]["reason"]
     assert {"log_age_err", "mh_err", "ood", "ood_reason"} <= set(table.colnames)
+    # the table says what its errors mean and each model's 95% half-width (from its card)
+    from napari_galam.models.registry import interval_95
+
+    note = table.meta["interval_95"]
+    assert "1-sigma" in note["meaning"]
+    assert set(note["z95"]) == {str(m) for m in table["model"] if str(m) in available_models()}
+    for model, z95 in note["z95"].items():
+        assert [z95["log_age"], z95["mh"]] == pytest.approx(list(interval_95(model)))
     for name in ("G0", "G1", "G2"):
         row = rows[name]
         if row["status"] == "ok":

@@ -59,6 +59,7 @@ __all__ = [
     "training_redshift_range",
     "gradient_model_sd",
     "interval_95",
+    "interval_95_keywords",
     "write_card_section",
     "check_calibration",
     "install_uncertainty",
@@ -601,3 +602,15 @@ def ood_settings(name: str, *, directory: str | os.PathLike | None = None) -> di
     section = read_model_card(name, directory=directory).get("calibration")
     ood = section.get("ood") if isinstance(section, dict) else None
     return dict(ood) if isinstance(ood, dict) else {}
+
+
+def interval_95_keywords(name: str, layout: str | None = None) -> dict[str, float]:
+    """FITS keywords of maps made by model ``name`` from a cube of ``layout``.
+
+    ``Z95AGE`` and ``Z95MH``: the 95% interval of a spaxel is its value +- this many times
+    its ``LOG_AGE_ERR`` / ``MH_ERR`` (:func:`interval_95`); none for an unknown model.
+    """
+    if name not in available_models():
+        return {}
+    z95 = interval_95(name, cube=True, layout=layout)
+    return {"Z95AGE": round(float(z95[0]), 4), "Z95MH": round(float(z95[1]), 4)}

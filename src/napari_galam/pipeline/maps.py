@@ -583,6 +583,7 @@ def map_cube_to_file(
     """
     from napari_galam.io.sources import open_source
     from napari_galam.io.writers import write_maps
+    from napari_galam.models.registry import interval_95_keywords
 
     path = Path(path)
     problem = input_path_problem(path)
@@ -612,6 +613,7 @@ def map_cube_to_file(
             "SOURCE": path.name,
             "MINSNR": min_snr,
             "OODBITS": ood_bits_note(),
+            **interval_95_keywords(maps.model, getattr(source, "layout", None)),
             **({} if target_snr is None else {"TARGSNR": target_snr, "BINNING": binning}),
             **_spectra_header(maps.meta),
         },
