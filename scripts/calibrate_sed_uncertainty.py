@@ -9,7 +9,14 @@ Usage (a few minutes on a 2-core CPU)::
     python scripts/calibrate_sed_uncertainty.py head.h5 cal.h5 cal2.h5 test.h5 --ship
 
 With ``--keep-head`` the shipped variance head stays (its ``.keras`` is not rewritten) and
-only the scales, the out-of-distribution reference and the coverage are fitted again.
+only the scales, the out-of-distribution reference, ``z95`` and the coverage are fitted
+again. With ``--keep-scales`` (implies ``--keep-head``; the head file is not read) the
+card's scales, S/N curve and out-of-distribution reference stay too, so the quoted errors
+do not change: only ``z95`` and the coverage are measured again (80 s on 2 shared
+cores for 900 calibration cubes and 100 test cubes, most of it reading and predicting
+their 3 million spaxels)::
+
+    python scripts/calibrate_sed_uncertainty.py head.h5 cal.h5 cal2.h5 test.h5 --keep-scales --ship
 
 Method. The age and [M/H] networks keep their MSE weights (their means, metrics and the
 gradient calibration stay valid); a small variance head on their frozen last hidden
@@ -24,7 +31,15 @@ each window's median S/N; a spaxel's factor is interpolated between these nodes
 linearly in log S/N (``by_snr_scale``). Steps one reporting bin wide gave every spaxel
 its bin's mean factor, too large for spaxels crowded at a bin's upper end: those within
 2 R_e at S/N 20-40 lie at S/N 30-40 and were covered 79-83% at 1 sigma on one test set.
-Spaxels of unknown S/N keep the overall factor. Calibration cubes are whole
+Spaxels of unknown S/N keep the overall factor. The 95% interval is ``z95`` of these
+errors, not 1.96: the 95% quantile of |error| / sigma of the same calibration spaxels
+with the final errors (scales and S/N curve applied), per quantity (``<quantity>.z95``,
+split conformal at that level). The scales keep aiming at both levels at 1.96 sigma, as
+before (on the calibration spaxels 70.0% / 69.8% at 1 sigma), so the quoted 1-sigma
+errors do not change; ``z95`` only corrects the 95% interval for the errors' heavier
+tails.
+``z95`` is fitted over every shown calibration spaxel, the spaxels the scales are fitted
+on. Calibration cubes are whole
 galaxies, and a galaxy's spaxels err together, so the factors are only as good as the
 number of galaxies: 300 are used for the shipped model. The coverage of the scaled errors is
 measured on a third set (``test``), overall and per bin of the SED's S/N. All three use
@@ -124,25 +139,69 @@ def _factors(snr: np.ndarray, scale: dict, by_snr: dict) -> np.ndarray:
     return calibration.scales(snr)
 
 
-def _coverage_table(data: dict, out: np.ndarray, factors: np.ndarray, ood: np.ndarray) -> dict:
+def _coverage_table(
+    data: dict, out: np.ndarray, factors: np.ndarray, ood: np.ndarray, z95: dict
+) -> dict:
+    """Coverage of the final errors: 1 sigma and the 95% interval (``z95[key]`` sigma)."""
     from napari_galam.models.sed_uncertainty import coverage_by_snr
 
     within = data["radius"] <= 2.0
+    snr = data["snr"]
     table = {}
     for k, key in enumerate(QUANTITIES):
         residual = out[:, k] - data["labels"][:, k]
         sigma = out[:, 2 + k] * factors[:, k]
+        z = z95[key]
         table[key] = {
-            **coverage_by_snr(residual, sigma, data["snr"]),
-            "within_2re": coverage_by_snr(residual[within], sigma[within], data["snr"][within]),
-            "in_distribution": coverage_by_snr(residual[~ood], sigma[~ood], data["snr"][~ood]),
+            **coverage_by_snr(residual, sigma, snr, z95=z),
+            "within_2re": coverage_by_snr(residual[within], sigma[within], snr[within], z95=z),
+            "in_distribution": coverage_by_snr(residual[~ood], sigma[~ood], snr[~ood], z95=z),
         }
     return table
 
 
+def _final_errors(data: dict, out: np.ndarray, factors: np.ndarray) -> tuple:
+    """``(n, 2)`` residuals and final (scaled) 1-sigma errors of log age and [M/H]."""
+    return out[:, :2] - data["labels"], out[:, 2:] * factors
+
+
+def _shipped_scales() -> tuple[dict, dict, tuple]:
+    """The card's scales, S/N curve and OOD reference (``--keep-scales``), unchanged."""
+    from napari_galam.models.registry import read_model_card
+    from napari_galam.models.sed_uncertainty import sed_calibration
+
+    card = read_model_card("sed-cnn")
+    shipped = sed_calibration(card)
+    by_snr = card["calibration"]["uncertainty"].get("by_snr_scale")
+    if by_snr is None:
+        raise SystemExit("--keep-scales: the card has no by_snr_scale; fit the scales again")
+    ood = (shipped.min_snr, shipped.mean, shipped.precision, shipped.max_distance2)
+    return dict(shipped.scale), by_snr, ood
+
+
+def _check_kept(cal: dict, out_cal: np.ndarray, factors: np.ndarray) -> None:
+    """Warn when the card's scales meet other calibration spaxels than they were fitted on."""
+    from napari_galam.models.registry import read_model_card
+    from napari_galam.models.sed_uncertainty import coverage
+
+    recorded = read_model_card("sed-cnn")["calibration"]["uncertainty"].get(
+        "calibration_coverage", {}
+    )
+    residual, sigma = _final_errors(cal, out_cal, factors)
+    for k, key in enumerate(QUANTITIES):
+        now = coverage(residual[:, k], sigma[:, k])
+        was = recorded.get(key, {})
+        if was.get("n") != now["n"] or abs(was.get("within_68", -1) - now["within_68"]) > 1e-4:
+            print(
+                f"warning: {key}: the kept scales give n {now['n']}, 1 sigma "
+                f"{now['within_68']:.4f} on these calibration cubes; the card recorded "
+                f"n {was.get('n')}, {was.get('within_68')}"
+            )
+
+
 def _print_table(table: dict, part: str | None = None) -> None:
     """Markdown coverage table of every spaxel, or of ``table[key][part]`` (e.g. within 2 R_e)."""
-    print("| quantity | S/N bin | n | within 1 sigma | within 1.96 sigma | median sigma |")
+    print("| quantity | S/N bin | n | within 1 sigma | within z95 sigma | median sigma |")
     print("|---|---|---|---|---|---|")
     for key, whole in table.items():
         cover = whole if part is None else whole[part]
@@ -266,14 +325,28 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the shipped variance head; fit only the scales (and the OOD reference)",
     )
+    parser.add_argument(
+        "--keep-scales",
+        action="store_true",
+        help="keep the shipped head, scales, S/N curve and OOD reference; fit only z95 "
+        "(the 95%% interval's half-width) and measure the coverage (the head file is not read)",
+    )
     parser.add_argument("--ship", action="store_true", help="write the model and its card")
     args = parser.parse_args(argv)
+    args.keep_head = args.keep_head or args.keep_scales
 
     from napari_galam.models.registry import read_model_card, write_card_section
-    from napari_galam.models.sed_uncertainty import fit_variance_scale, shape_reference
+    from napari_galam.models.sed_uncertainty import (
+        coverage,
+        fit_interval_95,
+        fit_variance_scale,
+        mahalanobis_squared,
+        shape_reference,
+    )
 
     start = time.perf_counter()
-    head, test = (read_spaxels(p, min_snr=args.min_snr) for p in (args.head, args.test))
+    head = None if args.keep_scales else read_spaxels(args.head, min_snr=args.min_snr)
+    test = read_spaxels(args.test, min_snr=args.min_snr)
     cal = _join([read_spaxels(p, min_snr=args.min_snr) for p in args.calibration])
     model, fit_seconds = _fit_head(args, head)
     if fit_seconds is None:  # the head kept: its fitting time stays what the card says
@@ -284,31 +357,51 @@ def main(argv: list[str] | None = None) -> int:
             print(f"warning: the kept head was fitted on {fitted_on}, not on {args.head.name}")
 
     out_cal = _raw(model, cal["seds"])
-    scale = {
-        key: fit_variance_scale(out_cal[:, k] - cal["labels"][:, k], out_cal[:, 2 + k])
-        for k, key in enumerate(QUANTITIES)
-    }
-    # the head's raw errors track noise imperfectly: a factor that follows the SED's S/N
-    by_snr = _snr_curve(cal, out_cal, args)
-    within = head["radius"] <= 2.0
-    min_snr_train = float(np.percentile(head["snr"][within], 0.5))
-    mean, precision = shape_reference(head["seds"][within])
-    from napari_galam.models.sed_uncertainty import mahalanobis_squared
-
     cal_within = cal["radius"] <= 2.0
-    distance = mahalanobis_squared(cal["seds"][cal_within], mean, precision)
-    cut = float(np.percentile(distance, 99.5))
+    if args.keep_scales:
+        scale, by_snr, (min_snr_train, mean, precision, cut) = _shipped_scales()
+    else:
+        scale = {
+            key: fit_variance_scale(out_cal[:, k] - cal["labels"][:, k], out_cal[:, 2 + k])
+            for k, key in enumerate(QUANTITIES)
+        }
+        # the head's raw errors track noise imperfectly: a factor that follows the SED's S/N
+        by_snr = _snr_curve(cal, out_cal, args)
+        within = head["radius"] <= 2.0
+        min_snr_train = float(np.percentile(head["snr"][within], 0.5))
+        mean, precision = shape_reference(head["seds"][within])
+        distance = mahalanobis_squared(cal["seds"][cal_within], mean, precision)
+        cut = float(np.percentile(distance, 99.5))
+    cal_factors = _factors(cal["snr"], scale, by_snr)
+    if args.keep_scales:
+        _check_kept(cal, out_cal, cal_factors)
+    # the 95% interval: z95 of the final errors on the spaxels the scales were fitted on
+    cal_residual, cal_sigma = _final_errors(cal, out_cal, cal_factors)
+    z95 = dict(zip(QUANTITIES, fit_interval_95(cal_residual, cal_sigma), strict=True))
+    z95_within = fit_interval_95(cal_residual[cal_within], cal_sigma[cal_within])
     ood_cal = _ood_codes(cal, min_snr_train, mean, precision, cut) > 0
     out_test = _raw(model, test["seds"])
     ood_test = _ood_codes(test, min_snr_train, mean, precision, cut) > 0
-    cal_table = _coverage_table(cal, out_cal, _factors(cal["snr"], scale, by_snr), ood_cal)
-    test_table = _coverage_table(test, out_test, _factors(test["snr"], scale, by_snr), ood_test)
+    test_factors = _factors(test["snr"], scale, by_snr)
+    cal_table = _coverage_table(cal, out_cal, cal_factors, ood_cal, z95)
+    test_table = _coverage_table(test, out_test, test_factors, ood_test, z95)
     seconds = time.perf_counter() - start
     print(f"scales at S/N {np.round(by_snr['snr'], 1).tolist()}: " + "; ".join(
         f"{key} {np.round(by_snr[key], 3).tolist()}" for key in QUANTITIES))  # fmt: skip
     print(
         f"variance scales {scale}; training S/N floor {min_snr_train:.1f}; shape cut d2 {cut:.1f}"
     )
+    print(
+        f"z95 (every calibration spaxel) {z95}; fitted within 2 R_e alone it would be "
+        f"{dict(zip(QUANTITIES, np.round(z95_within, 3).tolist(), strict=True))}"
+    )
+    test_residual, test_sigma = _final_errors(test, out_test, test_factors)
+    for k, key in enumerate(QUANTITIES):
+        gaussian = coverage(test_residual[:, k], test_sigma[:, k])["within_95"]
+        print(
+            f"{key}: 95% interval on the test cubes {test_table[key]['within_95']:.1%} at "
+            f"{z95[key]:.3f} sigma, {gaussian:.1%} at 1.96 sigma"
+        )
     print(f"flagged: calibration {ood_cal.mean():.1%}, test {ood_test.mean():.1%}")
     print(f"test cubes {args.test.name}: coverage of the scaled errors")
     _print_table(test_table)
@@ -331,22 +424,27 @@ def main(argv: list[str] | None = None) -> int:
     splits = {
         name: _split(paths, {**d, "seeds_spaxels": d["seds"].shape[0]})
         for name, paths, d in (("head", [args.head], head), ("calibration", args.calibration, cal),
-                               ("test", [args.test], test))
+                               ("test", [args.test], test)) if d is not None
     }  # fmt: skip
+    if head is None:  # --keep-scales: the head split is the card's
+        splits["head"] = read_model_card("sed-cnn")["calibration"]["uncertainty"]["splits"]["head"]
+    windows = by_snr["windows"]
     calibration = {
         "uncertainty": {
             "method": (
                 "variance head on the frozen MSE networks' last hidden features and a "
                 "learned SED roughness, fitted with the Gaussian NLL on the head cubes; one "
                 "variance scale per quantity on the calibration cubes (the factor that "
-                "brings 68% and 95% coverage closest to nominal), and the same factor in "
-                f"S/N windows (a factor {args.window_ratio:.3g} wide, at least "
-                f"{args.min_window_spaxels} spaxels) at each window's median S/N, "
+                "brings 68% and 95% at 1.96 sigma closest to nominal), and the same factor in "
+                f"S/N windows (a factor {windows['ratio']:.3g} wide, at least "
+                f"{windows['min_spaxels']} spaxels) at each window's median S/N, "
                 "interpolated linearly in log S/N (by_snr_scale; the overall one where the "
-                "S/N is unknown); coverage on the test cubes; spaxels with a usable SED and "
-                f"S/N >= {args.min_snr:g}"
+                "S/N is unknown); the 95% interval is z95 sigma, z95 the 95% quantile of "
+                "|error| / sigma of the calibration spaxels with these final errors; "
+                "coverage (1 sigma and z95 sigma) on the test cubes; spaxels with a usable "
+                f"SED and S/N >= {windows['from']:g}"
             ),
-            **{key: {"scale": scale[key]} for key in QUANTITIES},
+            **{key: {"scale": scale[key], "z95": z95[key]} for key in QUANTITIES},
             "by_snr_scale": by_snr,
             "splits": splits,
             "coverage": {
@@ -361,7 +459,12 @@ def main(argv: list[str] | None = None) -> int:
                 for key in QUANTITIES
             },
             "calibration_coverage": {
-                key: {k: cal_table[key][k] for k in ("n", "within_68", "within_95")}
+                key: {
+                    **{k: cal_table[key][k] for k in ("n", "within_68", "within_95")},
+                    "within_2re": {
+                        k: cal_table[key]["within_2re"][k] for k in ("n", "within_68", "within_95")
+                    },
+                }
                 for key in QUANTITIES
             },
             "head_fit_seconds": round(fit_seconds, 1),

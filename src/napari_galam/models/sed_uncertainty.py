@@ -7,8 +7,10 @@ calibrated numbers (``calibration.uncertainty``: one variance scale per quantity
 on unseen cubes) and what says a spaxel lies outside the training data
 (``calibration.ood``: the lowest S/N trained on and a Mahalanobis reference of the
 normalised SEDs). The scale may vary with the SED's S/N (``by_snr_scale``: scales at S/N
-nodes, interpolated linearly in log S/N). This module reads those sections and applies
-them; it is imported by
+nodes, interpolated linearly in log S/N). The 95% interval is ``z95`` of these calibrated
+errors (``calibration.uncertainty.<quantity>.z95``, :func:`fit_interval_95`; read by
+:func:`napari_galam.models.registry.interval_95`). This module reads those sections and
+applies them; it is imported by
 :func:`napari_galam.models.inference.predict_seds`, the maps pipeline and the evaluation,
 and by nothing that needs TensorFlow.
 
@@ -26,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from napari_galam.errors import GalamError
-from napari_galam.models.uncertainty import Z_95
+from napari_galam.models.uncertainty import Z_95, interval_factor
 from napari_galam.models.uncertainty import coverage as shared_coverage
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "coverage",
     "coverage_by_snr",
     "describe_ood",
+    "fit_interval_95",
     "fit_snr_curve",
     "fit_variance_scale",
     "low_snr_codes",
@@ -238,7 +241,8 @@ def fit_variance_scale(residual: Any, sigma: Any) -> float:
 
     The factor minimises the larger of the two misses (|coverage - nominal| at 1 and
     1.96 sigma) over the calibration residuals; a Gaussian's RMS z-score would be pulled
-    by the tails of a heavier-tailed distribution.
+    by the tails of a heavier-tailed distribution. The 95% interval quoted from these
+    errors is ``z95`` sigma (:func:`fit_interval_95` on the scaled errors), not 1.96.
     """
     r = np.asarray(residual, dtype=np.float64)
     s = np.asarray(sigma, dtype=np.float64)
@@ -332,6 +336,28 @@ def fit_snr_curve(
         nodes.append(float(np.median(q[window])))
         scales.append([fit_variance_scale(r[window, k], s[window, k]) for k in range(r.shape[1])])
     return nodes, np.asarray(scales, dtype=np.float64)
+
+
+def fit_interval_95(residual: Any, sigma: Any) -> list[float]:
+    """``z95`` of each quantity: the half-width of its 95% interval in calibrated sigmas.
+
+    :func:`~napari_galam.models.uncertainty.interval_factor` of each column of the
+    ``(n, k)`` calibration residuals and final errors (``sigma``: the raw errors times
+    the factors of :meth:`SedCalibration.scales`, so the S/N curve is included). The
+    variance scales bring 68% and 95% at 1.96 sigma both near nominal, a compromise for
+    errors with heavier tails than a Gaussian; this factor lets the 95% interval hold on
+    the same spaxels without moving the 1-sigma errors.
+    """
+    r = np.asarray(residual, dtype=np.float64)
+    s = np.asarray(sigma, dtype=np.float64)
+    r, s = r.reshape(r.shape[0], -1), s.reshape(s.shape[0], -1)
+    if r.shape != s.shape:
+        raise GalamError(f"z95: residuals {r.shape} and errors {s.shape} differ in shape")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        usable = np.isfinite(r) & np.isfinite(s) & (s > 0)
+    if not usable.any(axis=0).all():
+        raise GalamError("z95: a quantity has no residual with a finite, positive error")
+    return [interval_factor(r[usable[:, k], k], s[usable[:, k], k]) for k in range(r.shape[1])]
 
 
 def coverage(residual: Any, sigma: Any, z95: float = Z_95) -> dict[str, float]:
