@@ -34,10 +34,11 @@ its bin's mean factor, too large for spaxels crowded at a bin's upper end: those
 Spaxels of unknown S/N keep the overall factor. The 95% interval is ``z95`` of these
 errors, not 1.96: the 95% quantile of |error| / sigma of the same calibration spaxels
 with the final errors (scales and S/N curve applied), per quantity (``<quantity>.z95``,
-split conformal at that level). The scales keep aiming at both levels at 1.96 sigma, as
-before (on the calibration spaxels 70.0% / 69.8% at 1 sigma), so the quoted 1-sigma
-errors do not change; ``z95`` only corrects the 95% interval for the errors' heavier
-tails.
+split conformal at that level). So the scales and S/N factors aim at 68% alone
+(``--scale-levels 68``, the default); aiming them at both levels at 1.96 sigma
+(``--scale-levels 68+95``, how they were fitted while the 95% interval was 1.96 sigma)
+left the 1-sigma errors about 2 points too wide (70.0% / 69.8% on the calibration
+spaxels) to make up for the tails.
 ``z95`` is fitted over every shown calibration spaxel, the spaxels the scales are fitted
 on. Calibration cubes are whole
 galaxies, and a galaxy's spaxels err together, so the factors are only as good as the
@@ -258,7 +259,7 @@ def _snr_curve(cal: dict, out_cal: np.ndarray, args: argparse.Namespace) -> dict
 
     nodes, scales = fit_snr_curve(
         out_cal[:, :2] - cal["labels"], out_cal[:, 2:], cal["snr"], lo=args.min_snr,
-        ratio=args.window_ratio, min_spaxels=args.min_window_spaxels,
+        ratio=args.window_ratio, min_spaxels=args.min_window_spaxels, levels=args.scale_levels,
     )  # fmt: skip
     return {
         "snr": nodes,
@@ -331,6 +332,13 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the shipped head, scales, S/N curve and OOD reference; fit only z95 "
         "(the 95%% interval's half-width) and measure the coverage (the head file is not read)",
     )
+    parser.add_argument(
+        "--scale-levels",
+        choices=("68", "68+95"),
+        default="68",
+        help="what the scales and S/N factors are fitted to hold: 68%% alone (the 95%% "
+        "interval gets its own z95), or both 68%% and 95%% at 1.96 sigma (the earlier method)",
+    )
     parser.add_argument("--ship", action="store_true", help="write the model and its card")
     args = parser.parse_args(argv)
     args.keep_head = args.keep_head or args.keep_scales
@@ -362,7 +370,9 @@ def main(argv: list[str] | None = None) -> int:
         scale, by_snr, (min_snr_train, mean, precision, cut) = _shipped_scales()
     else:
         scale = {
-            key: fit_variance_scale(out_cal[:, k] - cal["labels"][:, k], out_cal[:, 2 + k])
+            key: fit_variance_scale(
+                out_cal[:, k] - cal["labels"][:, k], out_cal[:, 2 + k], levels=args.scale_levels
+            )
             for k, key in enumerate(QUANTITIES)
         }
         # the head's raw errors track noise imperfectly: a factor that follows the SED's S/N
@@ -434,8 +444,13 @@ def main(argv: list[str] | None = None) -> int:
             "method": (
                 "variance head on the frozen MSE networks' last hidden features and a "
                 "learned SED roughness, fitted with the Gaussian NLL on the head cubes; one "
-                "variance scale per quantity on the calibration cubes (the factor that "
-                "brings 68% and 95% at 1.96 sigma closest to nominal), and the same factor in "
+                "variance scale per quantity on the calibration cubes ("
+                + (
+                    "the 68.27% quantile of |error| / sigma"
+                    if args.scale_levels == "68"
+                    else "the factor that brings 68% and 95% at 1.96 sigma closest to nominal"
+                )
+                + "), and the same factor in "
                 f"S/N windows (a factor {windows['ratio']:.3g} wide, at least "
                 f"{windows['min_spaxels']} spaxels) at each window's median S/N, "
                 "interpolated linearly in log S/N (by_snr_scale; the overall one where the "

@@ -236,22 +236,27 @@ def low_snr_codes(snr: Any, min_snr: float) -> NDArray[np.uint8]:
         return np.where(np.isfinite(s) & (s < min_snr), OOD_LOW_SNR, 0).astype(np.uint8)
 
 
-def fit_variance_scale(residual: Any, sigma: Any) -> float:
-    """One factor for ``sigma`` so that 68% and 95% intervals cover their share of truths.
+def fit_variance_scale(residual: Any, sigma: Any, *, levels: str = "68+95") -> float:
+    """One factor for ``sigma`` so that its intervals cover their share of truths.
 
-    The factor minimises the larger of the two misses (|coverage - nominal| at 1 and
-    1.96 sigma) over the calibration residuals; a Gaussian's RMS z-score would be pulled
-    by the tails of a heavier-tailed distribution. The 95% interval quoted from these
-    errors is ``z95`` sigma (:func:`fit_interval_95` on the scaled errors), not 1.96.
+    ``levels="68"``: the 68.27% quantile of ``|residual| / sigma``, so 1-sigma intervals
+    hold 68%; the 95% interval then gets its own half-width (:func:`fit_interval_95`).
+    ``levels="68+95"`` (how the scales were fitted while the 95% interval was 1.96 sigma):
+    the factor minimising the larger of the two misses at 1 and 1.96 sigma, a compromise
+    that left 1-sigma intervals about 2 points wide when the tails are heavy.
     """
+    if levels not in ("68", "68+95"):
+        raise GalamError(f"variance scale: levels must be '68' or '68+95', not {levels!r}")
     r = np.asarray(residual, dtype=np.float64)
     s = np.asarray(sigma, dtype=np.float64)
     good = np.isfinite(r) & np.isfinite(s) & (s > 0)
     z = np.abs(r[good] / s[good])
     if z.size == 0:
         raise GalamError("variance scale: no residual with a finite error")
-    grid = np.exp(np.linspace(np.log(0.2), np.log(5.0), 801))
     z68 = np.quantile(z, 0.6827)
+    if levels == "68":
+        return float(max(z68, 1e-6))
+    grid = np.exp(np.linspace(np.log(0.2), np.log(5.0), 801))
     z95 = np.quantile(z, 0.9545) / 1.96
     misses = [
         max(abs(np.mean(z <= g) - 0.6827), abs(np.mean(z <= 1.96 * g) - 0.9545)) for g in grid
@@ -296,6 +301,7 @@ def fit_snr_curve(
     lo: float = 3.0,
     ratio: float = 2.0,
     min_spaxels: int = 20000,
+    levels: str = "68+95",
 ) -> tuple[list[float], NDArray[np.float64]]:
     """Variance scales that vary smoothly with the SED's S/N, for ``by_snr_scale``.
 
@@ -313,6 +319,8 @@ def fit_snr_curve(
         ``(n,)`` S/N of each SED.
     lo, ratio, min_spaxels
         As in :func:`snr_windows`.
+    levels
+        As in :func:`fit_variance_scale`.
 
     Returns
     -------
@@ -334,7 +342,9 @@ def fit_snr_curve(
     for a, b in zip(edges[:-1], edges[1:], strict=True):
         window = usable & (q >= a) & (q < b)
         nodes.append(float(np.median(q[window])))
-        scales.append([fit_variance_scale(r[window, k], s[window, k]) for k in range(r.shape[1])])
+        scales.append(
+            [fit_variance_scale(r[window, k], s[window, k], levels=levels) for k in range(r.shape[1])]
+        )
     return nodes, np.asarray(scales, dtype=np.float64)
 
 
