@@ -15,7 +15,18 @@ threshold of the out-of-distribution flag, the third measures coverage (68% / 95
 overall and in the S/N bins of ``galam evaluate``). The head is shipped as
 ``<name>.uncertainty.npz`` and the card's ``calibration.uncertainty`` and
 ``calibration.ood`` are written (other calibration entries are kept). The network's
-weights and predictions do not change.
+weights and predictions do not change. Per quantity the card holds the variance scale and
+``z95``, the half-width of the 95% interval in sigma: the 95% quantile of
+``|error| / sigma`` on the second file (split conformal; the errors' tails are not
+Gaussian, so 1.96 sigma would hold more or less than 95%).
+
+``--interval-only`` keeps each card's shipped head and scales as they are (no refit: the
+``.uncertainty.npz`` and its SHA-256 stay) and only sets ``z95`` on the calibration file
+with that head, then measures the test coverage with it; give the files the card's
+``calibration.uncertainty.splits`` names (the first is not read). With ``--no-ship`` the
+third may be another sample, to measure coverage on it::
+
+    python scripts/calibrate_galaxy_uncertainty.py fit.h5 calibrate.h5 test.h5 --interval-only
 """
 
 from __future__ import annotations
@@ -116,6 +127,77 @@ def plot_reliability(sections: dict[str, dict], path: Path) -> None:
     plt.close(fig)
 
 
+def _seed(path: Path) -> int | None:
+    """The ``galam simulate --seed`` of a file, from the ``.json`` beside it."""
+    meta = path.with_suffix(".json")
+    return json.loads(meta.read_text()).get("seed") if meta.is_file() else None
+
+
+def interval_only(args: argparse.Namespace) -> int:
+    """Set ``z95`` of the shipped heads on their calibration split; nothing else refitted."""
+    from napari_galam.models.galaxy_uncertainty import calibrate_interval, interval_section
+    from napari_galam.models.registry import (
+        install_uncertainty,
+        load_model,
+        load_uncertainty_head,
+        ood_settings,
+        read_model_card,
+    )
+    from napari_galam.pipeline.evaluate import SNR_BINS
+
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    files = {"calibrate": args.calibrate, "test": args.test}
+    data = {key: _qa_inputs(path, args.workdir) for key, path in files.items()}
+    sections: dict[str, dict] = {}
+    for name in args.models:
+        t0 = time.time()
+        card = read_model_card(name)
+        shipped = card["calibration"]["uncertainty"]
+        keys = ("calibrate",) if args.no_ship else ("calibrate", "test")
+        for key in keys:
+            split = shipped["splits"][key]
+            if (files[key].name, _seed(files[key])) != (split["file"], split["seed"]):
+                raise SystemExit(
+                    f"{name}: the card's {key} split is {split['file']} (seed {split['seed']}), "
+                    f"not {files[key]} (seed {_seed(files[key])})"
+                )
+        model, head = load_model(name), load_uncertainty_head(name)
+        size = int(card["input"]["shape"][0])
+        parts = {key: _split(name, value, size) for key, value in data.items()}
+        for key in keys:
+            if len(parts[key][1]) != shipped["splits"][key]["galaxies"]:
+                raise SystemExit(
+                    f"{name}: {len(parts[key][1])} galaxies of {files[key]} pass the QA, the "
+                    f"card's {key} split had {shipped['splits'][key]['galaxies']}"
+                )
+        z95, cover = calibrate_interval(
+            name, model, head, parts["calibrate"][:2], parts["test"], snr_edges=SNR_BINS
+        )
+        section = interval_section(shipped, z95, cover)
+        sections[name] = section
+        for k, q in enumerate(("log_age", "mh")):
+            old, new = shipped["coverage"][q], cover[q]
+            print(
+                f"{name} {q}: z95 {z95[k]:.3f}; {files['test'].name} ({new['n']}): 68% "
+                f"{old['within_68']:.1%} -> {new['within_68']:.1%}, 95% "
+                f"{old['within_95']:.1%} (1.96) -> {new['within_95']:.1%} (z95)",
+                flush=True,
+            )
+            for label, c in new["by_snr"].items():
+                print(
+                    f"    S/N {label:9s} n={c['n']:5d}  68% {c['within_68']:.1%}  "
+                    f"95% {c['within_95']:.1%}"
+                )
+        print(f"{name}: {time.time() - t0:.0f} s", flush=True)
+        if not args.no_ship:
+            print(f"shipped: {install_uncertainty(name, section, ood_settings(name), None)}")
+    if args.plot is not None:
+        plot_reliability(sections, args.plot)
+    print(f"done in {(time.time() - start) / 60:.1f} min")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("fit", type=Path, help="simulated cutouts that train the variance head")
@@ -125,7 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", type=Path, default=Path("runs/uncertainty"))
     parser.add_argument("--no-ship", action="store_true", help="measure only; write nothing")
     parser.add_argument("--plot", type=Path, help="save the reliability diagram here (.png)")
+    parser.add_argument(
+        "--interval-only",
+        action="store_true",
+        help="keep the shipped heads and scales; set only z95 and the test coverage",
+    )
     args = parser.parse_args(argv)
+    if args.interval_only:
+        return interval_only(args)
 
     from napari_galam.models.galaxy_uncertainty import calibrate_galaxy_model
     from napari_galam.models.registry import (
@@ -152,9 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         splits = {
             key: {
                 "file": files[key].name,
-                "seed": json.loads(files[key].with_suffix(".json").read_text()).get("seed")
-                if files[key].with_suffix(".json").is_file()
-                else None,
+                "seed": _seed(files[key]),
                 "galaxies": int(len(parts[key][1])),
             }
             for key in files

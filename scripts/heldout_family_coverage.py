@@ -7,10 +7,12 @@ held-out family, in ``RUNS/galaxies-<family>/final/``) and, for each fold, repea
 shipped calibration with the held-out family removed from every split it uses:
 
 - the variance head is fitted on the ``fit`` file's galaxies of the *other* families,
-- the variance scales and OOD threshold come from the ``calibrate`` file's other families,
-- coverage (68% / 95%, overall and per S/N bin of ``galam evaluate``) is measured on the
-  ``test`` file's galaxies of the held-out family, beside the same numbers for the test
-  file's other (seen) families.
+- the variance scales, the half-width ``z95`` of the 95% interval (the 95% quantile of
+  ``|error| / sigma`` once scaled) and the OOD threshold come from the ``calibrate``
+  file's other families,
+- coverage (within 1 sigma and within ``z95`` sigma, overall and per S/N bin of ``galam
+  evaluate``) is measured on the ``test`` file's galaxies of the held-out family, beside
+  the same numbers for the test file's other (seen) families.
 
 Usage (the shipped calibration's files; QA inputs are cached in ``--workdir``)::
 
@@ -18,9 +20,10 @@ Usage (the shipped calibration's files; QA inputs are cached in ``--workdir``)::
         --runs runs/lofo-mml --workdir runs/uncertainty
 
 Every fold's result goes to ``WORKDIR/heldout_coverage_<test file>.json`` as soon as it
-is done (a killed run resumes); the tables printed at the end are the README's: the
-held-out family beside the seen ones, and the whole test file per fold (unseen galaxies
-of every family, one family never seen by that fold's networks). Nothing is shipped.
+is done (a killed run resumes; a fold stored without its ``z95`` is redone); the tables
+printed at the end are the README's: the held-out family beside the seen ones, and the
+whole test file per fold (unseen galaxies of every family, one family never seen by that
+fold's networks). Nothing is shipped.
 """
 
 from __future__ import annotations
@@ -78,7 +81,7 @@ def _fold(fold: str, name: str, runs: Path, parts: dict, args: argparse.Namespac
     seen = {key: part["family"] != fold for key, part in parts.items()}
     fit, cal, test = parts["fit"], parts["calibrate"], parts["test"]
     with tempfile.TemporaryDirectory() as tmp:
-        head, _, _ = calibrate_galaxy_model(
+        head, section, _ = calibrate_galaxy_model(
             name,
             model,
             (fit["x"][seen["fit"]], fit["truth"][seen["fit"]]),
@@ -101,11 +104,14 @@ def _fold(fold: str, name: str, runs: Path, parts: dict, args: argparse.Namespac
     )
     sigma = head.sigma(head_inputs(name, out[:, :-2], test["x"]))
     error = out[:, -2:].astype(np.float64) - test["truth"]
-    result: dict = {"scales": [float(s) for s in head.scale]}
+    z95 = [float(section[q]["z95"]) for q in head.quantities]
+    result: dict = {"scales": [float(s) for s in head.scale], "z95": z95}
     every = np.ones(len(error), bool)
     for label, select in (("held_out", ~seen["test"]), ("seen", seen["test"]), ("all", every)):
         result[label] = {
-            q: coverage_by_bins(error[select, k], sigma[select, k], test["snr"][select], SNR_BINS)
+            q: coverage_by_bins(
+                error[select, k], sigma[select, k], test["snr"][select], SNR_BINS, z95=z95[k]
+            )
             for k, q in enumerate(head.quantities)
         }
     return result
@@ -181,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         size = 64 if name == "spectra-only" else None
         parts: dict | None = None
         for fold in args.folds:
-            if name in results.get(fold, {}):
+            if "z95" in results.get(fold, {}).get(name, {}):
                 continue
             final = args.runs / f"galaxies-{fold}" / "final" / f"{name}.keras"
             if not final.is_file():

@@ -167,6 +167,51 @@ def test_uncertainty_head_is_hash_checked(weights):
         registry.load_uncertainty_head("image-only")
 
 
+def test_calibration_sets_the_95_percent_interval_and_interval_only_reproduces_it(weights):
+    """``calibrate_galaxy_model`` stores ``z95`` beside each scale; ``calibrate_interval``
+    (``scripts/calibrate_galaxy_uncertainty.py --interval-only``) finds the same one with
+    the shipped head, and writing it back leaves the head file and its hash alone."""
+    from galam_model_helpers import TINY, calibrate_tiny_model, make_toy_galaxies
+
+    from napari_galam.core.preprocess import preprocess_images
+    from napari_galam.models.galaxy_uncertainty import calibrate_interval, interval_section
+
+    model, _ = save_tiny()
+    calibrate_tiny_model("image-only", model, weights)
+    entry = registry.read_model_card("image-only")["calibration"]["uncertainty"]
+    z95 = registry.interval_95("image-only")
+    assert [entry[q]["z95"] for q in ("log_age", "mh")] == pytest.approx(z95)
+    assert np.all((z95 >= 1.0) & (z95 <= 10.0))
+    assert "z95" in entry["method"]
+    # the recorded coverage (the calibration split's here: no test split) uses z95, the
+    # 95% quantile of 24 ratios (interpolated between the 22nd and 23rd): 22 of 24 inside
+    for q in ("log_age", "mh"):
+        assert entry["coverage"][q]["within_95"] == pytest.approx(22 / 24)
+    toy = make_toy_galaxies(48, size=128, seed=7)  # calibrate_tiny_model's galaxies
+    x = preprocess_images(toy["cutouts"], size=TINY.image_size)
+    truth = np.column_stack([toy["log_age"], toy["mh"]])
+    head = registry.load_uncertainty_head("image-only")
+    again, cover = calibrate_interval(
+        "image-only",
+        model,
+        head,
+        (x[24:], truth[24:]),
+        (x[24:], truth[24:], np.full(24, np.nan)),
+        snr_edges=(0.0, np.inf),
+    )
+    assert again == pytest.approx(z95, rel=1e-5)
+    for q in ("log_age", "mh"):
+        assert cover[q]["within_95"] == pytest.approx(entry["coverage"][q]["within_95"])
+    head_file = weights / "image-only.uncertainty.npz"
+    before = head_file.read_bytes()
+    section = interval_section(entry, [2.5, 1.5], cover)
+    assert section["head"] == entry["head"] and section["splits"] == entry["splits"]
+    registry.install_uncertainty("image-only", section, registry.ood_settings("image-only"), None)
+    assert registry.interval_95("image-only").tolist() == pytest.approx([2.5, 1.5])
+    assert head_file.read_bytes() == before
+    assert registry.load_uncertainty_head("image-only").scale == pytest.approx(head.scale)
+
+
 def test_models_package_imports_without_tensorflow():
     code = (
         "import sys\n"

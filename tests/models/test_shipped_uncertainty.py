@@ -56,6 +56,28 @@ def test_cards_hold_a_calibration_that_covers_as_claimed(name):
     assert head.distance_threshold == pytest.approx(ood["distance_threshold"])
 
 
+@pytest.mark.parametrize("name", GALAXY_MODELS)
+def test_cards_hold_a_calibrated_95_percent_interval(name):
+    """``z95`` (the 95% quantile of |error|/sigma on the calibration split) is in each card,
+    is what ``galam evaluate`` uses, and made the recorded test coverage 92-97%."""
+    uncertainty = registry.read_model_card(name)["calibration"]["uncertainty"]
+    z95 = [uncertainty[q]["z95"] for q in ("log_age", "mh")]
+    assert registry.interval_95(name).tolist() == pytest.approx(z95)
+    assert "z95" in uncertainty["method"]
+    levels = uncertainty["coverage"]["log_age"]["reliability"]["nominal"]
+    for quantity, z in zip(("log_age", "mh"), z95, strict=True):
+        assert 1.5 <= z <= 3.0, (name, quantity, z)
+        cover = uncertainty["coverage"][quantity]
+        assert 0.92 <= cover["within_95"] <= 0.97, (name, quantity, cover["within_95"])
+        # the recorded 95% coverage is at z95 sigma, not 1.96: it lies on the side of the
+        # Gaussian 95% point of the reliability curve that z95 does
+        at_196 = cover["reliability"]["observed"][levels.index(0.95)]
+        assert (cover["within_95"] - at_196) * (z - 1.96) >= 0, (name, quantity)
+        for label, part in cover["by_snr"].items():
+            if part["n"] >= 200:  # a binomial SE of 1.5 points or less
+                assert 0.90 <= part["within_95"] <= 0.98, (name, quantity, label, part)
+
+
 def simulated_spectra(snr: float, n: int, seed: int):
     """Rest-frame model inputs of simulated galaxies at one S/N, and their truth."""
     from napari_galam.core.preprocess import model_spectrum

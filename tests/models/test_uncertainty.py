@@ -106,6 +106,43 @@ def test_the_95_percent_interval_is_fitted_where_errors_have_heavy_tails():
     assert by_bins["by_snr"]["[0,1)"]["within_95"] > by_bins["by_snr"]["[1,2)"]["within_95"]
 
 
+def test_the_95_percent_interval_narrows_where_errors_have_light_tails():
+    """Uniform errors scaled to hold 68% at 1 sigma hold all of them at 1.96 sigma (the
+    per-galaxy [M/H] errors from images held 97-98%); the fitted half-width, about
+    0.95 / 0.683 = 1.39, holds 95% on fresh errors."""
+    rng = np.random.default_rng(12)
+    sigma = np.full(40_000, 0.1)
+    calibrate, test = rng.uniform(-0.3, 0.3, size=(2, 40_000))
+    scale = variance_scale(calibrate, sigma)
+    assert coverage(test, scale * sigma)["within_95"] == 1.0
+    z95 = interval_factor(calibrate, scale * sigma)
+    assert z95 == pytest.approx(0.95 / 0.6827, abs=0.02)
+    assert coverage(test, scale * sigma, z95)["within_95"] == pytest.approx(0.95, abs=0.006)
+
+
+def test_interval_section_sets_z95_and_keeps_the_shipped_head():
+    from napari_galam.models.galaxy_uncertainty import UNCERTAINTY_METHOD, interval_section
+
+    shipped = {
+        "method": "old text",
+        "log_age": {"scale": 0.97},
+        "mh": {"scale": 1.07, "z95": 1.96},
+        "head": {"file": "m.uncertainty.npz", "sha256": "ab" * 32},
+        "splits": {"calibrate": {"seed": 3142}},
+        "coverage": {"old": True},
+        "training_seconds_cpu": 9.0,
+    }
+    section = interval_section(shipped, [2.05, 1.71], {"new": True})
+    assert section["log_age"] == {"scale": 0.97, "z95": 2.05}
+    assert section["mh"] == {"scale": 1.07, "z95": 1.71}
+    assert section["coverage"] == {"new": True} and section["method"] == UNCERTAINTY_METHOD
+    assert "z95" in UNCERTAINTY_METHOD
+    for key in ("head", "splits", "training_seconds_cpu"):
+        assert section[key] == shipped[key]
+    assert shipped["mh"]["z95"] == 1.96 and shipped["coverage"] == {"old": True}  # a copy
+    assert interval_95_factors(section, "card").tolist() == pytest.approx([2.05, 1.71])
+
+
 @pytest.mark.parametrize("z95", [0.5, "wide", float("nan"), 40.0])
 def test_a_card_with_an_unusable_95_percent_half_width_is_refused(z95):
     entry = {"log_age": {"scale": 1.0, "z95": z95}, "mh": {"scale": 1.0}}

@@ -1,8 +1,9 @@
 """Uncertainties and out-of-distribution flags of the per-galaxy models (TensorFlow side).
 
 The method is :mod:`napari_galam.models.uncertainty` (a variance head on the frozen
-network's penultimate features, one variance-scaling factor per quantity, a Mahalanobis
-distance in feature space); this module knows the per-galaxy networks:
+network's penultimate features, one variance-scaling factor per quantity so that 1 sigma
+holds 68.27%, the half-width ``z95`` of the 95% interval in sigma, a Mahalanobis distance
+in feature space); this module knows the per-galaxy networks:
 
 - which layer is the penultimate one (:data:`FEATURE_LAYERS`; MMLforGalAM's is the last
   hidden layer of its fusion network M4) and a Keras model that returns the features and
@@ -14,7 +15,15 @@ distance in feature space); this module knows the per-galaxy networks:
 - the out-of-distribution reasons of an input (:func:`ood_reasons`);
 - how a model is calibrated and its head shipped (:func:`calibrate_galaxy_model`), used by
   ``scripts/calibrate_galaxy_uncertainty.py`` on fresh simulated galaxies and by
-  :mod:`napari_galam.models.train_mmlforgalam` on its validation split.
+  :mod:`napari_galam.models.train_mmlforgalam` on its validation split; and how a shipped
+  head's 95% interval alone is calibrated, the head and its scales kept
+  (:func:`calibrate_interval`, ``--interval-only`` of that script).
+
+``z95`` is the 95% quantile of ``|error| / sigma`` on the calibration split, sigma already
+scaled to hold 68.27% (split conformal at 95%,
+:func:`~napari_galam.models.uncertainty.interval_factor`): the networks' errors are not
+Gaussian in their tails (those of [M/H] from images are lighter: 1.96 sigma held about 97%),
+and one scale cannot make both 1 and 1.96 sigma right.
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from napari_galam.models.uncertainty import (
     coverage_by_bins,
     der_snr,
     fit_variance_head,
+    interval_factor,
     variance_scale,
 )
 
@@ -44,6 +54,8 @@ __all__ = [
     "ood_reasons",
     "spectrum_shape_problems",
     "calibrate_galaxy_model",
+    "calibrate_interval",
+    "interval_section",
 ]
 
 #: The penultimate layer of each per-galaxy model (the input of its final Dense(2)).
@@ -58,7 +70,9 @@ UNCERTAINTY_METHOD = (
     "heteroscedastic variance head on the frozen network's penultimate features (one "
     "hidden ReLU layer of 32, Gaussian NLL around the network's own prediction, trained on "
     "simulated galaxies the network never saw), then one variance-scaling factor per "
-    "quantity from a separate calibration split (68.27% quantile of |error|/sigma)"
+    "quantity from a separate calibration split (68.27% quantile of |error|/sigma); the 95% "
+    "interval is z95 sigma, z95 the 95% quantile of |error|/sigma on the same split with "
+    "the scaled sigma (split conformal at 95%: the errors' tails are not Gaussian)"
 )
 
 #: Why this method (copied into the model cards; docs/galaxy_uncertainty.md says more).
@@ -255,17 +269,103 @@ def _section(
     sha256: str,
     splits: dict[str, Any],
     test_coverage: dict[str, Any],
+    z95: Sequence[float],
 ) -> dict[str, Any]:
     """The card's ``calibration.uncertainty`` entry."""
     return {
         "method": UNCERTAINTY_METHOD,
         "why": UNCERTAINTY_WHY,
-        **{q: {"scale": float(head.scale[k])} for k, q in enumerate(head.quantities)},
+        **{
+            q: {"scale": float(head.scale[k]), "z95": float(z95[k])}
+            for k, q in enumerate(head.quantities)
+        },
         "head": {"file": head_file, "sha256": sha256, "format": "numpy .npz, allow_pickle=False"},
         "nominal": {"within_68": NOMINAL_68, "within_95": 0.95},
         "splits": splits,
         "coverage": test_coverage,
     }
+
+
+def _run_network(
+    name: str, model: Any, x: NDArray[Any], batch_size: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(head inputs, the network's own prediction) of model inputs ``x``."""
+    both = feature_model(name, model)
+    out = np.concatenate(
+        [
+            np.asarray(both.predict_on_batch(np.asarray(x[i : i + batch_size], np.float32)))
+            for i in range(0, len(x), batch_size)
+        ]
+    )
+    return head_inputs(name, out[:, :-2], x), out[:, -2:].astype(np.float64)
+
+
+def _coverage_table(
+    quantities: Sequence[str],
+    error: NDArray[np.float64],
+    sigma: NDArray[np.float64],
+    snr: NDArray[Any],
+    snr_edges: Sequence[float],
+    z95: Sequence[float],
+) -> dict[str, Any]:
+    """The card's ``coverage``: 68% and ``z95``-sigma coverage per quantity and S/N bin."""
+    cover = {}
+    for k, q in enumerate(quantities):
+        cover[q] = coverage_by_bins(error[:, k], sigma[:, k], snr, snr_edges, z95=z95[k])
+        cover[q]["median_sigma"] = float(np.median(sigma[:, k]))
+        cover[q]["rms_error"] = float(np.sqrt(np.mean(error[:, k] ** 2)))
+        cover[q]["reliability"] = reliability(error[:, k], sigma[:, k])
+    return cover
+
+
+def calibrate_interval(
+    name: str,
+    model: Any,
+    head: VarianceHead,
+    calibrate: tuple[NDArray[Any], NDArray[Any]],
+    test: tuple[NDArray[Any], NDArray[Any], NDArray[Any]],
+    *,
+    snr_edges: Sequence[float],
+    batch_size: int = 256,
+) -> tuple[list[float], dict[str, Any]]:
+    """The 95% half-width ``z95`` of a calibrated ``head`` and the test coverage with it.
+
+    The head, its scales and its distance threshold are used as they are (nothing is
+    refitted): ``z95`` per quantity is the 95% quantile of ``|error| / sigma`` on the
+    ``calibrate`` split, as :func:`calibrate_galaxy_model` sets it; the coverage table is
+    measured on ``test`` (inputs, truth, S/N) with it.
+
+    Returns
+    -------
+    z95, coverage
+        One factor per quantity of ``head`` and the card's ``coverage`` entry.
+    """
+    cal_features, cal_mean = _run_network(name, model, calibrate[0], batch_size)
+    cal_error = cal_mean - np.asarray(calibrate[1], dtype=np.float64)
+    cal_sigma = head.sigma(cal_features)
+    z95 = [interval_factor(cal_error[:, k], cal_sigma[:, k]) for k in range(len(head.quantities))]
+    test_features, test_mean = _run_network(name, model, test[0], batch_size)
+    error = test_mean - np.asarray(test[1], dtype=np.float64)
+    cover = _coverage_table(
+        head.quantities, error, head.sigma(test_features), np.asarray(test[2]), snr_edges, z95
+    )
+    return z95, cover
+
+
+def interval_section(
+    section: dict[str, Any], z95: Sequence[float], test_coverage: dict[str, Any]
+) -> dict[str, Any]:
+    """A copy of a card's ``calibration.uncertainty`` with a new ``z95`` and coverage.
+
+    Everything else (scales, head file and its SHA-256, splits) is kept; the method text
+    becomes the current one, which names ``z95``.
+    """
+    entry = dict(section)
+    entry["method"] = UNCERTAINTY_METHOD
+    for k, q in enumerate(("log_age", "mh")):
+        entry[q] = {**dict(entry[q]), "z95": float(z95[k])}
+    entry["coverage"] = test_coverage
+    return entry
 
 
 def calibrate_galaxy_model(
@@ -312,19 +412,14 @@ def calibrate_galaxy_model(
     Returns
     -------
     head, uncertainty section, ood section
-        The sections still need the head's file name and SHA-256 in the registry
-        (:func:`napari_galam.models.registry.install_uncertainty`).
+        The uncertainty section holds per quantity the ``scale`` and ``z95`` (half-width
+        of the 95% interval in sigma, the 95% quantile of ``|error| / sigma`` on the
+        calibration split once scaled); the sections still need the head's file name and
+        SHA-256 in the registry (:func:`napari_galam.models.registry.install_uncertainty`).
     """
-    both = feature_model(name, model)
 
     def run(x: NDArray[Any]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        out = np.concatenate(
-            [
-                np.asarray(both.predict_on_batch(np.asarray(x[i : i + batch_size], np.float32)))
-                for i in range(0, len(x), batch_size)
-            ]
-        )
-        return head_inputs(name, out[:, :-2], x), out[:, -2:].astype(np.float64)
+        return _run_network(name, model, x, batch_size)
 
     features, mean = run(fit[0])
     head = fit_variance_head(features, mean, fit[1], seed=seed, steps=steps)
@@ -334,6 +429,8 @@ def calibrate_galaxy_model(
     scales = [variance_scale(cal_error[:, k], cal_sigma[:, k]) for k in range(2)]
     threshold = float(np.percentile(head.distance(cal_features), DISTANCE_PERCENTILE))
     head = head.with_calibration(scales, threshold)
+    cal_sigma = head.sigma(cal_features)
+    z95 = [interval_factor(cal_error[:, k], cal_sigma[:, k]) for k in range(2)]
     if test is not None:
         test_features, test_mean = run(test[0])
         error, snr = test_mean - np.asarray(test[1], dtype=np.float64), test[2]
@@ -341,14 +438,7 @@ def calibrate_galaxy_model(
         test_features, error = cal_features, cal_error
         snr = np.full(len(cal_error), np.nan)
     sigma = head.sigma(test_features)
-    cover = {
-        q: coverage_by_bins(error[:, k], sigma[:, k], snr, snr_edges)
-        for k, q in enumerate(head.quantities)
-    }
-    for k, q in enumerate(head.quantities):
-        cover[q]["median_sigma"] = float(np.median(sigma[:, k]))
-        cover[q]["rms_error"] = float(np.sqrt(np.mean(error[:, k] ** 2)))
-        cover[q]["reliability"] = reliability(error[:, k], sigma[:, k])
+    cover = _coverage_table(head.quantities, error, sigma, snr, snr_edges, z95)
     head.save(head_path)
     ood: dict[str, Any] = {
         "distance": "Mahalanobis distance of the head's inputs from its training galaxies "
@@ -371,5 +461,5 @@ def calibrate_galaxy_model(
         }
     if redshift_range is not None:
         ood["redshift"] = [float(redshift_range[0]), float(redshift_range[1])]
-    section = _section(head, Path(head_path).name, "", splits, cover)
+    section = _section(head, Path(head_path).name, "", splits, cover, z95)
     return head, section, ood
