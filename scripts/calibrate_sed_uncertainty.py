@@ -53,9 +53,9 @@ set's normalised SEDs is above the 99.5th percentile of the calibration spaxels 
 
 With ``--ship`` the model (outputs: log age, [M/H], their raw errors) replaces
 ``sed-cnn.keras``; its card keeps everything it had and gains
-``calibration.uncertainty`` and ``calibration.ood``. Rerun
-``scripts/calibrate_gradient_errors.py`` afterwards (the gradient bootstrap now draws
-each spaxel's error).
+``calibration.uncertainty`` and ``calibration.ood``. The gradient calibration
+(``scripts/calibrate_gradient_errors.py``) does not depend on these errors: its bootstrap
+over resolution elements does not draw the spaxels' own errors.
 """
 
 from __future__ import annotations

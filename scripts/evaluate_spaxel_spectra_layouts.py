@@ -845,12 +845,13 @@ def fit_layout_cube_terms(
         **section,
         "method": (
             "error of a cube's spaxel = factor(S/N) * hypot(scale * sigma, floor), sigma the "
-            "spectra-calibrated error; scale and floor make 68% and 95% coverage closest to "
-            "nominal in every bin of the spectral S/N (3-10, 10-20, 20-40, >= 40), then the "
-            "factors make them hold in S/N windows a factor 2 wide (interpolated in log "
-            "S/N); z95, the half-width of the 95% interval in those errors, is the 95% "
-            "quantile of |error|/error on the same spaxels; fitted on the calibration cubes of each layout for by_layout (CALIFA, "
-            "MaNGA, MUSE cubes) and on all of them for the pooled terms (any other layout)"
+            "spectra-calibrated error; scale and floor make 68% coverage closest to nominal "
+            "in every bin of the spectral S/N (3-10, 10-20, 20-40, >= 40), then the factors "
+            "make it hold in S/N windows a factor 2 wide (interpolated in log S/N); z95, the "
+            "half-width of the 95% interval in those errors, is the 95% quantile of "
+            "|error|/error on the same spaxels; fitted on the calibration cubes of each "
+            "layout for by_layout (CALIFA, MaNGA, MUSE cubes) and on all of them for the "
+            "pooled terms (any other layout)"
         ),
         "note": (
             "scripts/evaluate_spaxel_spectra_layouts.py "

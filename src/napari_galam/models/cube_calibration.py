@@ -241,12 +241,17 @@ def apply_cube_terms(sigma: Any, scale: Any, floor: Any) -> NDArray[np.float32]:
     return out.astype(np.float32)
 
 
-def _misfit(error: NDArray, sigma: NDArray, bins: list[NDArray[np.bool_]]) -> float:
-    """Sum over S/N bins of the squared distances of 68% and 95% coverage from nominal."""
+def _misfit(
+    error: NDArray, sigma: NDArray, bins: list[NDArray[np.bool_]], levels: str = "68+95"
+) -> float:
+    """Sum over S/N bins of the squared distances of 68% (and, with ``levels="68+95"``,
+    95% at 1.96 sigma) coverage from nominal."""
     total = 0.0
     for select in bins:
         e, s = error[select], sigma[select]
-        total += (np.mean(e <= s) - _NOMINAL[0]) ** 2 + (np.mean(e <= _Z95 * s) - _NOMINAL[1]) ** 2
+        total += (np.mean(e <= s) - _NOMINAL[0]) ** 2
+        if levels == "68+95":
+            total += (np.mean(e <= _Z95 * s) - _NOMINAL[1]) ** 2
     return total
 
 
@@ -259,6 +264,7 @@ def fit_cube_terms(
     scales: Sequence[float] | None = None,
     floors: Sequence[float] | None = None,
     min_per_bin: int = 500,
+    levels: str = "68+95",
 ) -> dict[str, dict[str, float]]:
     """The cube ``scale`` and ``floor`` of each quantity, fitted on calibration spaxels.
 
@@ -274,13 +280,18 @@ def fit_cube_terms(
     scales, floors
         The grid searched (default scales 0.5-2.0 in steps of 0.02, floors 0-0.25 dex in
         steps of 0.005).
+    levels
+        ``"68"``: fit the 68% coverage alone (the 95% interval gets its own ``z95``);
+        ``"68+95"``: the 68% and the 95% at 1.96 sigma together.
 
     Returns
     -------
     dict
-        ``{"log_age": {"scale", "floor"}, "mh": {...}}``: the pair whose 68% and 95%
-        coverage, bin by bin, lies closest to nominal (least squares over the bins).
+        ``{"log_age": {"scale", "floor"}, "mh": {...}}``: the pair whose coverage, bin by
+        bin, lies closest to nominal (least squares over the bins).
     """
+    if levels not in ("68", "68+95"):
+        raise GalamInputError(f"fit_cube_terms: levels must be '68' or '68+95', not {levels!r}")
     error = np.abs(np.asarray(error, np.float64))
     sigma = np.asarray(sigma, np.float64)
     snr = np.asarray(snr, np.float64)
@@ -297,7 +308,7 @@ def fit_cube_terms(
         best = (np.inf, 1.0, 0.0)
         for s in scales:
             for f in floors:
-                misfit = _misfit(error[:, k], np.hypot(s * sigma[:, k], f), bins)
+                misfit = _misfit(error[:, k], np.hypot(s * sigma[:, k], f), bins, levels)
                 if misfit < best[0]:
                     best = (misfit, float(s), float(f))
         out[key] = {"scale": round(best[1], 4), "floor": round(best[2], 4)}
@@ -311,6 +322,7 @@ def fit_cube_section(
     layouts: Any,
     *,
     min_spaxels: int = 3000,
+    levels: str = "68",
 ) -> dict[str, Any]:
     """The cube section of a card: pooled terms and each layout's own.
 
@@ -319,7 +331,10 @@ def fit_cube_section(
     then on top of them S/N factors
     (:func:`~napari_galam.models.sed_uncertainty.fit_snr_curve`: windows a factor 2 wide
     from S/N 3 with at least ``min_spaxels`` each, a factor per window placed at its
-    median S/N), then the half-width of the 95% interval in those errors (``z95``).
+    median S/N), then the half-width of the 95% interval in those errors (``z95``). The
+    scale, floor and factors aim at 68% alone (``levels="68"``) since the 95% interval
+    has its own half-width; ``"68+95"`` also aims them at 95% at 1.96 sigma (how they were
+    fitted before ``z95``, which left the 1-sigma errors about 2 points wide).
 
     Parameters
     ----------
@@ -347,9 +362,11 @@ def fit_cube_section(
         raise GalamInputError("fit_cube_section: no calibration spaxel with an error and a S/N")
 
     def fit(select: NDArray[np.bool_]) -> dict[str, Any]:
-        terms = fit_cube_terms(error[select], sigma[select], snr[select])
+        terms = fit_cube_terms(error[select], sigma[select], snr[select], levels=levels)
         base = _entry_terms(terms, "fit", "cube").apply(sigma[select])
-        nodes, table = fit_snr_curve(error[select], base, snr[select], min_spaxels=min_spaxels)
+        nodes, table = fit_snr_curve(
+            error[select], base, snr[select], min_spaxels=min_spaxels, levels=levels
+        )
         entry = {**terms, "by_snr_scale": _curve_entry(nodes, table)}
         final = _entry_terms(entry, "fit", "cube").apply(sigma[select], snr[select])
         for k, q in enumerate(_QUANTITIES):
