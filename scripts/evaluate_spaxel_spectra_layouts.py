@@ -830,7 +830,9 @@ def fit_layout_cube_terms(
         layouts = np.concatenate([layouts, np.full(int(keep.sum()), "CALIFA")])
     (error, sigma, snr), layouts = _cap_per_layout((error, sigma, snr), layouts, settings.fit_cap)
     start = time.perf_counter()
-    section = fit_cube_section(error, sigma, snr, layouts, min_spaxels=2000)
+    section = fit_cube_section(
+        error, sigma, snr, layouts, min_spaxels=2000, levels=settings.scale_levels
+    )
     fit_seconds = time.perf_counter() - start
     fitted = [
         (layouts == name, cube_terms_for({"cube": section}, SPECTRA, name))
@@ -845,9 +847,10 @@ def fit_layout_cube_terms(
         **section,
         "method": (
             "error of a cube's spaxel = factor(S/N) * hypot(scale * sigma, floor), sigma the "
-            "spectra-calibrated error; scale and floor make 68% coverage closest to nominal "
-            "in every bin of the spectral S/N (3-10, 10-20, 20-40, >= 40), then the factors "
-            "make it hold in S/N windows a factor 2 wide (interpolated in log S/N); z95, the "
+            "spectra-calibrated error; scale and floor make 68% and 95% (at 1.96 sigma) "
+            "coverage closest to nominal in every bin of the spectral S/N (3-10, 10-20, "
+            "20-40, >= 40), then the factors make them hold in S/N windows a factor 2 wide "
+            "(interpolated in log S/N); z95, the "
             "half-width of the 95% interval in those errors, is the 95% quantile of "
             "|error|/error on the same spaxels; fitted on the calibration cubes of each "
             "layout for by_layout (CALIFA, MaNGA, MUSE cubes) and on all of them for the "
@@ -924,6 +927,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit-cube-terms", action="store_true",
                         help="first fit each family's network's cube terms without it")  # fmt: skip
     parser.add_argument("--fit-only", action="store_true", help="stop after --fit-cube-terms")
+    parser.add_argument("--scale-levels", choices=("68+95", "68"), default="68+95",
+                        help="what the fitted cube terms aim at (models/cube_calibration.py"
+                        "::fit_cube_section): 68%% and 95%% at 1.96 sigma, or 68%% alone")
     parser.add_argument("--fit-shipped", action="store_true",
                         help="fit the shipped network's cube terms on every family's "
                              "calibration cubes and write them into the package's card")  # fmt: skip
