@@ -77,7 +77,7 @@ def test_clicks_on_the_hubble_deep_field(dock, tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not HAVE_MODEL, reason="no shipped MMLforGalAM model in this checkout")
-def test_three_simulated_galaxies_against_their_truth(dock) -> None:
+def test_three_simulated_galaxies_against_their_truth(dock, tmp_path: Path) -> None:
     from napari_galam.pipeline.qa import assess_galaxy
     from napari_galam.simulate.datasets import simulate_sdss_galaxy
 
@@ -124,6 +124,21 @@ def test_three_simulated_galaxies_against_their_truth(dock) -> None:
     assert all(label.count("±") == 2 for label in labels), labels
     saved = widget.results_table()
     assert {"log_age_err", "mh_err", "ood", "ood_reason"} <= set(saved.colnames)
+    # the 95% interval is the card's z95 errors wide, not 1.96: said on the click's status
+    # line and in the table's tooltips, and saved with the table
+    from napari_galam.models.registry import interval_95
+
+    last = results[-1]
+    z95 = interval_95(last.model)
+    assert not np.allclose(z95, 1.96, atol=0.01)  # the shipped card has its own
+    low_age = last.log_age - z95[0] * last.log_age_err
+    assert f"95%: {low_age:.2f} to " in widget.jobs.status.text()
+    tip = widget.table.item(2, headers.index("mh")).toolTip()
+    assert f"{last.mh + z95[1] * last.mh_err:+.2f}" in tip and "1 sigma" in tip
+    from astropy.table import Table
+
+    table = Table.read(widget.save_table(tmp_path / "clicked.ecsv"))
+    assert table.meta["interval_95"]["z95"][last.model]["mh"] == pytest.approx(z95[1])
 
 
 @pytest.mark.skipif("spectra-only" not in available_models(), reason="no spectra-only model")

@@ -212,6 +212,8 @@ def run(args: argparse.Namespace) -> int:
             model=args.model,
             params=params,
         )
+    from napari_galam.models.registry import interval_95_note
+
     merged = merge_with_earlier(table, earlier, ("image", "spectrum"))
     merged.meta["interval_95"] = interval_95_note(merged["model"])
     path = write_table(output, merged)
@@ -223,27 +225,6 @@ def run(args: argparse.Namespace) -> int:
         f"{summary.directory})"
     )
     return 0 if ok == len(table) else 1
-
-
-def interval_95_note(models: Any) -> dict[str, Any]:
-    """The table's ``interval_95`` metadata: each model's 95% interval in its errors.
-
-    ``value +- z95 * err`` holds the truth 95% of the time on unseen simulated galaxies
-    (the card's calibration, :func:`~napari_galam.models.registry.interval_95`); the
-    ``*_err`` columns are 1-sigma (68%) errors.
-    """
-    from napari_galam.models.registry import available_models, interval_95
-
-    known = set(available_models())
-    z95 = {
-        str(name): dict(zip(("log_age", "mh"), map(float, interval_95(str(name))), strict=True))
-        for name in sorted({str(m) for m in models} & known)
-    }
-    return {
-        "meaning": "log_age_err and mh_err are 1-sigma (68%) errors; the 95% interval is "
-        "value +- z95 * err with each model's z95 below (from its model card)",
-        "z95": z95,
-    }
 
 
 def _manifest_options(model: str, params: Any) -> dict[str, Any]:

@@ -77,6 +77,23 @@ def with_error(value: float, error: float, sign: str = "") -> str:
     return f"{text} ± {error:.2f}" if np.isfinite(error) else text
 
 
+def interval_95_text(result: GalaxyResult) -> str:
+    """``"95%: 8.90-9.40 / -0.55-+0.05"``: a prediction's 95% intervals, from its model
+    card's ``z95`` ("" when the model or an error is unknown)."""
+    from napari_galam.models.registry import interval_95
+
+    try:
+        z95 = interval_95(result.model)
+    except GalamError:
+        return ""
+    values = np.array([result.log_age, result.mh], float)
+    half = z95 * np.array([result.log_age_err, result.mh_err], float)
+    if not np.all(np.isfinite(values) & np.isfinite(half)):
+        return ""
+    lo, hi = values - half, values + half
+    return f"95%: {lo[0]:.2f} to {hi[0]:.2f} / {lo[1]:+.2f} to {hi[1]:+.2f}"
+
+
 def _cell(result: GalaxyResult, column: str, values: dict[str, Any]) -> str:
     """The text of one cell of the dock's table."""
     if column == "log_age":
@@ -398,6 +415,7 @@ class PredictDock(QWidget):
                     f"log age {with_error(last.log_age, last.log_age_err)} (age "
                     f"{10 ** (last.log_age - 9):.1f} Gyr), [M/H] "
                     f"{with_error(last.mh, last.mh_err, '+')} with {last.model}"
+                    + (f" ({interval_95_text(last)})" if interval_95_text(last) else "")
                     + (f"; flagged: {last.ood_reason}" if last.ood else "")
                 )
             else:
@@ -410,8 +428,12 @@ class PredictDock(QWidget):
         cells = [layer_name] + [_cell(result, c, values) for c in _SHOWN[1:]]
         index = self.table.rowCount()
         self.table.insertRow(index)
+        interval = interval_95_text(result)
         for column, text in enumerate(cells):
-            self.table.setItem(index, column, QTableWidgetItem(text))
+            item = QTableWidgetItem(text)
+            if _SHOWN[column] in ("log_age", "mh") and interval:
+                item.setToolTip(f"± is 1 sigma (68%); {interval}")
+            self.table.setItem(index, column, item)
 
     def _update_points(self) -> None:
         placed = [r for _, r in self.results if np.isfinite(r.row) and np.isfinite(r.col)]
@@ -465,8 +487,11 @@ class PredictDock(QWidget):
     def save_table(self, path: str | os.PathLike) -> Path:
         """Write the results (ECSV or CSV by suffix), atomically."""
         from napari_galam.io.writers import write_table
+        from napari_galam.models.registry import interval_95_note
 
-        return write_table(path, self.results_table())
+        table = self.results_table()
+        table.meta["interval_95"] = interval_95_note(table["model"])
+        return write_table(path, table)
 
     def _on_save(self) -> None:
         path, _ = QFileDialog.getSaveFileName(

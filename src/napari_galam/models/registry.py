@@ -60,6 +60,7 @@ __all__ = [
     "gradient_model_sd",
     "interval_95",
     "interval_95_keywords",
+    "interval_95_note",
     "write_card_section",
     "check_calibration",
     "install_uncertainty",
@@ -614,3 +615,22 @@ def interval_95_keywords(name: str, layout: str | None = None) -> dict[str, floa
         return {}
     z95 = interval_95(name, cube=True, layout=layout)
     return {"Z95AGE": round(float(z95[0]), 4), "Z95MH": round(float(z95[1]), 4)}
+
+
+def interval_95_note(models: Any) -> dict[str, Any]:
+    """A prediction table's ``interval_95`` metadata: each model's 95% interval.
+
+    ``value +- z95 * err`` holds the truth 95% of the time on unseen simulated galaxies
+    (:func:`interval_95`); the ``*_err`` columns are 1-sigma (68%) errors. ``models``
+    are the table's model names; unknown ones (a failed row's "") are left out.
+    """
+    known = set(available_models())
+    names = sorted({str(m) for m in models} & known)
+    return {
+        "meaning": "log_age_err and mh_err are 1-sigma (68%) errors; the 95% interval is "
+        "value +- z95 * err with each model's z95 below (from its model card)",
+        "z95": {
+            name: dict(zip(("log_age", "mh"), map(float, interval_95(name)), strict=True))
+            for name in names
+        },
+    }
