@@ -135,24 +135,16 @@ def _seed(path: Path) -> int | None:
 
 def interval_only(args: argparse.Namespace) -> int:
     """Set ``z95`` of the shipped heads on their calibration split; nothing else refitted."""
+    from napari_galam.models import registry
     from napari_galam.models.galaxy_uncertainty import calibrate_interval, interval_section
-    from napari_galam.models.registry import (
-        install_uncertainty,
-        load_model,
-        load_uncertainty_head,
-        ood_settings,
-        read_model_card,
-    )
     from napari_galam.pipeline.evaluate import SNR_BINS
 
-    args.workdir.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    files = {"calibrate": args.calibrate, "test": args.test}
-    data = {key: _qa_inputs(path, args.workdir) for key, path in files.items()}
+    files, data = _inputs(args, ("calibrate", "test"))
     sections: dict[str, dict] = {}
     for name in args.models:
         t0 = time.time()
-        card = read_model_card(name)
+        card = registry.read_model_card(name)
         shipped = card["calibration"]["uncertainty"]
         keys = ("calibrate",) if args.no_ship else ("calibrate", "test")
         for key in keys:
@@ -162,7 +154,7 @@ def interval_only(args: argparse.Namespace) -> int:
                     f"{name}: the card's {key} split is {split['file']} (seed {split['seed']}), "
                     f"not {files[key]} (seed {_seed(files[key])})"
                 )
-        model, head = load_model(name), load_uncertainty_head(name)
+        model, head = registry.load_model(name), registry.load_uncertainty_head(name)
         size = int(card["input"]["shape"][0])
         parts = {key: _split(name, value, size) for key, value in data.items()}
         for key in keys:
@@ -191,11 +183,19 @@ def interval_only(args: argparse.Namespace) -> int:
                 )
         print(f"{name}: {time.time() - t0:.0f} s", flush=True)
         if not args.no_ship:
-            print(f"shipped: {install_uncertainty(name, section, ood_settings(name), None)}")
+            ood = registry.ood_settings(name)
+            print(f"shipped: {registry.install_uncertainty(name, section, ood, None)}")
     if args.plot is not None:
         plot_reliability(sections, args.plot)
     print(f"done in {(time.time() - start) / 60:.1f} min")
     return 0
+
+
+def _inputs(args: argparse.Namespace, keys: tuple[str, ...]) -> tuple[dict, dict]:
+    """The files named ``keys`` of the command line and their QA'd inputs (cached)."""
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    files = {key: getattr(args, key) for key in keys}
+    return files, {key: _qa_inputs(path, args.workdir) for key, path in files.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,10 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     from napari_galam.pipeline.evaluate import SNR_BINS
 
-    args.workdir.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    files = {"fit": args.fit, "calibrate": args.calibrate, "test": args.test}
-    data = {key: _qa_inputs(path, args.workdir) for key, path in files.items()}
+    files, data = _inputs(args, ("fit", "calibrate", "test"))
     print(
         f"[{(time.time() - start) / 60:5.1f} min] QA and inputs of {len(files)} files", flush=True
     )
