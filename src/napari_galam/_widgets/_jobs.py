@@ -52,6 +52,33 @@ def _guarded(function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[s
         return _Failed(exc)
 
 
+class _StatusLabel(QLabel):
+    """A word-wrapped label as tall as its lines at its width.
+
+    A long status (a value with its 1-sigma error and 95% interval, an error message)
+    wraps; without this the dock's stretching table squeezes it to one clipped line,
+    because the height a wrapped label needs is not passed up through the dock's layouts.
+    """
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__(text)
+        self.setWordWrap(True)
+
+    def _fit(self) -> None:
+        self.setMinimumHeight(0)  # heightForWidth would not go below the last minimum
+        height = self.heightForWidth(max(self.width(), 1))
+        if height > 0:
+            self.setMinimumHeight(height)
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt's name)
+        super().setText(text)
+        self._fit()
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._fit()
+
+
 class JobRunner(QWidget):
     """A dock's long work in a background thread, one job at a time.
 
@@ -93,8 +120,7 @@ class JobRunner(QWidget):
         self.cancel_button.setEnabled(False)
         self.cancel_button.setVisible(cancellable)
         self.cancel_button.clicked.connect(self.cancel)
-        self.status = QLabel(idle_text)
-        self.status.setWordWrap(True)
+        self.status = _StatusLabel(idle_text)
         row = QHBoxLayout()
         row.addWidget(self.progress, 1)
         row.addWidget(self.cancel_button)
