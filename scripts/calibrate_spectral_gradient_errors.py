@@ -127,7 +127,9 @@ def _cube_coverage(cubes: list[dict], terms: Any) -> dict:
     from napari_galam.models.uncertainty import coverage_by_bins
 
     error, sigma, snr = _spaxel_residuals(cubes)
-    z95 = (1.959964, 1.959964)
+    from napari_galam.models.uncertainty import Z_95
+
+    z95 = (Z_95, Z_95)
     if terms is not None:
         sigma, z95 = terms.apply(sigma, snr), terms.z95
     return {

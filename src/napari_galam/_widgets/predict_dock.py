@@ -411,11 +411,12 @@ class PredictDock(QWidget):
         last = results[-1] if results else None
         if len(results) == 1 and last is not None:
             if last.predicted:
+                interval = interval_95_text(last)
                 self.jobs.status.setText(
                     f"log age {with_error(last.log_age, last.log_age_err)} (age "
                     f"{10 ** (last.log_age - 9):.1f} Gyr), [M/H] "
                     f"{with_error(last.mh, last.mh_err, '+')} with {last.model}"
-                    + (f" ({interval_95_text(last)})" if interval_95_text(last) else "")
+                    + (f" ({interval})" if interval else "")
                     + (f"; flagged: {last.ood_reason}" if last.ood else "")
                 )
             else:

@@ -44,6 +44,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from napari_galam.errors import GalamError, GalamInputError
+from napari_galam.models.uncertainty import Z_95
 
 __all__ = [
     "CUBE_SNR_EDGES",
@@ -59,7 +60,7 @@ __all__ = [
 CUBE_SNR_EDGES: tuple[float, ...] = (3.0, 10.0, 20.0, 40.0, float("inf"))
 _QUANTITIES = ("log_age", "mh")
 _NOMINAL = (0.6827, 0.9545)
-_Z95 = 1.959964
+_Z95 = Z_95
 
 
 def cube_terms(uncertainty: dict[str, Any], name: str) -> tuple[NDArray[np.float32], ...]:
