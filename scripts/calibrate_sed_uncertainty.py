@@ -84,6 +84,7 @@ def read_spaxels(path: Path, *, min_snr: float) -> dict:
         snr = handle["seds/snr"][()]
         labels = np.stack([handle["maps/log_age"][()], handle["maps/mh"][()]], axis=-1)
         radius = handle["maps/r_over_re"][()]
+        family = _family_codes(handle)
     normalised, valid = normalise_seds(flux)
     with np.errstate(invalid="ignore"):
         use = valid & (snr >= min_snr) & np.all(np.isfinite(labels), axis=-1)
@@ -95,8 +96,21 @@ def read_spaxels(path: Path, *, min_snr: float) -> dict:
         "snr": snr[use],
         "radius": radius[use],
         "galaxy": galaxy[use],
+        "family": np.broadcast_to(family[:, None, None], use.shape)[use],
         "cubes": int(flux.shape[0]),
     }
+
+
+def _family_codes(handle) -> np.ndarray:
+    """Each galaxy's history family as its index in ``SFH_FAMILIES`` (-1: not recorded)."""
+    from napari_galam.simulate.families import SFH_FAMILIES
+
+    n = handle["maps/log_age"].shape[0]
+    if "truth/family" not in handle or "family_names" not in handle.attrs:
+        return np.full(n, -1, np.int8)
+    names = json.loads(handle.attrs["family_names"])
+    index = handle["truth/family"][()].astype(np.int64)
+    return np.asarray([SFH_FAMILIES.index(names[i]) for i in index], np.int8)
 
 
 def _join(parts: list[dict]) -> dict:
@@ -227,12 +241,15 @@ def _ood_codes(data: dict, min_snr_train: float, mean, precision, cut: float) ->
     return codes | np.where(distance > cut, OOD_SHAPE, 0).astype(np.uint8)
 
 
-def _fit_head(args: argparse.Namespace, head: dict):
-    """The model with a variance head fitted on the head cubes (or the shipped one kept)."""
+def _fit_head(args: argparse.Namespace, head: dict, mean_model=None):
+    """The model with a variance head fitted on the head cubes (or the shipped one kept).
+
+    ``mean_model``: the SED CNN to give a head (default the shipped one).
+    """
     from napari_galam.models.train_sed_cnn import iter_train_sed_uncertainty
 
     start = time.perf_counter()
-    mean_model = _mean_model()
+    mean_model = _mean_model() if mean_model is None else mean_model
     if args.keep_head:
         if mean_model.output_shape[-1] != 4:
             raise SystemExit("--keep-head: the shipped sed-cnn has no variance head to keep")
