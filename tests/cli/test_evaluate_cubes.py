@@ -44,3 +44,9 @@ def test_evaluate_cubes_reports_gradient_error_coverage(tmp_path: Path) -> None:
         assert 0.45 < cover["within_68"] < cover["within_95"] <= 1.0
         assert sum(b["n"] for b in cover["by_snr"].values()) == cover["n"]
         assert cover["in_distribution"]["n"] <= cover["n"]
+        # every spaxel a map shows, outskirts included: a superset of those within 2 R_e
+        every = cover["every_mapped"]
+        assert every["n"] > cover["n"]
+        assert sum(b["n"] for b in every["by_snr"].values()) == every["n"]
+        assert 0.45 < every["within_68"] < every["within_95"] <= 1.0
+    assert "every mapped spaxel" in result.stdout

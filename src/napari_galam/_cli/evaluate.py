@@ -99,6 +99,16 @@ def _print_spaxel_coverage(result: dict) -> None:
                 f"  {key:8s} S/N {label:8s} n={c['n']:7d}  {c['within_68']:6.1%} / "
                 f"{c['within_95']:6.1%}  (median sigma {c['median_sigma']:.3f} dex){tail}"
             )
+    every = {key: coverage[key].get("every_mapped") for key in ("log_age", "mh")}
+    if all(every.values()):
+        print("every mapped spaxel (any radius, the maps' S/N floor and above):")
+        for key, cover in every.items():
+            bins = "; ".join(
+                f"S/N {label} {c['within_68']:.1%} / {c['within_95']:.1%} (n {c['n']})"
+                for label, c in cover["by_snr"].items()
+            )
+            print(f"  {key:8s} all {cover['within_68']:.1%} / {cover['within_95']:.1%} "
+                  f"(n {cover['n']}); {bins}")  # fmt: skip
 
 
 def _print_galaxy_coverage(table) -> None:

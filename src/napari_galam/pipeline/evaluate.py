@@ -403,7 +403,11 @@ def gradient_errors(
         r = np.where(radius[k] <= max_radius, radius[k], np.nan)
         fits = {
             key: bootstrap_gradient(
-                r, predicted[key][k], seed=k, min_points=min_points, elements=elements,
+                r,
+                predicted[key][k],
+                seed=k,
+                min_points=min_points,
+                elements=elements,
                 model_sd=(model_sd or {}).get(key, 0.0),
                 errors=None if spaxel_errors is None else spaxel_errors[key][k],
             )  # fmt: skip
@@ -463,6 +467,7 @@ def evaluate_spaxels(
     min_points: int = 25,
     model_sd: dict[str, float] | None = None,
     psf_fwhm_pix: float = CALIFA_RESOLUTION_PIX,
+    min_map_snr: float = 3.0,
 ) -> dict[str, Any]:
     """Per-spaxel and gradient metrics of the SED model on a ``--kind cubes`` dataset.
 
@@ -473,7 +478,8 @@ def evaluate_spaxels(
     them and ``spaxel_coverage`` gives the share of true values within 1 and 1.96 sigma
     over the spaxels within ``max_radius``, overall and per bin of the SED's S/N
     (``seds/snr`` of the dataset), for all spaxels and for those not flagged out of
-    distribution. ``snr_at_least_10`` repeats the per-spaxel statistics for spaxels whose
+    distribution, and (``every_mapped``) over every spaxel a map shows, at any radius
+    with S/N >= ``min_map_snr``. ``snr_at_least_10`` repeats the per-spaxel statistics for spaxels whose
     SED has S/N >= 10.
     """
     data = _read_cube_dataset(path)
@@ -527,7 +533,10 @@ def evaluate_spaxels(
             "mh": residual_stats((predicted["mh"] - data["mh"])[bright]),
         }
     if spaxel_errors is not None:
-        coverage = _spaxel_coverage(data, predicted, spaxel_errors, prediction, use)
+        mapped = np.isfinite(predicted["log_age"])
+        if "snr" in data:
+            mapped &= data["snr"] >= min_map_snr
+        coverage = _spaxel_coverage(data, predicted, spaxel_errors, prediction, use, mapped)
         result["spaxel_coverage"] = coverage
     result["gradient_errors"] = errors
     return result
@@ -547,8 +556,10 @@ def _spaxel_coverage(
     errors: dict[str, NDArray[Any]],
     prediction: Any,
     use: NDArray[np.bool_],
+    mapped: NDArray[np.bool_],
 ) -> dict[str, Any]:
-    """Per-spaxel coverage of the errors, overall and per S/N bin, all and in range."""
+    """Per-spaxel coverage of the errors, overall and per S/N bin, all and in range, and
+    over every ``mapped`` spaxel."""
     from napari_galam.errors import GalamError
     from napari_galam.models.registry import interval_95, read_model_card
     from napari_galam.models.sed_uncertainty import coverage_by_snr, low_snr_codes, sed_calibration
@@ -578,6 +589,12 @@ def _spaxel_coverage(
                 residual[in_range],
                 errors[key][in_range],
                 None if snr is None else snr[in_range],
+                z95=z95[key],
+            ),
+            "every_mapped": coverage_by_snr(
+                residual[mapped],
+                errors[key][mapped],
+                None if snr is None else snr[mapped],
                 z95=z95[key],
             ),
             "z95": z95[key],
