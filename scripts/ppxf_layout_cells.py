@@ -358,10 +358,10 @@ def main(argv: list[str] | None = None) -> int:
             "ppxf_spaxels": used, "ppxf_fits": n_fits, "ppxf_failed": failed,
             "fit_seconds": round(fit_seconds, 1),
         }  # fmt: skip
+        from napari_galam.models.training_loop import atomic_json
+
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_name(args.out.name + ".part")
-        tmp.write_text(json.dumps(summary, indent=1, default=float), encoding="utf-8")
-        tmp.replace(args.out)
+        atomic_json(args.out, summary)
         print(f"wrote {args.out}")
     return 0
 

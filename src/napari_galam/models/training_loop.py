@@ -176,9 +176,12 @@ def regression_metrics(
 
 
 def atomic_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` as JSON under a temporary name, then move it into place."""
+    """Write ``payload`` as JSON under a temporary name, then move it into place.
+
+    NumPy numbers are written as plain floats.
+    """
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    tmp.write_text(json.dumps(payload, indent=2, default=float), encoding="utf-8")
     os.replace(tmp, path)
 
 
