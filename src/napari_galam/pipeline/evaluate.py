@@ -403,11 +403,7 @@ def gradient_errors(
         r = np.where(radius[k] <= max_radius, radius[k], np.nan)
         fits = {
             key: bootstrap_gradient(
-                r,
-                predicted[key][k],
-                seed=k,
-                min_points=min_points,
-                elements=elements,
+                r, predicted[key][k], seed=k, min_points=min_points, elements=elements,
                 model_sd=(model_sd or {}).get(key, 0.0),
                 errors=None if spaxel_errors is None else spaxel_errors[key][k],
             )  # fmt: skip
@@ -479,8 +475,8 @@ def evaluate_spaxels(
     over the spaxels within ``max_radius``, overall and per bin of the SED's S/N
     (``seds/snr`` of the dataset), for all spaxels and for those not flagged out of
     distribution, and (``every_mapped``) over every spaxel a map shows, at any radius
-    with S/N >= ``min_map_snr``. ``snr_at_least_10`` repeats the per-spaxel statistics for spaxels whose
-    SED has S/N >= 10.
+    with S/N >= ``min_map_snr``. ``snr_at_least_10`` repeats the per-spaxel statistics
+    for spaxels whose SED has S/N >= 10.
     """
     data = _read_cube_dataset(path)
     prediction = predict_seds(data["seds"], snr=data.get("snr"))
