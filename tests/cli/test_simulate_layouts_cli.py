@@ -100,6 +100,8 @@ def test_bad_values_are_refused_in_one_line(tmp_path, capsys):
         (["--layout", "muse", "--shape", "2,40"], "shape"),
         (["--redshift", "0.1"], "add --layout"),
         (["--layout", "manga", "--no-cubes"], "without --no-cubes"),
+        (["--layout", "muse", "--snr-range", "10:12"], "survey's own S/N"),
+        (["--snr-range", "12:10"], "0 < low <= high"),
     ):
         assert main(["simulate", "--kind", "cubes", "-o", out, *args]) == 2
         error = capsys.readouterr().err.strip()

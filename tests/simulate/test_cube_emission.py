@@ -6,6 +6,8 @@ difference is the lines (plus a little noise: the two draw different noise).
 
 from __future__ import annotations
 
+import json
+
 import h5py
 import numpy as np
 import pytest
@@ -205,3 +207,20 @@ def test_galam_simulate_layout_with_cube_emission_writes_the_ew_map(tmp_path):
     with fits.open(out / "muse_2_0000.fits") as hdus:
         assert hdus["EMLINE_EW"].data.shape == (9, 9)
         assert hdus["EMLINE_EW"].header["EW_HA_RE"] == pytest.approx(table["halpha_ew_at_re"][0])
+
+
+def test_cube_datasets_draw_the_snr_at_re_in_the_range_asked(library, tmp_path):
+    """``--snr-range`` for cubes: every cube's S/N at R_e lies in it, the same galaxies are
+    drawn (only the noise level changes), and the default keeps the training range."""
+    args = ["simulate", "--kind", "cubes", "-n", "3", "--seed", "5", "--no-cubes", "--quiet"]
+    default, faint = tmp_path / "default.h5", tmp_path / "faint.h5"
+    assert main([*args, "-o", str(default)]) == 0
+    assert main([*args, "--snr-range", "10:12", "-o", str(faint)]) == 0
+    with h5py.File(default) as full, h5py.File(faint) as low:
+        snr_default, snr_faint = full["truth/snr_at_re"][()], low["truth/snr_at_re"][()]
+        assert np.all((snr_default >= 10) & (snr_default <= 40))
+        assert np.all((snr_faint >= 10) & (snr_faint <= 12))
+        np.testing.assert_array_equal(full["maps/mh"][()], low["maps/mh"][()])
+        median_snr = [np.nanmedian(h["seds/snr"][()]) for h in (full, low)]
+        assert median_snr[1] < median_snr[0]
+        assert json.loads(low.attrs["snr_at_re_range"]) == [10.0, 12.0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from napari_galam.errors import GalamInputError
@@ -84,8 +85,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--snr-range",
-        default="5:50",
-        help="cutouts: the spectra's S/N per pixel, log-uniform in LOW:HIGH (default 5:50)",
+        default=None,
+        help="cutouts: the spectra's S/N per pixel, log-uniform in LOW:HIGH (default 5:50); "
+        "cubes: the S/N per pixel at R_e, uniform in LOW:HIGH (default 10:40, the range "
+        "the shipped models were trained on)",
     )
     parser.add_argument(
         "--layout",
@@ -147,6 +150,10 @@ def _run_layout(args: argparse.Namespace) -> int:
         raise GalamInputError(
             "--layout writes spectral cubes: use it with --kind cubes, without --no-cubes"
         )
+    if args.snr_range is not None:
+        raise GalamInputError(
+            "--snr-range does not apply to --layout cubes: they take the survey's own S/N"
+        )
     steps = iter_simulate_survey_cubes(
         args.output, layout=args.layout, n=args.number, seed=args.seed,
         redshift=_redshift(args.redshift), families=parse_families(args.family),
@@ -165,7 +172,7 @@ def _run_layout(args: argparse.Namespace) -> int:
 
 
 def _snr_range(text: str) -> tuple[float, float]:
-    """``LOW:HIGH`` as two floats (the dataset checks the values)."""
+    """``LOW:HIGH`` as two floats with 0 < LOW <= HIGH, checked before anything is drawn."""
     parts = text.split(":")
     try:
         low, high = (float(part) for part in parts)
@@ -173,6 +180,8 @@ def _snr_range(text: str) -> tuple[float, float]:
         raise GalamInputError(
             f"--snr-range: expected LOW:HIGH such as 3:100, got {text!r}"
         ) from None
+    if not (math.isfinite(low) and math.isfinite(high) and 0 < low <= high):
+        raise GalamInputError(f"--snr-range: expected 0 < low <= high, got {text!r}")
     return low, high
 
 
@@ -191,10 +200,12 @@ def run(args: argparse.Namespace) -> int:
             "broad_populations": args.broad_populations,
             "emission": not args.no_emission,
             "calibration_rms": args.calibration_rms,
-            "snr_range": _snr_range(args.snr_range),
+            "snr_range": _snr_range(args.snr_range or "5:50"),
         }
     else:
         options = {"store_cubes": not args.no_cubes, "emission": args.cube_emission}
+        if args.snr_range is not None:
+            options["snr_range"] = _snr_range(args.snr_range)
     options["families"] = parse_families(args.family)
     card = simulate_dataset(
         args.output,

@@ -57,10 +57,13 @@ __all__ = [
     "iter_simulate_cutouts",
     "iter_simulate_cubes",
     "simulate_dataset",
+    "CUBE_SNR_RANGE",
     "jpeg_roundtrip",
 ]
 
 GENERATOR_NAME = "napari-galam simulate"
+#: The S/N per pixel at R_e of simulated cubes (uniform in it): the training range.
+CUBE_SNR_RANGE: tuple[float, float] = (10.0, 40.0)
 
 
 @dataclass(frozen=True)
@@ -584,6 +587,7 @@ def iter_simulate_cubes(
     store_cubes: bool = True,
     families: str | Sequence[str] = "bulge-disc",
     emission: bool = False,
+    snr_range: tuple[float, float] = CUBE_SNR_RANGE,
 ) -> ProgressGenerator[dict[str, Any]]:
     """Write ``n`` CALIFA-like cubes with truth maps, gradients and SEDs to HDF5; return the card.
 
@@ -601,6 +605,11 @@ def iter_simulate_cubes(
     a seed gives the same cubes as before lines existed (as ``families`` defaults to the
     old recipe); ``galam simulate`` turns it on, as the shipped SED CNN was trained.
 
+    ``snr_range`` (low, high): each cube's S/N per pixel at R_e (:func:`~napari_galam.simulate.cubes.spaxel_errors`),
+    drawn uniformly in it and stored as ``truth/snr_at_re``; the default
+    :data:`CUBE_SNR_RANGE` is the range every shipped model was trained and calibrated on
+    (a narrower one, e.g. ``(10, 13)``, fills a test set with faint galaxies).
+
     Yields
     ------
     Progress
@@ -614,6 +623,7 @@ def iter_simulate_cubes(
     path = _check_common(path, n, seed)
     library = default_library() if library is None else library
     families = parse_families(families)
+    snr_low, snr_high = _check_snr_range(snr_range)
 
     def fill(handle: Any) -> ProgressGenerator[dict[str, Any]]:
         opts = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
@@ -625,7 +635,7 @@ def iter_simulate_cubes(
         for index, rng in enumerate(galaxy_rngs(seed, n)):
             family = galaxy_families(rng, families)
             galaxy = draw_galaxy(rng, survey="califa", library=library, family=family)
-            snr = float(rng.uniform(10.0, 40.0))
+            snr = float(rng.uniform(snr_low, snr_high))
             psf = float(rng.uniform(2.2, 2.8))
             cube: IFUCube = render_califa_cube(
                 galaxy, rng=rng, library=library, snr_at_re=snr, psf_fwhm_arcsec=psf,
@@ -649,7 +659,7 @@ def iter_simulate_cubes(
             group = "gradients" if key.startswith(("gradient_", "observed_gradient_")) else "truth"
             handle.create_dataset(f"{group}/{key}", data=np.array(values, dtype=np.float32))
         card = _cubes_card(n, seed, seds, store_cubes, emission)
-        return {**card, "families": list(families)}
+        return {**card, "families": list(families), "snr_at_re_range": [snr_low, snr_high]}
 
     return (yield from _write_dataset(path, fill))
 
