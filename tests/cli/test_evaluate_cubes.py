@@ -49,4 +49,11 @@ def test_evaluate_cubes_reports_gradient_error_coverage(tmp_path: Path) -> None:
         assert every["n"] > cover["n"]
         assert sum(b["n"] for b in every["by_snr"].values()) == every["n"]
         assert 0.45 < every["within_68"] < every["within_95"] <= 1.0
+        # how well each share is known: cubes counted, and a cube-resampling interval
+        for entry in (cover, *cover["by_snr"].values(), every):
+            assert 1 <= entry["groups"] <= 8
+            low, high = entry["interval_68"]
+            assert 0.0 <= low <= high <= 1.0 and 0.0 <= entry["per_group_68"] <= 1.0
+        assert cover["groups"] == every["groups"] == 8  # every cube has mapped spaxels
     assert "every mapped spaxel" in result.stdout
+    assert "resampling cubes (90%)" in result.stdout

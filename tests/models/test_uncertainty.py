@@ -12,6 +12,7 @@ from napari_galam.models.uncertainty import (
     coverage_by_bins,
     der_snr,
     fit_variance_head,
+    group_coverage,
     interval_95_factors,
     interval_factor,
     variance_scale,
@@ -153,3 +154,29 @@ def test_a_card_with_an_unusable_95_percent_half_width_is_refused(z95):
     )
     # a barely trained model's tails can need a very wide interval: said, not refused
     assert interval_95_factors({"mh": {"z95": 504.5}}, "c")[1] == pytest.approx(504.5)
+
+
+def test_group_coverage_counts_cubes_not_spaxels():
+    """One big cube that misses drags the pooled share down; counted once it does not,
+    and resampling whole cubes says how little a few cubes pin the share down."""
+    rng = np.random.default_rng(4)
+    sigma = np.ones(2000)
+    # 19 small cubes of 50 well-calibrated spaxels, one cube of 1050 all misread by 3 sigma
+    error = np.concatenate([rng.normal(size=950), np.full(1050, 3.0)])
+    groups = np.concatenate([np.repeat(np.arange(19), 50), np.full(1050, 19)])
+    few = group_coverage(error, sigma, groups)
+    pooled = coverage(error, sigma)["within_68"]
+    assert few["groups"] == 20
+    assert pooled < 0.35 and 0.6 < few["per_group_68"] < 0.72
+    low, high = few["interval_68"]
+    assert low < pooled < high and high - low > 0.3
+    # many independent cubes of the same size: a narrow interval around the truth
+    error = rng.normal(size=20000)
+    many = group_coverage(error, np.ones_like(error), np.repeat(np.arange(400), 50))
+    low, high = many["interval_68"]
+    assert many["groups"] == 400 and low < 0.6827 < high and high - low < 0.03
+    # reproducible (seeded) and NaN-proof
+    again = group_coverage(error, np.ones_like(error), np.repeat(np.arange(400), 50))
+    assert again == many
+    empty = group_coverage([np.nan], [1.0], [0])
+    assert empty["groups"] == 0 and np.isnan(empty["per_group_68"])

@@ -77,6 +77,17 @@ def _print_gradient_coverage(result: dict) -> None:
         )
 
 
+def _cube_spread(cover: dict) -> str:
+    """How well a 1-sigma coverage is known, when it says (spaxels of a cube err together)."""
+    if "groups" not in cover:
+        return ""
+    low, high = cover["interval_68"]
+    return (
+        f";  {cover['groups']} cubes: {low:.0%}-{high:.0%} resampling cubes (90%), "
+        f"{cover['per_group_68']:.0%} a cube"
+    )
+
+
 def _print_spaxel_coverage(result: dict) -> None:
     """Per quantity and S/N bin: how often a spaxel's truth lies within its quoted errors."""
     coverage = result.get("spaxel_coverage")
@@ -98,6 +109,7 @@ def _print_spaxel_coverage(result: dict) -> None:
             print(
                 f"  {key:8s} S/N {label:8s} n={c['n']:7d}  {c['within_68']:6.1%} / "
                 f"{c['within_95']:6.1%}  (median sigma {c['median_sigma']:.3f} dex){tail}"
+                f"{_cube_spread(c)}"
             )
     every = {key: coverage[key].get("every_mapped") for key in ("log_age", "mh")}
     if all(every.values()):

@@ -28,7 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from napari_galam.errors import GalamError
-from napari_galam.models.uncertainty import Z_95, interval_factor
+from napari_galam.models.uncertainty import Z_95, group_coverage, interval_factor
 from napari_galam.models.uncertainty import coverage as shared_coverage
 
 __all__ = [
@@ -385,18 +385,29 @@ def coverage_by_snr(
     snr: Any,
     bins: tuple[float, ...] = SPAXEL_SNR_BINS,
     z95: float = Z_95,
+    cubes: Any = None,
 ) -> dict[str, Any]:
     """:func:`coverage` overall and per S/N bin (``"lo-hi"`` keys); S/N NaN: overall only.
 
     The 95% interval is ``z95`` sigma (the card's, :func:`~napari_galam.models.registry.interval_95`).
+    With ``cubes`` (each spaxel's cube), every entry adds
+    :func:`~napari_galam.models.uncertainty.group_coverage`: how many cubes it holds, the
+    1-sigma coverage with every cube counted once, and a 90% interval of the pooled
+    coverage from resampling whole cubes.
     """
     r = np.asarray(residual, dtype=np.float64).ravel()
     s = np.asarray(sigma, dtype=np.float64).ravel()
     q = np.asarray(snr, dtype=np.float64).ravel() if snr is not None else np.full(r.size, np.nan)
-    out: dict[str, Any] = {**coverage(r, s, z95), "by_snr": {}}
+    g = None if cubes is None else np.asarray(cubes).ravel()
+
+    def cover(select: Any) -> dict[str, Any]:
+        out = coverage(r[select], s[select], z95)
+        return out if g is None else {**out, **group_coverage(r[select], s[select], g[select])}
+
+    out: dict[str, Any] = {**cover(slice(None)), "by_snr": {}}
     for lo, hi in zip(bins[:-1], bins[1:], strict=True):
         select = (q >= lo) & (q < hi)
         if select.any():
             label = f"{lo:g}-{hi:g}" if np.isfinite(hi) else f">={lo:g}"
-            out["by_snr"][label] = coverage(r[select], s[select], z95)
+            out["by_snr"][label] = cover(select)
     return out

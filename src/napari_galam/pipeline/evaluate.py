@@ -570,6 +570,7 @@ def _spaxel_coverage(
         except GalamError:
             pass
     in_range = use & ~flagged
+    cube = np.broadcast_to(np.arange(use.shape[0]).reshape(-1, *([1] * (use.ndim - 1))), use.shape)
     out: dict[str, Any] = {"flagged_share": float(1.0 - in_range.sum() / max(use.sum(), 1))}
     z95 = dict(zip(("log_age", "mh"), interval_95("sed-cnn", cube=True), strict=True))
     for key, _ in _QUANTITIES:
@@ -580,6 +581,7 @@ def _spaxel_coverage(
                 errors[key][use],
                 None if snr is None else snr[use],
                 z95=z95[key],
+                cubes=cube[use],
             ),
             "in_distribution": coverage_by_snr(
                 residual[in_range],
@@ -592,6 +594,7 @@ def _spaxel_coverage(
                 errors[key][mapped],
                 None if snr is None else snr[mapped],
                 z95=z95[key],
+                cubes=cube[mapped],
             ),
             "z95": z95[key],
         }
