@@ -51,6 +51,12 @@ def test_survey_cubes_are_mapped_and_judged_and_a_broken_one_gets_its_own_row(
     for key in ("log_age", "mh"):
         assert 0.3 < result["coverage"]["all"][key]["within_68"] < 1.0
         assert np.isfinite(result["gradients"][key]["sd"])
+        # each share says how many cubes it rests on (3 mapped: 2 MUSE, 1 MaNGA)
+        assert result["coverage"]["all"][key]["groups"] == 3
+        assert result["coverage"]["MUSE"][key]["groups"] == 2
+        low, high = result["coverage"]["all"][key]["interval_68"]
+        assert 0.0 <= low <= result["coverage"]["all"][key]["within_68"] <= high <= 1.0
+    assert "3 cubes, " in run.stdout
 
     # a row's numbers are those of the file's own galam map output against its truth maps
     cube = folder / "muse_5_0000.fits"

@@ -88,6 +88,14 @@ def _cube_spread(cover: dict) -> str:
     )
 
 
+def _cubes_note(cover: dict) -> str:
+    """``, N cubes, lo-hi`` (the cube-resampling 90% interval of the 68% share), if known."""
+    if "groups" not in cover:
+        return ""
+    low, high = cover["interval_68"]
+    return f", {cover['groups']} cubes, {low:.0%}-{high:.0%}"
+
+
 def _print_spaxel_coverage(result: dict) -> None:
     """Per quantity and S/N bin: how often a spaxel's truth lies within its quoted errors."""
     coverage = result.get("spaxel_coverage")
@@ -166,13 +174,15 @@ def _print_survey_cubes(result: dict) -> None:
     )
     print(
         "per-spaxel errors: truth within 1 sigma / the 95% interval (z95 sigma, from the "
-        "model card for each cube's layout; nominal 68% / 95%)"
+        "model card for each cube's layout; nominal 68% / 95%; in brackets the spaxels, the "
+        "cubes and the 90% interval of the 68% share from resampling whole cubes)"
     )
     for group, table in result["coverage"].items():
         for key, cover in table.items():
-            cells = [f"all {cover['within_68']:.1%} / {cover['within_95']:.1%} (n {cover['n']})"]
+            cells = [f"all {cover['within_68']:.1%} / {cover['within_95']:.1%} "
+                     f"(n {cover['n']}{_cubes_note(cover)})"]  # fmt: skip
             cells += [
-                f"S/N {b} {c['within_68']:.1%} / {c['within_95']:.1%} (n {c['n']})"
+                f"S/N {b} {c['within_68']:.1%} / {c['within_95']:.1%} (n {c['n']}{_cubes_note(c)})"
                 for b, c in cover["by_snr"].items()
                 if c["n"]
             ]

@@ -423,21 +423,34 @@ def group_coverage(
 
 
 def coverage_by_bins(
-    error: Any, sigma: Any, values: Any, edges: Sequence[float], z95: Any = Z_95
+    error: Any,
+    sigma: Any,
+    values: Any,
+    edges: Sequence[float],
+    z95: Any = Z_95,
+    groups: Any = None,
 ) -> dict[str, Any]:
     """:func:`coverage` overall and in bins ``[edges[i], edges[i+1])`` of ``values``.
 
     Returns ``{"within_68", "within_95", "n", "by_snr": {"[lo,hi)": coverage}}``; the
-    key is ``by_snr`` because S/N is what the per-galaxy evaluation bins by.
+    key is ``by_snr`` because S/N is what the per-galaxy evaluation bins by. With
+    ``groups`` (e.g. each spaxel's cube) every entry adds :func:`group_coverage`.
     """
     error, sigma, values = (np.asarray(a, float) for a in (error, sigma, values))
     z95 = np.broadcast_to(np.asarray(z95, float), error.shape)
-    result: dict[str, Any] = dict(coverage(error, sigma, z95))
-    bins: dict[str, dict[str, float]] = {}
+    group = None if groups is None else np.asarray(groups).ravel()
+
+    def cover(select: Any) -> dict[str, Any]:
+        out: dict[str, Any] = dict(coverage(error[select], sigma[select], z95[select]))
+        if group is not None and out["n"]:
+            out.update(group_coverage(error[select], sigma[select], group[select]))
+        return out
+
+    result: dict[str, Any] = cover(np.ones(error.shape, bool))
+    bins: dict[str, dict[str, Any]] = {}
     for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         label = f"[{lo:g},{hi:g})" if np.isfinite(hi) else f"[{lo:g},inf)"
-        select = (values >= lo) & (values < hi)
-        bins[label] = coverage(error[select], sigma[select], z95[select])
+        bins[label] = cover((values >= lo) & (values < hi))
     result["by_snr"] = bins
     return result
 

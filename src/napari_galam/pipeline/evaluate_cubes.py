@@ -13,7 +13,8 @@ maps would want to know:
 - **error coverage** over every mapped spaxel (S/N >= 3): the share of truths within the
   quoted 1 sigma and within the 95% interval (``z95`` sigma, the model card's for the
   cube's layout), overall and per bin of the spectral S/N
-  (:data:`~napari_galam.models.cube_calibration.CUBE_SNR_EDGES`), pooled and per layout;
+  (:data:`~napari_galam.models.cube_calibration.CUBE_SNR_EDGES`), pooled and per layout,
+  each with how many cubes it rests on and a 90% interval from resampling whole cubes;
 - **gradients**: the slope within R_e fitted as the Gradients dock fits it
   (:func:`napari_galam.pipeline.evaluate.gradient_errors`, independent elements two PSF
   FWHM across from the file's simulated PSF, the model card's own gradient error), its
@@ -172,6 +173,7 @@ def _pooled(parts: list[dict[str, NDArray[Any]]], min_snr: float) -> dict[str, A
     if not parts:
         return {}
     joined = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+    cube = np.concatenate([np.full(p["snr"].size, i) for i, p in enumerate(parts)])
     use = joined["snr"] >= min_snr
     return {
         key: coverage_by_bins(
@@ -180,6 +182,7 @@ def _pooled(parts: list[dict[str, NDArray[Any]]], min_snr: float) -> dict[str, A
             joined["snr"][use],
             CUBE_SNR_EDGES,
             z95=joined[f"{key}_z95"][use],
+            groups=cube[use],
         )
         for key in _QUANTITIES
     }
