@@ -14,12 +14,15 @@ file it uses:
 - coverage (within 1 sigma and within ``z95`` sigma, overall and per bin of the SED's
   S/N) is measured on every ``--test`` file, for the held-out family's cubes, the other
   (seen) families' and all of them: over the spaxels ``galam evaluate --cubes`` scores
-  (within 2 R_e) and over every mapped spaxel (S/N >= 3).
+  (within 2 R_e) and over every mapped spaxel (S/N >= 3). The ``--test`` files are
+  joined into one set, so each 68% share also gets a 90% interval from resampling whole
+  cubes (:func:`napari_galam.models.uncertainty.group_coverage`), and the whole test
+  set's S/N bins are tabled.
 
 Usage (the shipped calibration's files; a few minutes a fold on 2 cores)::
 
     python scripts/heldout_family_sed_coverage.py head.h5 cal.h5 cal2.h5 cal3.h5 cal4.h5 \\
-        --test test.h5 test2.h5 gtest.h5 gcal.h5 shiptest.h5 \\
+        --test test.h5 test2.h5 gtest.h5 gcal.h5 shiptest.h5 test3.h5 test4.h5 \\
         --runs runs/lofo-cubes-em --workdir runs/sed-heldout
 
 Each fold's result goes to ``WORKDIR/sed_heldout_<fold>.json`` as soon as it is done (a
@@ -123,6 +126,7 @@ def _test_coverage(model, fitted: dict, ood: tuple, test: dict, code: int) -> di
                     sigma[chosen, k],
                     test["snr"][chosen],
                     z95=fitted["z95"][key],
+                    cubes=test["galaxy"][chosen],
                 )
                 for k, key in enumerate(QUANTITIES)
             }
@@ -146,6 +150,8 @@ def _pool(entries: list[dict]) -> dict:
         }  # fmt: skip
         return {"n": n, **within}
 
+    if len(entries) == 1:  # one (joined) test set: keep its per-cube intervals
+        return entries[0]
     pooled = add(entries)
     labels = dict.fromkeys(label for e in entries for label in e["by_snr"])
     pooled["by_snr"] = {
@@ -156,13 +162,27 @@ def _pool(entries: list[dict]) -> dict:
 
 
 def _cell(cover: dict) -> str:
-    """``68 / 95`` in percent, bold where outside the bands."""
+    """``68 / 95`` in percent, bold where outside the bands, and (where known) the 90%
+    interval of the 68% share from resampling whole cubes."""
     out = []
     for level in ("within_68", "within_95"):
         value = 100 * cover[level]
         lo, hi = BANDS[level]
         out.append(f"{value:.1f}" if lo <= value <= hi else f"**{value:.1f}**")
+    if "interval_68" in cover:
+        low, high = (100 * v for v in cover["interval_68"])
+        out[0] += f" ({low:.0f}-{high:.0f})"
     return " / ".join(out)
+
+
+def _bin_range(cover: dict, min_spaxels: int) -> str:
+    """The range of the S/N bins' 68% and 95% shares (bins of ``min_spaxels`` or more)."""
+    bins = [c for c in cover["by_snr"].values() if c["n"] >= min_spaxels]
+    if not bins:
+        return "-"
+    a = [100 * c["within_68"] for c in bins]
+    b = [100 * c["within_95"] for c in bins]
+    return f"{min(a):.1f}-{max(a):.1f} / {min(b):.1f}-{max(b):.1f}"
 
 
 def _worst_bin(cover: dict, min_spaxels: int) -> str:
@@ -181,8 +201,9 @@ def tables(results: dict, part: str, min_spaxels: int) -> list[str]:
         f"Spaxels: {part}. Cells: log age 68 / 95 | [M/H] 68 / 95 (%), test sets pooled.",
         "",
         "| held-out family | held-out: log age | [M/H] | cubes, spaxels | seen: log age | [M/H] "
-        "| whole test set: log age | [M/H] | held-out S/N bin furthest from 68% (log age; [M/H]) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| whole test set: log age | [M/H] | held-out S/N bin furthest from 68% (log age; [M/H]) "
+        "| whole test set, S/N bins (log age; [M/H]) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for fold, result in results.items():
         pooled = {}
@@ -196,7 +217,9 @@ def tables(results: dict, part: str, min_spaxels: int) -> list[str]:
             f"{held['log_age']['n']} | {_cell(pooled['seen']['log_age'])} | "
             f"{_cell(pooled['seen']['mh'])} | {_cell(pooled['all']['log_age'])} | "
             f"{_cell(pooled['all']['mh'])} | {_worst_bin(held['log_age'], min_spaxels)}; "
-            f"{_worst_bin(held['mh'], min_spaxels)} |"
+            f"{_worst_bin(held['mh'], min_spaxels)} | "
+            f"{_bin_range(pooled['all']['log_age'], min_spaxels)}; "
+            f"{_bin_range(pooled['all']['mh'], min_spaxels)} |"
         )
     return lines
 
@@ -262,7 +285,9 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             data["head"] = read_spaxels(args.head, min_snr=args.min_snr)
             data["cal"] = _join([read_spaxels(p, min_snr=args.min_snr) for p in args.calibration])
-            data["tests"] = {p.stem: read_spaxels(p, min_snr=args.min_snr) for p in args.test}
+            # one joined set (cube ids kept apart), so coverage can resample whole cubes
+            tests = [read_spaxels(p, min_snr=args.min_snr) for p in args.test]
+            data["tests"] = {"pooled": _join(tests)}
             print(f"read in {time.perf_counter() - start:.0f} s", flush=True)
         start = time.perf_counter()
         model, fitted, ood = _calibrate_fold(fold, data["head"], data["cal"], args)
