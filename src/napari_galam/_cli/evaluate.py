@@ -77,23 +77,18 @@ def _print_gradient_coverage(result: dict) -> None:
         )
 
 
-def _cube_spread(cover: dict) -> str:
-    """How well a 1-sigma coverage is known, when it says (spaxels of a cube err together)."""
+def _cube_spread(cover: dict, brief: bool = False) -> str:
+    """How well a 1-sigma coverage is known, when it says (spaxels of a cube err together):
+    its cubes and the 90% interval from resampling them (``brief``: ``, N cubes, lo-hi``)."""
     if "groups" not in cover:
         return ""
     low, high = cover["interval_68"]
+    if brief:
+        return f", {cover['groups']} cubes, {low:.0%}-{high:.0%}"
     return (
         f";  {cover['groups']} cubes: {low:.0%}-{high:.0%} resampling cubes (90%), "
         f"{cover['per_group_68']:.0%} a cube"
     )
-
-
-def _cubes_note(cover: dict) -> str:
-    """``, N cubes, lo-hi`` (the cube-resampling 90% interval of the 68% share), if known."""
-    if "groups" not in cover:
-        return ""
-    low, high = cover["interval_68"]
-    return f", {cover['groups']} cubes, {low:.0%}-{high:.0%}"
 
 
 def _print_spaxel_coverage(result: dict) -> None:
@@ -180,9 +175,10 @@ def _print_survey_cubes(result: dict) -> None:
     for group, table in result["coverage"].items():
         for key, cover in table.items():
             cells = [f"all {cover['within_68']:.1%} / {cover['within_95']:.1%} "
-                     f"(n {cover['n']}{_cubes_note(cover)})"]  # fmt: skip
+                     f"(n {cover['n']}{_cube_spread(cover, brief=True)})"]  # fmt: skip
             cells += [
-                f"S/N {b} {c['within_68']:.1%} / {c['within_95']:.1%} (n {c['n']}{_cubes_note(c)})"
+                f"S/N {b} {c['within_68']:.1%} / {c['within_95']:.1%} "
+                f"(n {c['n']}{_cube_spread(c, brief=True)})"
                 for b, c in cover["by_snr"].items()
                 if c["n"]
             ]
